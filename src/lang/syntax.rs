@@ -1,0 +1,891 @@
+//! The pest front end: source text → `ast::RuleFile`, or one syntax diagnostic.
+//!
+//! This is the only module that sees pest types. pest stops at the first syntax error, so a
+//! parse yields at most one diagnostic; its expected-token list is translated into words.
+
+use pest::Parser;
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+
+use super::ast::*;
+use super::diag::{Code, Diagnostic};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar/rules.pest"]
+struct RulesParser;
+
+type P<'a> = Pair<'a, Rule>;
+
+/// Parses a whole rule file.
+pub fn parse(src: &str) -> Result<RuleFile, Diagnostic> {
+    let mut pairs = RulesParser::parse(Rule::file, src).map_err(|e| syntax_error(src, e))?;
+    let file = pairs.next().expect("the `file` rule always yields one pair");
+    let items = file
+        .into_inner()
+        .filter(|p| p.as_rule() != Rule::EOI)
+        .map(item)
+        .collect();
+    Ok(RuleFile { items, comments: comments(src) })
+}
+
+fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diagnostic {
+    let (start, end) = match e.location {
+        InputLocation::Pos(p) => (p, p),
+        InputLocation::Span((s, e)) => (s, e),
+    };
+    // Point at the offending token (up to the end of the word), not an empty position.
+    let end = if end > start {
+        end
+    } else {
+        let rest = &src[start.min(src.len())..];
+        let word = rest
+            .char_indices()
+            .find(|&(i, c)| i > 0 && !(c.is_alphanumeric() || c == '_'))
+            .map_or(rest.len(), |(i, _)| i);
+        start + word.max(rest.chars().next().map_or(0, char::len_utf8))
+    };
+    let found = if start >= src.len() {
+        "the end of the file".to_string()
+    } else {
+        format!("`{}`", &src[start..end].chars().take(30).collect::<String>())
+    };
+    let (message, label, help) = match &e.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut words: Vec<&str> = positives.iter().map(|r| describe(*r)).collect();
+            words.sort();
+            words.dedup();
+            let expected = match words.len() {
+                0 => "something else".to_string(),
+                1 => words[0].to_string(),
+                _ => {
+                    let (last, rest) = words.split_last().expect("len >= 2");
+                    format!("{} or {}", rest.join(", "), last)
+                }
+            };
+            (
+                format!("unexpected {found}: expected {expected}"),
+                format!("expected {expected}"),
+                hint(src, start, &words),
+            )
+        }
+        ErrorVariant::CustomError { message } => (message.clone(), "here".into(), None),
+    };
+    Diagnostic::new(Code::Syntax, Span::new(start, end.min(src.len())), message)
+        .label(label)
+        .help(help.unwrap_or_else(|| {
+            "see docs/rules.md for the shape of each declaration".to_string()
+        }))
+}
+
+/// Hand-written hints for the most common slips.
+fn hint(src: &str, pos: usize, expected: &[&str]) -> Option<String> {
+    let before = src[..pos.min(src.len())].trim_end();
+    if expected.contains(&"`;`") {
+        return Some("every declaration and statement ends with `;`".into());
+    }
+    if before.ends_with(':') && expected.iter().any(|w| w.contains("source")) {
+        return Some(
+            "an attribute takes a source: `enum { .. }`, `pool NAME`, `int LO..HI`, \
+             `date LO..HI`, `match ATTR { .. }` or a text template \"{a} {b}\""
+                .into(),
+        );
+    }
+    if expected.contains(&"a declaration") {
+        return Some(
+            "a rule file is a list of `param`, `pool`, `entity`, `relation`, `bank`, \
+             `article` and `questions` declarations"
+                .into(),
+        );
+    }
+    None
+}
+
+fn describe(rule: Rule) -> &'static str {
+    match rule {
+        Rule::EOI => "the end of the file",
+        Rule::param_decl
+        | Rule::pool_decl
+        | Rule::entity_decl
+        | Rule::relation_decl
+        | Rule::bank_decl
+        | Rule::article_decl
+        | Rule::questions_decl => "a declaration",
+        Rule::ident | Rule::ident_list => "a name",
+        Rule::string | Rule::text_src => "a string",
+        Rule::int | Rule::int_value => "an integer",
+        Rule::float => "a number",
+        Rule::date | Rule::date_value => "a date (YYYY-MM-DD)",
+        Rule::param_ref => "a `$parameter`",
+        Rule::literal | Rule::gen_value | Rule::test_value => "a value",
+        Rule::source
+        | Rule::enum_src
+        | Rule::pool_src
+        | Rule::int_src
+        | Rule::date_src
+        | Rule::match_src => "an attribute source",
+        Rule::attr_decl => "an attribute",
+        Rule::attr_mod => "`key` or `unique`",
+        Rule::role_decl => "a role `name: type`",
+        Rule::rel_flag => "`symmetric` or `irreflexive`",
+        Rule::rule_bodies => "`:=` and a rule body",
+        Rule::rule_body | Rule::atom | Rule::neg_atom | Rule::attr_test | Rule::var_test => {
+            "a body literal"
+        }
+        Rule::role_arg => "a role argument `role: variable`",
+        Rule::cmp_op => "a comparison",
+        Rule::rel_body | Rule::attr_body => "`{`",
+        Rule::card_decl
+        | Rule::generate_decl
+        | Rule::rel_say
+        | Rule::weight_decl
+        | Rule::attr_say
+        | Rule::attr_whose => "a relation statement (`each`, `generate`, `say`, `weight`)",
+        Rule::say_when => "`when`",
+        Rule::card_range => "a cardinality like `0..2` or `1`",
+        Rule::gen_arg => "a generator argument `name: value`",
+        Rule::title_decl | Rule::section_decl | Rule::line_decl | Rule::facts_decl => {
+            "an article part (`title`, `section`, `line`, `facts`)"
+        }
+        Rule::depth_decl
+        | Rule::per_template_decl
+        | Rule::hops_decl
+        | Rule::start_decl
+        | Rule::template_decl => "a questions statement (`depth`, `per_template`, `hops`, `start`, `template`)",
+        Rule::start_name | Rule::start_whose => "`name` or `whose`",
+        Rule::attr_path => "`type.attribute`",
+        Rule::slot_decl => "a slot `name: kind;`",
+        Rule::slot_kind | Rule::chain_slot | Rule::name_slot | Rule::attr_slot | Rule::rel_slot => {
+            "a slot kind (`chain`, `name`, `attr`, `relation`)"
+        }
+        Rule::answer_decl => "`answer`",
+        Rule::expr | Rule::term | Rule::call | Rule::callee => "an expression",
+        Rule::template_when => "`when`",
+        Rule::pool_file | Rule::pool_list => "`file \"..\"` or a list `[\"..\"]`",
+        Rule::param_range => "`in LO..HI`",
+        Rule::entity_count => "`count`",
+        Rule::match_arm => "a match arm `variant => source`",
+        Rule::boolean => "`true` or `false`",
+        Rule::star => "`*`",
+        Rule::kw_param => "`param`",
+        Rule::kw_pool => "`pool`",
+        Rule::kw_file => "`file`",
+        Rule::kw_entity => "`entity`",
+        Rule::kw_count => "`count`",
+        Rule::kw_key => "`key`",
+        Rule::kw_unique => "`unique`",
+        Rule::kw_enum => "`enum`",
+        Rule::kw_int => "`int`",
+        Rule::kw_date => "`date`",
+        Rule::kw_match => "`match`",
+        Rule::kw_say => "`say`",
+        Rule::kw_whose => "`whose`",
+        Rule::kw_relation => "`relation`",
+        Rule::kw_symmetric => "`symmetric`",
+        Rule::kw_irreflexive => "`irreflexive`",
+        Rule::kw_not => "`not`",
+        Rule::kw_each => "`each`",
+        Rule::kw_has => "`has`",
+        Rule::kw_generate => "`generate`",
+        Rule::kw_when => "`when`",
+        Rule::kw_weight => "`weight`",
+        Rule::kw_bank => "`bank`",
+        Rule::kw_article => "`article`",
+        Rule::kw_title => "`title`",
+        Rule::kw_section => "`section`",
+        Rule::kw_line => "`line`",
+        Rule::kw_facts => "`facts`",
+        Rule::kw_questions => "`questions`",
+        Rule::kw_depth => "`depth`",
+        Rule::kw_per_template => "`per_template`",
+        Rule::kw_hops => "`hops`",
+        Rule::kw_start => "`start`",
+        Rule::kw_name => "`name`",
+        Rule::kw_template => "`template`",
+        Rule::kw_chain => "`chain`",
+        Rule::kw_attr => "`attr`",
+        Rule::kw_answer => "`answer`",
+        Rule::kw_in => "`in`",
+        Rule::file
+        | Rule::item
+        | Rule::WHITESPACE
+        | Rule::COMMENT
+        | Rule::ident_char
+        | Rule::string_body
+        | Rule::body_lit
+        | Rule::rel_item
+        | Rule::article_item
+        | Rule::q_item
+        | Rule::attr_ref => "something else",
+    }
+}
+
+/// Collects `//` comments (outside strings) so the formatter can keep them.
+fn comments(src: &str) -> Vec<(Span, String)> {
+    let bytes = src.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut in_str = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_str {
+            if b == b'\\' {
+                i += 1;
+            } else if b == b'"' || b == b'\n' {
+                in_str = false;
+            }
+        } else if b == b'"' {
+            in_str = true;
+        } else if b == b'/' && bytes.get(i + 1) == Some(&b'/') {
+            let end = src[i..].find('\n').map_or(src.len(), |n| i + n);
+            out.push((Span::new(i, end), src[i + 2..end].trim_end().to_string()));
+            i = end;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+// ------------------------------------------------------------------ pairs → AST
+
+fn span(p: &P) -> Span {
+    let s = p.as_span();
+    Span::new(s.start(), s.end())
+}
+
+fn name(p: P) -> Name {
+    Name { text: p.as_str().to_string(), span: span(&p) }
+}
+
+fn string(p: P) -> Str {
+    let sp = span(&p);
+    let body = p.into_inner().next().map_or("", |b| b.as_str());
+    let mut value = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => value.push('\n'),
+                Some('t') => value.push('\t'),
+                Some(other) => value.push(other),
+                None => {}
+            }
+        } else {
+            value.push(c);
+        }
+    }
+    Str { value, span: sp }
+}
+
+/// Integers that overflow i64 become a syntax-level value the checker rejects as a range
+/// problem; saturating keeps the parser total.
+fn parse_int(s: &str) -> i64 {
+    s.parse::<i64>().unwrap_or(if s.starts_with('-') { i64::MIN } else { i64::MAX })
+}
+
+fn lit(p: P) -> Lit {
+    let sp = span(&p);
+    let inner = match p.as_rule() {
+        Rule::literal | Rule::gen_value | Rule::int_value | Rule::date_value | Rule::test_value => {
+            p.into_inner().next().expect("value rules wrap exactly one token")
+        }
+        _ => p,
+    };
+    let text = inner.as_str();
+    let value = match inner.as_rule() {
+        Rule::int => Literal::Int(parse_int(text)),
+        Rule::float => Literal::Float(text.parse().unwrap_or(f64::NAN)),
+        Rule::boolean => Literal::Bool(text == "true"),
+        Rule::date => Literal::Date(text.to_string()),
+        Rule::string => Literal::Str(string(inner).value),
+        Rule::param_ref => Literal::Param(text[1..].to_string()),
+        _ => Literal::Ident(text.to_string()),
+    };
+    Lit { value, span: sp }
+}
+
+fn item(p: P) -> Item {
+    match p.as_rule() {
+        Rule::param_decl => Item::Param(param_decl(p)),
+        Rule::pool_decl => Item::Pool(pool_decl(p)),
+        Rule::entity_decl => Item::Entity(entity_decl(p)),
+        Rule::relation_decl => Item::Relation(relation_decl(p)),
+        Rule::bank_decl => Item::Bank(bank_decl(p)),
+        Rule::article_decl => Item::Article(article_decl(p)),
+        Rule::questions_decl => Item::Questions(questions_decl(p)),
+        r => unreachable!("grammar yields only declarations at top level, got {r:?}"),
+    }
+}
+
+fn skip_kw<'a>(it: &mut impl Iterator<Item = P<'a>>) {
+    it.next();
+}
+
+fn param_decl(p: P) -> ParamDecl {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    skip_kw(&mut it);
+    let name = name(it.next().expect("param name"));
+    let ty = self::name(it.next().expect("param type"));
+    let default = lit(it.next().expect("param default"));
+    let mut range = None;
+    let mut doc = None;
+    for q in it {
+        match q.as_rule() {
+            Rule::param_range => {
+                let mut r = q.into_inner();
+                skip_kw(&mut r);
+                let lo = lit(r.next().expect("range lo"));
+                let hi = lit(r.next().expect("range hi"));
+                range = Some((lo, hi));
+            }
+            Rule::string => doc = Some(string(q)),
+            _ => {}
+        }
+    }
+    ParamDecl { name, ty, default, range, doc, span: sp }
+}
+
+fn pool_decl(p: P) -> PoolDecl {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    skip_kw(&mut it);
+    let name = name(it.next().expect("pool name"));
+    let src = it.next().expect("pool source");
+    let source = match src.as_rule() {
+        Rule::pool_file => {
+            let mut s = src.into_inner();
+            skip_kw(&mut s);
+            PoolSource::File(string(s.next().expect("pool file path")))
+        }
+        _ => PoolSource::List(src.into_inner().map(string).collect()),
+    };
+    PoolDecl { name, source, span: sp }
+}
+
+fn entity_decl(p: P) -> EntityDecl {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    skip_kw(&mut it);
+    let name = name(it.next().expect("entity name"));
+    let mut count = None;
+    let mut attrs = Vec::new();
+    for q in it {
+        match q.as_rule() {
+            Rule::entity_count => {
+                let mut c = q.into_inner();
+                skip_kw(&mut c);
+                count = Some(lit(c.next().expect("count value")));
+            }
+            Rule::attr_decl => attrs.push(attr_decl(q)),
+            _ => {}
+        }
+    }
+    EntityDecl { name, count, attrs, span: sp }
+}
+
+fn attr_decl(p: P) -> AttrDecl {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    let name = name(it.next().expect("attribute name"));
+    let mut key = None;
+    let mut unique = None;
+    let mut source_ast = None;
+    let mut say = None;
+    let mut whose = None;
+    for q in it {
+        match q.as_rule() {
+            Rule::attr_mod => {
+                let m = q.into_inner().next().expect("modifier keyword");
+                match m.as_rule() {
+                    Rule::kw_key => key = Some(span(&m)),
+                    _ => unique = Some(span(&m)),
+                }
+            }
+            Rule::source => source_ast = Some(source(q)),
+            Rule::attr_body => {
+                for b in q.into_inner() {
+                    match b.as_rule() {
+                        Rule::attr_say => {
+                            let mut s = b.into_inner();
+                            skip_kw(&mut s);
+                            let sing = string(s.next().expect("singular"));
+                            let plur = s.next().map(string);
+                            say = Some((sing, plur));
+                        }
+                        Rule::attr_whose => {
+                            let mut s = b.into_inner();
+                            skip_kw(&mut s);
+                            whose = Some(string(s.next().expect("whose text")));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    AttrDecl {
+        name,
+        key,
+        unique,
+        source: source_ast.expect("grammar requires a source"),
+        say,
+        whose,
+        span: sp,
+    }
+}
+
+fn source(p: P) -> Source {
+    let inner = p.into_inner().next().expect("source wraps one alternative");
+    let sp = span(&inner);
+    match inner.as_rule() {
+        Rule::enum_src => {
+            let mut it = inner.into_inner();
+            skip_kw(&mut it);
+            let variants = it.next().expect("variants").into_inner().map(name).collect();
+            Source::Enum { variants, span: sp }
+        }
+        Rule::pool_src => {
+            let mut it = inner.into_inner();
+            skip_kw(&mut it);
+            Source::Pool { pool: name(it.next().expect("pool name")), span: sp }
+        }
+        Rule::int_src | Rule::date_src => {
+            let is_int = inner.as_rule() == Rule::int_src;
+            let mut it = inner.into_inner();
+            skip_kw(&mut it);
+            let lo = lit(it.next().expect("lo"));
+            let hi = lit(it.next().expect("hi"));
+            if is_int { Source::Int { lo, hi, span: sp } } else { Source::Date { lo, hi, span: sp } }
+        }
+        Rule::match_src => {
+            let mut it = inner.into_inner();
+            skip_kw(&mut it);
+            let on = name(it.next().expect("match attribute"));
+            let arms = it
+                .map(|arm| {
+                    let mut a = arm.into_inner();
+                    let v = name(a.next().expect("arm variant"));
+                    let s = source(a.next().expect("arm source"));
+                    (v, s)
+                })
+                .collect();
+            Source::Match { on, arms, span: sp }
+        }
+        _ => {
+            let s = string(inner.into_inner().next().expect("text template"));
+            Source::Text { template: s, span: sp }
+        }
+    }
+}
+
+fn relation_decl(p: P) -> RelationDecl {
+    let sp = span(&p);
+    let mut it = p.into_inner().peekable();
+    skip_kw(&mut it);
+    let name = name(it.next().expect("relation name"));
+    let mut roles = Vec::new();
+    let mut head_end = name.span.end;
+    let mut symmetric = None;
+    let mut irreflexive = None;
+    let mut bodies = Vec::new();
+    let mut cards = Vec::new();
+    let mut generate = Vec::new();
+    let mut says = Vec::new();
+    let mut weight = None;
+    for q in it {
+        match q.as_rule() {
+            Rule::role_decl => {
+                head_end = span(&q).end;
+                let mut r = q.into_inner();
+                let n = self::name(r.next().expect("role name"));
+                let t = self::name(r.next().expect("role type"));
+                roles.push(RoleDecl { name: n, ty: t });
+            }
+            Rule::rel_flag => {
+                let f = q.into_inner().next().expect("flag keyword");
+                if f.as_rule() == Rule::kw_symmetric {
+                    symmetric = Some(span(&f));
+                } else {
+                    irreflexive = Some(span(&f));
+                }
+            }
+            Rule::rule_bodies => bodies = q.into_inner().map(rule_body).collect(),
+            Rule::rel_body => {
+                for s in q.into_inner() {
+                    match s.as_rule() {
+                        Rule::card_decl => cards.push(card_decl(s)),
+                        Rule::generate_decl => generate.push(generate_decl(s)),
+                        Rule::rel_say => says.push(say_decl(s)),
+                        Rule::weight_decl => {
+                            let mut w = s.into_inner();
+                            skip_kw(&mut w);
+                            let n = w.next().expect("weight");
+                            weight = Some((parse_int(n.as_str()), span(&n)));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // The head ends at the closing parenthesis after the last role.
+    let head_span = Span::new(name.span.start, head_end + 1).to(name.span);
+    RelationDecl {
+        name,
+        roles,
+        symmetric,
+        irreflexive,
+        bodies,
+        cards,
+        generate,
+        says,
+        weight,
+        head_span,
+        span: sp,
+    }
+}
+
+fn rule_body(p: P) -> RuleBody {
+    let sp = span(&p);
+    let lits = p.into_inner().map(body_lit).collect();
+    RuleBody { lits, span: sp }
+}
+
+fn atom(p: P) -> Atom {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    let relation = name(it.next().expect("atom relation"));
+    let args = it
+        .map(|a| {
+            let mut r = a.into_inner();
+            let role = name(r.next().expect("role"));
+            let var = name(r.next().expect("variable"));
+            (role, var)
+        })
+        .collect();
+    Atom { relation, args, span: sp }
+}
+
+fn cmp(p: P) -> CmpOp {
+    match p.as_str() {
+        "!=" => CmpOp::Ne,
+        "<=" => CmpOp::Le,
+        ">=" => CmpOp::Ge,
+        "<" => CmpOp::Lt,
+        ">" => CmpOp::Gt,
+        _ => CmpOp::Eq,
+    }
+}
+
+fn body_lit(p: P) -> BodyLit {
+    let sp = span(&p);
+    match p.as_rule() {
+        Rule::neg_atom => {
+            let mut it = p.into_inner();
+            let kw = it.next().expect("not");
+            BodyLit::Atom { atom: atom(it.next().expect("atom")), negated: Some(span(&kw)) }
+        }
+        Rule::atom => BodyLit::Atom { atom: atom(p), negated: None },
+        Rule::attr_test => {
+            let mut it = p.into_inner();
+            let var = name(it.next().expect("var"));
+            let attr = name(it.next().expect("attr"));
+            let op = cmp(it.next().expect("op"));
+            let tv = it.next().expect("test value");
+            let inner = tv.clone().into_inner().next().expect("test value wraps one token");
+            let value = if inner.as_rule() == Rule::attr_ref {
+                let isp = span(&inner);
+                let mut r = inner.into_inner();
+                TestValue::AttrOf {
+                    var: name(r.next().expect("var")),
+                    attr: name(r.next().expect("attr")),
+                    span: isp,
+                }
+            } else {
+                TestValue::Lit(lit(tv))
+            };
+            BodyLit::AttrTest { var, attr, op, value, span: sp }
+        }
+        _ => {
+            let mut it = p.into_inner();
+            let left = name(it.next().expect("left"));
+            let op = cmp(it.next().expect("op"));
+            let right = name(it.next().expect("right"));
+            BodyLit::VarTest { left, op, right, span: sp }
+        }
+    }
+}
+
+fn card_decl(p: P) -> CardDecl {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    skip_kw(&mut it);
+    let role = name(it.next().expect("role"));
+    skip_kw(&mut it);
+    let range = it.next().expect("range");
+    let range_span = span(&range);
+    let mut r = range.into_inner();
+    let lo = parse_int(r.next().expect("lo").as_str());
+    let hi = match r.next() {
+        None => Some(lo),
+        Some(h) if h.as_rule() == Rule::star => None,
+        Some(h) => Some(parse_int(h.as_str())),
+    };
+    let other = name(it.next().expect("other role"));
+    CardDecl { role, lo, hi, other, range_span, span: sp }
+}
+
+fn generate_decl(p: P) -> GenerateDecl {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    skip_kw(&mut it);
+    let generator = name(it.next().expect("generator"));
+    let args = it
+        .map(|a| {
+            let mut r = a.into_inner();
+            let n = name(r.next().expect("arg name"));
+            let v = lit(r.next().expect("arg value"));
+            (n, v)
+        })
+        .collect();
+    GenerateDecl { generator, args, span: sp }
+}
+
+fn say_decl(p: P) -> SayDecl {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    skip_kw(&mut it);
+    let role = name(it.next().expect("role"));
+    let singular = string(it.next().expect("singular"));
+    let plural = string(it.next().expect("plural"));
+    let when = it
+        .map(|w| {
+            let mut r = w.into_inner();
+            skip_kw(&mut r);
+            SayWhen {
+                attr: name(r.next().expect("attr")),
+                value: name(r.next().expect("value")),
+                singular: string(r.next().expect("singular")),
+                plural: string(r.next().expect("plural")),
+            }
+        })
+        .collect();
+    SayDecl { role, singular, plural, when, span: sp }
+}
+
+fn bank_decl(p: P) -> BankDecl {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    skip_kw(&mut it);
+    let name = name(it.next().expect("bank name"));
+    let members = it.next().expect("members").into_inner().map(self::name).collect();
+    BankDecl { name, members, span: sp }
+}
+
+fn article_decl(p: P) -> ArticleDecl {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    skip_kw(&mut it);
+    let entity = name(it.next().expect("entity"));
+    let mut title = None;
+    let mut parts = Vec::new();
+    for q in it {
+        if q.as_rule() == Rule::title_decl {
+            let mut t = q.into_inner();
+            skip_kw(&mut t);
+            title = Some(string(t.next().expect("title")));
+        } else {
+            parts.push(article_part(q));
+        }
+    }
+    ArticleDecl { entity, title, parts, span: sp }
+}
+
+fn article_part(p: P) -> ArticlePart {
+    let sp = span(&p);
+    let rule = p.as_rule();
+    let mut it = p.into_inner();
+    skip_kw(&mut it);
+    match rule {
+        Rule::line_decl => ArticlePart::Line(string(it.next().expect("line"))),
+        Rule::facts_decl => ArticlePart::Facts {
+            names: it.next().expect("names").into_inner().map(name).collect(),
+            span: sp,
+        },
+        _ => {
+            let heading = string(it.next().expect("heading"));
+            ArticlePart::Section { heading, parts: it.map(article_part).collect(), span: sp }
+        }
+    }
+}
+
+fn questions_decl(p: P) -> QuestionsDecl {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    skip_kw(&mut it);
+    let mut q = QuestionsDecl {
+        depth: None,
+        per_template: None,
+        hops: None,
+        starts: Vec::new(),
+        templates: Vec::new(),
+        span: sp,
+    };
+    for s in it {
+        let ssp = span(&s);
+        match s.as_rule() {
+            Rule::depth_decl | Rule::per_template_decl | Rule::hops_decl => {
+                let rule = s.as_rule();
+                let mut r = s.into_inner();
+                skip_kw(&mut r);
+                let v = lit(r.next().expect("setting value"));
+                match rule {
+                    Rule::depth_decl => q.depth = Some(v),
+                    Rule::per_template_decl => q.per_template = Some(v),
+                    _ => q.hops = Some(v),
+                }
+            }
+            Rule::start_decl => {
+                let mut r = s.into_inner();
+                skip_kw(&mut r);
+                let k = r.next().expect("start kind");
+                if k.as_rule() == Rule::start_name {
+                    q.starts.push(StartDecl::Name { span: ssp });
+                } else {
+                    let mut a = k.into_inner();
+                    skip_kw(&mut a);
+                    q.starts.push(StartDecl::Whose { attrs: a.map(attr_path).collect(), span: ssp });
+                }
+            }
+            Rule::template_decl => q.templates.push(template_decl(s)),
+            _ => {}
+        }
+    }
+    q
+}
+
+fn attr_path(p: P) -> AttrPath {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    AttrPath {
+        entity: name(it.next().expect("entity")),
+        attr: name(it.next().expect("attr")),
+        span: sp,
+    }
+}
+
+fn template_decl(p: P) -> TemplateDecl {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    skip_kw(&mut it);
+    let name = name(it.next().expect("template name"));
+    let text = string(it.next().expect("template text"));
+    let mut when = None;
+    let mut slots = Vec::new();
+    let mut answer = None;
+    for q in it {
+        match q.as_rule() {
+            Rule::template_when => {
+                let mut w = q.into_inner();
+                skip_kw(&mut w);
+                when = Some(lit(w.next().expect("param")));
+            }
+            Rule::slot_decl => slots.push(slot_decl(q)),
+            Rule::answer_decl => {
+                let mut a = q.into_inner();
+                skip_kw(&mut a);
+                answer = Some(expr(a.next().expect("expr")));
+            }
+            _ => {}
+        }
+    }
+    TemplateDecl {
+        name,
+        text,
+        when,
+        slots,
+        answer: answer.expect("grammar requires an answer"),
+        span: sp,
+    }
+}
+
+fn slot_decl(p: P) -> SlotDecl {
+    let sp = span(&p);
+    let mut it = p.into_inner();
+    let name = name(it.next().expect("slot name"));
+    let kind = it.next().expect("slot kind").into_inner().next().expect("kind");
+    let rule = kind.as_rule();
+    let mut k = kind.into_inner();
+    skip_kw(&mut k);
+    let kind = match rule {
+        Rule::chain_slot => SlotKind::Chain(self::name(k.next().expect("type"))),
+        Rule::name_slot => SlotKind::Name(self::name(k.next().expect("type"))),
+        Rule::attr_slot => SlotKind::Attr(k.map(attr_path).collect()),
+        _ => SlotKind::Relation(
+            k.next().map(|l| l.into_inner().map(self::name).collect()).unwrap_or_default(),
+        ),
+    };
+    SlotDecl { name, kind, span: sp }
+}
+
+fn expr(p: P) -> Expr {
+    let sp = span(&p);
+    let mut parts: Vec<Expr> = p.into_inner().map(term).collect();
+    if parts.len() == 1 {
+        parts.pop().expect("one part")
+    } else {
+        Expr::Intersect { parts, span: sp }
+    }
+}
+
+fn term(p: P) -> Expr {
+    let inner = p.into_inner().next().expect("term wraps one alternative");
+    match inner.as_rule() {
+        Rule::call => {
+            let sp = span(&inner);
+            let mut it = inner.into_inner();
+            let mut c = it.next().expect("callee").into_inner();
+            let callee = name(c.next().expect("callee name"));
+            let role = c.next().map(name);
+            Expr::Call { callee, role, args: it.map(expr).collect(), span: sp }
+        }
+        _ => Expr::Ref(name(inner)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_small_file() {
+        let f = parse(
+            "param n: int = 3 in 1..10 \"how many\";\n\
+             entity city count $n { name: key pool cities; }\n\
+             pool cities = [\"A\", \"B\"]; // two\n",
+        )
+        .unwrap();
+        assert_eq!(f.items.len(), 3);
+        assert_eq!(f.comments.len(), 1);
+        assert_eq!(f.comments[0].1, " two");
+    }
+
+    #[test]
+    fn syntax_error_points_at_token() {
+        let src = "entity person { name key pool names; }";
+        let d = parse(src).unwrap_err();
+        assert_eq!(d.code, Code::Syntax);
+        assert_eq!(&src[d.span.start..d.span.end], "key");
+    }
+
+    #[test]
+    fn keywords_need_word_boundary() {
+        // `nothing(...)` is an atom, not `not hing(...)`.
+        let f = parse("relation r(a: t, b: t) := nothing(x: a, y: b);").unwrap();
+        let Item::Relation(r) = &f.items[0] else { panic!() };
+        assert!(matches!(&r.bodies[0].lits[0], BodyLit::Atom { negated: None, .. }));
+    }
+}
