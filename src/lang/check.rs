@@ -43,7 +43,7 @@ pub fn check_source(src: &str, base_dir: Option<&Path>) -> Checked {
         Ok(f) => f,
         Err(d) => return Checked { ir: None, diagnostics: vec![d] },
     };
-    let mut cx = Cx { src, base_dir, diags: Vec::new(), param_types: BTreeMap::new(), dep_edges: Vec::new() };
+    let mut cx = Cx { src, base_dir, diags: Vec::new(), param_types: BTreeMap::new(), dep_edges: Vec::new(), cycle_seen: false };
     let ir = cx.run(&file);
     let mut diags = cx.diags;
     diags.sort_by(|a, b| (a.span.start, a.span.end, a.code).cmp(&(b.span.start, b.span.end, b.code)));
@@ -63,6 +63,8 @@ struct Cx<'s> {
     param_types: BTreeMap<String, ParamType>,
     /// Dependencies between relations found in rule bodies, for stratification.
     dep_edges: Vec<DepEdge>,
+    /// Set while expanding a nested bank that leads back to the bank being expanded.
+    cycle_seen: bool,
 }
 
 /// What a global name (types, relations and banks share one namespace) refers to.
@@ -271,7 +273,7 @@ impl<'s> Cx<'s> {
             let mut d = Diagnostic::new(
                 Code::DuplicateDefinition,
                 name.span,
-                format!("`{}` is already defined as a {what}", name.text),
+                format!("`{}` is already defined as {}", name.text, a_an(what)),
             )
             .label("defined again here")
             .related(span, "first defined here");
@@ -360,7 +362,10 @@ impl<'s> Cx<'s> {
     /// A literal as a value of the parameter's type, or a `param_type` diagnostic.
     fn param_value(&mut self, t: &Tables, ty: ParamType, lit: &Lit, param: &Name) -> Option<Value> {
         let v = match (&lit.value, ty) {
-            (Literal::Int(i), ParamType::Int) => Some(Value::Int(*i)),
+            (Literal::Int(i), ParamType::Int) => {
+                self.int_fits(lit);
+                Some(Value::Int(*i))
+            }
             (Literal::Int(i), ParamType::Float) => Some(Value::Float(*i as f64)),
             (Literal::Float(f), ParamType::Float) => Some(Value::Float(*f)),
             (Literal::Bool(b), ParamType::Bool) => Some(Value::Bool(*b)),
@@ -404,6 +409,35 @@ impl<'s> Cx<'s> {
         v
     }
 
+    /// The parser saturates integers that overflow i64; say so instead of using the bound.
+    fn int_fits(&mut self, lit: &Lit) -> bool {
+        let text = self.src.get(lit.span.start..lit.span.end).unwrap_or("");
+        if text.parse::<i64>().is_ok() {
+            return true;
+        }
+        self.push(
+            Diagnostic::new(Code::InvalidRange, lit.span, "integer out of range")
+                .label("does not fit in 64 bits")
+                .help(format!("integers lie between {} and {}", i64::MIN, i64::MAX)),
+        );
+        false
+    }
+
+    /// An integer setting that must be at least `min` when written literally.
+    fn int_at_least(&mut self, lit: &Lit, t: &Tables, min: i64, what: &str) -> Num {
+        let n = self.int_num(lit, t);
+        if let Num::Int(v) = n
+            && v < min
+        {
+            self.push(
+                Diagnostic::new(Code::InvalidRange, lit.span, format!("{what} must be at least {min}, found {v}"))
+                    .label("too small")
+                    .help(format!("write a number of at least {min}")),
+            );
+        }
+        n
+    }
+
     fn date(&mut self, d: &str, span: Span) -> bool {
         if valid_date(d) {
             return true;
@@ -444,7 +478,7 @@ impl<'s> Cx<'s> {
             format!("`${name}` is a {} parameter, but {} is needed here", ty.name(), want.join(" or ")),
         )
         .label(a_an(ty.name()))
-        .help(format!("use a {} parameter or a literal", want.join(" or ")));
+        .help(format!("use {} parameter or a literal", a_an(&want.join(" or "))));
         if let Some(s) = decl {
             d = d.related(s, "declared here");
         }
@@ -455,7 +489,10 @@ impl<'s> Cx<'s> {
     /// An integer setting (counts, bounds, depths), literal or `$param`.
     fn int_num(&mut self, lit: &Lit, t: &Tables) -> Num {
         match &lit.value {
-            Literal::Int(i) => Num::Int(*i),
+            Literal::Int(i) => {
+                self.int_fits(lit);
+                Num::Int(*i)
+            }
             Literal::Param(p) => {
                 self.param_use(p, lit.span, &[ParamType::Int], t);
                 Num::Param(p.clone())
@@ -540,7 +577,7 @@ impl<'s> Cx<'s> {
     fn entities(&mut self, t: &Tables, pools: &[Pool]) -> Vec<EntityType> {
         let mut out = Vec::new();
         for e in &t.entities {
-            let count = e.count.as_ref().map(|c| self.int_num(c, t));
+            let count = e.count.as_ref().map(|c| self.int_at_least(c, t, 0, "an entity count"));
             let mut attrs: Vec<Attribute> = Vec::new();
             let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
             let mut keys = Vec::new();
@@ -758,7 +795,13 @@ impl<'s> Cx<'s> {
                 let parts = self.text_parts(template);
                 for (p, span) in &parts {
                     if let TextPart::Hole { name, form } = p {
-                        if form.is_some() || !e.attrs.iter().any(|a| &a.name.text == name) {
+                        if let Some(f) = form.as_ref().filter(|_| e.attrs.iter().any(|a| &a.name.text == name)) {
+                            self.push(
+                                Diagnostic::new(Code::TemplatePlaceholder, *span, format!("`{{{name}.{f}}}`: attribute placeholders have no forms"))
+                                    .label("unknown form")
+                                    .help(format!("write `{{{name}}}`")),
+                            );
+                        } else if form.is_some() || !e.attrs.iter().any(|a| &a.name.text == name) {
                             let n = Name { text: name.clone(), span: *span };
                             self.push(
                                 Diagnostic::new(Code::TemplatePlaceholder, *span, format!("`{{{name}}}` is not an attribute of `{}`", e.name.text))
@@ -854,13 +897,19 @@ impl<'s> Cx<'s> {
     /// Warns when a unique key is drawn from fewer values than the declared entity count.
     fn capacity_warning(&mut self, e: &EntityDecl, attrs: &[Attribute], key: &AttrDecl, pools: &[Pool], t: &Tables) {
         let count = match e.count.as_ref().map(|c| &c.value) {
-            Some(Literal::Int(n)) => *n as u128,
+            Some(Literal::Int(n)) => *n,
             Some(Literal::Param(p)) => match t.params.get(p.as_str()).map(|d| &d.default.value) {
-                Some(Literal::Int(n)) => *n as u128,
+                Some(Literal::Int(n)) => *n,
                 _ => return,
             },
             _ => return,
         };
+        // Negative counts are reported elsewhere; unreadable pools would give a bogus bound.
+        let Ok(count) = u128::try_from(count) else { return };
+        let broken_pool = |p: &Pool| p.file.is_some() && p.values == ["?"];
+        if pools.iter().any(broken_pool) {
+            return;
+        }
         fn cap(s: &AttrSource, attrs: &[Attribute], pools: &[Pool], depth: usize) -> Option<u128> {
             if depth > 16 {
                 return None;
@@ -868,7 +917,7 @@ impl<'s> Cx<'s> {
             match s {
                 AttrSource::Enum(v) => Some(v.len() as u128),
                 AttrSource::Pool(p) => pools.iter().find(|x| &x.name == p).map(|x| x.len as u128),
-                AttrSource::Int(Num::Int(a), Num::Int(b)) => Some((b - a + 1).max(0) as u128),
+                AttrSource::Int(Num::Int(a), Num::Int(b)) if b >= a => Some((i128::from(*b) - i128::from(*a) + 1).max(0) as u128),
                 AttrSource::Match { arms, .. } => arms.iter().map(|(_, s)| cap(s, attrs, pools, depth + 1)).sum(),
                 AttrSource::Text(parts) => parts.iter().try_fold(1u128, |acc, p| match p {
                     TextPart::Hole { name, .. } => attrs
@@ -889,9 +938,9 @@ impl<'s> Cx<'s> {
                 Diagnostic::new(
                     Code::UniqueTooSmall,
                     key.source.span(),
-                    format!("key `{}` can take at most {c} distinct values, but `{}` has {count} entities by default", key.name.text, e.name.text),
+                    format!("key `{}` can take at most {}, but `{}` has {count} entities by default", key.name.text, plural(c as usize, "distinct value", "distinct values"), e.name.text),
                 )
-                .label(format!("at most {c} values"))
+                .label(format!("at most {}", plural(c as usize, "value", "values")))
                 .help("add values to the pools, or compose the key from more attributes"),
             );
         }
@@ -1023,6 +1072,7 @@ impl<'s> Cx<'s> {
                 }
             };
             if let Some(s) = r.symmetric
+                && roles.len() == 2
                 && role_arr[0].ty != role_arr[1].ty
             {
                 self.push(
@@ -1159,7 +1209,15 @@ impl<'s> Cx<'s> {
             None
         };
         match (kind, &v.value) {
-            (ArgKind::Int, Literal::Int(i)) => Some(GenArg::Num(Num::Int(*i))),
+            (ArgKind::Int | ArgKind::Float, Literal::Int(_) | Literal::Float(_)) if literal_negative(&v.value) => {
+                self.push(
+                    Diagnostic::new(Code::GeneratorArgs, v.span, format!("argument `{}` cannot be negative", n.text))
+                        .label("negative")
+                        .help("sizes, counts, degrees and probabilities are zero or more"),
+                );
+                None
+            }
+            (ArgKind::Int, Literal::Int(i)) => self.int_fits(v).then_some(GenArg::Num(Num::Int(*i))),
             (ArgKind::Float, Literal::Int(i)) => Some(GenArg::Num(Num::Float(*i as f64))),
             (ArgKind::Float, Literal::Float(f)) => Some(GenArg::Num(Num::Float(*f))),
             (ArgKind::Int, Literal::Param(p)) => {
@@ -1388,11 +1446,10 @@ impl<'s> Cx<'s> {
             .zip(&r.roles)
             .map(|(role, decl)| Var { name: role.name.clone(), ty: Some((role.ty.clone(), decl.ty.span)), uses: Vec::new(), grounded: false })
             .collect();
-        let mut anon = 0;
-        let mut var_index = |vars: &mut Vec<Var>, n: &Name| -> usize {
+        let var_index = |vars: &mut Vec<Var>, n: &Name| -> usize {
             if n.text == "_" {
-                anon += 1;
-                vars.push(Var { name: format!("_{anon}"), ty: None, uses: vec![n.span], grounded: false });
+                // Each `_` is its own variable; it is existential, so it needs no binding.
+                vars.push(Var { name: "_".into(), ty: None, uses: vec![n.span], grounded: true });
                 return vars.len() - 1;
             }
             if let Some(i) = vars.iter().position(|v| v.name == n.text) {
@@ -1420,14 +1477,17 @@ impl<'s> Cx<'s> {
                         .label("no relation has this name")
                         .help(help),
                 );
+                // Its variables count as bound, so one typo is one diagnostic.
                 for (_, v) in &atom.args {
-                    var_index(&mut vars, v);
+                    let vi = var_index(&mut vars, v);
+                    vars[vi].grounded = true;
                 }
                 body.push(None);
                 continue;
             };
             let mut args: [Option<usize>; 2] = [None, None];
             let mut ok = true;
+            let mut bad_role = false;
             for (role, v) in &atom.args {
                 let vi = var_index(&mut vars, v);
                 let Some(ri) = target_roles.iter().position(|x| x.name == role.text) else {
@@ -1439,6 +1499,8 @@ impl<'s> Cx<'s> {
                         &format!("`{}` has roles {}", atom.relation.text, target_roles.iter().map(|r| format!("`{}`", r.name)).collect::<Vec<_>>().join(" and ")),
                     );
                     ok = false;
+                    bad_role = true;
+                    vars[vi].grounded |= negated.is_none();
                     continue;
                 };
                 if args[ri.min(1)].is_some() && ri < 2 {
@@ -1448,6 +1510,8 @@ impl<'s> Cx<'s> {
                             .help("give each role exactly once"),
                     );
                     ok = false;
+                    bad_role = true;
+                    vars[vi].grounded |= negated.is_none();
                     continue;
                 }
                 if ri < 2 {
@@ -1482,7 +1546,7 @@ impl<'s> Cx<'s> {
                 .filter(|(i, _)| *i < 2 && args[*i].is_none() && !atom.args.iter().any(|(r, _)| r.text == target_roles[*i].name))
                 .map(|(_, r)| r.name.as_str())
                 .collect();
-            if !missing.is_empty() {
+            if !missing.is_empty() && !bad_role {
                 self.push(
                     Diagnostic::new(
                         Code::AtomArity,
@@ -1732,7 +1796,7 @@ impl<'s> Cx<'s> {
         let by_tree: BTreeSet<&str> = relations
             .iter()
             .filter(|r| matches!(&r.def, RelationDef::Base(g) if g.kind == GenKind::FamilyTree))
-            .map(|r| r.roles[0].ty.as_str())
+            .flat_map(|r| [r.roles[0].ty.as_str(), r.roles[1].ty.as_str()])
             .collect();
         for e in &t.entities {
             let tree = by_tree.contains(e.name.text.as_str());
@@ -1775,23 +1839,38 @@ impl<'s> Cx<'s> {
                 }
                 Some(Global::Bank(inner)) => {
                     if stack.contains(&inner.name.text) {
-                        // Report only at the top-level bank being expanded, once.
+                        // Only the bank whose own member starts the cycle reports it; the
+                        // nested expansions run silently (their errors belong to their own
+                        // declarations).
                         if stack.len() == 1 {
                             self.push(
                                 Diagnostic::new(Code::BankCycle, m.span, format!("bank `{}` includes itself", stack[0]))
                                     .label("cycle")
                                     .help("banks may include other banks, but not in a circle"),
                             );
+                        } else {
+                            self.cycle_seen = true;
                         }
                         continue;
                     }
-                    if stack.len() == 1 || !stack.contains(&inner.name.text) {
-                        stack.push(inner.name.text.clone());
-                        let saved = self.diags.len();
-                        self.expand_bank(t, inner, rels, stack);
-                        // Errors inside nested banks are reported at their own declaration.
-                        self.diags.truncate(saved);
-                        stack.pop();
+                    stack.push(inner.name.text.clone());
+                    let saved = self.diags.len();
+                    let outer_seen = std::mem::replace(&mut self.cycle_seen, false);
+                    self.expand_bank(t, inner, rels, stack);
+                    self.diags.truncate(saved);
+                    stack.pop();
+                    if self.cycle_seen && stack.len() == 1 {
+                        let path = format!("`{}` → `{}` → … → `{}`", stack[0], inner.name.text, stack[0]);
+                        self.push(
+                            Diagnostic::new(Code::BankCycle, m.span, format!("bank `{}` includes itself through {path}", stack[0]))
+                                .label("cycle starts here")
+                                .related(inner.name.span, "included bank")
+                                .help("banks may include other banks, but not in a circle"),
+                        );
+                    }
+                    self.cycle_seen |= outer_seen;
+                    if stack.len() == 1 {
+                        self.cycle_seen = false;
                     }
                 }
                 Some(Global::Entity(_)) => {
@@ -1873,7 +1952,15 @@ impl<'s> Cx<'s> {
             if let TextPart::Hole { name, form } = &p {
                 let n = Name { text: name.clone(), span };
                 let known = ety.attr(name).is_some() || (allow_relations && relations.iter().any(|r| &r.name == name));
-                if !known || form.is_some() {
+                if known && let Some(f) = form {
+                    self.push(
+                        Diagnostic::new(Code::TemplatePlaceholder, span, format!("`{{{name}.{f}}}`: article placeholders have no forms"))
+                            .label("unknown form")
+                            .help(format!("write `{{{name}}}`")),
+                    );
+                    continue;
+                }
+                if !known {
                     let mut cands: Vec<&str> = ety.attrs.iter().map(|a| a.name.as_str()).collect();
                     if allow_relations {
                         cands.extend(relations.iter().map(|r| r.name.as_str()));
@@ -1904,7 +1991,7 @@ impl<'s> Cx<'s> {
     fn questions(&mut self, t: &Tables, entities: &[EntityType], relations: &[Relation], banks: &[Bank]) -> Option<Questions> {
         let q = t.questions.first()?;
         let depth = q.depth.as_ref().map_or(Num::Int(3), |d| self.int_num(d, t));
-        let per_template = q.per_template.as_ref().map_or(Num::Int(10), |d| self.int_num(d, t));
+        let per_template = q.per_template.as_ref().map_or(Num::Int(10), |d| self.int_at_least(d, t, 1, "questions per template"));
         if let (Some(d), Num::Int(v)) = (&q.depth, &depth)
             && *v < 1
         {
@@ -1914,7 +2001,12 @@ impl<'s> Cx<'s> {
             Literal::Ident(b) => {
                 let Some(bank) = banks.iter().find(|x| &x.name == b) else {
                     let nm = Name { text: b.clone(), span: h.span };
-                    self.unknown(Code::UnknownBank, "bank", &nm, banks.iter().map(|b| b.name.as_str()), "declare it with `bank NAME = relation, ...;`");
+                    let fallback = if t.relation(b).is_some() {
+                        format!("`{b}` is a relation; `hops` takes a bank: `bank some = {b}, ...;`")
+                    } else {
+                        "declare it with `bank NAME = relation, ...;`".to_string()
+                    };
+                    self.unknown(Code::UnknownBank, "bank", &nm, banks.iter().map(|b| b.name.as_str()), &fallback);
                     return None;
                 };
                 self.need_says(t, &bank.relations, relations, h.span);
@@ -2536,6 +2628,14 @@ fn tarjan(adj: &[Vec<(usize, bool)>]) -> Vec<Vec<usize>> {
         }
     }
     comps
+}
+
+fn literal_negative(l: &Literal) -> bool {
+    match l {
+        Literal::Int(i) => *i < 0,
+        Literal::Float(f) => *f < 0.0,
+        _ => false,
+    }
 }
 
 fn a_an(word: &str) -> String {

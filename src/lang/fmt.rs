@@ -66,7 +66,7 @@ impl Printer<'_> {
     fn end_line(&mut self, end: usize) {
         if let Some((s, text)) = self.comments.get(self.next)
             && s.start >= end
-            && !self.src[end..s.start].contains('\n')
+            && self.src.get(end..s.start).is_some_and(|gap| gap.trim_start_matches([';', ' ', '\t', '\r']).is_empty())
         {
             self.out.push_str(" //");
             self.out.push_str(text);

@@ -18,6 +18,11 @@ type P<'a> = Pair<'a, Rule>;
 
 /// Parses a whole rule file.
 pub fn parse(src: &str) -> Result<RuleFile, Diagnostic> {
+    // Detailed attempts let errors point at the exact token (pest otherwise reports the start
+    // of the enclosing rule). Set once and never cleared, so every parse sees the same setting
+    // and diagnostics do not depend on which thread parsed first.
+    static DETAIL: std::sync::Once = std::sync::Once::new();
+    DETAIL.call_once(|| pest::set_error_detail(true));
     let mut pairs = RulesParser::parse(Rule::file, src).map_err(|e| syntax_error(src, e))?;
     let file = pairs.next().expect("the `file` rule always yields one pair");
     let items = file
@@ -29,10 +34,28 @@ pub fn parse(src: &str) -> Result<RuleFile, Diagnostic> {
 }
 
 fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diagnostic {
-    let (start, end) = match e.location {
+    let (mut start, mut end) = match e.location {
         InputLocation::Pos(p) => (p, p),
         InputLocation::Span((s, e)) => (s, e),
     };
+    // Literal tokens (`:`, `;`, `{`) expected further in than any rule attempt.
+    let mut tokens: Vec<String> = Vec::new();
+    if let Some(a) = e.parse_attempts()
+        && a.max_position > start
+        && a.max_position <= src.len()
+    {
+        start = a.max_position;
+        end = start;
+        tokens = a
+            .expected_tokens()
+            .into_iter()
+            // Only literal tokens: ranges and built-ins (letters, digits) are better
+            // described by the rule that wanted them.
+            .map(|t| t.to_string())
+            .filter(|t| !t.is_empty() && !t.contains("..") && t != "BUILTIN_RULE" && t != "//" && t.trim() == t)
+            .map(|t| format!("`{t}`"))
+            .collect();
+    }
     // Point at the offending token (up to the end of the word), not an empty position.
     let end = if end > start {
         end
@@ -45,13 +68,25 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diagnostic {
         start + word.max(rest.chars().next().map_or(0, char::len_utf8))
     };
     let found = if start >= src.len() {
-        "the end of the file".to_string()
+        "end of file".to_string()
     } else {
-        format!("`{}`", &src[start..end].chars().take(30).collect::<String>())
+        // Control characters (a raw newline in an unterminated string) must not break the line.
+        format!("`{}`", src[start..end].chars().take(30).collect::<String>().escape_debug())
+    };
+    // At the end of the file there is nothing to underline: point at the last character.
+    let (start, end) = if start >= src.len() && !src.is_empty() {
+        let last = src.char_indices().last().map_or(0, |(i, _)| i);
+        (last, src.len())
+    } else {
+        (start, end)
     };
     let (message, label, help) = match &e.variant {
         ErrorVariant::ParsingError { positives, .. } => {
-            let mut words: Vec<&str> = positives.iter().map(|r| describe(*r)).collect();
+            let mut words: Vec<&str> = if tokens.is_empty() {
+                positives.iter().map(|r| describe(*r)).collect()
+            } else {
+                tokens.iter().map(String::as_str).collect()
+            };
             words.sort();
             words.dedup();
             let expected = match words.len() {
@@ -80,6 +115,16 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diagnostic {
 /// Hand-written hints for the most common slips.
 fn hint(src: &str, pos: usize, expected: &[&str]) -> Option<String> {
     let before = src[..pos.min(src.len())].trim_end();
+    if before.matches('"').count() % 2 == 1 && src[before.len()..].starts_with(['\n', '\r']) {
+        return Some("a string ends on the line it starts: close it with `\"` (write `\\n` for a line break)".into());
+    }
+    if src.get(pos..).is_none_or(|rest| rest.trim().is_empty()) && src.matches('{').count() > src.matches('}').count() {
+        return Some("a `{` is never closed: add the missing `}`".into());
+    }
+    let gap = &src[before.len()..pos.min(src.len())];
+    if gap.contains('\n') && !before.ends_with([';', '{', '}']) && !before.is_empty() {
+        return Some("the previous line may be missing its `;`".into());
+    }
     if expected.contains(&"`;`") {
         return Some("every declaration and statement ends with `;`".into());
     }
@@ -102,7 +147,7 @@ fn hint(src: &str, pos: usize, expected: &[&str]) -> Option<String> {
 
 fn describe(rule: Rule) -> &'static str {
     match rule {
-        Rule::EOI => "the end of the file",
+        Rule::EOI => "end of file",
         Rule::param_decl
         | Rule::pool_decl
         | Rule::entity_decl

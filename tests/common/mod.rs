@@ -1,0 +1,55 @@
+//! Helpers shared by the integration tests: fixture discovery and a deterministic RNG.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `*.rules` files in a directory (relative to the crate root), sorted.
+pub fn rule_files(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+        .unwrap_or_else(|e| panic!("cannot list {dir}: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rules"))
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn stem(p: &Path) -> String {
+    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// SplitMix64: tiny, seeded, portable — enough to drive mutation tests reproducibly.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+    }
+}
+
+/// A rule file of at least `bytes` bytes: many entity types and relations, all valid.
+pub fn large_rules(bytes: usize) -> String {
+    let mut s = String::from("pool names = [\"a\", \"b\", \"c\"];\n");
+    let mut i = 0;
+    while s.len() < bytes {
+        s.push_str(&format!(
+            "entity e{i} count 10 {{\n    name: key pool names;\n    size: int 1..{n} {{\n        say \"size\" / \"sizes\";\n    }}\n}}\n\n\
+             relation r{i}(a: e{i}, b: e{i}) symmetric {{\n    generate random_graph(mean_degree: 2.5);\n    say b: \"partner {i}\" / \"partners {i}\";\n    weight 1;\n}}\n\n\
+             relation d{i}(a: e{i}, c: e{i})\n    := r{i}(a: a, b: x), r{i}(a: x, b: c), a != c, c.size > a.size\n{{\n    say c: \"second partner {i}\" / \"second partners {i}\";\n    weight 2;\n}}\n\n",
+            n = 100 + i
+        ));
+        i += 1;
+    }
+    s
+}

@@ -1,0 +1,160 @@
+//! Snapshot and property tests of the rule language: the IR of every valid file, the rendered
+//! diagnostics of every invalid one, `fmt` round trips, and coverage of every diagnostic code.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::{root, rule_files, stem};
+use synthpipe::lang::{self, Code, check_file, diag};
+
+fn ok_files() -> Vec<std::path::PathBuf> {
+    let mut v = rule_files("rules");
+    v.extend(rule_files("tests/grammar/ok"));
+    v
+}
+
+fn render(path: &Path, text: &str, diags: &[lang::Diagnostic]) -> String {
+    diag::render_plain(diags, &path.file_name().unwrap().to_string_lossy(), text, 100)
+}
+
+#[test]
+fn every_valid_file_checks_clean_and_its_ir_is_snapshotted() {
+    let files = ok_files();
+    assert!(files.len() >= 4, "expected the shipped domains and tests/grammar/ok files");
+    for path in files {
+        let (text, checked) = check_file(&path).unwrap();
+        assert!(
+            checked.diagnostics.is_empty(),
+            "{} should check clean:\n{}",
+            path.display(),
+            render(&path, &text, &checked.diagnostics)
+        );
+        let ir = checked.ir.expect("no errors means an IR");
+        let dir = path.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+        insta::with_settings!({ snapshot_suffix => format!("{dir}-{}", stem(&path)), omit_expression => true }, {
+            insta::assert_yaml_snapshot!("ir", ir);
+        });
+    }
+}
+
+#[test]
+fn every_invalid_file_is_rejected_with_coded_diagnostics() {
+    let files = rule_files("tests/grammar/err");
+    assert!(files.len() >= 30, "at least 30 error fixtures, found {}", files.len());
+    for path in files {
+        let (text, checked) = check_file(&path).unwrap();
+        assert!(!checked.diagnostics.is_empty(), "{} produced no diagnostic", path.display());
+        // The first line names the code the fixture is about; it must be among those reported.
+        let first = text.lines().next().unwrap_or("");
+        let intended = first.trim_start_matches("//").trim().split(':').next().unwrap_or("").to_string();
+        assert!(
+            checked.diagnostics.iter().any(|d| d.code.name() == intended),
+            "{}: expected `{intended}` among {:?}",
+            path.display(),
+            checked.diagnostics.iter().map(|d| d.code.name()).collect::<Vec<_>>()
+        );
+        for d in &checked.diagnostics {
+            assert!(d.span.end <= text.len() && d.span.start <= d.span.end, "{}: span out of range", path.display());
+            assert!(d.help.is_some(), "{}: `{}` has no help", path.display(), d.code.name());
+        }
+        let rendered = render(&path, &text, &checked.diagnostics);
+        insta::with_settings!({ snapshot_suffix => stem(&path), omit_expression => true }, {
+            insta::assert_snapshot!("diagnostics", rendered);
+        });
+    }
+}
+
+#[test]
+fn every_diagnostic_code_has_a_fixture_and_documentation() {
+    let mut seen = BTreeSet::new();
+    for path in rule_files("tests/grammar/err") {
+        let (_, checked) = check_file(&path).unwrap();
+        seen.extend(checked.diagnostics.iter().map(|d| d.code));
+    }
+    let docs = std::fs::read_to_string(root().join("docs/rules.md")).unwrap();
+    for code in Code::ALL {
+        assert!(seen.contains(code), "no fixture in tests/grammar/err triggers `{}`", code.name());
+        assert!(docs.contains(&code.full()), "docs/rules.md does not document `{}`", code.full());
+    }
+}
+
+#[test]
+fn fmt_round_trips_to_the_same_ir_and_is_idempotent() {
+    for path in ok_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let formatted = lang::format_source(&text).unwrap();
+        let base = path.parent().unwrap();
+        let before = lang::check_source(&text, Some(base)).ir.unwrap();
+        let after = lang::check_source(&formatted, Some(base)).ir.unwrap();
+        assert_eq!(before, after, "{}: fmt changed the IR", path.display());
+        assert_eq!(before.digest(), after.digest());
+        assert_eq!(lang::format_source(&formatted).unwrap(), formatted, "{}: fmt is not idempotent", path.display());
+        // Comments survive.
+        let count = |s: &str| s.matches("//").count();
+        assert_eq!(count(&text), count(&formatted), "{}: fmt lost comments", path.display());
+    }
+}
+
+#[test]
+fn shipped_rules_are_formatted() {
+    for path in rule_files("rules") {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(lang::format_source(&text).unwrap(), text, "run `synthpipe fmt {}`", path.display());
+    }
+}
+
+#[test]
+fn ir_digest_ignores_layout_but_not_meaning() {
+    let a = "pool n = [\"x\", \"y\"];\nentity t count 2 { name: key pool n; }\n";
+    let b = "// a comment\npool n = [\"x\",\"y\"];   entity t count 2 {\n name : key pool n ;\n}";
+    let c = "pool n = [\"x\", \"z\"];\nentity t count 2 { name: key pool n; }\n";
+    let d = |s: &str| lang::check_source(s, None).ir.unwrap().digest();
+    assert_eq!(d(a), d(b));
+    assert_ne!(d(a), d(c), "pool contents are part of the digest");
+}
+
+#[test]
+fn family_has_phantomwiki_relations_weights_and_easy_mode() {
+    let (_, checked) = check_file(&root().join("rules/family.rules")).unwrap();
+    let ir = checked.ir.unwrap();
+    let family = ir.bank("family").unwrap();
+    assert_eq!(family.relations.len(), 44, "PhantomWiki's 44 family relations");
+    let weight = |r: &str| ir.relation(r).unwrap().weight;
+    for r in ["mother", "father", "son", "daughter", "sibling", "brother", "sister", "wife", "husband", "parent", "child"] {
+        assert_eq!(weight(r), 1, "{r}");
+    }
+    for r in ["aunt", "uncle", "niece", "nephew", "grandmother", "grandson", "mother_in_law", "son_in_law"] {
+        assert_eq!(weight(r), 2, "{r}");
+    }
+    for r in ["great_aunt", "great_grandfather", "cousin", "male_cousin"] {
+        assert_eq!(weight(r), 3, "{r}");
+    }
+    for r in ["second_aunt", "second_uncle", "female_first_cousin_once_removed"] {
+        assert_eq!(weight(r), 4, "{r}");
+    }
+    for r in ["female_second_cousin", "male_second_cousin"] {
+        assert_eq!(weight(r), 5, "{r}");
+    }
+    let easy: BTreeSet<&str> = ir.bank("easy").unwrap().relations.iter().map(String::as_str).collect();
+    let want: BTreeSet<&str> =
+        ["parent", "child", "sibling", "brother", "sister", "mother", "father", "son", "daughter", "wife", "husband", "friend"].into();
+    assert_eq!(easy, want);
+    // Names: 1,000,000 unique full names need at least 1000 first names per gender and surnames.
+    for pool in ["female_first_names", "male_first_names", "surnames"] {
+        assert!(ir.pools.iter().find(|p| p.name == pool).unwrap().len >= 1000, "{pool}");
+    }
+    for pool in ["jobs", "hobbies"] {
+        assert!(ir.pools.iter().find(|p| p.name == pool).unwrap().len >= 300, "{pool}");
+    }
+    assert!(ir.relation("ancestor").unwrap().recursive);
+    assert!(ir.relation("collateral_relative").unwrap().stratum > ir.relation("ancestor").unwrap().stratum);
+}
+
+#[test]
+fn a_megabyte_rule_file_checks_clean() {
+    let src = common::large_rules(1 << 20);
+    let checked = lang::check_source(&src, None);
+    assert!(checked.diagnostics.is_empty(), "{:?}", &checked.diagnostics[..checked.diagnostics.len().min(3)]);
+}
