@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use crate::lang::{self, Diagnostic, diag};
 
 #[derive(Parser, Debug)]
-#[command(name = "synthpipe", version, about = "Rule-generated multi-hop reasoning data, RL fine-tuning and evaluation")]
+#[command(
+    name = "synthpipe",
+    version,
+    about = "Rule-generated multi-hop reasoning data, RL fine-tuning and evaluation"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -84,7 +88,10 @@ fn check(files: &[PathBuf]) -> ExitCode {
         }
     }
     if failed {
-        eprintln!("check failed: {errors} error(s), {warnings} warning(s) in {} file(s)", files.len());
+        eprintln!(
+            "check failed: {errors} error(s), {warnings} warning(s) in {} file(s)",
+            files.len()
+        );
         ExitCode::from(2)
     } else {
         if warnings > 0 {
@@ -123,7 +130,10 @@ fn fmt(files: &[PathBuf], check_only: bool) -> ExitCode {
             continue;
         }
         if let Err(e) = write_atomic(path, &formatted) {
-            eprintln!("error[synthpipe::cli::write]: cannot write `{}`: {e}", path.display());
+            eprintln!(
+                "error[synthpipe::cli::write]: cannot write `{}`: {e}",
+                path.display()
+            );
             bad_input = true;
         }
     }

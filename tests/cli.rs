@@ -8,12 +8,20 @@ use std::process::{Command, Output};
 use common::root;
 
 fn synthpipe(args: &[&str], cwd: &Path) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_synthpipe")).args(args).current_dir(cwd).output().unwrap();
-    out
+    Command::new(env!("CARGO_BIN_EXE_synthpipe"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
 }
 
 fn describe(o: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn tmpdir(name: &str) -> std::path::PathBuf {
@@ -25,7 +33,15 @@ fn tmpdir(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn check_accepts_the_shipped_rules() {
-    let o = synthpipe(&["check", "rules/family.rules", "rules/wiki.rules", "rules/academia.rules"], &root());
+    let o = synthpipe(
+        &[
+            "check",
+            "rules/family.rules",
+            "rules/wiki.rules",
+            "rules/academia.rules",
+        ],
+        &root(),
+    );
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
     assert!(o.stderr.is_empty(), "{}", describe(&o));
 }
@@ -42,7 +58,14 @@ fn check_reports_all_errors_and_exits_2() {
     let o = synthpipe(&["check", f.to_str().unwrap()], &d);
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    for want in ["synthpipe::rules::unknown_pool", "did you mean `names`?", "synthpipe::rules::unknown_type", "did you mean `person`?", "bad.rules:1:", "2 error(s)"] {
+    for want in [
+        "synthpipe::rules::unknown_pool",
+        "did you mean `names`?",
+        "synthpipe::rules::unknown_type",
+        "did you mean `person`?",
+        "bad.rules:1:",
+        "2 error(s)",
+    ] {
         assert!(err.contains(want), "missing {want:?} in\n{err}");
     }
 }
@@ -67,7 +90,11 @@ fn check_warnings_do_not_fail() {
 fn check_missing_file_is_a_clear_error() {
     let o = synthpipe(&["check", "no/such.rules"], &root());
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read `no/such.rules`"), "{}", describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot read `no/such.rules`"),
+        "{}",
+        describe(&o)
+    );
 }
 
 #[test]
@@ -79,11 +106,18 @@ fn fmt_rewrites_in_place_keeping_comments() {
     let o = synthpipe(&["fmt", "--check", "f.rules"], &d);
     assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("would reformat f.rules"));
-    assert_eq!(std::fs::read_to_string(&f).unwrap(), messy, "--check must not write");
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        messy,
+        "--check must not write"
+    );
     let o = synthpipe(&["fmt", "f.rules"], &d);
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
     let out = std::fs::read_to_string(&f).unwrap();
-    assert_eq!(out, "// header\npool n = [\"a\", \"b\"];\n\nentity t count 2 {\n    name: key pool n; // the key\n}\n");
+    assert_eq!(
+        out,
+        "// header\npool n = [\"a\", \"b\"];\n\nentity t count 2 {\n    name: key pool n; // the key\n}\n"
+    );
     let o = synthpipe(&["fmt", "--check", "f.rules"], &d);
     assert_eq!(o.status.code(), Some(0), "{}", describe(&o));
 }
@@ -96,7 +130,10 @@ fn fmt_refuses_a_file_with_a_syntax_error() {
     let o = synthpipe(&["fmt", "b.rules"], &d);
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("synthpipe::rules::syntax"));
-    assert_eq!(std::fs::read_to_string(&f).unwrap(), "entity t { name key pool n; }");
+    assert_eq!(
+        std::fs::read_to_string(&f).unwrap(),
+        "entity t { name key pool n; }"
+    );
 }
 
 #[test]

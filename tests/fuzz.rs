@@ -7,10 +7,52 @@ use common::{Rng, root, rule_files};
 use synthpipe::lang::{self, diag};
 
 const TOKENS: &[&str] = &[
-    "{", "}", "(", ")", ";", ",", ":", ":=", "|", "..", ".", "=", "!=", "<", "\"", "$", "//", "not ",
-    "relation ", "entity ", "param ", "pool ", "bank ", "say ", "when ", "each ", "generate ", "answer ",
-    "template ", "chain ", "x", "person", "parent", "gender", "female", "1", "-1", "99999999999999999999",
-    "0.5", "2020-02-30", "{x}", "{", "}}", "é", "\u{0}", "\n",
+    "{",
+    "}",
+    "(",
+    ")",
+    ";",
+    ",",
+    ":",
+    ":=",
+    "|",
+    "..",
+    ".",
+    "=",
+    "!=",
+    "<",
+    "\"",
+    "$",
+    "//",
+    "not ",
+    "relation ",
+    "entity ",
+    "param ",
+    "pool ",
+    "bank ",
+    "say ",
+    "when ",
+    "each ",
+    "generate ",
+    "answer ",
+    "template ",
+    "chain ",
+    "x",
+    "person",
+    "parent",
+    "gender",
+    "female",
+    "1",
+    "-1",
+    "99999999999999999999",
+    "0.5",
+    "2020-02-30",
+    "{x}",
+    "{",
+    "}}",
+    "é",
+    "\u{0}",
+    "\n",
 ];
 
 fn mutate(src: &str, rng: &mut Rng) -> String {
@@ -31,7 +73,10 @@ fn mutate(src: &str, rng: &mut Rng) -> String {
             3 => {
                 // Replace a whole word with a token.
                 let start = pos.min(b.len());
-                let end = b[start..].iter().position(|c| !c.is_ascii_alphanumeric() && *c != b'_').map_or(b.len(), |n| start + n);
+                let end = b[start..]
+                    .iter()
+                    .position(|c| !c.is_ascii_alphanumeric() && *c != b'_')
+                    .map_or(b.len(), |n| start + n);
                 let t = TOKENS[rng.below(TOKENS.len())];
                 b.splice(start..end, t.bytes());
             }
@@ -66,8 +111,14 @@ fn thousands_of_mutations_never_panic_and_always_explain() {
                 assert!(checked.ir.is_none());
             }
             for d in &checked.diagnostics {
-                assert!(d.span.start <= d.span.end && d.span.end <= m.len(), "span out of range for {d:?}");
-                assert!(m.is_char_boundary(d.span.start) && m.is_char_boundary(d.span.end), "span splits a character: {d:?}");
+                assert!(
+                    d.span.start <= d.span.end && d.span.end <= m.len(),
+                    "span out of range for {d:?}"
+                );
+                assert!(
+                    m.is_char_boundary(d.span.start) && m.is_char_boundary(d.span.end),
+                    "span splits a character: {d:?}"
+                );
                 assert!(d.code.full().starts_with("synthpipe::rules::"));
                 assert!(d.help.is_some(), "no help for {d:?}");
             }
@@ -78,13 +129,17 @@ fn thousands_of_mutations_never_panic_and_always_explain() {
             }
             // Whatever parses must also format and round-trip.
             if lang::syntax::parse(&m).is_ok() {
-                let f = lang::format_source(&m).unwrap_or_else(|d| panic!("fmt failed on a parsable file: {d:?}\n{m}"));
+                let f = lang::format_source(&m)
+                    .unwrap_or_else(|d| panic!("fmt failed on a parsable file: {d:?}\n{m}"));
                 assert_eq!(lang::format_source(&f).unwrap(), f);
             }
         }
     }
     assert!(total >= 3000, "{total}");
-    assert!(rejected * 2 > total, "most mutations should be rejected ({rejected}/{total})");
+    assert!(
+        rejected * 2 > total,
+        "most mutations should be rejected ({rejected}/{total})"
+    );
 }
 
 #[test]
@@ -103,14 +158,24 @@ fn the_binary_never_crashes_on_mutated_files() {
         let m = mutate(&src, &mut rng);
         let f = dir.join(format!("m{i}.rules"));
         std::fs::write(&f, &m).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_synthpipe")).arg("check").arg(&f).output().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_synthpipe"))
+            .arg("check")
+            .arg(&f)
+            .output()
+            .unwrap();
         let code = out.status.code().expect("killed by a signal");
         assert!(code == 0 || code == 2, "exit {code}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{stderr}");
         if code == 2 {
-            assert!(stderr.contains("synthpipe::rules::"), "no code in: {stderr}");
-            assert!(stderr.contains(&format!("m{i}.rules:")), "no location in: {stderr}");
+            assert!(
+                stderr.contains("synthpipe::rules::"),
+                "no code in: {stderr}"
+            );
+            assert!(
+                stderr.contains(&format!("m{i}.rules:")),
+                "no location in: {stderr}"
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

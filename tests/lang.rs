@@ -16,13 +16,21 @@ fn ok_files() -> Vec<std::path::PathBuf> {
 }
 
 fn render(path: &Path, text: &str, diags: &[lang::Diagnostic]) -> String {
-    diag::render_plain(diags, &path.file_name().unwrap().to_string_lossy(), text, 100)
+    diag::render_plain(
+        diags,
+        &path.file_name().unwrap().to_string_lossy(),
+        text,
+        100,
+    )
 }
 
 #[test]
 fn every_valid_file_checks_clean_and_its_ir_is_snapshotted() {
     let files = ok_files();
-    assert!(files.len() >= 4, "expected the shipped domains and tests/grammar/ok files");
+    assert!(
+        files.len() >= 4,
+        "expected the shipped domains and tests/grammar/ok files"
+    );
     for path in files {
         let (text, checked) = check_file(&path).unwrap();
         assert!(
@@ -32,7 +40,13 @@ fn every_valid_file_checks_clean_and_its_ir_is_snapshotted() {
             render(&path, &text, &checked.diagnostics)
         );
         let ir = checked.ir.expect("no errors means an IR");
-        let dir = path.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+        let dir = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         insta::with_settings!({ snapshot_suffix => format!("{dir}-{}", stem(&path)), omit_expression => true }, {
             insta::assert_yaml_snapshot!("ir", ir);
         });
@@ -42,22 +56,51 @@ fn every_valid_file_checks_clean_and_its_ir_is_snapshotted() {
 #[test]
 fn every_invalid_file_is_rejected_with_coded_diagnostics() {
     let files = rule_files("tests/grammar/err");
-    assert!(files.len() >= 30, "at least 30 error fixtures, found {}", files.len());
+    assert!(
+        files.len() >= 30,
+        "at least 30 error fixtures, found {}",
+        files.len()
+    );
     for path in files {
         let (text, checked) = check_file(&path).unwrap();
-        assert!(!checked.diagnostics.is_empty(), "{} produced no diagnostic", path.display());
+        assert!(
+            !checked.diagnostics.is_empty(),
+            "{} produced no diagnostic",
+            path.display()
+        );
         // The first line names the code the fixture is about; it must be among those reported.
         let first = text.lines().next().unwrap_or("");
-        let intended = first.trim_start_matches("//").trim().split(':').next().unwrap_or("").to_string();
+        let intended: String = first
+            .trim_start_matches("//")
+            .trim()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         assert!(
-            checked.diagnostics.iter().any(|d| d.code.name() == intended),
+            checked
+                .diagnostics
+                .iter()
+                .any(|d| d.code.name() == intended),
             "{}: expected `{intended}` among {:?}",
             path.display(),
-            checked.diagnostics.iter().map(|d| d.code.name()).collect::<Vec<_>>()
+            checked
+                .diagnostics
+                .iter()
+                .map(|d| d.code.name())
+                .collect::<Vec<_>>()
         );
         for d in &checked.diagnostics {
-            assert!(d.span.end <= text.len() && d.span.start <= d.span.end, "{}: span out of range", path.display());
-            assert!(d.help.is_some(), "{}: `{}` has no help", path.display(), d.code.name());
+            assert!(
+                d.span.end <= text.len() && d.span.start <= d.span.end,
+                "{}: span out of range",
+                path.display()
+            );
+            assert!(
+                d.help.is_some(),
+                "{}: `{}` has no help",
+                path.display(),
+                d.code.name()
+            );
         }
         let rendered = render(&path, &text, &checked.diagnostics);
         insta::with_settings!({ snapshot_suffix => stem(&path), omit_expression => true }, {
@@ -75,8 +118,16 @@ fn every_diagnostic_code_has_a_fixture_and_documentation() {
     }
     let docs = std::fs::read_to_string(root().join("docs/rules.md")).unwrap();
     for code in Code::ALL {
-        assert!(seen.contains(code), "no fixture in tests/grammar/err triggers `{}`", code.name());
-        assert!(docs.contains(&code.full()), "docs/rules.md does not document `{}`", code.full());
+        assert!(
+            seen.contains(code),
+            "no fixture in tests/grammar/err triggers `{}`",
+            code.name()
+        );
+        assert!(
+            docs.contains(&code.full()),
+            "docs/rules.md does not document `{}`",
+            code.full()
+        );
     }
 }
 
@@ -90,10 +141,20 @@ fn fmt_round_trips_to_the_same_ir_and_is_idempotent() {
         let after = lang::check_source(&formatted, Some(base)).ir.unwrap();
         assert_eq!(before, after, "{}: fmt changed the IR", path.display());
         assert_eq!(before.digest(), after.digest());
-        assert_eq!(lang::format_source(&formatted).unwrap(), formatted, "{}: fmt is not idempotent", path.display());
+        assert_eq!(
+            lang::format_source(&formatted).unwrap(),
+            formatted,
+            "{}: fmt is not idempotent",
+            path.display()
+        );
         // Comments survive.
         let count = |s: &str| s.matches("//").count();
-        assert_eq!(count(&text), count(&formatted), "{}: fmt lost comments", path.display());
+        assert_eq!(
+            count(&text),
+            count(&formatted),
+            "{}: fmt lost comments",
+            path.display()
+        );
     }
 }
 
@@ -101,7 +162,12 @@ fn fmt_round_trips_to_the_same_ir_and_is_idempotent() {
 fn shipped_rules_are_formatted() {
     for path in rule_files("rules") {
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(lang::format_source(&text).unwrap(), text, "run `synthpipe fmt {}`", path.display());
+        assert_eq!(
+            lang::format_source(&text).unwrap(),
+            text,
+            "run `synthpipe fmt {}`",
+            path.display()
+        );
     }
 }
 
@@ -120,41 +186,150 @@ fn family_has_phantomwiki_relations_weights_and_easy_mode() {
     let (_, checked) = check_file(&root().join("rules/family.rules")).unwrap();
     let ir = checked.ir.unwrap();
     let family = ir.bank("family").unwrap();
-    assert_eq!(family.relations.len(), 44, "PhantomWiki's 44 family relations");
+    assert_eq!(
+        family.relations.len(),
+        44,
+        "PhantomWiki's 44 family relations"
+    );
     let weight = |r: &str| ir.relation(r).unwrap().weight;
-    for r in ["mother", "father", "son", "daughter", "sibling", "brother", "sister", "wife", "husband", "parent", "child"] {
+    for r in [
+        "mother", "father", "son", "daughter", "sibling", "brother", "sister", "wife", "husband",
+        "parent", "child",
+    ] {
         assert_eq!(weight(r), 1, "{r}");
     }
-    for r in ["aunt", "uncle", "niece", "nephew", "grandmother", "grandson", "mother_in_law", "son_in_law"] {
+    for r in [
+        "aunt",
+        "uncle",
+        "niece",
+        "nephew",
+        "grandmother",
+        "grandson",
+        "mother_in_law",
+        "son_in_law",
+    ] {
         assert_eq!(weight(r), 2, "{r}");
     }
     for r in ["great_aunt", "great_grandfather", "cousin", "male_cousin"] {
         assert_eq!(weight(r), 3, "{r}");
     }
-    for r in ["second_aunt", "second_uncle", "female_first_cousin_once_removed"] {
+    for r in [
+        "second_aunt",
+        "second_uncle",
+        "female_first_cousin_once_removed",
+    ] {
         assert_eq!(weight(r), 4, "{r}");
     }
     for r in ["female_second_cousin", "male_second_cousin"] {
         assert_eq!(weight(r), 5, "{r}");
     }
-    let easy: BTreeSet<&str> = ir.bank("easy").unwrap().relations.iter().map(String::as_str).collect();
-    let want: BTreeSet<&str> =
-        ["parent", "child", "sibling", "brother", "sister", "mother", "father", "son", "daughter", "wife", "husband", "friend"].into();
+    let easy: BTreeSet<&str> = ir
+        .bank("easy")
+        .unwrap()
+        .relations
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let want: BTreeSet<&str> = [
+        "parent", "child", "sibling", "brother", "sister", "mother", "father", "son", "daughter",
+        "wife", "husband", "friend",
+    ]
+    .into();
     assert_eq!(easy, want);
     // Names: 1,000,000 unique full names need at least 1000 first names per gender and surnames.
     for pool in ["female_first_names", "male_first_names", "surnames"] {
-        assert!(ir.pools.iter().find(|p| p.name == pool).unwrap().len >= 1000, "{pool}");
+        assert!(
+            ir.pools.iter().find(|p| p.name == pool).unwrap().len >= 1000,
+            "{pool}"
+        );
     }
     for pool in ["jobs", "hobbies"] {
-        assert!(ir.pools.iter().find(|p| p.name == pool).unwrap().len >= 300, "{pool}");
+        assert!(
+            ir.pools.iter().find(|p| p.name == pool).unwrap().len >= 300,
+            "{pool}"
+        );
     }
     assert!(ir.relation("ancestor").unwrap().recursive);
-    assert!(ir.relation("collateral_relative").unwrap().stratum > ir.relation("ancestor").unwrap().stratum);
+    assert!(
+        ir.relation("collateral_relative").unwrap().stratum
+            > ir.relation("ancestor").unwrap().stratum
+    );
 }
 
 #[test]
 fn a_megabyte_rule_file_checks_clean() {
     let src = common::large_rules(1 << 20);
     let checked = lang::check_source(&src, None);
-    assert!(checked.diagnostics.is_empty(), "{:?}", &checked.diagnostics[..checked.diagnostics.len().min(3)]);
+    assert!(
+        checked.diagnostics.is_empty(),
+        "{:?}",
+        &checked.diagnostics[..checked.diagnostics.len().min(3)]
+    );
+}
+
+/// The ```rules blocks of docs/rules.md, each with the heading it sits under.
+fn doc_examples() -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(root().join("docs/rules.md")).unwrap();
+    let mut out = Vec::new();
+    let mut heading = String::new();
+    let mut block: Option<String> = None;
+    for line in doc.lines() {
+        match &mut block {
+            Some(b) if line == "```" => {
+                out.push((heading.clone(), std::mem::take(b)));
+                block = None;
+            }
+            Some(b) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            None if line == "```rules" => block = Some(String::new()),
+            None if line.starts_with('#') => heading = line.to_string(),
+            None => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn the_documentation_examples_do_what_the_text_says() {
+    let examples = doc_examples();
+    // §1 promises a file that checks clean and is already canonical.
+    let (_, first) = &examples[0];
+    let checked = lang::check_source(first, None);
+    assert!(
+        checked.diagnostics.is_empty(),
+        "{}",
+        render(Path::new("docs.rules"), first, &checked.diagnostics)
+    );
+    assert_eq!(&lang::format_source(first).unwrap(), first);
+
+    // §14 promises that each example, appended to its base file, triggers exactly the
+    // diagnostic it is listed under.
+    let base = examples
+        .iter()
+        .find(|(h, _)| h == "## 14. Diagnostics")
+        .map(|(_, b)| b.clone())
+        .expect("§14 shows its base file");
+    let mut seen = BTreeSet::new();
+    for (heading, fragment) in &examples {
+        let Some(name) = heading
+            .strip_prefix("### `synthpipe::rules::")
+            .and_then(|h| h.strip_suffix('`'))
+        else {
+            continue;
+        };
+        let text = format!("{base}{fragment}");
+        let checked = lang::check_source(&text, Some(&root().join("docs")));
+        let codes: BTreeSet<&str> = checked.diagnostics.iter().map(|d| d.code.name()).collect();
+        assert_eq!(
+            codes,
+            BTreeSet::from([name]),
+            "the example for `{name}`:\n{}",
+            render(Path::new("docs.rules"), &text, &checked.diagnostics)
+        );
+        seen.insert(name.to_string());
+    }
+    let all: BTreeSet<String> = Code::ALL.iter().map(|c| c.name().to_string()).collect();
+    assert_eq!(seen, all, "every code has a documented example");
 }

@@ -138,12 +138,33 @@ pub struct AttrDecl {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Source {
-    Enum { variants: Vec<Name>, span: Span },
-    Pool { pool: Name, span: Span },
-    Int { lo: Lit, hi: Lit, span: Span },
-    Date { lo: Lit, hi: Lit, span: Span },
-    Match { on: Name, arms: Vec<(Name, Source)>, span: Span },
-    Text { template: Str, span: Span },
+    Enum {
+        variants: Vec<Name>,
+        span: Span,
+    },
+    Pool {
+        pool: Name,
+        span: Span,
+    },
+    Int {
+        lo: Lit,
+        hi: Lit,
+        span: Span,
+    },
+    Date {
+        lo: Lit,
+        hi: Lit,
+        span: Span,
+    },
+    Match {
+        on: Name,
+        arms: Vec<(Name, Source)>,
+        span: Span,
+    },
+    Text {
+        template: Str,
+        span: Span,
+    },
 }
 
 impl Source {
@@ -190,9 +211,23 @@ pub struct RuleBody {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum BodyLit {
-    Atom { atom: Atom, negated: Option<Span> },
-    AttrTest { var: Name, attr: Name, op: CmpOp, value: TestValue, span: Span },
-    VarTest { left: Name, op: CmpOp, right: Name, span: Span },
+    Atom {
+        atom: Atom,
+        negated: Option<Span>,
+    },
+    AttrTest {
+        var: Name,
+        attr: Name,
+        op: CmpOp,
+        value: TestValue,
+        span: Span,
+    },
+    VarTest {
+        left: Name,
+        op: CmpOp,
+        right: Name,
+        span: Span,
+    },
 }
 
 impl BodyLit {
@@ -306,8 +341,15 @@ pub struct ArticleDecl {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum ArticlePart {
     Line(Str),
-    Facts { names: Vec<Name>, span: Span },
-    Section { heading: Str, parts: Vec<ArticlePart>, span: Span },
+    Facts {
+        names: Vec<Name>,
+        span: Span,
+    },
+    Section {
+        heading: Str,
+        parts: Vec<ArticlePart>,
+        span: Span,
+    },
 }
 
 impl ArticlePart {
@@ -384,8 +426,16 @@ pub enum SlotKind {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Expr {
     Ref(Name),
-    Call { callee: Name, role: Option<Name>, args: Vec<Expr>, span: Span },
-    Intersect { parts: Vec<Expr>, span: Span },
+    Call {
+        callee: Name,
+        role: Option<Name>,
+        args: Vec<Expr>,
+        span: Span,
+    },
+    Intersect {
+        parts: Vec<Expr>,
+        span: Span,
+    },
 }
 
 impl Expr {

@@ -41,15 +41,36 @@ pub fn check_file(path: &Path) -> std::io::Result<(String, Checked)> {
 pub fn check_source(src: &str, base_dir: Option<&Path>) -> Checked {
     let file = match syntax::parse(src) {
         Ok(f) => f,
-        Err(d) => return Checked { ir: None, diagnostics: vec![d] },
+        Err(d) => {
+            return Checked {
+                ir: None,
+                diagnostics: vec![d],
+            };
+        }
     };
-    let mut cx = Cx { src, base_dir, diags: Vec::new(), param_types: BTreeMap::new(), dep_edges: Vec::new(), cycle_seen: false };
+    let mut cx = Cx {
+        src,
+        base_dir,
+        diags: Vec::new(),
+        param_types: BTreeMap::new(),
+        dep_edges: Vec::new(),
+        cycle_seen: false,
+    };
     let ir = cx.run(&file);
     let mut diags = cx.diags;
-    diags.sort_by(|a, b| (a.span.start, a.span.end, a.code).cmp(&(b.span.start, b.span.end, b.code)));
+    diags.sort_by(|a, b| {
+        (a.span.start, a.span.end, a.code).cmp(&(b.span.start, b.span.end, b.code))
+    });
     diags.dedup();
-    let ir = if diags.iter().any(Diagnostic::is_error) { None } else { Some(ir) };
-    Checked { ir, diagnostics: diags }
+    let ir = if diags.iter().any(Diagnostic::is_error) {
+        None
+    } else {
+        Some(ir)
+    };
+    Checked {
+        ir,
+        diagnostics: diags,
+    }
 }
 
 /// Names that answer expressions use as built-in functions.
@@ -124,12 +145,19 @@ impl<'a> Tables<'a> {
         self.entities.iter().map(|e| e.name.text.as_str()).collect()
     }
     fn relation_names(&self) -> Vec<&'a str> {
-        self.relations.iter().map(|e| e.name.text.as_str()).collect()
+        self.relations
+            .iter()
+            .map(|e| e.name.text.as_str())
+            .collect()
     }
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 { format!("{n} {one}") } else { format!("{n} {many}") }
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
 }
 
 impl<'s> Cx<'s> {
@@ -148,10 +176,20 @@ impl<'s> Cx<'s> {
         let help = did_you_mean(&name.text, candidates).unwrap_or_else(|| fallback.to_string());
         // "attribute of `person`" reads better split around the name.
         let (message, label) = match what.split_once(" of ") {
-            Some((kind, owner)) => (format!("unknown {kind} `{}` of {owner}", name.text), format!("{owner} has no such {kind}")),
-            None => (format!("unknown {what} `{}`", name.text), format!("no {what} has this name")),
+            Some((kind, owner)) => (
+                format!("unknown {kind} `{}` of {owner}", name.text),
+                format!("{owner} has no such {kind}"),
+            ),
+            None => (
+                format!("unknown {what} `{}`", name.text),
+                format!("no {what} has this name"),
+            ),
         };
-        self.push(Diagnostic::new(code, name.span, message).label(label).help(help));
+        self.push(
+            Diagnostic::new(code, name.span, message)
+                .label(label)
+                .help(help),
+        );
     }
 
     fn duplicate(&mut self, what: &str, name: &Name, first: Span) {
@@ -163,7 +201,10 @@ impl<'s> Cx<'s> {
             )
             .label("defined again here")
             .related(first, "first defined here")
-            .help(format!("rename one of them or remove the second `{}`", name.text)),
+            .help(format!(
+                "rename one of them or remove the second `{}`",
+                name.text
+            )),
         );
     }
 
@@ -179,7 +220,15 @@ impl<'s> Cx<'s> {
         let banks = self.banks(&t);
         let articles = self.articles(&t, &entities, &relations);
         let questions = self.questions(&t, &entities, &relations, &banks);
-        Ir { params, pools, entities, relations, banks, articles, questions }
+        Ir {
+            params,
+            pools,
+            entities,
+            relations,
+            banks,
+            articles,
+            questions,
+        }
     }
 
     // ------------------------------------------------------------------ collection
@@ -225,8 +274,7 @@ impl<'s> Cx<'s> {
                     }
                 }
                 Item::Article(a) => {
-                    if let Some(first) =
-                        t.articles.iter().find(|f| f.entity.text == a.entity.text)
+                    if let Some(first) = t.articles.iter().find(|f| f.entity.text == a.entity.text)
                     {
                         let s = first.entity.span;
                         self.duplicate("article for", &a.entity, s);
@@ -243,7 +291,10 @@ impl<'s> Cx<'s> {
                                 "a rule file has at most one `questions` block",
                             )
                             .label("second block")
-                            .related(Span::new(first.span.start, first.span.start + 9), "first block")
+                            .related(
+                                Span::new(first.span.start, first.span.start + 9),
+                                "first block",
+                            )
                             .help("merge the templates into the first `questions` block"),
                         );
                     } else {
@@ -260,10 +311,16 @@ impl<'s> Cx<'s> {
             Diagnostic::new(
                 Code::ReservedName,
                 name.span,
-                format!("`{}` is a built-in function of question answers and cannot name a {what}", name.text),
+                format!(
+                    "`{}` is a built-in function of question answers and cannot name a {what}",
+                    name.text
+                ),
             )
             .label("reserved name")
-            .help(format!("choose another name; reserved: {}", BUILTINS.join(", "))),
+            .help(format!(
+                "choose another name; reserved: {}",
+                BUILTINS.join(", ")
+            )),
         );
     }
 
@@ -292,7 +349,10 @@ impl<'s> Cx<'s> {
         let mut types = BTreeMap::new();
         let mut out = Vec::new();
         for p in &t.params_in_order {
-            let Some(ty) = ParamType::ALL.iter().find(|(n, _)| *n == p.ty.text).map(|(_, t)| *t)
+            let Some(ty) = ParamType::ALL
+                .iter()
+                .find(|(n, _)| *n == p.ty.text)
+                .map(|(_, t)| *t)
             else {
                 self.unknown(
                     Code::UnknownParamType,
@@ -322,9 +382,13 @@ impl<'s> Cx<'s> {
                 let hi_v = self.param_value(t, ty, hi, &p.name)?;
                 if value_lt(&hi_v, &lo_v) {
                     self.push(
-                        Diagnostic::new(Code::InvalidRange, lo.span.to(hi.span), "empty range: the lower bound exceeds the upper bound")
-                            .label("empty range")
-                            .help("write the range as `in LO..HI` with LO <= HI"),
+                        Diagnostic::new(
+                            Code::InvalidRange,
+                            lo.span.to(hi.span),
+                            "empty range: the lower bound exceeds the upper bound",
+                        )
+                        .label("empty range")
+                        .help("write the range as `in LO..HI` with LO <= HI"),
                     );
                     return None;
                 }
@@ -376,7 +440,10 @@ impl<'s> Cx<'s> {
             }
             (Literal::Ident(b), ParamType::Bank) => {
                 if !matches!(t.globals.get(b.as_str()), Some(Global::Bank(_))) {
-                    let name = Name { text: b.clone(), span: lit.span };
+                    let name = Name {
+                        text: b.clone(),
+                        span: lit.span,
+                    };
                     self.unknown(
                         Code::UnknownBank,
                         "bank",
@@ -418,7 +485,11 @@ impl<'s> Cx<'s> {
         self.push(
             Diagnostic::new(Code::InvalidRange, lit.span, "integer out of range")
                 .label("does not fit in 64 bits")
-                .help(format!("integers lie between {} and {}", i64::MIN, i64::MAX)),
+                .help(format!(
+                    "integers lie between {} and {}",
+                    i64::MIN,
+                    i64::MAX
+                )),
         );
         false
     }
@@ -430,9 +501,13 @@ impl<'s> Cx<'s> {
             && v < min
         {
             self.push(
-                Diagnostic::new(Code::InvalidRange, lit.span, format!("{what} must be at least {min}, found {v}"))
-                    .label("too small")
-                    .help(format!("write a number of at least {min}")),
+                Diagnostic::new(
+                    Code::InvalidRange,
+                    lit.span,
+                    format!("{what} must be at least {min}, found {v}"),
+                )
+                .label("too small")
+                .help(format!("write a number of at least {min}")),
             );
         }
         n
@@ -443,9 +518,13 @@ impl<'s> Cx<'s> {
             return true;
         }
         self.push(
-            Diagnostic::new(Code::InvalidDate, span, format!("`{d}` is not a calendar date"))
-                .label("no such day")
-                .help("dates are written YYYY-MM-DD with a real month and day"),
+            Diagnostic::new(
+                Code::InvalidDate,
+                span,
+                format!("`{d}` is not a calendar date"),
+            )
+            .label("no such day")
+            .help("dates are written YYYY-MM-DD with a real month and day"),
         );
         false
     }
@@ -456,7 +535,10 @@ impl<'s> Cx<'s> {
             if t.params.contains_key(name) {
                 return false; // its declaration already has an error
             }
-            let n = Name { text: format!("${name}"), span };
+            let n = Name {
+                text: format!("${name}"),
+                span,
+            };
             let cands: Vec<String> = t.params.keys().map(|k| format!("${k}")).collect();
             self.unknown(
                 Code::UnknownParam,
@@ -475,10 +557,17 @@ impl<'s> Cx<'s> {
         let mut d = Diagnostic::new(
             Code::ParamType,
             span,
-            format!("`${name}` is a {} parameter, but {} is needed here", ty.name(), want.join(" or ")),
+            format!(
+                "`${name}` is a {} parameter, but {} is needed here",
+                ty.name(),
+                want.join(" or ")
+            ),
         )
         .label(a_an(ty.name()))
-        .help(format!("use {} parameter or a literal", a_an(&want.join(" or "))));
+        .help(format!(
+            "use {} parameter or a literal",
+            a_an(&want.join(" or "))
+        ));
         if let Some(s) = decl {
             d = d.related(s, "declared here");
         }
@@ -499,9 +588,13 @@ impl<'s> Cx<'s> {
             }
             other => {
                 self.push(
-                    Diagnostic::new(Code::TypeMismatch, lit.span, format!("expected an integer, found {}", describe_literal(other)))
-                        .label("not an integer")
-                        .help("write a whole number or an int `$parameter`"),
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        lit.span,
+                        format!("expected an integer, found {}", describe_literal(other)),
+                    )
+                    .label("not an integer")
+                    .help("write a whole number or an int `$parameter`"),
                 );
                 Num::Int(0)
             }
@@ -514,9 +607,11 @@ impl<'s> Cx<'s> {
         let mut out = Vec::new();
         for p in &t.pools_in_order {
             let (file, values, span) = match &p.source {
-                PoolSource::List(items) => {
-                    (None, items.iter().map(|s| s.value.clone()).collect::<Vec<_>>(), p.span)
-                }
+                PoolSource::List(items) => (
+                    None,
+                    items.iter().map(|s| s.value.clone()).collect::<Vec<_>>(),
+                    p.span,
+                ),
                 PoolSource::File(path) => {
                     let full = self.base_dir.map(|b| b.join(&path.value));
                     let read = full.as_ref().map(std::fs::read_to_string);
@@ -577,7 +672,10 @@ impl<'s> Cx<'s> {
     fn entities(&mut self, t: &Tables, pools: &[Pool]) -> Vec<EntityType> {
         let mut out = Vec::new();
         for e in &t.entities {
-            let count = e.count.as_ref().map(|c| self.int_at_least(c, t, 0, "an entity count"));
+            let count = e
+                .count
+                .as_ref()
+                .map(|c| self.int_at_least(c, t, 0, "an entity count"));
             let mut attrs: Vec<Attribute> = Vec::new();
             let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
             let mut keys = Vec::new();
@@ -602,9 +700,13 @@ impl<'s> Cx<'s> {
                             && name != "value"
                         {
                             self.push(
-                                Diagnostic::new(Code::TemplatePlaceholder, *span, format!("`{{{name}}}` is not available in a `whose` form"))
-                                    .label("unknown placeholder")
-                                    .help("a `whose` form has one placeholder, `{value}`"),
+                                Diagnostic::new(
+                                    Code::TemplatePlaceholder,
+                                    *span,
+                                    format!("`{{{name}}}` is not available in a `whose` form"),
+                                )
+                                .label("unknown placeholder")
+                                .help("a `whose` form has one placeholder, `{value}`"),
                             );
                         }
                     }
@@ -616,7 +718,11 @@ impl<'s> Cx<'s> {
                     source,
                     unique: a.key.is_some() || a.unique.is_some(),
                     say: a.say.as_ref().map(|(s, p)| {
-                        (s.value.clone(), p.as_ref().map_or_else(|| format!("{}s", s.value), |p| p.value.clone()))
+                        (
+                            s.value.clone(),
+                            p.as_ref()
+                                .map_or_else(|| format!("{}s", s.value), |p| p.value.clone()),
+                        )
                     }),
                     whose,
                 });
@@ -645,15 +751,30 @@ impl<'s> Cx<'s> {
                     first.name.text.clone()
                 }
             };
-            if let Some((ka, _)) = keys.first() {
-                self.capacity_warning(e, &attrs, ka, pools, t);
+            for a in e
+                .attrs
+                .iter()
+                .filter(|a| a.key.is_some() || a.unique.is_some())
+            {
+                self.capacity_warning(e, &attrs, a, pools, t);
             }
-            out.push(EntityType { name: e.name.text.clone(), count, key, attrs });
+            out.push(EntityType {
+                name: e.name.text.clone(),
+                count,
+                key,
+                attrs,
+            });
         }
         out
     }
 
-    fn source(&mut self, t: &Tables, e: &EntityDecl, s: &ast::Source, pools: &[Pool]) -> (AttrSource, AttrType) {
+    fn source(
+        &mut self,
+        t: &Tables,
+        e: &EntityDecl,
+        s: &ast::Source,
+        pools: &[Pool],
+    ) -> (AttrSource, AttrType) {
         match s {
             ast::Source::Enum { variants, .. } => {
                 let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
@@ -665,15 +786,16 @@ impl<'s> Cx<'s> {
                     seen.insert(&v.text, v.span);
                 }
                 let names: Vec<String> = seen.keys().map(|s| s.to_string()).collect();
-                let ordered: Vec<String> = variants
-                    .iter()
-                    .map(|v| v.text.clone())
-                    .fold(Vec::new(), |mut acc, v| {
-                        if !acc.contains(&v) {
-                            acc.push(v);
-                        }
-                        acc
-                    });
+                let ordered: Vec<String> =
+                    variants
+                        .iter()
+                        .map(|v| v.text.clone())
+                        .fold(Vec::new(), |mut acc, v| {
+                            if !acc.contains(&v) {
+                                acc.push(v);
+                            }
+                            acc
+                        });
                 debug_assert_eq!(names.len(), ordered.len());
                 (AttrSource::Enum(ordered.clone()), AttrType::Enum(ordered))
             }
@@ -696,9 +818,13 @@ impl<'s> Cx<'s> {
                     && a > b
                 {
                     self.push(
-                        Diagnostic::new(Code::InvalidRange, *span, "empty range: the lower bound exceeds the upper bound")
-                            .label("empty range")
-                            .help("write `int LO..HI` with LO <= HI"),
+                        Diagnostic::new(
+                            Code::InvalidRange,
+                            *span,
+                            "empty range: the lower bound exceeds the upper bound",
+                        )
+                        .label("empty range")
+                        .help("write `int LO..HI` with LO <= HI"),
                     );
                 }
                 (AttrSource::Int(l, h), AttrType::Int)
@@ -710,9 +836,13 @@ impl<'s> Cx<'s> {
                     && a > b
                 {
                     self.push(
-                        Diagnostic::new(Code::InvalidRange, *span, "empty range: the first date is after the second")
-                            .label("empty range")
-                            .help("write `date FROM..TO` with FROM on or before TO"),
+                        Diagnostic::new(
+                            Code::InvalidRange,
+                            *span,
+                            "empty range: the first date is after the second",
+                        )
+                        .label("empty range")
+                        .help("write `date FROM..TO` with FROM on or before TO"),
                     );
                 }
                 (AttrSource::Date(l, h), AttrType::Date)
@@ -725,10 +855,17 @@ impl<'s> Cx<'s> {
                     }
                     Some(_) => {
                         self.push(
-                            Diagnostic::new(Code::TypeMismatch, on.span, format!("`match` needs an enum attribute, and `{}` is not one", on.text))
-                                .label("not an enum")
-                                .related(target.map_or(on.span, |a| a.name.span), "declared here")
-                                .help("match on an attribute declared with `enum { .. }`"),
+                            Diagnostic::new(
+                                Code::TypeMismatch,
+                                on.span,
+                                format!(
+                                    "`match` needs an enum attribute, and `{}` is not one",
+                                    on.text
+                                ),
+                            )
+                            .label("not an enum")
+                            .related(target.map_or(on.span, |a| a.name.span), "declared here")
+                            .help("match on an attribute declared with `enum { .. }`"),
                         );
                         None
                     }
@@ -750,13 +887,23 @@ impl<'s> Cx<'s> {
                     if let Some(vs) = &variants
                         && !vs.contains(&v.text)
                     {
-                        self.unknown(Code::UnknownVariant, "variant", v, vs.iter().map(String::as_str), "list only the enum's variants");
+                        self.unknown(
+                            Code::UnknownVariant,
+                            "variant",
+                            v,
+                            vs.iter().map(String::as_str),
+                            "list only the enum's variants",
+                        );
                     }
                     if !covered.insert(v.text.clone()) {
                         self.push(
-                            Diagnostic::new(Code::DuplicateDefinition, v.span, format!("variant `{}` is matched twice", v.text))
-                                .label("second arm")
-                                .help("remove one of the arms"),
+                            Diagnostic::new(
+                                Code::DuplicateDefinition,
+                                v.span,
+                                format!("variant `{}` is matched twice", v.text),
+                            )
+                            .label("second arm")
+                            .help("remove one of the arms"),
                         );
                     }
                     let (s, aty) = self.source(t, e, src, pools);
@@ -764,9 +911,17 @@ impl<'s> Cx<'s> {
                         None => ty = Some(aty),
                         Some(prev) if *prev != aty => {
                             self.push(
-                                Diagnostic::new(Code::TypeMismatch, src.span(), format!("this arm gives {} values but an earlier arm gives {}", aty.describe(), prev.describe()))
-                                    .label("different type")
-                                    .help("all arms of a `match` produce values of one type"),
+                                Diagnostic::new(
+                                    Code::TypeMismatch,
+                                    src.span(),
+                                    format!(
+                                        "this arm gives {} values but an earlier arm gives {}",
+                                        aty.describe(),
+                                        prev.describe()
+                                    ),
+                                )
+                                .label("different type")
+                                .help("all arms of a `match` produce values of one type"),
                             );
                         }
                         _ => {}
@@ -774,14 +929,25 @@ impl<'s> Cx<'s> {
                     out_arms.push((v.text.clone(), s));
                 }
                 if let Some(vs) = &variants {
-                    let missing: Vec<&str> =
-                        vs.iter().filter(|v| !covered.contains(*v)).map(String::as_str).collect();
+                    let missing: Vec<&str> = vs
+                        .iter()
+                        .filter(|v| !covered.contains(*v))
+                        .map(String::as_str)
+                        .collect();
                     if !missing.is_empty() {
                         self.push(
                             Diagnostic::new(
                                 Code::NonExhaustiveMatch,
                                 *span,
-                                format!("`match {}` does not cover {}", on.text, missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")),
+                                format!(
+                                    "`match {}` does not cover {}",
+                                    on.text,
+                                    missing
+                                        .iter()
+                                        .map(|m| format!("`{m}`"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
                             )
                             .label("missing arms")
                             .related(target.map_or(on.span, |a| a.source.span()), "the variants")
@@ -789,20 +955,38 @@ impl<'s> Cx<'s> {
                         );
                     }
                 }
-                (AttrSource::Match { on: on.text.clone(), arms: out_arms }, ty.unwrap_or(AttrType::Text))
+                (
+                    AttrSource::Match {
+                        on: on.text.clone(),
+                        arms: out_arms,
+                    },
+                    ty.unwrap_or(AttrType::Text),
+                )
             }
             ast::Source::Text { template, .. } => {
                 let parts = self.text_parts(template);
                 for (p, span) in &parts {
                     if let TextPart::Hole { name, form } = p {
-                        if let Some(f) = form.as_ref().filter(|_| e.attrs.iter().any(|a| &a.name.text == name)) {
+                        if let Some(f) = form
+                            .as_ref()
+                            .filter(|_| e.attrs.iter().any(|a| &a.name.text == name))
+                        {
                             self.push(
-                                Diagnostic::new(Code::TemplatePlaceholder, *span, format!("`{{{name}.{f}}}`: attribute placeholders have no forms"))
-                                    .label("unknown form")
-                                    .help(format!("write `{{{name}}}`")),
+                                Diagnostic::new(
+                                    Code::TemplatePlaceholder,
+                                    *span,
+                                    format!(
+                                        "`{{{name}.{f}}}`: attribute placeholders have no forms"
+                                    ),
+                                )
+                                .label("unknown form")
+                                .help(format!("write `{{{name}}}`")),
                             );
                         } else if form.is_some() || !e.attrs.iter().any(|a| &a.name.text == name) {
-                            let n = Name { text: name.clone(), span: *span };
+                            let n = Name {
+                                text: name.clone(),
+                                span: *span,
+                            };
                             self.push(
                                 Diagnostic::new(Code::TemplatePlaceholder, *span, format!("`{{{name}}}` is not an attribute of `{}`", e.name.text))
                                     .label("unknown placeholder")
@@ -811,7 +995,10 @@ impl<'s> Cx<'s> {
                         }
                     }
                 }
-                (AttrSource::Text(parts.into_iter().map(|(p, _)| p).collect()), AttrType::Text)
+                (
+                    AttrSource::Text(parts.into_iter().map(|(p, _)| p).collect()),
+                    AttrType::Text,
+                )
             }
         }
     }
@@ -828,9 +1015,13 @@ impl<'s> Cx<'s> {
             }
             other => {
                 self.push(
-                    Diagnostic::new(Code::TypeMismatch, lit.span, format!("expected a date, found {}", describe_literal(other)))
-                        .label("not a date")
-                        .help("write YYYY-MM-DD or a date `$parameter`"),
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        lit.span,
+                        format!("expected a date, found {}", describe_literal(other)),
+                    )
+                    .label("not a date")
+                    .help("write YYYY-MM-DD or a date `$parameter`"),
                 );
                 DateBound::Date("1970-01-01".into())
             }
@@ -873,7 +1064,10 @@ impl<'s> Cx<'s> {
             .collect();
         for a in &e.attrs {
             // Depth-first search from `a` looking for a path back to it.
-            let mut stack: Vec<&str> = graph[a.name.text.as_str()].iter().map(String::as_str).collect();
+            let mut stack: Vec<&str> = graph[a.name.text.as_str()]
+                .iter()
+                .map(String::as_str)
+                .collect();
             let mut seen = BTreeSet::new();
             while let Some(n) = stack.pop() {
                 if n == a.name.text {
@@ -894,8 +1088,16 @@ impl<'s> Cx<'s> {
         }
     }
 
-    /// Warns when a unique key is drawn from fewer values than the declared entity count.
-    fn capacity_warning(&mut self, e: &EntityDecl, attrs: &[Attribute], key: &AttrDecl, pools: &[Pool], t: &Tables) {
+    /// Warns when a key or `unique` attribute is drawn from fewer values than the declared
+    /// entity count, since generation could not give every entity a different value.
+    fn capacity_warning(
+        &mut self,
+        e: &EntityDecl,
+        attrs: &[Attribute],
+        key: &AttrDecl,
+        pools: &[Pool],
+        t: &Tables,
+    ) {
         let count = match e.count.as_ref().map(|c| &c.value) {
             Some(Literal::Int(n)) => *n,
             Some(Literal::Param(p)) => match t.params.get(p.as_str()).map(|d| &d.default.value) {
@@ -905,7 +1107,9 @@ impl<'s> Cx<'s> {
             _ => return,
         };
         // Negative counts are reported elsewhere; unreadable pools would give a bogus bound.
-        let Ok(count) = u128::try_from(count) else { return };
+        let Ok(count) = u128::try_from(count) else {
+            return;
+        };
         let broken_pool = |p: &Pool| p.file.is_some() && p.values == ["?"];
         if pools.iter().any(broken_pool) {
             return;
@@ -917,8 +1121,13 @@ impl<'s> Cx<'s> {
             match s {
                 AttrSource::Enum(v) => Some(v.len() as u128),
                 AttrSource::Pool(p) => pools.iter().find(|x| &x.name == p).map(|x| x.len as u128),
-                AttrSource::Int(Num::Int(a), Num::Int(b)) if b >= a => Some((i128::from(*b) - i128::from(*a) + 1).max(0) as u128),
-                AttrSource::Match { arms, .. } => arms.iter().map(|(_, s)| cap(s, attrs, pools, depth + 1)).sum(),
+                AttrSource::Int(Num::Int(a), Num::Int(b)) if b >= a => {
+                    Some((i128::from(*b) - i128::from(*a) + 1).max(0) as u128)
+                }
+                AttrSource::Match { arms, .. } => arms
+                    .iter()
+                    .map(|(_, s)| cap(s, attrs, pools, depth + 1))
+                    .sum(),
                 AttrSource::Text(parts) => parts.iter().try_fold(1u128, |acc, p| match p {
                     TextPart::Hole { name, .. } => attrs
                         .iter()
@@ -930,7 +1139,9 @@ impl<'s> Cx<'s> {
                 _ => None,
             }
         }
-        let Some(a) = attrs.iter().find(|a| a.name == key.name.text) else { return };
+        let Some(a) = attrs.iter().find(|a| a.name == key.name.text) else {
+            return;
+        };
         if let Some(c) = cap(&a.source, attrs, pools, 0)
             && c < count
         {
@@ -938,10 +1149,24 @@ impl<'s> Cx<'s> {
                 Diagnostic::new(
                     Code::UniqueTooSmall,
                     key.source.span(),
-                    format!("key `{}` can take at most {}, but `{}` has {count} entities by default", key.name.text, plural(c as usize, "distinct value", "distinct values"), e.name.text),
+                    format!(
+                        "{} `{}` can take at most {}, but `{}` has {count} entities by default",
+                        if key.key.is_some() {
+                            "key"
+                        } else {
+                            "unique attribute"
+                        },
+                        key.name.text,
+                        plural(c as usize, "distinct value", "distinct values"),
+                        e.name.text
+                    ),
                 )
                 .label(format!("at most {}", plural(c as usize, "value", "values")))
-                .help("add values to the pools, or compose the key from more attributes"),
+                .help(if key.key.is_some() {
+                    "add values to the pools, or compose the key from more attributes"
+                } else {
+                    "widen the attribute's range or pool, or lower the count"
+                }),
             );
         }
     }
@@ -949,7 +1174,10 @@ impl<'s> Cx<'s> {
     /// Splits a string literal into text and `{placeholder}`s, with spans into the source.
     fn text_parts(&mut self, s: &Str) -> Vec<(TextPart, Span)> {
         let raw_start = s.span.start + 1;
-        let raw = self.src.get(raw_start..s.span.end.saturating_sub(1)).unwrap_or("");
+        let raw = self
+            .src
+            .get(raw_start..s.span.end.saturating_sub(1))
+            .unwrap_or("");
         let mut out: Vec<(TextPart, Span)> = Vec::new();
         let mut lit = String::new();
         let mut chars = raw.char_indices().peekable();
@@ -978,9 +1206,15 @@ impl<'s> Cx<'s> {
                     let rest = &raw[i + 1..];
                     let Some(close) = rest.find('}') else {
                         self.push(
-                            Diagnostic::new(Code::TemplatePlaceholder, Span::new(raw_start + i, raw_start + i + 1), "unclosed `{` in a template")
-                                .label("opened here")
-                                .help("close the placeholder with `}`, or write `{{` for a literal brace"),
+                            Diagnostic::new(
+                                Code::TemplatePlaceholder,
+                                Span::new(raw_start + i, raw_start + i + 1),
+                                "unclosed `{` in a template",
+                            )
+                            .label("opened here")
+                            .help(
+                                "close the placeholder with `}`, or write `{{` for a literal brace",
+                            ),
                         );
                         lit.push_str(&raw[i..]);
                         break;
@@ -1004,7 +1238,13 @@ impl<'s> Cx<'s> {
                         );
                     } else {
                         flush(&mut lit, &mut out);
-                        out.push((TextPart::Hole { name: name.to_string(), form }, span));
+                        out.push((
+                            TextPart::Hole {
+                                name: name.to_string(),
+                                form,
+                            },
+                            span,
+                        ));
                     }
                     for _ in 0..inner.chars().count() + 1 {
                         chars.next();
@@ -1012,9 +1252,13 @@ impl<'s> Cx<'s> {
                 }
                 '}' => {
                     self.push(
-                        Diagnostic::new(Code::TemplatePlaceholder, Span::new(raw_start + i, raw_start + i + 1), "unmatched `}` in a template")
-                            .label("no matching `{`")
-                            .help("write `}}` for a literal brace"),
+                        Diagnostic::new(
+                            Code::TemplatePlaceholder,
+                            Span::new(raw_start + i, raw_start + i + 1),
+                            "unmatched `}` in a template",
+                        )
+                        .label("no matching `{`")
+                        .help("write `}}` for a literal brace"),
                     );
                 }
                 c => lit.push(c),
@@ -1040,9 +1284,18 @@ impl<'s> Cx<'s> {
                 }
                 seen.insert(&role.name.text, role.name.span);
                 if t.entity(&role.ty.text).is_none() {
-                    self.unknown(Code::UnknownType, "entity type", &role.ty, t.entity_names(), "declare it with `entity NAME { .. }`");
+                    self.unknown(
+                        Code::UnknownType,
+                        "entity type",
+                        &role.ty,
+                        t.entity_names(),
+                        "declare it with `entity NAME { .. }`",
+                    );
                 }
-                roles.push(Role { name: role.name.text.clone(), ty: role.ty.text.clone() });
+                roles.push(Role {
+                    name: role.name.text.clone(),
+                    ty: role.ty.text.clone(),
+                });
             }
             if r.roles.len() != 2 {
                 self.push(
@@ -1060,14 +1313,24 @@ impl<'s> Cx<'s> {
         out
     }
 
-    fn relations(&mut self, t: &Tables, entities: &[EntityType], heads: &BTreeMap<String, Vec<Role>>) -> Vec<Relation> {
+    fn relations(
+        &mut self,
+        t: &Tables,
+        entities: &[EntityType],
+        heads: &BTreeMap<String, Vec<Role>>,
+    ) -> Vec<Relation> {
         let mut out = Vec::new();
         for r in &t.relations {
             let roles = &heads[&r.name.text];
             let role_arr: [Role; 2] = match roles.as_slice() {
                 [a, b] => [a.clone(), b.clone()],
                 _ => {
-                    let fill = |i: usize| roles.get(i).cloned().unwrap_or(Role { name: format!("_{i}"), ty: String::new() });
+                    let fill = |i: usize| {
+                        roles.get(i).cloned().unwrap_or(Role {
+                            name: format!("_{i}"),
+                            ty: String::new(),
+                        })
+                    };
                     [fill(0), fill(1)]
                 }
             };
@@ -1103,19 +1366,26 @@ impl<'s> Cx<'s> {
                 (true, [g, rest @ ..]) => {
                     for extra in rest {
                         self.push(
-                            Diagnostic::new(Code::RelationSource, extra.span, format!("relation `{}` has more than one generator", r.name.text))
-                                .label("second generator")
-                                .related(g.span, "first generator")
-                                .help("keep one `generate` statement"),
+                            Diagnostic::new(
+                                Code::RelationSource,
+                                extra.span,
+                                format!("relation `{}` has more than one generator", r.name.text),
+                            )
+                            .label("second generator")
+                            .related(g.span, "first generator")
+                            .help("keep one `generate` statement"),
                         );
                     }
                     RelationDef::Base(self.generator(t, r, g, &role_arr, entities))
                 }
                 (false, []) => RelationDef::Derived(
-                    r.bodies.iter().map(|b| self.rule_body(t, r, b, &role_arr, heads, entities)).collect(),
+                    r.bodies
+                        .iter()
+                        .map(|b| self.rule_body(t, r, b, &role_arr, heads, entities))
+                        .collect(),
                 ),
             };
-            let cards = self.cards(r, &role_arr, &def);
+            let cards = self.cards(r, &role_arr, &def, t);
             let says = self.says(r, &role_arr, entities);
             let weight = match r.weight {
                 Some((w, span)) if w < 1 => {
@@ -1145,7 +1415,14 @@ impl<'s> Cx<'s> {
         out
     }
 
-    fn generator(&mut self, t: &Tables, r: &RelationDecl, g: &GenerateDecl, roles: &[Role; 2], entities: &[EntityType]) -> Generator {
+    fn generator(
+        &mut self,
+        t: &Tables,
+        r: &RelationDecl,
+        g: &GenerateDecl,
+        roles: &[Role; 2],
+        entities: &[EntityType],
+    ) -> Generator {
         let Some(spec) = GEN_SPECS.iter().find(|s| s.name == g.generator.text) else {
             self.unknown(
                 Code::UnknownGenerator,
@@ -1154,24 +1431,39 @@ impl<'s> Cx<'s> {
                 GEN_SPECS.iter().map(|s| s.name),
                 "generators are family_tree, random_graph, function and assign",
             );
-            return Generator { kind: GenKind::Function, args: BTreeMap::new() };
+            return Generator {
+                kind: GenKind::Function,
+                args: BTreeMap::new(),
+            };
         };
         let mut args = BTreeMap::new();
         for (n, v) in &g.args {
             let Some((_, kind, _)) = spec.args.iter().find(|(a, _, _)| *a == n.text) else {
                 let names: Vec<&str> = spec.args.iter().map(|(a, _, _)| *a).collect();
                 self.push(
-                    Diagnostic::new(Code::GeneratorArgs, n.span, format!("`{}` takes no argument `{}`", spec.name, n.text))
-                        .label("unknown argument")
-                        .help(did_you_mean(&n.text, names.iter().copied()).unwrap_or_else(|| format!("`{}` takes: {}", spec.name, names.join(", ")))),
+                    Diagnostic::new(
+                        Code::GeneratorArgs,
+                        n.span,
+                        format!("`{}` takes no argument `{}`", spec.name, n.text),
+                    )
+                    .label("unknown argument")
+                    .help(
+                        did_you_mean(&n.text, names.iter().copied()).unwrap_or_else(|| {
+                            format!("`{}` takes: {}", spec.name, names.join(", "))
+                        }),
+                    ),
                 );
                 continue;
             };
             if args.contains_key(&n.text) {
                 self.push(
-                    Diagnostic::new(Code::GeneratorArgs, n.span, format!("argument `{}` is given twice", n.text))
-                        .label("repeated")
-                        .help("give each argument once"),
+                    Diagnostic::new(
+                        Code::GeneratorArgs,
+                        n.span,
+                        format!("argument `{}` is given twice", n.text),
+                    )
+                    .label("repeated")
+                    .help("give each argument once"),
                 );
                 continue;
             }
@@ -1179,13 +1471,36 @@ impl<'s> Cx<'s> {
                 args.insert(n.text.clone(), a);
             }
         }
-        let missing: Vec<&str> =
-            spec.args.iter().filter(|(a, _, req)| *req && !g.args.iter().any(|(n, _)| n.text == *a)).map(|(a, _, _)| *a).collect();
+        let missing: Vec<&str> = spec
+            .args
+            .iter()
+            .filter(|(a, _, req)| *req && !g.args.iter().any(|(n, _)| n.text == *a))
+            .map(|(a, _, _)| *a)
+            .collect();
         if !missing.is_empty() {
             self.push(
-                Diagnostic::new(Code::GeneratorArgs, g.generator.span, format!("`{}` needs {}", spec.name, missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")))
-                    .label("missing arguments")
-                    .help(format!("add {}", missing.iter().map(|m| format!("`{m}: ..`")).collect::<Vec<_>>().join(", "))),
+                Diagnostic::new(
+                    Code::GeneratorArgs,
+                    g.generator.span,
+                    format!(
+                        "`{}` needs {}",
+                        spec.name,
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .label("missing arguments")
+                .help(format!(
+                    "add {}",
+                    missing
+                        .iter()
+                        .map(|m| format!("`{m}: ..`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
             );
         }
         if spec.kind == GenKind::FamilyTree && roles[0].ty != roles[1].ty {
@@ -1196,28 +1511,55 @@ impl<'s> Cx<'s> {
                     .help("family trees relate entities of one type, e.g. `parent(child: person, parent: person)`"),
             );
         }
-        Generator { kind: spec.kind, args }
+        Generator {
+            kind: spec.kind,
+            args,
+        }
     }
 
-    fn gen_arg(&mut self, t: &Tables, kind: ArgKind, n: &Name, v: &Lit, roles: &[Role; 2], entities: &[EntityType]) -> Option<GenArg> {
+    fn gen_arg(
+        &mut self,
+        t: &Tables,
+        kind: ArgKind,
+        n: &Name,
+        v: &Lit,
+        roles: &[Role; 2],
+        entities: &[EntityType],
+    ) -> Option<GenArg> {
         let bad = |cx: &mut Self, want: &str| {
             cx.push(
-                Diagnostic::new(Code::GeneratorArgs, v.span, format!("argument `{}` needs {want}, found {}", n.text, describe_literal(&v.value)))
-                    .label(format!("not {want}"))
-                    .help(format!("give `{}` {want}", n.text)),
+                Diagnostic::new(
+                    Code::GeneratorArgs,
+                    v.span,
+                    format!(
+                        "argument `{}` needs {want}, found {}",
+                        n.text,
+                        describe_literal(&v.value)
+                    ),
+                )
+                .label(format!("not {want}"))
+                .help(format!("give `{}` {want}", n.text)),
             );
             None
         };
         match (kind, &v.value) {
-            (ArgKind::Int | ArgKind::Float, Literal::Int(_) | Literal::Float(_)) if literal_negative(&v.value) => {
+            (ArgKind::Int | ArgKind::Float, Literal::Int(_) | Literal::Float(_))
+                if literal_negative(&v.value) =>
+            {
                 self.push(
-                    Diagnostic::new(Code::GeneratorArgs, v.span, format!("argument `{}` cannot be negative", n.text))
-                        .label("negative")
-                        .help("sizes, counts, degrees and probabilities are zero or more"),
+                    Diagnostic::new(
+                        Code::GeneratorArgs,
+                        v.span,
+                        format!("argument `{}` cannot be negative", n.text),
+                    )
+                    .label("negative")
+                    .help("sizes, counts, degrees and probabilities are zero or more"),
                 );
                 None
             }
-            (ArgKind::Int, Literal::Int(i)) => self.int_fits(v).then_some(GenArg::Num(Num::Int(*i))),
+            (ArgKind::Int, Literal::Int(i)) => {
+                self.int_fits(v).then_some(GenArg::Num(Num::Int(*i)))
+            }
             (ArgKind::Float, Literal::Int(i)) => Some(GenArg::Num(Num::Float(*i as f64))),
             (ArgKind::Float, Literal::Float(f)) => Some(GenArg::Num(Num::Float(*f))),
             (ArgKind::Int, Literal::Param(p)) => {
@@ -1232,18 +1574,35 @@ impl<'s> Cx<'s> {
                 if roles.iter().any(|r| &r.name == x) {
                     Some(GenArg::Name(x.clone()))
                 } else {
-                    let nm = Name { text: x.clone(), span: v.span };
-                    self.unknown(Code::UnknownRole, "role", &nm, roles.iter().map(|r| r.name.as_str()), "name one of the relation's roles");
+                    let nm = Name {
+                        text: x.clone(),
+                        span: v.span,
+                    };
+                    self.unknown(
+                        Code::UnknownRole,
+                        "role",
+                        &nm,
+                        roles.iter().map(|r| r.name.as_str()),
+                        "name one of the relation's roles",
+                    );
                     None
                 }
             }
             (ArgKind::Attr(want), Literal::Ident(x)) => {
-                let ety = entities.iter().find(|e| e.name == roles[0].ty);
-                let Some(ety) = ety else { return None };
+                let ety = entities.iter().find(|e| e.name == roles[0].ty)?;
                 match ety.attr(x) {
                     None => {
-                        let nm = Name { text: x.clone(), span: v.span };
-                        self.unknown(Code::UnknownAttribute, "attribute", &nm, ety.attrs.iter().map(|a| a.name.as_str()), &format!("name an attribute of `{}`", ety.name));
+                        let nm = Name {
+                            text: x.clone(),
+                            span: v.span,
+                        };
+                        self.unknown(
+                            Code::UnknownAttribute,
+                            "attribute",
+                            &nm,
+                            ety.attrs.iter().map(|a| a.name.as_str()),
+                            &format!("name an attribute of `{}`", ety.name),
+                        );
                         None
                     }
                     Some(a) => {
@@ -1261,9 +1620,17 @@ impl<'s> Cx<'s> {
                                 AttrWant::Any => "an attribute",
                             };
                             self.push(
-                                Diagnostic::new(Code::TypeMismatch, v.span, format!("`{}` needs {w}, but `{x}` is {}", n.text, a.ty.describe()))
-                                    .label(format!("not {w}"))
-                                    .help(format!("name {w} of `{}`", ety.name)),
+                                Diagnostic::new(
+                                    Code::TypeMismatch,
+                                    v.span,
+                                    format!(
+                                        "`{}` needs {w}, but `{x}` is {}",
+                                        n.text,
+                                        a.ty.describe()
+                                    ),
+                                )
+                                .label(format!("not {w}"))
+                                .help(format!("name {w} of `{}`", ety.name)),
                             );
                             None
                         }
@@ -1277,44 +1644,85 @@ impl<'s> Cx<'s> {
         }
     }
 
-    fn cards(&mut self, r: &RelationDecl, roles: &[Role; 2], def: &RelationDef) -> Vec<Card> {
+    fn cards(
+        &mut self,
+        r: &RelationDecl,
+        roles: &[Role; 2],
+        def: &RelationDef,
+        t: &Tables,
+    ) -> Vec<Card> {
+        // Parameters are checked at their defaults; a run that overrides them is checked
+        // again when the universe is generated.
+        let int_value = |n: &Num| match n {
+            Num::Int(i) => Some(*i),
+            Num::Param(p) => match t.params.get(p.as_str()).map(|d| &d.default.value) {
+                Some(Literal::Int(i)) => Some(*i),
+                _ => None,
+            },
+            Num::Float(_) => None,
+        };
         let mut out: Vec<(Card, Span)> = Vec::new();
         for c in &r.cards {
             let Some(i) = roles.iter().position(|x| x.name == c.role.text) else {
-                self.unknown(Code::UnknownRole, "role", &c.role, roles.iter().map(|r| r.name.as_str()), "name one of the relation's roles");
+                self.unknown(
+                    Code::UnknownRole,
+                    "role",
+                    &c.role,
+                    roles.iter().map(|r| r.name.as_str()),
+                    "name one of the relation's roles",
+                );
                 continue;
             };
             if roles[1 - i].name != c.other.text {
                 let msg = if c.other.text == c.role.text {
-                    format!("`each {0} has .. {0}` counts a role against itself", c.role.text)
+                    format!(
+                        "`each {0} has .. {0}` counts a role against itself",
+                        c.role.text
+                    )
                 } else {
                     format!("unknown role `{}`", c.other.text)
                 };
                 self.push(
                     Diagnostic::new(Code::UnknownRole, c.other.span, msg)
                         .label("not the other role")
-                        .help(format!("write `each {} has .. {};`", c.role.text, roles[1 - i].name)),
+                        .help(format!(
+                            "write `each {} has .. {};`",
+                            c.role.text,
+                            roles[1 - i].name
+                        )),
                 );
                 continue;
             }
             let (lo, hi) = (c.lo.max(0) as u64, c.hi.map(|h| h.max(0) as u64));
             if c.lo < 0 || hi.is_some_and(|h| h < lo) {
                 self.push(
-                    Diagnostic::new(Code::ContradictoryCardinality, c.range_span, "cardinality range is empty")
-                        .label("no count satisfies this")
-                        .help("write `LO..HI` with 0 <= LO <= HI, `N`, or `LO..*`"),
+                    Diagnostic::new(
+                        Code::ContradictoryCardinality,
+                        c.range_span,
+                        "cardinality range is empty",
+                    )
+                    .label("no count satisfies this")
+                    .help("write `LO..HI` with 0 <= LO <= HI, `N`, or `LO..*`"),
                 );
                 continue;
             }
             let card = Card { role: i, lo, hi };
             if let Some((prev, pspan)) = out.iter().find(|(p, _)| p.role == i) {
-                let code = if *prev == card { Code::DuplicateDefinition } else { Code::ContradictoryCardinality };
+                let code = if *prev == card {
+                    Code::DuplicateDefinition
+                } else {
+                    Code::ContradictoryCardinality
+                };
                 let pspan = *pspan;
                 self.push(
-                    Diagnostic::new(code, c.span, format!("cardinality of role `{}` is declared twice", c.role.text))
-                        .label("second declaration")
-                        .related(pspan, "first declaration")
-                        .help("keep one `each` statement per role"),
+                    Diagnostic::new(
+                        code,
+                        c.span,
+                        format!("cardinality of role `{}` is declared twice", c.role.text),
+                    )
+                    .label("second declaration")
+                    .related(pspan, "first declaration")
+                    .help("keep one `each` statement per role"),
                 );
                 continue;
             }
@@ -1325,34 +1733,68 @@ impl<'s> Cx<'s> {
             && (a.lo, a.hi) != (b.lo, b.hi)
         {
             self.push(
-                Diagnostic::new(Code::ContradictoryCardinality, *sb, "a symmetric relation gives both roles the same cardinality")
-                    .label("differs")
-                    .related(*sa, "from this one")
-                    .help("declare the cardinality once; it applies to both roles"),
+                Diagnostic::new(
+                    Code::ContradictoryCardinality,
+                    *sb,
+                    "a symmetric relation gives both roles the same cardinality",
+                )
+                .label("differs")
+                .related(*sa, "from this one")
+                .help("declare the cardinality once; it applies to both roles"),
             );
         }
         // A generator fixes some counts; a declared range must leave room for them.
         if let (RelationDef::Base(g), [gen_decl, ..]) = (def, r.generate.as_slice()) {
-            let implied: Option<(usize, u64, Option<u64>, &str)> = match g.kind {
+            let implied: Option<(usize, u64, Option<u64>, String)> = match g.kind {
                 GenKind::FamilyTree => match g.args.get("parent") {
-                    Some(GenArg::Name(p)) => roles.iter().position(|x| &x.name == p).map(|pi| (1 - pi, 0, Some(2), "at most two parents")),
+                    Some(GenArg::Name(p)) => roles
+                        .iter()
+                        .position(|x| &x.name == p)
+                        .map(|pi| (1 - pi, 0, Some(2), "up to two parents".to_string())),
                     _ => None,
                 },
                 GenKind::Function => match g.args.get("from") {
-                    Some(GenArg::Name(f)) => roles.iter().position(|x| &x.name == f).map(|fi| (fi, 1, Some(1), "exactly one partner")),
+                    Some(GenArg::Name(f)) => roles
+                        .iter()
+                        .position(|x| &x.name == f)
+                        .map(|fi| (fi, 1, Some(1), "exactly one partner".to_string())),
                     _ => None,
                 },
-                GenKind::Assign => match (g.args.get("from"), g.args.get("min"), g.args.get("max")) {
-                    (Some(GenArg::Name(f)), Some(GenArg::Num(Num::Int(lo))), Some(GenArg::Num(Num::Int(hi)))) => {
+                GenKind::Assign => match (
+                    g.args.get("from"),
+                    g.args.get("min").and_then(|a| match a {
+                        GenArg::Num(n) => int_value(n),
+                        _ => None,
+                    }),
+                    g.args.get("max").and_then(|a| match a {
+                        GenArg::Num(n) => int_value(n),
+                        _ => None,
+                    }),
+                ) {
+                    (Some(GenArg::Name(f)), Some(lo), Some(hi)) => {
+                        let (lo, hi) = (&lo, &hi);
                         if lo > hi || *lo < 0 {
                             self.push(
-                                Diagnostic::new(Code::ContradictoryCardinality, gen_decl.span, format!("`assign` with min {lo} and max {hi} can assign nothing"))
-                                    .label("empty range")
-                                    .help("use 0 <= min <= max"),
+                                Diagnostic::new(
+                                    Code::ContradictoryCardinality,
+                                    gen_decl.span,
+                                    format!(
+                                        "`assign` with min {lo} and max {hi} can assign nothing"
+                                    ),
+                                )
+                                .label("empty range")
+                                .help("use 0 <= min <= max"),
                             );
                             None
                         } else {
-                            roles.iter().position(|x| &x.name == f).map(|fi| (fi, *lo as u64, Some(*hi as u64), "between min and max partners"))
+                            roles.iter().position(|x| &x.name == f).map(|fi| {
+                                (
+                                    fi,
+                                    *lo as u64,
+                                    Some(*hi as u64),
+                                    format!("between {lo} and {hi} partners"),
+                                )
+                            })
                         }
                     }
                     _ => None,
@@ -1362,13 +1804,15 @@ impl<'s> Cx<'s> {
             if let Some((role, lo, hi, what)) = implied
                 && let Some((c, span)) = out.iter().find(|(c, _)| c.role == role)
             {
-                let disjoint = c.hi.is_some_and(|h| h < lo) || hi.is_some_and(|h| h < c.lo);
-                if disjoint {
+                // The declared range is a promise about every entity, so everything the
+                // generator can produce must fall inside it.
+                let outside = lo < c.lo || c.hi.is_some_and(|ch| hi.is_none_or(|h| h > ch));
+                if outside {
                     self.push(
                         Diagnostic::new(
                             Code::ContradictoryCardinality,
                             *span,
-                            format!("the generator gives each `{}` {what}, which this cardinality rules out", roles[role].name),
+                            format!("the generator gives each `{}` {what}, which this cardinality does not allow", roles[role].name),
                         )
                         .label("contradicts the generator")
                         .related(gen_decl.span, "generator")
@@ -1385,16 +1829,26 @@ impl<'s> Cx<'s> {
         let mut spans: Vec<Span> = Vec::new();
         for s in &r.says {
             let Some(i) = roles.iter().position(|x| x.name == s.role.text) else {
-                self.unknown(Code::UnknownRole, "role", &s.role, roles.iter().map(|r| r.name.as_str()), "`say ROLE: ..` names the role the noun describes");
+                self.unknown(
+                    Code::UnknownRole,
+                    "role",
+                    &s.role,
+                    roles.iter().map(|r| r.name.as_str()),
+                    "`say ROLE: ..` names the role the noun describes",
+                );
                 continue;
             };
             if let Some(j) = out.iter().position(|o| o.role == i) {
                 let first = spans[j];
                 self.push(
-                    Diagnostic::new(Code::DuplicateDefinition, s.role.span, format!("role `{}` has two surface forms", s.role.text))
-                        .label("second `say`")
-                        .related(first, "first `say`")
-                        .help("use `when ATTR = VALUE: ..` for alternative forms"),
+                    Diagnostic::new(
+                        Code::DuplicateDefinition,
+                        s.role.span,
+                        format!("role `{}` has two surface forms", s.role.text),
+                    )
+                    .label("second `say`")
+                    .related(first, "first `say`")
+                    .help("use `when ATTR = VALUE: ..` for alternative forms"),
                 );
                 continue;
             }
@@ -1403,7 +1857,13 @@ impl<'s> Cx<'s> {
             for w in &s.when {
                 let Some(ety) = ety else { break };
                 match ety.attr(&w.attr.text) {
-                    None => self.unknown(Code::UnknownAttribute, "attribute", &w.attr, ety.attrs.iter().map(|a| a.name.as_str()), &format!("name an enum attribute of `{}`", ety.name)),
+                    None => self.unknown(
+                        Code::UnknownAttribute,
+                        "attribute",
+                        &w.attr,
+                        ety.attrs.iter().map(|a| a.name.as_str()),
+                        &format!("name an enum attribute of `{}`", ety.name),
+                    ),
                     Some(a) => match &a.ty {
                         AttrType::Enum(vs) if vs.contains(&w.value.text) => when.push(SayWhenIr {
                             attr: w.attr.text.clone(),
@@ -1411,17 +1871,37 @@ impl<'s> Cx<'s> {
                             singular: w.singular.value.clone(),
                             plural: w.plural.value.clone(),
                         }),
-                        AttrType::Enum(vs) => self.unknown(Code::UnknownVariant, "variant", &w.value, vs.iter().map(String::as_str), &format!("`{}` is one of: {}", a.name, vs.join(", "))),
+                        AttrType::Enum(vs) => self.unknown(
+                            Code::UnknownVariant,
+                            "variant",
+                            &w.value,
+                            vs.iter().map(String::as_str),
+                            &format!("`{}` is one of: {}", a.name, vs.join(", ")),
+                        ),
                         other => self.push(
-                            Diagnostic::new(Code::TypeMismatch, w.attr.span, format!("`when` needs an enum attribute, and `{}` is {}", a.name, other.describe()))
-                                .label("not an enum")
-                                .help("choose forms by an enum attribute such as gender"),
+                            Diagnostic::new(
+                                Code::TypeMismatch,
+                                w.attr.span,
+                                format!(
+                                    "`when` needs an enum attribute, and `{}` is {}",
+                                    a.name,
+                                    other.describe()
+                                ),
+                            )
+                            .label("not an enum")
+                            .help("choose forms by an enum attribute such as gender"),
                         ),
                     },
                 }
             }
             spans.push(s.role.span);
-            out.push(Say { role: i, of: 1 - i, singular: s.singular.value.clone(), plural: s.plural.value.clone(), when });
+            out.push(Say {
+                role: i,
+                of: 1 - i,
+                singular: s.singular.value.clone(),
+                plural: s.plural.value.clone(),
+                when,
+            });
         }
         out
     }
@@ -1444,19 +1924,34 @@ impl<'s> Cx<'s> {
         let mut vars: Vec<Var> = roles
             .iter()
             .zip(&r.roles)
-            .map(|(role, decl)| Var { name: role.name.clone(), ty: Some((role.ty.clone(), decl.ty.span)), uses: Vec::new(), grounded: false })
+            .map(|(role, decl)| Var {
+                name: role.name.clone(),
+                ty: Some((role.ty.clone(), decl.ty.span)),
+                uses: Vec::new(),
+                grounded: false,
+            })
             .collect();
         let var_index = |vars: &mut Vec<Var>, n: &Name| -> usize {
             if n.text == "_" {
                 // Each `_` is its own variable; it is existential, so it needs no binding.
-                vars.push(Var { name: "_".into(), ty: None, uses: vec![n.span], grounded: true });
+                vars.push(Var {
+                    name: "_".into(),
+                    ty: None,
+                    uses: vec![n.span],
+                    grounded: true,
+                });
                 return vars.len() - 1;
             }
             if let Some(i) = vars.iter().position(|v| v.name == n.text) {
                 vars[i].uses.push(n.span);
                 i
             } else {
-                vars.push(Var { name: n.text.clone(), ty: None, uses: vec![n.span], grounded: false });
+                vars.push(Var {
+                    name: n.text.clone(),
+                    ty: None,
+                    uses: vec![n.span],
+                    grounded: false,
+                });
                 vars.len() - 1
             }
         };
@@ -1469,13 +1964,23 @@ impl<'s> Cx<'s> {
             };
             let Some(target_roles) = heads.get(&atom.relation.text) else {
                 let help = match t.globals.get(atom.relation.text.as_str()) {
-                    Some(g) => format!("`{}` is a {}, not a relation", atom.relation.text, g.what()),
-                    None => did_you_mean(&atom.relation.text, t.relation_names()).unwrap_or_else(|| "declare it with `relation NAME(role: type, role: type) ..`".into()),
+                    Some(g) => {
+                        format!("`{}` is a {}, not a relation", atom.relation.text, g.what())
+                    }
+                    None => {
+                        did_you_mean(&atom.relation.text, t.relation_names()).unwrap_or_else(|| {
+                            "declare it with `relation NAME(role: type, role: type) ..`".into()
+                        })
+                    }
                 };
                 self.push(
-                    Diagnostic::new(Code::UnknownRelation, atom.relation.span, format!("unknown relation `{}`", atom.relation.text))
-                        .label("no relation has this name")
-                        .help(help),
+                    Diagnostic::new(
+                        Code::UnknownRelation,
+                        atom.relation.span,
+                        format!("unknown relation `{}`", atom.relation.text),
+                    )
+                    .label("no relation has this name")
+                    .help(help),
                 );
                 // Its variables count as bound, so one typo is one diagnostic.
                 for (_, v) in &atom.args {
@@ -1496,7 +2001,15 @@ impl<'s> Cx<'s> {
                         &format!("role of `{}`", atom.relation.text),
                         role,
                         target_roles.iter().map(|r| r.name.as_str()),
-                        &format!("`{}` has roles {}", atom.relation.text, target_roles.iter().map(|r| format!("`{}`", r.name)).collect::<Vec<_>>().join(" and ")),
+                        &format!(
+                            "`{}` has roles {}",
+                            atom.relation.text,
+                            target_roles
+                                .iter()
+                                .map(|r| format!("`{}`", r.name))
+                                .collect::<Vec<_>>()
+                                .join(" and ")
+                        ),
                     );
                     ok = false;
                     bad_role = true;
@@ -1505,9 +2018,13 @@ impl<'s> Cx<'s> {
                 };
                 if args[ri.min(1)].is_some() && ri < 2 {
                     self.push(
-                        Diagnostic::new(Code::AtomArity, role.span, format!("role `{}` is given twice", role.text))
-                            .label("repeated role")
-                            .help("give each role exactly once"),
+                        Diagnostic::new(
+                            Code::AtomArity,
+                            role.span,
+                            format!("role `{}` is given twice", role.text),
+                        )
+                        .label("repeated role")
+                        .help("give each role exactly once"),
                     );
                     ok = false;
                     bad_role = true;
@@ -1520,17 +2037,24 @@ impl<'s> Cx<'s> {
                 let want = &target_roles[ri].ty;
                 match &vars[vi].ty {
                     None => vars[vi].ty = Some((want.clone(), v.span)),
-                    Some((have, first)) if have != want && t.entity(want).is_some() && t.entity(have).is_some() => {
+                    Some((have, first))
+                        if have != want && t.entity(want).is_some() && t.entity(have).is_some() =>
+                    {
                         let first = *first;
                         self.push(
                             Diagnostic::new(
                                 Code::TypeMismatch,
                                 v.span,
-                                format!("`{}` is a `{have}` but role `{}` of `{}` takes a `{want}`", v.text, role.text, atom.relation.text),
+                                format!(
+                                    "`{}` is a `{have}` but role `{}` of `{}` takes a `{want}`",
+                                    v.text, role.text, atom.relation.text
+                                ),
                             )
                             .label(format!("`{want}` expected"))
                             .related(first, format!("`{}` is a `{have}` from here", v.text))
-                            .help("use a different variable, or a relation whose role has this type"),
+                            .help(
+                                "use a different variable, or a relation whose role has this type",
+                            ),
                         );
                         ok = false;
                     }
@@ -1543,7 +2067,14 @@ impl<'s> Cx<'s> {
             let missing: Vec<&str> = target_roles
                 .iter()
                 .enumerate()
-                .filter(|(i, _)| *i < 2 && args[*i].is_none() && !atom.args.iter().any(|(r, _)| r.text == target_roles[*i].name))
+                .filter(|(i, _)| {
+                    *i < 2
+                        && args[*i].is_none()
+                        && !atom
+                            .args
+                            .iter()
+                            .any(|(r, _)| r.text == target_roles[*i].name)
+                })
                 .map(|(_, r)| r.name.as_str())
                 .collect();
             if !missing.is_empty() && !bad_role {
@@ -1551,20 +2082,42 @@ impl<'s> Cx<'s> {
                     Diagnostic::new(
                         Code::AtomArity,
                         atom.span,
-                        format!("`{}` is missing {}", atom.relation.text, missing.iter().map(|m| format!("role `{m}`")).collect::<Vec<_>>().join(" and ")),
+                        format!(
+                            "`{}` is missing {}",
+                            atom.relation.text,
+                            missing
+                                .iter()
+                                .map(|m| format!("role `{m}`"))
+                                .collect::<Vec<_>>()
+                                .join(" and ")
+                        ),
                     )
                     .label("incomplete atom")
                     .help(format!(
                         "write every role: `{}({})`",
                         atom.relation.text,
-                        target_roles.iter().map(|r| format!("{}: ..", r.name)).collect::<Vec<_>>().join(", ")
+                        target_roles
+                            .iter()
+                            .map(|r| format!("{}: ..", r.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )),
                 );
                 ok = false;
             }
-            self.dep_edges.push(DepEdge { from: r.name.text.clone(), to: atom.relation.text.clone(), negated: negated.is_some(), span: lit.span(), body: b.span });
+            self.dep_edges.push(DepEdge {
+                from: r.name.text.clone(),
+                to: atom.relation.text.clone(),
+                negated: negated.is_some(),
+                span: lit.span(),
+                body: b.span,
+            });
             body.push(match (ok, args) {
-                (true, [Some(a), Some(c)]) => Some(BodyIr::Atom { relation: atom.relation.text.clone(), negated: negated.is_some(), args: [a, c] }),
+                (true, [Some(a), Some(c)]) => Some(BodyIr::Atom {
+                    relation: atom.relation.text.clone(),
+                    negated: negated.is_some(),
+                    args: [a, c],
+                }),
                 _ => None,
             });
         }
@@ -1572,12 +2125,28 @@ impl<'s> Cx<'s> {
         for (k, lit) in b.lits.iter().enumerate() {
             match lit {
                 BodyLit::Atom { .. } => {}
-                BodyLit::AttrTest { var, attr, op, value, span } => {
+                BodyLit::AttrTest {
+                    var,
+                    attr,
+                    op,
+                    value,
+                    span,
+                } => {
                     let vi = var_index(&mut vars, var);
-                    let Some((ty, _)) = vars[vi].ty.clone() else { continue };
-                    let Some(ety) = entities.iter().find(|e| e.name == ty) else { continue };
+                    let Some((ty, _)) = vars[vi].ty.clone() else {
+                        continue;
+                    };
+                    let Some(ety) = entities.iter().find(|e| e.name == ty) else {
+                        continue;
+                    };
                     let Some(a) = ety.attr(&attr.text) else {
-                        self.unknown(Code::UnknownAttribute, &format!("attribute of `{ty}`"), attr, ety.attrs.iter().map(|a| a.name.as_str()), &format!("`{}` is a `{ty}`", var.text));
+                        self.unknown(
+                            Code::UnknownAttribute,
+                            &format!("attribute of `{ty}`"),
+                            attr,
+                            ety.attrs.iter().map(|a| a.name.as_str()),
+                            &format!("`{}` is a `{ty}`", var.text),
+                        );
                         continue;
                     };
                     if op.is_order() && !a.ty.is_ordered() {
@@ -1589,39 +2158,88 @@ impl<'s> Cx<'s> {
                         continue;
                     }
                     let tv = match value {
-                        TestValue::AttrOf { var: v2, attr: a2, span: s2 } => {
+                        TestValue::AttrOf {
+                            var: v2,
+                            attr: a2,
+                            span: s2,
+                        } => {
                             let vj = var_index(&mut vars, v2);
-                            let Some((ty2, _)) = vars[vj].ty.clone() else { continue };
-                            let Some(a2d) = entities.iter().find(|e| e.name == ty2).and_then(|e| e.attr(&a2.text)) else {
-                                let cands: Vec<&str> = entities.iter().find(|e| e.name == ty2).map(|e| e.attrs.iter().map(|a| a.name.as_str()).collect()).unwrap_or_default();
-                                self.unknown(Code::UnknownAttribute, &format!("attribute of `{ty2}`"), a2, cands, "name an attribute of the variable's type");
+                            let Some((ty2, _)) = vars[vj].ty.clone() else {
+                                continue;
+                            };
+                            let Some(a2d) = entities
+                                .iter()
+                                .find(|e| e.name == ty2)
+                                .and_then(|e| e.attr(&a2.text))
+                            else {
+                                let cands: Vec<&str> = entities
+                                    .iter()
+                                    .find(|e| e.name == ty2)
+                                    .map(|e| e.attrs.iter().map(|a| a.name.as_str()).collect())
+                                    .unwrap_or_default();
+                                self.unknown(
+                                    Code::UnknownAttribute,
+                                    &format!("attribute of `{ty2}`"),
+                                    a2,
+                                    cands,
+                                    "name an attribute of the variable's type",
+                                );
                                 continue;
                             };
                             if a2d.ty != a.ty {
                                 self.push(
-                                    Diagnostic::new(Code::TypeMismatch, *s2, format!("`{}.{}` is {} but `{}.{}` is {}", v2.text, a2.text, a2d.ty.describe(), var.text, attr.text, a.ty.describe()))
-                                        .label("different type")
-                                        .help("compare attributes of the same type"),
+                                    Diagnostic::new(
+                                        Code::TypeMismatch,
+                                        *s2,
+                                        format!(
+                                            "`{}.{}` is {} but `{}.{}` is {}",
+                                            v2.text,
+                                            a2.text,
+                                            a2d.ty.describe(),
+                                            var.text,
+                                            attr.text,
+                                            a.ty.describe()
+                                        ),
+                                    )
+                                    .label("different type")
+                                    .help("compare attributes of the same type"),
                                 );
                                 continue;
                             }
-                            TestValueIr::Attr { var: vj, attr: a2.text.clone() }
+                            TestValueIr::Attr {
+                                var: vj,
+                                attr: a2.text.clone(),
+                            }
                         }
                         TestValue::Lit(l) => match self.test_literal(t, l, &a.ty, &a.name) {
                             Some(v) => v,
                             None => continue,
                         },
                     };
-                    body[k] = Some(BodyIr::AttrTest { var: vi, attr: attr.text.clone(), op: op.as_str().into(), value: tv });
+                    body[k] = Some(BodyIr::AttrTest {
+                        var: vi,
+                        attr: attr.text.clone(),
+                        op: op.as_str().into(),
+                        value: tv,
+                    });
                 }
-                BodyLit::VarTest { left, op, right, span } => {
+                BodyLit::VarTest {
+                    left,
+                    op,
+                    right,
+                    span,
+                } => {
                     let a = var_index(&mut vars, left);
                     let c = var_index(&mut vars, right);
                     if op.is_order() {
                         self.push(
-                            Diagnostic::new(Code::TypeMismatch, *span, "entities can only be compared with `=` or `!=`")
-                                .label("not ordered")
-                                .help("compare an attribute instead, e.g. `x.dob < y.dob`"),
+                            Diagnostic::new(
+                                Code::TypeMismatch,
+                                *span,
+                                "entities can only be compared with `=` or `!=`",
+                            )
+                            .label("not ordered")
+                            .help("compare an attribute instead, e.g. `x.dob < y.dob`"),
                         );
                         continue;
                     }
@@ -1635,7 +2253,11 @@ impl<'s> Cx<'s> {
                         );
                         continue;
                     }
-                    body[k] = Some(BodyIr::VarTest { left: a, op: op.as_str().into(), right: c });
+                    body[k] = Some(BodyIr::VarTest {
+                        left: a,
+                        op: op.as_str().into(),
+                        right: c,
+                    });
                 }
             }
         }
@@ -1647,10 +2269,17 @@ impl<'s> Cx<'s> {
             if i < 2 {
                 let decl = &r.roles[i.min(r.roles.len().saturating_sub(1))];
                 self.push(
-                    Diagnostic::new(Code::UngroundedVariable, b.span, format!("head role `{}` is not bound by this rule body", v.name))
-                        .label(format!("nothing here binds `{}`", v.name))
-                        .related(decl.name.span, "head role")
-                        .help(format!("use `{}` in a positive relation atom of the body", v.name)),
+                    Diagnostic::new(
+                        Code::UngroundedVariable,
+                        b.span,
+                        format!("head role `{}` is not bound by this rule body", v.name),
+                    )
+                    .label(format!("nothing here binds `{}`", v.name))
+                    .related(decl.name.span, "head role")
+                    .help(format!(
+                        "use `{}` in a positive relation atom of the body",
+                        v.name
+                    )),
                 );
             } else if let Some(first) = v.uses.first() {
                 self.push(
@@ -1663,24 +2292,54 @@ impl<'s> Cx<'s> {
         for v in vars.iter().skip(2) {
             if v.uses.len() == 1 && v.grounded && !v.name.starts_with('_') {
                 self.push(
-                    Diagnostic::new(Code::SingletonVariable, v.uses[0], format!("variable `{}` is used only once", v.name))
-                        .label("used once")
-                        .help(format!("replace it with `_`, or name it `_{}` if the name helps the reader", v.name)),
+                    Diagnostic::new(
+                        Code::SingletonVariable,
+                        v.uses[0],
+                        format!("variable `{}` is used only once", v.name),
+                    )
+                    .label("used once")
+                    .help(format!(
+                        "replace it with `_`, or name it `_{}` if the name helps the reader",
+                        v.name
+                    )),
                 );
             }
         }
         RuleIr {
-            vars: vars.iter().map(|v| (v.name.clone(), v.ty.as_ref().map(|t| t.0.clone()).unwrap_or_default())).collect(),
+            vars: vars
+                .iter()
+                .map(|v| {
+                    (
+                        v.name.clone(),
+                        v.ty.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
+                    )
+                })
+                .collect(),
             body: body.into_iter().flatten().collect(),
         }
     }
 
-    fn test_literal(&mut self, t: &Tables, l: &Lit, ty: &AttrType, attr: &str) -> Option<TestValueIr> {
+    fn test_literal(
+        &mut self,
+        t: &Tables,
+        l: &Lit,
+        ty: &AttrType,
+        attr: &str,
+    ) -> Option<TestValueIr> {
         let v = match (&l.value, ty) {
             (Literal::Ident(x), AttrType::Enum(vs)) => {
                 if !vs.contains(x) {
-                    let nm = Name { text: x.clone(), span: l.span };
-                    self.unknown(Code::UnknownVariant, "variant", &nm, vs.iter().map(String::as_str), &format!("`{attr}` is one of: {}", vs.join(", ")));
+                    let nm = Name {
+                        text: x.clone(),
+                        span: l.span,
+                    };
+                    self.unknown(
+                        Code::UnknownVariant,
+                        "variant",
+                        &nm,
+                        vs.iter().map(String::as_str),
+                        &format!("`{attr}` is one of: {}", vs.join(", ")),
+                    );
                     return None;
                 }
                 Value::Str(x.clone())
@@ -1704,14 +2363,22 @@ impl<'s> Cx<'s> {
             }
             (other, _) => {
                 self.push(
-                    Diagnostic::new(Code::TypeMismatch, l.span, format!("`{attr}` is {} but this is {}", ty.describe(), describe_literal(other)))
-                        .label("wrong type")
-                        .help(match ty {
-                            AttrType::Enum(vs) => format!("write one of: {}", vs.join(", ")),
-                            AttrType::Text => "write a string in double quotes".into(),
-                            AttrType::Int => "write an integer".into(),
-                            AttrType::Date => "write a date YYYY-MM-DD".into(),
-                        }),
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        l.span,
+                        format!(
+                            "`{attr}` is {} but this is {}",
+                            ty.describe(),
+                            describe_literal(other)
+                        ),
+                    )
+                    .label("wrong type")
+                    .help(match ty {
+                        AttrType::Enum(vs) => format!("write one of: {}", vs.join(", ")),
+                        AttrType::Text => "write a string in double quotes".into(),
+                        AttrType::Int => "write an integer".into(),
+                        AttrType::Date => "write a date YYYY-MM-DD".into(),
+                    }),
                 );
                 return None;
             }
@@ -1721,7 +2388,12 @@ impl<'s> Cx<'s> {
 
     /// Stratifies negation, marks recursion and rejects recursion without a base case.
     fn stratify(&mut self, t: &Tables, relations: &mut [Relation]) {
-        let idx: BTreeMap<&str, usize> = t.relations.iter().enumerate().map(|(i, r)| (r.name.text.as_str(), i)).collect();
+        let idx: BTreeMap<&str, usize> = t
+            .relations
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.text.as_str(), i))
+            .collect();
         let n = t.relations.len();
         let mut adj: Vec<Vec<(usize, bool)>> = vec![Vec::new(); n];
         for e in &self.dep_edges {
@@ -1760,7 +2432,9 @@ impl<'s> Cx<'s> {
             }
             for e in &edges {
                 if e.negated
-                    && idx.get(e.from.as_str()).is_some_and(|a| members.contains(a))
+                    && idx
+                        .get(e.from.as_str())
+                        .is_some_and(|a| members.contains(a))
                     && idx.get(e.to.as_str()).is_some_and(|b| members.contains(b))
                 {
                     self.push(
@@ -1773,7 +2447,11 @@ impl<'s> Cx<'s> {
             // Some body in the cycle must not use the cycle, or nothing is ever derived.
             let has_base = c.iter().any(|&v| {
                 t.relations[v].bodies.iter().any(|b| {
-                    !edges.iter().any(|e| e.body == b.span && !e.negated && idx.get(e.to.as_str()).is_some_and(|w| members.contains(w)))
+                    !edges.iter().any(|e| {
+                        e.body == b.span
+                            && !e.negated
+                            && idx.get(e.to.as_str()).is_some_and(|w| members.contains(w))
+                    })
                 })
             });
             if !has_base {
@@ -1796,7 +2474,9 @@ impl<'s> Cx<'s> {
         let by_tree: BTreeSet<&str> = relations
             .iter()
             .filter(|r| matches!(&r.def, RelationDef::Base(g) if g.kind == GenKind::FamilyTree))
-            .flat_map(|r| [r.roles[0].ty.as_str(), r.roles[1].ty.as_str()])
+            // A tree over two different types is already an error; it populates nothing.
+            .filter(|r| r.roles[0].ty == r.roles[1].ty)
+            .map(|r| r.roles[0].ty.as_str())
             .collect();
         for e in &t.entities {
             let tree = by_tree.contains(e.name.text.as_str());
@@ -1808,9 +2488,16 @@ impl<'s> Cx<'s> {
                 );
             } else if let (Some(c), true) = (&e.count, tree) {
                 self.push(
-                    Diagnostic::new(Code::UnpopulatedType, c.span, format!("`{}` entities are created by a family tree, so a count does not apply", e.name.text))
-                        .label("count given")
-                        .help("remove the count and size the trees with the generator's arguments"),
+                    Diagnostic::new(
+                        Code::UnpopulatedType,
+                        c.span,
+                        format!(
+                            "`{}` entities are created by a family tree, so a count does not apply",
+                            e.name.text
+                        ),
+                    )
+                    .label("count given")
+                    .help("remove the count and size the trees with the generator's arguments"),
                 );
             }
         }
@@ -1824,12 +2511,21 @@ impl<'s> Cx<'s> {
             let mut rels = Vec::new();
             let mut stack = vec![b.name.text.clone()];
             self.expand_bank(t, b, &mut rels, &mut stack);
-            out.push(Bank { name: b.name.text.clone(), relations: rels });
+            out.push(Bank {
+                name: b.name.text.clone(),
+                relations: rels,
+            });
         }
         out
     }
 
-    fn expand_bank(&mut self, t: &Tables, b: &BankDecl, rels: &mut Vec<String>, stack: &mut Vec<String>) {
+    fn expand_bank(
+        &mut self,
+        t: &Tables,
+        b: &BankDecl,
+        rels: &mut Vec<String>,
+        stack: &mut Vec<String>,
+    ) {
         for m in &b.members {
             match t.globals.get(m.text.as_str()) {
                 Some(Global::Relation(_)) => {
@@ -1844,9 +2540,13 @@ impl<'s> Cx<'s> {
                         // declarations).
                         if stack.len() == 1 {
                             self.push(
-                                Diagnostic::new(Code::BankCycle, m.span, format!("bank `{}` includes itself", stack[0]))
-                                    .label("cycle")
-                                    .help("banks may include other banks, but not in a circle"),
+                                Diagnostic::new(
+                                    Code::BankCycle,
+                                    m.span,
+                                    format!("bank `{}` includes itself", stack[0]),
+                                )
+                                .label("cycle")
+                                .help("banks may include other banks, but not in a circle"),
                             );
                         } else {
                             self.cycle_seen = true;
@@ -1860,12 +2560,19 @@ impl<'s> Cx<'s> {
                     self.diags.truncate(saved);
                     stack.pop();
                     if self.cycle_seen && stack.len() == 1 {
-                        let path = format!("`{}` → `{}` → … → `{}`", stack[0], inner.name.text, stack[0]);
+                        let path = format!(
+                            "`{}` → `{}` → … → `{}`",
+                            stack[0], inner.name.text, stack[0]
+                        );
                         self.push(
-                            Diagnostic::new(Code::BankCycle, m.span, format!("bank `{}` includes itself through {path}", stack[0]))
-                                .label("cycle starts here")
-                                .related(inner.name.span, "included bank")
-                                .help("banks may include other banks, but not in a circle"),
+                            Diagnostic::new(
+                                Code::BankCycle,
+                                m.span,
+                                format!("bank `{}` includes itself through {path}", stack[0]),
+                            )
+                            .label("cycle starts here")
+                            .related(inner.name.span, "included bank")
+                            .help("banks may include other banks, but not in a circle"),
                         );
                     }
                     self.cycle_seen |= outer_seen;
@@ -1875,15 +2582,25 @@ impl<'s> Cx<'s> {
                 }
                 Some(Global::Entity(_)) => {
                     self.push(
-                        Diagnostic::new(Code::UnknownRelation, m.span, format!("`{}` is an entity type, not a relation", m.text))
-                            .label("not a relation")
-                            .help("banks list relations and other banks"),
+                        Diagnostic::new(
+                            Code::UnknownRelation,
+                            m.span,
+                            format!("`{}` is an entity type, not a relation", m.text),
+                        )
+                        .label("not a relation")
+                        .help("banks list relations and other banks"),
                     );
                 }
                 None => {
                     let mut cands = t.relation_names();
                     cands.extend(t.banks.iter().map(|b| b.name.text.as_str()));
-                    self.unknown(Code::UnknownRelation, "relation", m, cands, "banks list relations and other banks");
+                    self.unknown(
+                        Code::UnknownRelation,
+                        "relation",
+                        m,
+                        cands,
+                        "banks list relations and other banks",
+                    );
                 }
             }
         }
@@ -1891,72 +2608,149 @@ impl<'s> Cx<'s> {
 
     // ------------------------------------------------------------------ articles
 
-    fn articles(&mut self, t: &Tables, entities: &[EntityType], relations: &[Relation]) -> Vec<Article> {
+    fn articles(
+        &mut self,
+        t: &Tables,
+        entities: &[EntityType],
+        relations: &[Relation],
+    ) -> Vec<Article> {
         let mut out = Vec::new();
         for a in &t.articles {
             let Some(ety) = entities.iter().find(|e| e.name == a.entity.text) else {
-                self.unknown(Code::UnknownType, "entity type", &a.entity, t.entity_names(), "an article describes one entity type");
+                self.unknown(
+                    Code::UnknownType,
+                    "entity type",
+                    &a.entity,
+                    t.entity_names(),
+                    "an article describes one entity type",
+                );
                 continue;
             };
             let title = match &a.title {
                 Some(s) => self.article_text(s, ety, relations, t, false),
-                None => vec![TextPart::Hole { name: ety.key.clone(), form: None }],
+                None => vec![TextPart::Hole {
+                    name: ety.key.clone(),
+                    form: None,
+                }],
             };
-            let parts = a.parts.iter().map(|p| self.article_part(p, ety, relations, t)).collect();
-            out.push(Article { entity: ety.name.clone(), title, parts });
+            let parts = a
+                .parts
+                .iter()
+                .map(|p| self.article_part(p, ety, relations, t))
+                .collect();
+            out.push(Article {
+                entity: ety.name.clone(),
+                title,
+                parts,
+            });
         }
         out
     }
 
-    fn article_part(&mut self, p: &ast::ArticlePart, ety: &EntityType, relations: &[Relation], t: &Tables) -> ArticlePartIr {
+    fn article_part(
+        &mut self,
+        p: &ast::ArticlePart,
+        ety: &EntityType,
+        relations: &[Relation],
+        t: &Tables,
+    ) -> ArticlePartIr {
         match p {
-            ast::ArticlePart::Line(s) => ArticlePartIr::Line(self.article_text(s, ety, relations, t, true)),
-            ast::ArticlePart::Facts { names, .. } => {
-                ArticlePartIr::Facts(names.iter().filter_map(|n| self.fact_ref(n, ety, relations, t)).collect())
+            ast::ArticlePart::Line(s) => {
+                ArticlePartIr::Line(self.article_text(s, ety, relations, t, true))
             }
+            ast::ArticlePart::Facts { names, .. } => ArticlePartIr::Facts(
+                names
+                    .iter()
+                    .filter_map(|n| self.fact_ref(n, ety, relations, t))
+                    .collect(),
+            ),
             ast::ArticlePart::Section { heading, parts, .. } => ArticlePartIr::Section {
                 heading: heading.value.clone(),
-                parts: parts.iter().map(|p| self.article_part(p, ety, relations, t)).collect(),
+                parts: parts
+                    .iter()
+                    .map(|p| self.article_part(p, ety, relations, t))
+                    .collect(),
             },
         }
     }
 
     /// An attribute of the article's entity, or a relation readable from it.
-    fn fact_ref(&mut self, n: &Name, ety: &EntityType, relations: &[Relation], t: &Tables) -> Option<FactRef> {
+    fn fact_ref(
+        &mut self,
+        n: &Name,
+        ety: &EntityType,
+        relations: &[Relation],
+        t: &Tables,
+    ) -> Option<FactRef> {
         if ety.attr(&n.text).is_some() {
             return Some(FactRef::Attr(n.text.clone()));
         }
         if let Some(r) = relations.iter().find(|r| r.name == n.text) {
             if let Some(s) = r.says.iter().find(|s| r.roles[s.of].ty == ety.name) {
-                return Some(FactRef::Relation { relation: r.name.clone(), role: s.role, of: s.of });
+                return Some(FactRef::Relation {
+                    relation: r.name.clone(),
+                    role: s.role,
+                    of: s.of,
+                });
             }
             let decl = t.relation(&r.name).map(|d| d.head_span).unwrap_or(n.span);
             self.push(
-                Diagnostic::new(Code::MissingSurfaceForm, n.span, format!("relation `{}` has no surface form that reads from a `{}`", n.text, ety.name))
-                    .label("cannot be put into words")
-                    .related(decl, "relation declared here")
-                    .help(format!("add `say ROLE: \"noun\" / \"nouns\";` to `{}` for the role seen from a `{}`", n.text, ety.name)),
+                Diagnostic::new(
+                    Code::MissingSurfaceForm,
+                    n.span,
+                    format!(
+                        "relation `{}` has no surface form that reads from a `{}`",
+                        n.text, ety.name
+                    ),
+                )
+                .label("cannot be put into words")
+                .related(decl, "relation declared here")
+                .help(format!(
+                    "add `say ROLE: \"noun\" / \"nouns\";` to `{}` for the role seen from a `{}`",
+                    n.text, ety.name
+                )),
             );
             return None;
         }
         let mut cands: Vec<&str> = ety.attrs.iter().map(|a| a.name.as_str()).collect();
         cands.extend(relations.iter().map(|r| r.name.as_str()));
-        self.unknown(Code::UnknownAttribute, &format!("attribute or relation of `{}`", ety.name), n, cands, "articles state attributes of the entity and relations read from it");
+        self.unknown(
+            Code::UnknownAttribute,
+            &format!("attribute or relation of `{}`", ety.name),
+            n,
+            cands,
+            "articles state attributes of the entity and relations read from it",
+        );
         None
     }
 
-    fn article_text(&mut self, s: &Str, ety: &EntityType, relations: &[Relation], t: &Tables, allow_relations: bool) -> Vec<TextPart> {
+    fn article_text(
+        &mut self,
+        s: &Str,
+        ety: &EntityType,
+        relations: &[Relation],
+        t: &Tables,
+        allow_relations: bool,
+    ) -> Vec<TextPart> {
         let parts = self.text_parts(s);
         let mut out = Vec::new();
         for (p, span) in parts {
             if let TextPart::Hole { name, form } = &p {
-                let n = Name { text: name.clone(), span };
-                let known = ety.attr(name).is_some() || (allow_relations && relations.iter().any(|r| &r.name == name));
+                let n = Name {
+                    text: name.clone(),
+                    span,
+                };
+                let known = ety.attr(name).is_some()
+                    || (allow_relations && relations.iter().any(|r| &r.name == name));
                 if known && let Some(f) = form {
                     self.push(
-                        Diagnostic::new(Code::TemplatePlaceholder, span, format!("`{{{name}.{f}}}`: article placeholders have no forms"))
-                            .label("unknown form")
-                            .help(format!("write `{{{name}}}`")),
+                        Diagnostic::new(
+                            Code::TemplatePlaceholder,
+                            span,
+                            format!("`{{{name}.{f}}}`: article placeholders have no forms"),
+                        )
+                        .label("unknown form")
+                        .help(format!("write `{{{name}}}`")),
                     );
                     continue;
                 }
@@ -1988,25 +2782,50 @@ impl<'s> Cx<'s> {
 
     // ------------------------------------------------------------------ questions
 
-    fn questions(&mut self, t: &Tables, entities: &[EntityType], relations: &[Relation], banks: &[Bank]) -> Option<Questions> {
+    fn questions(
+        &mut self,
+        t: &Tables,
+        entities: &[EntityType],
+        relations: &[Relation],
+        banks: &[Bank],
+    ) -> Option<Questions> {
         let q = t.questions.first()?;
         let depth = q.depth.as_ref().map_or(Num::Int(3), |d| self.int_num(d, t));
-        let per_template = q.per_template.as_ref().map_or(Num::Int(10), |d| self.int_at_least(d, t, 1, "questions per template"));
+        let per_template = q.per_template.as_ref().map_or(Num::Int(10), |d| {
+            self.int_at_least(d, t, 1, "questions per template")
+        });
         if let (Some(d), Num::Int(v)) = (&q.depth, &depth)
             && *v < 1
         {
-            self.push(Diagnostic::new(Code::InvalidRange, d.span, "question depth must be at least 1").label("too small").help("depth counts the hops of the longest chain"));
+            self.push(
+                Diagnostic::new(
+                    Code::InvalidRange,
+                    d.span,
+                    "question depth must be at least 1",
+                )
+                .label("too small")
+                .help("depth counts the hops of the longest chain"),
+            );
         }
         let hops = q.hops.as_ref().and_then(|h| match &h.value {
             Literal::Ident(b) => {
                 let Some(bank) = banks.iter().find(|x| &x.name == b) else {
-                    let nm = Name { text: b.clone(), span: h.span };
+                    let nm = Name {
+                        text: b.clone(),
+                        span: h.span,
+                    };
                     let fallback = if t.relation(b).is_some() {
                         format!("`{b}` is a relation; `hops` takes a bank: `bank some = {b}, ...;`")
                     } else {
                         "declare it with `bank NAME = relation, ...;`".to_string()
                     };
-                    self.unknown(Code::UnknownBank, "bank", &nm, banks.iter().map(|b| b.name.as_str()), &fallback);
+                    self.unknown(
+                        Code::UnknownBank,
+                        "bank",
+                        &nm,
+                        banks.iter().map(|b| b.name.as_str()),
+                        &fallback,
+                    );
                     return None;
                 };
                 self.need_says(t, &bank.relations, relations, h.span);
@@ -2014,7 +2833,8 @@ impl<'s> Cx<'s> {
             }
             Literal::Param(p) => {
                 if self.param_use(p, h.span, &[ParamType::Bank], t)
-                    && let Some(Literal::Ident(b)) = t.params.get(p.as_str()).map(|d| &d.default.value)
+                    && let Some(Literal::Ident(b)) =
+                        t.params.get(p.as_str()).map(|d| &d.default.value)
                     && let Some(bank) = banks.iter().find(|x| &x.name == b)
                 {
                     self.need_says(t, &bank.relations, relations, h.span);
@@ -2023,9 +2843,13 @@ impl<'s> Cx<'s> {
             }
             other => {
                 self.push(
-                    Diagnostic::new(Code::TypeMismatch, h.span, format!("`hops` takes a bank, found {}", describe_literal(other)))
-                        .label("not a bank")
-                        .help("write `hops BANK;` or `hops $param;` with a bank parameter"),
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        h.span,
+                        format!("`hops` takes a bank, found {}", describe_literal(other)),
+                    )
+                    .label("not a bank")
+                    .help("write `hops BANK;` or `hops $param;` with a bank parameter"),
                 );
                 None
             }
@@ -2040,7 +2864,9 @@ impl<'s> Cx<'s> {
                 }
                 StartDecl::Whose { attrs, .. } => {
                     for p in attrs {
-                        let Some((ety, a)) = self.attr_path(t, entities, p) else { continue };
+                        let Some((ety, a)) = self.attr_path(t, entities, p) else {
+                            continue;
+                        };
                         if a.whose.is_none() && a.say.is_none() {
                             self.push(
                                 Diagnostic::new(Code::MissingSurfaceForm, p.span, format!("attribute `{}.{}` has no surface form for a `whose` start", ety.name, a.name))
@@ -2048,7 +2874,10 @@ impl<'s> Cx<'s> {
                                     .help(format!("give `{}` a `{{ say \"..\"; }}` or `{{ whose \"the {} whose .. is {{value}}\"; }}`", a.name, ety.name)),
                             );
                         }
-                        starts.push(Start::Whose { entity: ety.name.clone(), attr: a.name.clone() });
+                        starts.push(Start::Whose {
+                            entity: ety.name.clone(),
+                            attr: a.name.clone(),
+                        });
                     }
                 }
             }
@@ -2057,12 +2886,24 @@ impl<'s> Cx<'s> {
             starts.push(Start::Name);
         }
         let hop_rels: Vec<String> = match &hops {
-            Some(HopSet::Bank(b)) => banks.iter().find(|x| &x.name == b).map(|b| b.relations.clone()).unwrap_or_default(),
+            Some(HopSet::Bank(b)) => banks
+                .iter()
+                .find(|x| &x.name == b)
+                .map(|b| b.relations.clone())
+                .unwrap_or_default(),
             Some(HopSet::Param(p)) => match t.params.get(p.as_str()).map(|d| &d.default.value) {
-                Some(Literal::Ident(b)) => banks.iter().find(|x| &x.name == b).map(|b| b.relations.clone()).unwrap_or_default(),
+                Some(Literal::Ident(b)) => banks
+                    .iter()
+                    .find(|x| &x.name == b)
+                    .map(|b| b.relations.clone())
+                    .unwrap_or_default(),
                 _ => Vec::new(),
             },
-            None => relations.iter().filter(|r| !r.says.is_empty()).map(|r| r.name.clone()).collect(),
+            None => relations
+                .iter()
+                .filter(|r| !r.says.is_empty())
+                .map(|r| r.name.clone())
+                .collect(),
         };
         let mut templates: Vec<Template> = Vec::new();
         let mut seen: BTreeMap<String, Span> = BTreeMap::new();
@@ -2077,7 +2918,13 @@ impl<'s> Cx<'s> {
                 templates.push(tpl);
             }
         }
-        Some(Questions { depth, per_template, hops, starts, templates })
+        Some(Questions {
+            depth,
+            per_template,
+            hops,
+            starts,
+            templates,
+        })
     }
 
     fn need_says(&mut self, t: &Tables, rels: &[String], relations: &[Relation], at: Span) {
@@ -2087,22 +2934,43 @@ impl<'s> Cx<'s> {
             {
                 let decl = t.relation(name).map_or(at, |d| d.head_span);
                 self.push(
-                    Diagnostic::new(Code::MissingSurfaceForm, at, format!("relation `{name}` is used in questions but has no surface form"))
-                        .label(format!("includes `{name}`"))
-                        .related(decl, "relation declared here")
-                        .help(format!("add `say ROLE: \"noun\" / \"nouns\";` to `{name}`")),
+                    Diagnostic::new(
+                        Code::MissingSurfaceForm,
+                        at,
+                        format!("relation `{name}` is used in questions but has no surface form"),
+                    )
+                    .label(format!("includes `{name}`"))
+                    .related(decl, "relation declared here")
+                    .help(format!("add `say ROLE: \"noun\" / \"nouns\";` to `{name}`")),
                 );
             }
         }
     }
 
-    fn attr_path<'e>(&mut self, t: &Tables, entities: &'e [EntityType], p: &AttrPath) -> Option<(&'e EntityType, &'e Attribute)> {
+    fn attr_path<'e>(
+        &mut self,
+        t: &Tables,
+        entities: &'e [EntityType],
+        p: &AttrPath,
+    ) -> Option<(&'e EntityType, &'e Attribute)> {
         let Some(ety) = entities.iter().find(|e| e.name == p.entity.text) else {
-            self.unknown(Code::UnknownType, "entity type", &p.entity, t.entity_names(), "write `type.attribute`");
+            self.unknown(
+                Code::UnknownType,
+                "entity type",
+                &p.entity,
+                t.entity_names(),
+                "write `type.attribute`",
+            );
             return None;
         };
         let Some(a) = ety.attr(&p.attr.text) else {
-            self.unknown(Code::UnknownAttribute, &format!("attribute of `{}`", ety.name), &p.attr, ety.attrs.iter().map(|a| a.name.as_str()), "write `type.attribute`");
+            self.unknown(
+                Code::UnknownAttribute,
+                &format!("attribute of `{}`", ety.name),
+                &p.attr,
+                ety.attrs.iter().map(|a| a.name.as_str()),
+                "write `type.attribute`",
+            );
             return None;
         };
         Some((ety, a))
@@ -2135,9 +3003,19 @@ impl<'s> Cx<'s> {
             let kind = match &s.kind {
                 SlotKind::Chain(ty) | SlotKind::Name(ty) => {
                     if !entities.iter().any(|e| e.name == ty.text) {
-                        self.unknown(Code::UnknownType, "entity type", ty, t.entity_names(), "slots name an entity type");
+                        self.unknown(
+                            Code::UnknownType,
+                            "entity type",
+                            ty,
+                            t.entity_names(),
+                            "slots name an entity type",
+                        );
                     }
-                    if matches!(s.kind, SlotKind::Chain(_)) { SlotKindIr::Chain(ty.text.clone()) } else { SlotKindIr::Name(ty.text.clone()) }
+                    if matches!(s.kind, SlotKind::Chain(_)) {
+                        SlotKindIr::Chain(ty.text.clone())
+                    } else {
+                        SlotKindIr::Name(ty.text.clone())
+                    }
                 }
                 SlotKind::Attr(paths) => {
                     let mut v = Vec::new();
@@ -2165,14 +3043,26 @@ impl<'s> Cx<'s> {
                         } else {
                             let mut c = t.relation_names();
                             c.extend(banks.iter().map(|b| b.name.as_str()));
-                            self.unknown(Code::UnknownRelation, "relation", n, c, "list relations or banks");
+                            self.unknown(
+                                Code::UnknownRelation,
+                                "relation",
+                                n,
+                                c,
+                                "list relations or banks",
+                            );
                         }
                     }
                     self.need_says(t, &v, relations, s.span);
                     SlotKindIr::Relation(v)
                 }
             };
-            slots.push((Slot { name: s.name.text.clone(), kind }, s.name.span));
+            slots.push((
+                Slot {
+                    name: s.name.text.clone(),
+                    kind,
+                },
+                s.name.span,
+            ));
         }
         // Text placeholders refer to slots.
         let parts = self.text_parts(&tp.text);
@@ -2181,7 +3071,10 @@ impl<'s> Cx<'s> {
         for (p, span) in parts {
             if let TextPart::Hole { name, form } = &p {
                 let Some((slot, _)) = slots.iter().find(|(s, _)| &s.name == name) else {
-                    let n = Name { text: name.clone(), span };
+                    let n = Name {
+                        text: name.clone(),
+                        span,
+                    };
                     self.push(
                         Diagnostic::new(Code::TemplatePlaceholder, span, format!("`{{{name}}}` is not a slot of template `{}`", tp.name.text))
                             .label("unbound placeholder")
@@ -2190,11 +3083,9 @@ impl<'s> Cx<'s> {
                     continue;
                 };
                 used.insert(name.clone());
-                let form_ok = match (&slot.kind, form.as_deref()) {
-                    (_, None) => true,
-                    (SlotKindIr::Relation(_) | SlotKindIr::Attr(_), Some("singular" | "plural")) => true,
-                    _ => false,
-                };
+                let form_ok = form.is_none()
+                    || (matches!(slot.kind, SlotKindIr::Relation(_) | SlotKindIr::Attr(_))
+                        && matches!(form.as_deref(), Some("singular" | "plural")));
                 if !form_ok {
                     self.push(
                         Diagnostic::new(Code::TemplatePlaceholder, span, format!("`{{{name}.{}}}` is not a form of this slot", form.as_deref().unwrap_or("")))
@@ -2208,35 +3099,74 @@ impl<'s> Cx<'s> {
         for (s, span) in &slots {
             if !used.contains(&s.name) {
                 self.push(
-                    Diagnostic::new(Code::UnusedSlot, *span, format!("slot `{}` does not appear in the question text", s.name))
-                        .label("never shown")
-                        .help(format!("mention it as `{{{}}}` in the text, or remove it", s.name)),
+                    Diagnostic::new(
+                        Code::UnusedSlot,
+                        *span,
+                        format!("slot `{}` does not appear in the question text", s.name),
+                    )
+                    .label("never shown")
+                    .help(format!(
+                        "mention it as `{{{}}}` in the text, or remove it",
+                        s.name
+                    )),
                 );
             }
         }
         let slots: Vec<Slot> = slots.into_iter().map(|(s, _)| s).collect();
-        let env = ExprEnv { t, slots: &slots, entities, relations, hop_rels };
+        let env = ExprEnv {
+            t,
+            slots: &slots,
+            entities,
+            relations,
+            hop_rels,
+        };
         let (answer, answer_type) = self.expr(&env, &tp.answer)?;
         if self.diags.iter().filter(|d| d.is_error()).count() > before {
             return None;
         }
-        Some(Template { name: tp.name.text.clone(), text, when, slots, answer, answer_type })
+        Some(Template {
+            name: tp.name.text.clone(),
+            text,
+            when,
+            slots,
+            answer,
+            answer_type,
+        })
     }
 
     fn expr(&mut self, env: &ExprEnv, e: &Expr) -> Option<(AnswerExpr, AnswerType)> {
         match e {
             Expr::Ref(n) => {
                 let Some(slot) = env.slots.iter().find(|s| s.name == n.text) else {
-                    self.unknown(Code::UnknownSlot, "slot", n, env.slots.iter().map(|s| s.name.as_str()), "an answer refers to the template's slots");
+                    self.unknown(
+                        Code::UnknownSlot,
+                        "slot",
+                        n,
+                        env.slots.iter().map(|s| s.name.as_str()),
+                        "an answer refers to the template's slots",
+                    );
                     return None;
                 };
                 match &slot.kind {
-                    SlotKindIr::Chain(ty) | SlotKindIr::Name(ty) => Some((AnswerExpr::Slot(n.text.clone()), AnswerType::Entities(ty.clone()))),
+                    SlotKindIr::Chain(ty) | SlotKindIr::Name(ty) => Some((
+                        AnswerExpr::Slot(n.text.clone()),
+                        AnswerType::Entities(ty.clone()),
+                    )),
                     _ => {
                         self.push(
-                            Diagnostic::new(Code::TypeMismatch, n.span, format!("slot `{}` is a relation or attribute, not a set of entities", n.text))
-                                .label("apply it instead")
-                                .help(format!("write `{}(x)` to follow it from a chain slot `x`", n.text)),
+                            Diagnostic::new(
+                                Code::TypeMismatch,
+                                n.span,
+                                format!(
+                                    "slot `{}` is a relation or attribute, not a set of entities",
+                                    n.text
+                                ),
+                            )
+                            .label("apply it instead")
+                            .help(format!(
+                                "write `{}(x)` to follow it from a chain slot `x`",
+                                n.text
+                            )),
                         );
                         None
                     }
@@ -2249,9 +3179,16 @@ impl<'s> Cx<'s> {
                     let (x, xt) = self.expr(env, p)?;
                     let AnswerType::Entities(et) = xt else {
                         self.push(
-                            Diagnostic::new(Code::TypeMismatch, p.span(), format!("`&` intersects sets of entities, but this is {}", xt.describe()))
-                                .label("not entities")
-                                .help("intersect chains or relation hops"),
+                            Diagnostic::new(
+                                Code::TypeMismatch,
+                                p.span(),
+                                format!(
+                                    "`&` intersects sets of entities, but this is {}",
+                                    xt.describe()
+                                ),
+                            )
+                            .label("not entities")
+                            .help("intersect chains or relation hops"),
                         );
                         return None;
                     };
@@ -2259,49 +3196,93 @@ impl<'s> Cx<'s> {
                         && *prev != et
                     {
                         self.push(
-                            Diagnostic::new(Code::TypeMismatch, *span, format!("`&` mixes `{prev}` and `{et}` entities"))
-                                .label("different types")
-                                .help("both sides of `&` must denote entities of one type"),
+                            Diagnostic::new(
+                                Code::TypeMismatch,
+                                *span,
+                                format!("`&` mixes `{prev}` and `{et}` entities"),
+                            )
+                            .label("different types")
+                            .help("both sides of `&` must denote entities of one type"),
                         );
                         return None;
                     }
                     ty = Some(et);
                     out.push(x);
                 }
-                Some((AnswerExpr::Intersect(out), AnswerType::Entities(ty.unwrap_or_default())))
+                Some((
+                    AnswerExpr::Intersect(out),
+                    AnswerType::Entities(ty.unwrap_or_default()),
+                ))
             }
-            Expr::Call { callee, role, args, span } => self.call(env, callee, role.as_ref(), args, *span),
+            Expr::Call {
+                callee,
+                role,
+                args,
+                span,
+            } => self.call(env, callee, role.as_ref(), args, *span),
         }
     }
 
-    fn arity(&mut self, callee: &Name, args: &[Expr], want: usize, span: Span, shape: &str) -> bool {
+    fn arity(
+        &mut self,
+        callee: &Name,
+        args: &[Expr],
+        want: usize,
+        span: Span,
+        shape: &str,
+    ) -> bool {
         if args.len() == want {
             return true;
         }
         self.push(
-            Diagnostic::new(Code::AtomArity, span, format!("`{}` takes {}, found {}", callee.text, plural(want, "argument", "arguments"), args.len()))
-                .label("wrong number of arguments")
-                .help(format!("write `{shape}`")),
+            Diagnostic::new(
+                Code::AtomArity,
+                span,
+                format!(
+                    "`{}` takes {}, found {}",
+                    callee.text,
+                    plural(want, "argument", "arguments"),
+                    args.len()
+                ),
+            )
+            .label("wrong number of arguments")
+            .help(format!("write `{shape}`")),
         );
         false
     }
 
-    fn entities_arg(&mut self, env: &ExprEnv, e: &Expr, what: &str) -> Option<(AnswerExpr, String)> {
+    fn entities_arg(
+        &mut self,
+        env: &ExprEnv,
+        e: &Expr,
+        what: &str,
+    ) -> Option<(AnswerExpr, String)> {
         let (x, xt) = self.expr(env, e)?;
         match xt {
             AnswerType::Entities(ty) => Some((x, ty)),
             other => {
                 self.push(
-                    Diagnostic::new(Code::TypeMismatch, e.span(), format!("{what} needs entities, but this is {}", other.describe()))
-                        .label("not entities")
-                        .help("pass a chain or name slot, or a relation hop"),
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        e.span(),
+                        format!("{what} needs entities, but this is {}", other.describe()),
+                    )
+                    .label("not entities")
+                    .help("pass a chain or name slot, or a relation hop"),
                 );
                 None
             }
         }
     }
 
-    fn call(&mut self, env: &ExprEnv, callee: &Name, role: Option<&Name>, args: &[Expr], span: Span) -> Option<(AnswerExpr, AnswerType)> {
+    fn call(
+        &mut self,
+        env: &ExprEnv,
+        callee: &Name,
+        role: Option<&Name>,
+        args: &[Expr],
+        span: Span,
+    ) -> Option<(AnswerExpr, AnswerType)> {
         let c = callee.text.as_str();
         match c {
             "count" => {
@@ -2319,39 +3300,61 @@ impl<'s> Cx<'s> {
                 let (b, bt) = self.expr(env, &args[1])?;
                 if at != bt {
                     self.push(
-                        Diagnostic::new(Code::TypeMismatch, span, format!("`{c}` compares {} with {}", at.describe(), bt.describe()))
-                            .label("different types")
-                            .help("both arguments must have one type"),
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            span,
+                            format!("`{c}` compares {} with {}", at.describe(), bt.describe()),
+                        )
+                        .label("different types")
+                        .help("both arguments must have one type"),
                     );
                     return None;
                 }
                 if c == "same" {
-                    return Some((AnswerExpr::Same(Box::new(a), Box::new(b)), AnswerType::YesNo));
+                    return Some((
+                        AnswerExpr::Same(Box::new(a), Box::new(b)),
+                        AnswerType::YesNo,
+                    ));
                 }
                 if !matches!(at, AnswerType::Entities(_)) {
                     self.push(
-                        Diagnostic::new(Code::TypeMismatch, span, "`related` asks how two entities are related")
-                            .label("not entities")
-                            .help("pass two name or chain slots"),
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            span,
+                            "`related` asks how two entities are related",
+                        )
+                        .label("not entities")
+                        .help("pass two name or chain slots"),
                     );
                     return None;
                 }
-                return Some((AnswerExpr::Related(Box::new(a), Box::new(b)), AnswerType::RelationNames));
+                return Some((
+                    AnswerExpr::Related(Box::new(a), Box::new(b)),
+                    AnswerType::RelationNames,
+                ));
             }
             "argmin" | "argmax" => {
                 if args.len() < 3 {
                     self.push(
-                        Diagnostic::new(Code::AtomArity, span, format!("`{c}` takes an attribute and at least two candidates"))
-                            .label("too few arguments")
-                            .help(format!("write `{c}(dob, x, y)`")),
+                        Diagnostic::new(
+                            Code::AtomArity,
+                            span,
+                            format!("`{c}` takes an attribute and at least two candidates"),
+                        )
+                        .label("too few arguments")
+                        .help(format!("write `{c}(dob, x, y)`")),
                     );
                     return None;
                 }
                 let Expr::Ref(attr) = &args[0] else {
                     self.push(
-                        Diagnostic::new(Code::TypeMismatch, args[0].span(), format!("the first argument of `{c}` is an attribute name"))
-                            .label("not an attribute name")
-                            .help(format!("write `{c}(dob, x, y)`")),
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            args[0].span(),
+                            format!("the first argument of `{c}` is an attribute name"),
+                        )
+                        .label("not an attribute name")
+                        .help(format!("write `{c}(dob, x, y)`")),
                     );
                     return None;
                 };
@@ -2360,7 +3363,15 @@ impl<'s> Cx<'s> {
                 for a in &args[1..] {
                     let (x, et) = self.entities_arg(env, a, &format!("`{c}`"))?;
                     if ty.as_ref().is_some_and(|p| *p != et) {
-                        self.push(Diagnostic::new(Code::TypeMismatch, a.span(), format!("`{c}` compares entities of one type")).label("different type").help("pass candidates of one entity type"));
+                        self.push(
+                            Diagnostic::new(
+                                Code::TypeMismatch,
+                                a.span(),
+                                format!("`{c}` compares entities of one type"),
+                            )
+                            .label("different type")
+                            .help("pass candidates of one entity type"),
+                        );
                         return None;
                     }
                     ty = Some(et);
@@ -2369,19 +3380,33 @@ impl<'s> Cx<'s> {
                 let ty = ty.unwrap_or_default();
                 let ety = env.entities.iter().find(|e| e.name == ty)?;
                 let Some(a) = ety.attr(&attr.text) else {
-                    self.unknown(Code::UnknownAttribute, &format!("attribute of `{ty}`"), attr, ety.attrs.iter().map(|a| a.name.as_str()), "compare by an int or date attribute");
+                    self.unknown(
+                        Code::UnknownAttribute,
+                        &format!("attribute of `{ty}`"),
+                        attr,
+                        ety.attrs.iter().map(|a| a.name.as_str()),
+                        "compare by an int or date attribute",
+                    );
                     return None;
                 };
                 if !a.ty.is_ordered() {
                     self.push(
-                        Diagnostic::new(Code::TypeMismatch, attr.span, format!("`{c}` orders by `{}`, which is {}", a.name, a.ty.describe()))
-                            .label("not ordered")
-                            .help("order by an int or date attribute"),
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            attr.span,
+                            format!("`{c}` orders by `{}`, which is {}", a.name, a.ty.describe()),
+                        )
+                        .label("not ordered")
+                        .help("order by an int or date attribute"),
                     );
                     return None;
                 }
                 let attr = a.name.clone();
-                let e = if c == "argmin" { AnswerExpr::ArgMin { attr, args: xs } } else { AnswerExpr::ArgMax { attr, args: xs } };
+                let e = if c == "argmin" {
+                    AnswerExpr::ArgMin { attr, args: xs }
+                } else {
+                    AnswerExpr::ArgMax { attr, args: xs }
+                };
                 return Some((e, AnswerType::Entities(ty)));
             }
             _ => {}
@@ -2394,10 +3419,16 @@ impl<'s> Cx<'s> {
             let (x, ty) = self.entities_arg(env, &args[0], &format!("`{c}`"))?;
             return match &slot.kind {
                 SlotKindIr::Relation(list) => {
-                    let cands: Vec<&String> = if list.is_empty() { env.hop_rels.iter().collect() } else { list.iter().collect() };
+                    let cands: Vec<&String> = if list.is_empty() {
+                        env.hop_rels.iter().collect()
+                    } else {
+                        list.iter().collect()
+                    };
                     let mut out_ty: Option<String> = None;
                     for name in cands {
-                        let Some(r) = env.relations.iter().find(|r| &r.name == name) else { continue };
+                        let Some(r) = env.relations.iter().find(|r| &r.name == name) else {
+                            continue;
+                        };
                         for s in r.says.iter().filter(|s| r.roles[s.of].ty == ty) {
                             let to = r.roles[s.role].ty.clone();
                             if out_ty.as_ref().is_some_and(|o| *o != to) {
@@ -2413,32 +3444,67 @@ impl<'s> Cx<'s> {
                     }
                     let Some(out_ty) = out_ty else {
                         self.push(
-                            Diagnostic::new(Code::TypeMismatch, span, format!("no relation of slot `{c}` can be read from a `{ty}`"))
-                                .label("nothing to follow")
-                                .help("list relations with a surface form seen from this type"),
+                            Diagnostic::new(
+                                Code::TypeMismatch,
+                                span,
+                                format!("no relation of slot `{c}` can be read from a `{ty}`"),
+                            )
+                            .label("nothing to follow")
+                            .help("list relations with a surface form seen from this type"),
                         );
                         return None;
                     };
-                    Some((AnswerExpr::HopSlot { slot: c.into(), arg: Box::new(x) }, AnswerType::Entities(out_ty)))
+                    Some((
+                        AnswerExpr::HopSlot {
+                            slot: c.into(),
+                            arg: Box::new(x),
+                        },
+                        AnswerType::Entities(out_ty),
+                    ))
                 }
                 SlotKindIr::Attr(list) => {
                     let mut vt: Option<AttrType> = None;
                     for (e, a) in list {
                         if *e != ty {
-                            self.push(Diagnostic::new(Code::TypeMismatch, span, format!("slot `{c}` lists `{e}.{a}`, but its argument is a `{ty}`")).label("wrong entity type").help(format!("list attributes of `{ty}`")));
+                            self.push(
+                                Diagnostic::new(
+                                    Code::TypeMismatch,
+                                    span,
+                                    format!(
+                                        "slot `{c}` lists `{e}.{a}`, but its argument is a `{ty}`"
+                                    ),
+                                )
+                                .label("wrong entity type")
+                                .help(format!("list attributes of `{ty}`")),
+                            );
                             return None;
                         }
-                        let at = env.entities.iter().find(|x| &x.name == e).and_then(|x| x.attr(a)).map(|x| x.ty.clone());
+                        let at = env
+                            .entities
+                            .iter()
+                            .find(|x| &x.name == e)
+                            .and_then(|x| x.attr(a))
+                            .map(|x| x.ty.clone());
                         // Attribute slots mix value types freely; the answer is text either way.
                         vt = vt.or(at);
                     }
-                    Some((AnswerExpr::AttrSlot { slot: c.into(), arg: Box::new(x) }, AnswerType::Values(vt.unwrap_or(AttrType::Text))))
+                    Some((
+                        AnswerExpr::AttrSlot {
+                            slot: c.into(),
+                            arg: Box::new(x),
+                        },
+                        AnswerType::Values(vt.unwrap_or(AttrType::Text)),
+                    ))
                 }
                 _ => {
                     self.push(
-                        Diagnostic::new(Code::TypeMismatch, callee.span, format!("slot `{c}` denotes entities and cannot be applied"))
-                            .label("not a relation or attribute slot")
-                            .help(format!("use `{c}` as an argument instead")),
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            callee.span,
+                            format!("slot `{c}` denotes entities and cannot be applied"),
+                        )
+                        .label("not a relation or attribute slot")
+                        .help(format!("use `{c}` as an argument instead")),
                     );
                     None
                 }
@@ -2453,7 +3519,13 @@ impl<'s> Cx<'s> {
                 Some(rn) => match r.role_index(&rn.text) {
                     Some(i) => i,
                     None => {
-                        self.unknown(Code::UnknownRole, &format!("role of `{c}`"), rn, r.roles.iter().map(|x| x.name.as_str()), "`rel.role(x)` follows `rel` to the named role");
+                        self.unknown(
+                            Code::UnknownRole,
+                            &format!("role of `{c}`"),
+                            rn,
+                            r.roles.iter().map(|x| x.name.as_str()),
+                            "`rel.role(x)` follows `rel` to the named role",
+                        );
                         return None;
                     }
                 },
@@ -2473,28 +3545,58 @@ impl<'s> Cx<'s> {
             };
             if r.roles[1 - to].ty != ty {
                 self.push(
-                    Diagnostic::new(Code::TypeMismatch, args[0].span(), format!("`{c}` leads to role `{}` from a `{}`, but this is a `{ty}`", r.roles[to].name, r.roles[1 - to].ty))
-                        .label(format!("a `{}` is needed", r.roles[1 - to].ty))
-                        .help("follow a relation whose other role has this type"),
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        args[0].span(),
+                        format!(
+                            "`{c}` leads to role `{}` from a `{}`, but this is a `{ty}`",
+                            r.roles[to].name,
+                            r.roles[1 - to].ty
+                        ),
+                    )
+                    .label(format!("a `{}` is needed", r.roles[1 - to].ty))
+                    .help("follow a relation whose other role has this type"),
                 );
                 return None;
             }
-            return Some((AnswerExpr::Hop { relation: c.into(), to, arg: Box::new(x) }, AnswerType::Entities(r.roles[to].ty.clone())));
+            return Some((
+                AnswerExpr::Hop {
+                    relation: c.into(),
+                    to,
+                    arg: Box::new(x),
+                },
+                AnswerType::Entities(r.roles[to].ty.clone()),
+            ));
         }
         // An attribute of the argument's type.
         if args.len() == 1
             && let Some(ety) = env.entities.iter().find(|e| e.attr(c).is_some())
         {
             let (x, ty) = self.entities_arg(env, &args[0], &format!("`{c}`"))?;
-            let Some(a) = env.entities.iter().find(|e| e.name == ty).and_then(|e| e.attr(c)) else {
+            let Some(a) = env
+                .entities
+                .iter()
+                .find(|e| e.name == ty)
+                .and_then(|e| e.attr(c))
+            else {
                 self.push(
-                    Diagnostic::new(Code::TypeMismatch, args[0].span(), format!("`{c}` is an attribute of `{}`, not of `{ty}`", ety.name))
-                        .label(format!("a `{ty}`"))
-                        .help(format!("read an attribute of `{ty}`")),
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        args[0].span(),
+                        format!("`{c}` is an attribute of `{}`, not of `{ty}`", ety.name),
+                    )
+                    .label(format!("a `{ty}`"))
+                    .help(format!("read an attribute of `{ty}`")),
                 );
                 return None;
             };
-            return Some((AnswerExpr::Attr { attr: c.into(), arg: Box::new(x) }, AnswerType::Values(a.ty.clone())));
+            return Some((
+                AnswerExpr::Attr {
+                    attr: c.into(),
+                    arg: Box::new(x),
+                },
+                AnswerType::Values(a.ty.clone()),
+            ));
         }
         let mut cands: Vec<&str> = BUILTINS.to_vec();
         cands.extend(env.slots.iter().map(|s| s.name.as_str()));
@@ -2502,7 +3604,13 @@ impl<'s> Cx<'s> {
         for e in env.entities {
             cands.extend(e.attrs.iter().map(|a| a.name.as_str()));
         }
-        self.unknown(Code::UnknownFunction, "function", callee, cands, "answers use count, argmin, argmax, same, related, slots, relations and attributes");
+        self.unknown(
+            Code::UnknownFunction,
+            "function",
+            callee,
+            cands,
+            "answers use count, argmin, argmax, same, related, slots, relations and attributes",
+        );
         None
     }
 }
@@ -2564,12 +3672,24 @@ const GEN_SPECS: &[GenSpec] = &[
             ("surname", ArgKind::Attr(AttrWant::Any), false),
         ],
     },
-    GenSpec { name: "random_graph", kind: GenKind::RandomGraph, args: &[("mean_degree", ArgKind::Float, true)] },
-    GenSpec { name: "function", kind: GenKind::Function, args: &[("from", ArgKind::Role, true)] },
+    GenSpec {
+        name: "random_graph",
+        kind: GenKind::RandomGraph,
+        args: &[("mean_degree", ArgKind::Float, true)],
+    },
+    GenSpec {
+        name: "function",
+        kind: GenKind::Function,
+        args: &[("from", ArgKind::Role, true)],
+    },
     GenSpec {
         name: "assign",
         kind: GenKind::Assign,
-        args: &[("from", ArgKind::Role, true), ("min", ArgKind::Int, true), ("max", ArgKind::Int, true)],
+        args: &[
+            ("from", ArgKind::Role, true),
+            ("min", ArgKind::Int, true),
+            ("max", ArgKind::Int, true),
+        ],
     },
 ];
 
@@ -2639,7 +3759,11 @@ fn literal_negative(l: &Literal) -> bool {
 }
 
 fn a_an(word: &str) -> String {
-    if word.starts_with(['a', 'e', 'i', 'o', 'u']) { format!("an {word}") } else { format!("a {word}") }
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        format!("an {word}")
+    } else {
+        format!("a {word}")
+    }
 }
 
 fn describe_literal(l: &Literal) -> String {
@@ -2677,8 +3801,12 @@ fn value_lt(a: &Value, b: &Value) -> bool {
 /// `YYYY-MM-DD` naming a real day of the proleptic Gregorian calendar.
 pub fn valid_date(d: &str) -> bool {
     let parts: Vec<&str> = d.split('-').collect();
-    let [y, m, day] = parts.as_slice() else { return false };
-    let (Ok(y), Ok(m), Ok(day)) = (y.parse::<i32>(), m.parse::<u32>(), day.parse::<u32>()) else { return false };
+    let [y, m, day] = parts.as_slice() else {
+        return false;
+    };
+    let (Ok(y), Ok(m), Ok(day)) = (y.parse::<i32>(), m.parse::<u32>(), day.parse::<u32>()) else {
+        return false;
+    };
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let days = match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,

@@ -225,7 +225,11 @@ pub struct Report {
 impl Report {
     pub fn new(diag: Diagnostic, file_name: &str, text: Arc<str>) -> Self {
         let code = diag.code.full();
-        Report { diag, source: NamedSource::new(file_name, text), code }
+        Report {
+            diag,
+            source: NamedSource::new(file_name, text),
+            code,
+        }
     }
 }
 
@@ -248,7 +252,10 @@ impl miette::Diagnostic for Report {
         })
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.diag
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
         Some(&self.source)
@@ -277,7 +284,11 @@ pub fn render_plain(diags: &[Diagnostic], file_name: &str, text: &str, width: us
 
 /// Renders with colours when `color` is set (a terminal).
 pub fn render(diags: &[Diagnostic], file_name: &str, text: &str, color: bool) -> String {
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     render_with(&handler, diags, file_name, text)
 }
@@ -302,7 +313,10 @@ fn render_with(
 }
 
 /// "did you mean" for a misspelt name, from candidates in a deterministic order.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
         let d = edit_distance(name, c);
@@ -341,7 +355,10 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), Code::ALL.len());
-        assert_eq!(Code::UnknownRelation.full(), "synthpipe::rules::unknown_relation");
+        assert_eq!(
+            Code::UnknownRelation.full(),
+            "synthpipe::rules::unknown_relation"
+        );
     }
 
     #[test]

@@ -9,13 +9,21 @@ use super::ast::*;
 
 /// Formats a parsed rule file. `src` must be the text `file` was parsed from.
 pub fn format(file: &RuleFile, src: &str) -> String {
-    let mut p = Printer { src, out: String::new(), comments: &file.comments, next: 0, indent: 0 };
+    let mut p = Printer {
+        src,
+        out: String::new(),
+        comments: &file.comments,
+        next: 0,
+        indent: 0,
+    };
     let mut prev: Option<&Item> = None;
     for item in &file.items {
         if let Some(prev) = prev {
             let compact = matches!(
                 (prev, item),
-                (Item::Param(_), Item::Param(_)) | (Item::Pool(_), Item::Pool(_)) | (Item::Bank(_), Item::Bank(_))
+                (Item::Param(_), Item::Param(_))
+                    | (Item::Pool(_), Item::Pool(_))
+                    | (Item::Bank(_), Item::Bank(_))
             ) && !p.comment_before(item.span().start);
             if !compact {
                 p.out.push('\n');
@@ -39,7 +47,9 @@ struct Printer<'a> {
 
 impl Printer<'_> {
     fn comment_before(&self, pos: usize) -> bool {
-        self.comments.get(self.next).is_some_and(|(s, _)| s.start < pos)
+        self.comments
+            .get(self.next)
+            .is_some_and(|(s, _)| s.start < pos)
     }
 
     /// Prints the comments that come before `pos` in the source, each on its own line.
@@ -54,7 +64,11 @@ impl Printer<'_> {
             self.out.push('\n');
             self.next += 1;
             // A blank line after a comment (a file header, a section title) is kept.
-            let until = self.comments.get(self.next).map_or(pos, |(n, _)| n.start.min(pos)).min(self.src.len());
+            let until = self
+                .comments
+                .get(self.next)
+                .map_or(pos, |(n, _)| n.start.min(pos))
+                .min(self.src.len());
             let gap = self.src.get(s.end..until).unwrap_or("");
             if gap.matches('\n').count() >= 2 && until < self.src.len() {
                 self.out.push('\n');
@@ -66,7 +80,10 @@ impl Printer<'_> {
     fn end_line(&mut self, end: usize) {
         if let Some((s, text)) = self.comments.get(self.next)
             && s.start >= end
-            && self.src.get(end..s.start).is_some_and(|gap| gap.trim_start_matches([';', ' ', '\t', '\r']).is_empty())
+            && self
+                .src
+                .get(end..s.start)
+                .is_some_and(|gap| gap.trim_start_matches([';', ' ', '\t', '\r']).is_empty())
         {
             self.out.push_str(" //");
             self.out.push_str(text);
@@ -253,7 +270,11 @@ impl Printer<'_> {
             }
             Source::Pool { pool, .. } => self.w(&format!("pool {}", pool.text)),
             Source::Int { lo, hi, .. } | Source::Date { lo, hi, .. } => {
-                self.w(if matches!(s, Source::Int { .. }) { "int " } else { "date " });
+                self.w(if matches!(s, Source::Int { .. }) {
+                    "int "
+                } else {
+                    "date "
+                });
                 self.lit(lo);
                 self.w("..");
                 self.lit(hi);
@@ -275,7 +296,11 @@ impl Printer<'_> {
 
     fn relation(&mut self, r: &RelationDecl) {
         self.w(&format!("relation {}(", r.name.text));
-        let roles: Vec<String> = r.roles.iter().map(|x| format!("{}: {}", x.name.text, x.ty.text)).collect();
+        let roles: Vec<String> = r
+            .roles
+            .iter()
+            .map(|x| format!("{}: {}", x.name.text, x.ty.text))
+            .collect();
         self.w(&roles.join(", "));
         self.w(")");
         if r.symmetric.is_some() {
@@ -291,7 +316,10 @@ impl Printer<'_> {
             self.w(if i == 0 { "    := " } else { "     | " });
             self.body(b);
         }
-        let has_block = !(r.cards.is_empty() && r.generate.is_empty() && r.says.is_empty() && r.weight.is_none());
+        let has_block = !(r.cards.is_empty()
+            && r.generate.is_empty()
+            && r.says.is_empty()
+            && r.weight.is_none());
         if !has_block {
             self.w(";");
             self.end_line(r.span.end);
@@ -321,7 +349,10 @@ impl Printer<'_> {
             match st {
                 Stmt::Card(c) => {
                     let range = self.raw(c.range_span).replace(' ', "");
-                    self.w(&format!("each {} has {} {};", c.role.text, range, c.other.text));
+                    self.w(&format!(
+                        "each {} has {} {};",
+                        c.role.text, range, c.other.text
+                    ));
                     self.end_line(c.span.end);
                 }
                 Stmt::Gen(g) => {
@@ -375,14 +406,24 @@ impl Printer<'_> {
                     }
                     self.atom(atom);
                 }
-                BodyLit::AttrTest { var, attr, op, value, .. } => {
+                BodyLit::AttrTest {
+                    var,
+                    attr,
+                    op,
+                    value,
+                    ..
+                } => {
                     self.w(&format!("{}.{} {} ", var.text, attr.text, op.as_str()));
                     match value {
                         TestValue::Lit(l) => self.lit(l),
-                        TestValue::AttrOf { var, attr, .. } => self.w(&format!("{}.{}", var.text, attr.text)),
+                        TestValue::AttrOf { var, attr, .. } => {
+                            self.w(&format!("{}.{}", var.text, attr.text))
+                        }
                     }
                 }
-                BodyLit::VarTest { left, op, right, .. } => {
+                BodyLit::VarTest {
+                    left, op, right, ..
+                } => {
                     self.w(&format!("{} {} {}", left.text, op.as_str(), right.text));
                 }
             }
@@ -390,7 +431,11 @@ impl Printer<'_> {
     }
 
     fn atom(&mut self, a: &Atom) {
-        let args: Vec<String> = a.args.iter().map(|(r, v)| format!("{}: {}", r.text, v.text)).collect();
+        let args: Vec<String> = a
+            .args
+            .iter()
+            .map(|(r, v)| format!("{}: {}", r.text, v.text))
+            .collect();
         self.w(&format!("{}({})", a.relation.text, args.join(", ")));
     }
 
@@ -410,7 +455,11 @@ impl Printer<'_> {
                 self.w(";");
                 self.end_line(span.end);
             }
-            ArticlePart::Section { heading, parts, span } => {
+            ArticlePart::Section {
+                heading,
+                parts,
+                span,
+            } => {
                 self.w("section ");
                 self.str_lit(heading);
                 self.open();
@@ -425,7 +474,11 @@ impl Printer<'_> {
     fn questions(&mut self, q: &QuestionsDecl) {
         self.w("questions");
         self.open();
-        let settings = [("depth", &q.depth), ("per_template", &q.per_template), ("hops", &q.hops)];
+        let settings = [
+            ("depth", &q.depth),
+            ("per_template", &q.per_template),
+            ("hops", &q.hops),
+        ];
         for (kw, v) in settings {
             if let Some(v) = v {
                 self.comments_before(v.span.start);
@@ -442,7 +495,10 @@ impl Printer<'_> {
             match s {
                 StartDecl::Name { .. } => self.w("start name;"),
                 StartDecl::Whose { attrs, .. } => {
-                    let a: Vec<String> = attrs.iter().map(|p| format!("{}.{}", p.entity.text, p.attr.text)).collect();
+                    let a: Vec<String> = attrs
+                        .iter()
+                        .map(|p| format!("{}.{}", p.entity.text, p.attr.text))
+                        .collect();
                     self.w(&format!("start whose {};", a.join(", ")));
                 }
             }
@@ -467,7 +523,10 @@ impl Printer<'_> {
                     SlotKind::Chain(ty) => self.w(&format!("chain {}", ty.text)),
                     SlotKind::Name(ty) => self.w(&format!("name {}", ty.text)),
                     SlotKind::Attr(paths) => {
-                        let a: Vec<String> = paths.iter().map(|p| format!("{}.{}", p.entity.text, p.attr.text)).collect();
+                        let a: Vec<String> = paths
+                            .iter()
+                            .map(|p| format!("{}.{}", p.entity.text, p.attr.text))
+                            .collect();
                         self.w(&format!("attr {}", a.join(", ")));
                     }
                     SlotKind::Relation(names) => {
@@ -495,7 +554,9 @@ impl Printer<'_> {
     fn expr(&mut self, e: &Expr) {
         match e {
             Expr::Ref(n) => self.w(&n.text),
-            Expr::Call { callee, role, args, .. } => {
+            Expr::Call {
+                callee, role, args, ..
+            } => {
                 self.w(&callee.text);
                 if let Some(r) = role {
                     self.w(&format!(".{}", r.text));

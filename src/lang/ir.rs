@@ -23,13 +23,19 @@ pub struct Ir {
 impl Ir {
     /// Canonical JSON of the IR, pool contents included.
     pub fn canonical_json(&self) -> String {
-        serde_json::to_string(&CanonicalIr { ir: self, pool_values: self.pools.iter().map(|p| &p.values).collect() })
-            .expect("the IR is plain data and always serialises")
+        serde_json::to_string(&CanonicalIr {
+            ir: self,
+            pool_values: self.pools.iter().map(|p| &p.values).collect(),
+        })
+        .expect("the IR is plain data and always serialises")
     }
 
     /// Content digest of the checked rules (`b3:<hex>`): the cache identity of a rule file.
     pub fn digest(&self) -> String {
-        format!("b3:{}", blake3::hash(self.canonical_json().as_bytes()).to_hex())
+        format!(
+            "b3:{}",
+            blake3::hash(self.canonical_json().as_bytes()).to_hex()
+        )
     }
 
     pub fn entity(&self, name: &str) -> Option<&EntityType> {
@@ -73,7 +79,10 @@ impl ParamType {
         ("bank", ParamType::Bank),
     ];
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(_, t)| *t == self).map_or("?", |(n, _)| n)
+        Self::ALL
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map_or("?", |(n, _)| n)
     }
 }
 
@@ -182,7 +191,10 @@ pub enum AttrSource {
     Pool(String),
     Int(Num, Num),
     Date(DateBound, DateBound),
-    Match { on: String, arms: Vec<(String, AttrSource)> },
+    Match {
+        on: String,
+        arms: Vec<(String, AttrSource)>,
+    },
     Text(Vec<TextPart>),
 }
 
@@ -278,9 +290,22 @@ pub struct RuleIr {
 #[serde(rename_all = "snake_case")]
 pub enum BodyIr {
     /// `args[i]` is the variable in role `i` of the relation.
-    Atom { relation: String, negated: bool, args: [usize; 2] },
-    AttrTest { var: usize, attr: String, op: String, value: TestValueIr },
-    VarTest { left: usize, op: String, right: usize },
+    Atom {
+        relation: String,
+        negated: bool,
+        args: [usize; 2],
+    },
+    AttrTest {
+        var: usize,
+        attr: String,
+        op: String,
+        value: TestValueIr,
+    },
+    VarTest {
+        left: usize,
+        op: String,
+        right: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -330,7 +355,10 @@ pub struct Article {
 pub enum ArticlePartIr {
     Line(Vec<TextPart>),
     Facts(Vec<FactRef>),
-    Section { heading: String, parts: Vec<ArticlePartIr> },
+    Section {
+        heading: String,
+        parts: Vec<ArticlePartIr>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -338,7 +366,11 @@ pub enum ArticlePartIr {
 pub enum FactRef {
     Attr(String),
     /// The relation's facts where the article's entity is in role `of`, read by `say`.
-    Relation { relation: String, role: usize, of: usize },
+    Relation {
+        relation: String,
+        role: usize,
+        of: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -397,15 +429,34 @@ pub enum SlotKindIr {
 pub enum AnswerExpr {
     Slot(String),
     /// Follow a relation from the argument's entities to role `to`.
-    Hop { relation: String, to: usize, arg: Box<AnswerExpr> },
+    Hop {
+        relation: String,
+        to: usize,
+        arg: Box<AnswerExpr>,
+    },
     /// Follow the relation chosen for a relation slot.
-    HopSlot { slot: String, arg: Box<AnswerExpr> },
-    Attr { attr: String, arg: Box<AnswerExpr> },
-    AttrSlot { slot: String, arg: Box<AnswerExpr> },
+    HopSlot {
+        slot: String,
+        arg: Box<AnswerExpr>,
+    },
+    Attr {
+        attr: String,
+        arg: Box<AnswerExpr>,
+    },
+    AttrSlot {
+        slot: String,
+        arg: Box<AnswerExpr>,
+    },
     Count(Box<AnswerExpr>),
     Intersect(Vec<AnswerExpr>),
-    ArgMin { attr: String, args: Vec<AnswerExpr> },
-    ArgMax { attr: String, args: Vec<AnswerExpr> },
+    ArgMin {
+        attr: String,
+        args: Vec<AnswerExpr>,
+    },
+    ArgMax {
+        attr: String,
+        args: Vec<AnswerExpr>,
+    },
     Same(Box<AnswerExpr>, Box<AnswerExpr>),
     Related(Box<AnswerExpr>, Box<AnswerExpr>),
 }

@@ -6,6 +6,7 @@
 use pest::Parser;
 use pest::error::{ErrorVariant, InputLocation};
 use pest::iterators::Pair;
+use std::sync::Mutex;
 
 use super::ast::*;
 use super::diag::{Code, Diagnostic};
@@ -18,19 +19,50 @@ type P<'a> = Pair<'a, Rule>;
 
 /// Parses a whole rule file.
 pub fn parse(src: &str) -> Result<RuleFile, Diagnostic> {
-    // Detailed attempts let errors point at the exact token (pest otherwise reports the start
-    // of the enclosing rule). Set once and never cleared, so every parse sees the same setting
-    // and diagnostics do not depend on which thread parsed first.
-    static DETAIL: std::sync::Once = std::sync::Once::new();
-    DETAIL.call_once(|| pest::set_error_detail(true));
-    let mut pairs = RulesParser::parse(Rule::file, src).map_err(|e| syntax_error(src, e))?;
-    let file = pairs.next().expect("the `file` rule always yields one pair");
+    let mut pairs = match RulesParser::parse(Rule::file, src) {
+        Ok(p) => p,
+        Err(_) => return Err(detailed_error(src)),
+    };
+    let file = pairs
+        .next()
+        .expect("the `file` rule always yields one pair");
     let items = file
         .into_inner()
         .filter(|p| p.as_rule() != Rule::EOI)
         .map(item)
         .collect();
-    Ok(RuleFile { items, comments: comments(src) })
+    Ok(RuleFile {
+        items,
+        comments: comments(src),
+    })
+}
+
+/// Re-parses a file known to be invalid with pest's attempt tracking on, so the error points
+/// at the exact token rather than the start of the enclosing rule. Tracking doubles parse
+/// time, so valid files are parsed without it. The switch is process-global: a count of
+/// detailed parses in flight keeps it on until the last one ends, so a concurrent parse can
+/// never turn it off under another (which would make diagnostics depend on thread timing).
+fn detailed_error(src: &str) -> Diagnostic {
+    static ACTIVE: Mutex<usize> = Mutex::new(0);
+    let enter = |delta: isize| {
+        let mut n = ACTIVE.lock().unwrap_or_else(|e| e.into_inner());
+        *n = n.saturating_add_signed(delta);
+        pest::set_error_detail(*n > 0);
+    };
+    enter(1);
+    let result = RulesParser::parse(Rule::file, src);
+    enter(-1);
+    match result {
+        Err(e) => syntax_error(src, e),
+        // Unreachable in practice: the same input parsed without tracking failed.
+        Ok(_) => Diagnostic::new(
+            Code::Syntax,
+            Span::new(0, 0),
+            "the file could not be parsed",
+        )
+        .label("here")
+        .help("see docs/rules.md for the shape of each declaration"),
+    }
 }
 
 fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diagnostic {
@@ -52,7 +84,13 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diagnostic {
             // Only literal tokens: ranges and built-ins (letters, digits) are better
             // described by the rule that wanted them.
             .map(|t| t.to_string())
-            .filter(|t| !t.is_empty() && !t.contains("..") && t != "BUILTIN_RULE" && t != "//" && t.trim() == t)
+            .filter(|t| {
+                !t.is_empty()
+                    && !t.contains("..")
+                    && t != "BUILTIN_RULE"
+                    && t != "//"
+                    && t.trim() == t
+            })
             .map(|t| format!("`{t}`"))
             .collect();
     }
@@ -71,7 +109,14 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diagnostic {
         "end of file".to_string()
     } else {
         // Control characters (a raw newline in an unterminated string) must not break the line.
-        format!("`{}`", src[start..end].chars().take(30).collect::<String>().escape_debug())
+        format!(
+            "`{}`",
+            src[start..end]
+                .chars()
+                .take(30)
+                .collect::<String>()
+                .escape_debug()
+        )
     };
     // At the end of the file there is nothing to underline: point at the last character.
     let (start, end) = if start >= src.len() && !src.is_empty() {
@@ -107,9 +152,11 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diagnostic {
     };
     Diagnostic::new(Code::Syntax, Span::new(start, end.min(src.len())), message)
         .label(label)
-        .help(help.unwrap_or_else(|| {
-            "see docs/rules.md for the shape of each declaration".to_string()
-        }))
+        .help(
+            help.unwrap_or_else(|| {
+                "see docs/rules.md for the shape of each declaration".to_string()
+            }),
+        )
 }
 
 /// Hand-written hints for the most common slips.
@@ -118,12 +165,28 @@ fn hint(src: &str, pos: usize, expected: &[&str]) -> Option<String> {
     if before.matches('"').count() % 2 == 1 && src[before.len()..].starts_with(['\n', '\r']) {
         return Some("a string ends on the line it starts: close it with `\"` (write `\\n` for a line break)".into());
     }
-    if src.get(pos..).is_none_or(|rest| rest.trim().is_empty()) && src.matches('{').count() > src.matches('}').count() {
+    let code: String = src
+        .lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect();
+    if src.get(pos..).is_none_or(|rest| rest.trim().is_empty())
+        && code.matches('{').count() > code.matches('}').count()
+    {
         return Some("a `{` is never closed: add the missing `}`".into());
     }
     let gap = &src[before.len()..pos.min(src.len())];
     if gap.contains('\n') && !before.ends_with([';', '{', '}']) && !before.is_empty() {
         return Some("the previous line may be missing its `;`".into());
+    }
+    let word = src.get(pos..).map_or("", |rest| {
+        rest.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or("")
+    });
+    if matches!(word, "key" | "unique") {
+        return Some(format!(
+            "`key` and `unique` go before the attribute's source: `name: {word} pool names;`"
+        ));
     }
     if expected.contains(&"`;`") {
         return Some("every declaration and statement ends with `;`".into());
@@ -195,7 +258,9 @@ fn describe(rule: Rule) -> &'static str {
         | Rule::per_template_decl
         | Rule::hops_decl
         | Rule::start_decl
-        | Rule::template_decl => "a questions statement (`depth`, `per_template`, `hops`, `start`, `template`)",
+        | Rule::template_decl => {
+            "a questions statement (`depth`, `per_template`, `hops`, `start`, `template`)"
+        }
         Rule::start_name | Rule::start_whose => "`name` or `whose`",
         Rule::attr_path => "`type.attribute`",
         Rule::slot_decl => "a slot `name: kind;`",
@@ -299,7 +364,10 @@ fn span(p: &P) -> Span {
 }
 
 fn name(p: P) -> Name {
-    Name { text: p.as_str().to_string(), span: span(&p) }
+    Name {
+        text: p.as_str().to_string(),
+        span: span(&p),
+    }
 }
 
 fn string(p: P) -> Str {
@@ -325,14 +393,20 @@ fn string(p: P) -> Str {
 /// Integers that overflow i64 become a syntax-level value the checker rejects as a range
 /// problem; saturating keeps the parser total.
 fn parse_int(s: &str) -> i64 {
-    s.parse::<i64>().unwrap_or(if s.starts_with('-') { i64::MIN } else { i64::MAX })
+    s.parse::<i64>().unwrap_or(if s.starts_with('-') {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }
 
 fn lit(p: P) -> Lit {
     let sp = span(&p);
     let inner = match p.as_rule() {
         Rule::literal | Rule::gen_value | Rule::int_value | Rule::date_value | Rule::test_value => {
-            p.into_inner().next().expect("value rules wrap exactly one token")
+            p.into_inner()
+                .next()
+                .expect("value rules wrap exactly one token")
         }
         _ => p,
     };
@@ -388,7 +462,14 @@ fn param_decl(p: P) -> ParamDecl {
             _ => {}
         }
     }
-    ParamDecl { name, ty, default, range, doc, span: sp }
+    ParamDecl {
+        name,
+        ty,
+        default,
+        range,
+        doc,
+        span: sp,
+    }
 }
 
 fn pool_decl(p: P) -> PoolDecl {
@@ -405,7 +486,11 @@ fn pool_decl(p: P) -> PoolDecl {
         }
         _ => PoolSource::List(src.into_inner().map(string).collect()),
     };
-    PoolDecl { name, source, span: sp }
+    PoolDecl {
+        name,
+        source,
+        span: sp,
+    }
 }
 
 fn entity_decl(p: P) -> EntityDecl {
@@ -426,7 +511,12 @@ fn entity_decl(p: P) -> EntityDecl {
             _ => {}
         }
     }
-    EntityDecl { name, count, attrs, span: sp }
+    EntityDecl {
+        name,
+        count,
+        attrs,
+        span: sp,
+    }
 }
 
 fn attr_decl(p: P) -> AttrDecl {
@@ -488,13 +578,21 @@ fn source(p: P) -> Source {
         Rule::enum_src => {
             let mut it = inner.into_inner();
             skip_kw(&mut it);
-            let variants = it.next().expect("variants").into_inner().map(name).collect();
+            let variants = it
+                .next()
+                .expect("variants")
+                .into_inner()
+                .map(name)
+                .collect();
             Source::Enum { variants, span: sp }
         }
         Rule::pool_src => {
             let mut it = inner.into_inner();
             skip_kw(&mut it);
-            Source::Pool { pool: name(it.next().expect("pool name")), span: sp }
+            Source::Pool {
+                pool: name(it.next().expect("pool name")),
+                span: sp,
+            }
         }
         Rule::int_src | Rule::date_src => {
             let is_int = inner.as_rule() == Rule::int_src;
@@ -502,7 +600,11 @@ fn source(p: P) -> Source {
             skip_kw(&mut it);
             let lo = lit(it.next().expect("lo"));
             let hi = lit(it.next().expect("hi"));
-            if is_int { Source::Int { lo, hi, span: sp } } else { Source::Date { lo, hi, span: sp } }
+            if is_int {
+                Source::Int { lo, hi, span: sp }
+            } else {
+                Source::Date { lo, hi, span: sp }
+            }
         }
         Rule::match_src => {
             let mut it = inner.into_inner();
@@ -520,7 +622,10 @@ fn source(p: P) -> Source {
         }
         _ => {
             let s = string(inner.into_inner().next().expect("text template"));
-            Source::Text { template: s, span: sp }
+            Source::Text {
+                template: s,
+                span: sp,
+            }
         }
     }
 }
@@ -611,7 +716,11 @@ fn atom(p: P) -> Atom {
             (role, var)
         })
         .collect();
-    Atom { relation, args, span: sp }
+    Atom {
+        relation,
+        args,
+        span: sp,
+    }
 }
 
 fn cmp(p: P) -> CmpOp {
@@ -631,16 +740,26 @@ fn body_lit(p: P) -> BodyLit {
         Rule::neg_atom => {
             let mut it = p.into_inner();
             let kw = it.next().expect("not");
-            BodyLit::Atom { atom: atom(it.next().expect("atom")), negated: Some(span(&kw)) }
+            BodyLit::Atom {
+                atom: atom(it.next().expect("atom")),
+                negated: Some(span(&kw)),
+            }
         }
-        Rule::atom => BodyLit::Atom { atom: atom(p), negated: None },
+        Rule::atom => BodyLit::Atom {
+            atom: atom(p),
+            negated: None,
+        },
         Rule::attr_test => {
             let mut it = p.into_inner();
             let var = name(it.next().expect("var"));
             let attr = name(it.next().expect("attr"));
             let op = cmp(it.next().expect("op"));
             let tv = it.next().expect("test value");
-            let inner = tv.clone().into_inner().next().expect("test value wraps one token");
+            let inner = tv
+                .clone()
+                .into_inner()
+                .next()
+                .expect("test value wraps one token");
             let value = if inner.as_rule() == Rule::attr_ref {
                 let isp = span(&inner);
                 let mut r = inner.into_inner();
@@ -652,14 +771,25 @@ fn body_lit(p: P) -> BodyLit {
             } else {
                 TestValue::Lit(lit(tv))
             };
-            BodyLit::AttrTest { var, attr, op, value, span: sp }
+            BodyLit::AttrTest {
+                var,
+                attr,
+                op,
+                value,
+                span: sp,
+            }
         }
         _ => {
             let mut it = p.into_inner();
             let left = name(it.next().expect("left"));
             let op = cmp(it.next().expect("op"));
             let right = name(it.next().expect("right"));
-            BodyLit::VarTest { left, op, right, span: sp }
+            BodyLit::VarTest {
+                left,
+                op,
+                right,
+                span: sp,
+            }
         }
     }
 }
@@ -680,7 +810,14 @@ fn card_decl(p: P) -> CardDecl {
         Some(h) => Some(parse_int(h.as_str())),
     };
     let other = name(it.next().expect("other role"));
-    CardDecl { role, lo, hi, other, range_span, span: sp }
+    CardDecl {
+        role,
+        lo,
+        hi,
+        other,
+        range_span,
+        span: sp,
+    }
 }
 
 fn generate_decl(p: P) -> GenerateDecl {
@@ -696,7 +833,11 @@ fn generate_decl(p: P) -> GenerateDecl {
             (n, v)
         })
         .collect();
-    GenerateDecl { generator, args, span: sp }
+    GenerateDecl {
+        generator,
+        args,
+        span: sp,
+    }
 }
 
 fn say_decl(p: P) -> SayDecl {
@@ -718,7 +859,13 @@ fn say_decl(p: P) -> SayDecl {
             }
         })
         .collect();
-    SayDecl { role, singular, plural, when, span: sp }
+    SayDecl {
+        role,
+        singular,
+        plural,
+        when,
+        span: sp,
+    }
 }
 
 fn bank_decl(p: P) -> BankDecl {
@@ -726,8 +873,17 @@ fn bank_decl(p: P) -> BankDecl {
     let mut it = p.into_inner();
     skip_kw(&mut it);
     let name = name(it.next().expect("bank name"));
-    let members = it.next().expect("members").into_inner().map(self::name).collect();
-    BankDecl { name, members, span: sp }
+    let members = it
+        .next()
+        .expect("members")
+        .into_inner()
+        .map(self::name)
+        .collect();
+    BankDecl {
+        name,
+        members,
+        span: sp,
+    }
 }
 
 fn article_decl(p: P) -> ArticleDecl {
@@ -746,7 +902,12 @@ fn article_decl(p: P) -> ArticleDecl {
             parts.push(article_part(q));
         }
     }
-    ArticleDecl { entity, title, parts, span: sp }
+    ArticleDecl {
+        entity,
+        title,
+        parts,
+        span: sp,
+    }
 }
 
 fn article_part(p: P) -> ArticlePart {
@@ -762,7 +923,11 @@ fn article_part(p: P) -> ArticlePart {
         },
         _ => {
             let heading = string(it.next().expect("heading"));
-            ArticlePart::Section { heading, parts: it.map(article_part).collect(), span: sp }
+            ArticlePart::Section {
+                heading,
+                parts: it.map(article_part).collect(),
+                span: sp,
+            }
         }
     }
 }
@@ -802,7 +967,10 @@ fn questions_decl(p: P) -> QuestionsDecl {
                 } else {
                     let mut a = k.into_inner();
                     skip_kw(&mut a);
-                    q.starts.push(StartDecl::Whose { attrs: a.map(attr_path).collect(), span: ssp });
+                    q.starts.push(StartDecl::Whose {
+                        attrs: a.map(attr_path).collect(),
+                        span: ssp,
+                    });
                 }
             }
             Rule::template_decl => q.templates.push(template_decl(s)),
@@ -861,7 +1029,12 @@ fn slot_decl(p: P) -> SlotDecl {
     let sp = span(&p);
     let mut it = p.into_inner();
     let name = name(it.next().expect("slot name"));
-    let kind = it.next().expect("slot kind").into_inner().next().expect("kind");
+    let kind = it
+        .next()
+        .expect("slot kind")
+        .into_inner()
+        .next()
+        .expect("kind");
     let rule = kind.as_rule();
     let mut k = kind.into_inner();
     skip_kw(&mut k);
@@ -870,10 +1043,16 @@ fn slot_decl(p: P) -> SlotDecl {
         Rule::name_slot => SlotKind::Name(self::name(k.next().expect("type"))),
         Rule::attr_slot => SlotKind::Attr(k.map(attr_path).collect()),
         _ => SlotKind::Relation(
-            k.next().map(|l| l.into_inner().map(self::name).collect()).unwrap_or_default(),
+            k.next()
+                .map(|l| l.into_inner().map(self::name).collect())
+                .unwrap_or_default(),
         ),
     };
-    SlotDecl { name, kind, span: sp }
+    SlotDecl {
+        name,
+        kind,
+        span: sp,
+    }
 }
 
 fn expr(p: P) -> Expr {
@@ -895,7 +1074,12 @@ fn term(p: P) -> Expr {
             let mut c = it.next().expect("callee").into_inner();
             let callee = name(c.next().expect("callee name"));
             let role = c.next().map(name);
-            Expr::Call { callee, role, args: it.map(expr).collect(), span: sp }
+            Expr::Call {
+                callee,
+                role,
+                args: it.map(expr).collect(),
+                span: sp,
+            }
         }
         _ => Expr::Ref(name(inner)),
     }
@@ -930,7 +1114,12 @@ mod tests {
     fn keywords_need_word_boundary() {
         // `nothing(...)` is an atom, not `not hing(...)`.
         let f = parse("relation r(a: t, b: t) := nothing(x: a, y: b);").unwrap();
-        let Item::Relation(r) = &f.items[0] else { panic!() };
-        assert!(matches!(&r.bodies[0].lits[0], BodyLit::Atom { negated: None, .. }));
+        let Item::Relation(r) = &f.items[0] else {
+            panic!()
+        };
+        assert!(matches!(
+            &r.bodies[0].lits[0],
+            BodyLit::Atom { negated: None, .. }
+        ));
     }
 }

@@ -19,7 +19,9 @@ pub fn rule_files(dir: &str) -> Vec<PathBuf> {
 }
 
 pub fn stem(p: &Path) -> String {
-    p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// SplitMix64: tiny, seeded, portable — enough to drive mutation tests reproducibly.
@@ -34,7 +36,11 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 }
 
@@ -44,7 +50,7 @@ pub fn large_rules(bytes: usize) -> String {
     let mut i = 0;
     while s.len() < bytes {
         s.push_str(&format!(
-            "entity e{i} count 10 {{\n    name: key pool names;\n    size: int 1..{n} {{\n        say \"size\" / \"sizes\";\n    }}\n}}\n\n\
+            "entity e{i} count 3 {{\n    name: key pool names;\n    size: int 1..{n} {{\n        say \"size\" / \"sizes\";\n    }}\n}}\n\n\
              relation r{i}(a: e{i}, b: e{i}) symmetric {{\n    generate random_graph(mean_degree: 2.5);\n    say b: \"partner {i}\" / \"partners {i}\";\n    weight 1;\n}}\n\n\
              relation d{i}(a: e{i}, c: e{i})\n    := r{i}(a: a, b: x), r{i}(a: x, b: c), a != c, c.size > a.size\n{{\n    say c: \"second partner {i}\" / \"second partners {i}\";\n    weight 2;\n}}\n\n",
             n = 100 + i
