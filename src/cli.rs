@@ -1,4 +1,4 @@
-//! The command line: argument parsing and the `check` and `fmt` commands.
+//! The command line: argument parsing and the `check`, `fmt`, `generate` and `score` commands.
 //!
 //! Exit codes: 0 success (warnings allowed), 1 `fmt --check` found files to reformat,
 //! 2 errors in the input (diagnostics on stderr) or bad usage.
@@ -39,6 +39,35 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Generate a universe from a rule file: entities and facts as JSON Lines, and a manifest.
+    Generate {
+        /// The rule file.
+        rules: PathBuf,
+        /// Output folder (created if needed).
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the universe: the same rules, parameters and seed give the same bytes.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Override a parameter the rule file declares, e.g. `--set trees=10` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+        set: Vec<(String, String)>,
+        /// Also write derived facts (every derived relation, materialised) to facts.jsonl.
+        #[arg(long)]
+        derived: bool,
+    },
+    /// Score predictions against gold answers (EM, precision, recall, F1).
+    Score {
+        /// Gold questions, JSONL with `id` and `answers` (optional `hops`, `difficulty`, `type`).
+        #[arg(long)]
+        gold: PathBuf,
+        /// Predictions, JSONL with `id` and `prediction` (comma-separated) or `answers`.
+        #[arg(long)]
+        predictions: PathBuf,
+        /// Print the full report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -46,6 +75,18 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Fmt { check, files } => fmt(&files, check),
+        Command::Generate {
+            rules,
+            out,
+            seed,
+            set,
+            derived,
+        } => generate(&rules, &out, seed, &set, derived),
+        Command::Score {
+            gold,
+            predictions,
+            json,
+        } => score(&gold, &predictions, json),
     }
 }
 
@@ -153,4 +194,91 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// Exit 0 with the report on stdout, or 2 with every load error on stderr.
+fn score(gold: &Path, predictions: &Path, json: bool) -> ExitCode {
+    let report = match crate::score::score_files(gold, predictions) {
+        Ok(r) => r,
+        Err(errors) => {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(crate::score::render_errors(&errors, color()).as_bytes());
+            let _ = writeln!(err, "score failed: {} error(s)", errors.len());
+            return ExitCode::from(2);
+        }
+    };
+    let out = if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => s + "\n",
+            Err(e) => {
+                eprintln!("error: cannot serialise the report: {e} (this is a bug in synthpipe)");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        report.table()
+    };
+    // A closed pipe (`| head`) is not a failure worth a panic; print! would panic on it.
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    ExitCode::SUCCESS
+}
+
+fn parse_assignment(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got `{s}`")),
+    }
+}
+
+/// Exit 0 after writing the files, 2 on a rule file with errors, bad parameters or an
+/// unwritable output folder.
+fn generate(
+    rules: &Path,
+    out: &Path,
+    seed: u64,
+    set: &[(String, String)],
+    derived: bool,
+) -> ExitCode {
+    use crate::universe::{dataset, params::Params, solve::Solver, world};
+    let (text, checked) = match lang::check_file(rules) {
+        Ok(x) => x,
+        Err(e) => {
+            read_error(rules, &e);
+            return ExitCode::from(2);
+        }
+    };
+    print_diags(&checked.diagnostics, rules, &text);
+    let Some(ir) = checked.ir else {
+        eprintln!(
+            "generate: `{}` has errors; nothing written",
+            rules.display()
+        );
+        return ExitCode::from(2);
+    };
+    let result = Params::resolve(&ir, set).and_then(|params| {
+        let w = world::build(&ir, &params, seed)?;
+        let solver = Solver::new(&ir, &w, &params);
+        Ok(dataset::render_files(
+            &ir, &w, &solver, &params, seed, derived,
+        ))
+    });
+    let files = match result {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "error[synthpipe::generate]: {e}\n  help: see `synthpipe generate --help` and the parameters declared in `{}`",
+                rules.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = dataset::write(out, &files) {
+        eprintln!(
+            "error[synthpipe::cli::write]: cannot write to `{}`: {e}\n  help: check the path and its permissions",
+            out.display()
+        );
+        return ExitCode::from(2);
+    }
+    eprintln!("wrote {}", out.display());
+    ExitCode::SUCCESS
 }

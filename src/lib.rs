@@ -5,3 +5,5 @@
 
 pub mod cli;
 pub mod lang;
+pub mod score;
+pub mod universe;

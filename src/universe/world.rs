@@ -1,0 +1,836 @@
+//! The universe: entities with attribute values, and the base facts of every base relation,
+//! built from the IR by its generators (family trees, random graphs, functions, assignments).
+
+use std::collections::{HashMap, HashSet};
+
+use super::GenError;
+use super::params::Params;
+use super::rng::Rng;
+use crate::lang::ir::{
+    AttrSource, AttrType, DateBound, GenArg, GenKind, Ir, RelationDef, TextPart,
+};
+
+/// One attribute value. Text from pools is stored as an index so a million entities do not
+/// hold a million copies of the same job title.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AttrVal {
+    Enum(u16),
+    Pool {
+        pool: u16,
+        idx: u32,
+    },
+    Text(Box<str>),
+    Int(i64),
+    /// Days since 1970-01-01.
+    Date(i32),
+}
+
+/// The entities of one type, attribute values stored column by column.
+#[derive(Debug)]
+pub struct TypeData {
+    pub name: String,
+    pub len: usize,
+    /// `columns[a][e]`: attribute `a` (in declaration order) of entity `e`.
+    pub columns: Vec<Vec<AttrVal>>,
+    pub key: usize,
+}
+
+/// Base facts of one relation as `(role 0, role 1)` index pairs, sorted and unique. For a
+/// symmetric relation each unordered pair appears once, smaller index first.
+#[derive(Debug, Default, Clone)]
+pub struct Facts {
+    pub pairs: Vec<(u32, u32)>,
+}
+
+#[derive(Debug)]
+pub struct World {
+    pub types: Vec<TypeData>,
+    /// Indexed like `ir.relations`; `None` for derived relations.
+    pub base: Vec<Option<Facts>>,
+}
+
+impl World {
+    pub fn type_index(&self, name: &str) -> Option<usize> {
+        self.types.iter().position(|t| t.name == name)
+    }
+}
+
+/// Renders an attribute value as text, the way articles, questions and answers show it.
+pub fn render(ir: &Ir, ty: &crate::lang::ir::EntityType, attr: usize, v: &AttrVal) -> String {
+    match v {
+        AttrVal::Enum(i) => match &ty.attrs[attr].ty {
+            AttrType::Enum(vs) => vs.get(*i as usize).cloned().unwrap_or_default(),
+            _ => String::new(),
+        },
+        AttrVal::Pool { pool, idx } => ir
+            .pools
+            .get(*pool as usize)
+            .and_then(|p| p.values.get(*idx as usize))
+            .cloned()
+            .unwrap_or_default(),
+        AttrVal::Text(s) => s.to_string(),
+        AttrVal::Int(i) => i.to_string(),
+        AttrVal::Date(d) => format_date(*d),
+    }
+}
+
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date (proleptic Gregorian).
+pub fn parse_date(s: &str) -> Option<i32> {
+    let mut it = s.split('-');
+    let (y, m, d) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() || y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let (y, m, d): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d) as i32)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+// Howard Hinnant's civil-date algorithms: exact for every date, no tables.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+pub fn format_date(days: i32) -> String {
+    let z = i64::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Builds the universe. Every type and relation draws from its own named stream, so adding a
+/// relation to a rule file does not change the entities or the other relations.
+pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
+    // Sizes first: family trees decide how many entities their type has.
+    let mut trees: HashMap<usize, TreeOut> = HashMap::new();
+    for r in &ir.relations {
+        if let RelationDef::Base(g) = &r.def
+            && g.kind == GenKind::FamilyTree
+        {
+            let ti = ir
+                .entities
+                .iter()
+                .position(|e| e.name == r.roles[0].ty)
+                .ok_or_else(|| GenError::Invalid(format!("unknown type `{}`", r.roles[0].ty)))?;
+            if trees.contains_key(&ti) {
+                return Err(GenError::Invalid(format!(
+                    "type `{}` is created by two family trees",
+                    r.roles[0].ty
+                )));
+            }
+            let out = family_trees(ir, ti, r, g, params, seed)?;
+            trees.insert(ti, out);
+        }
+    }
+    let mut types = Vec::with_capacity(ir.entities.len());
+    for (ti, ety) in ir.entities.iter().enumerate() {
+        let len = match (&ety.count, trees.get(&ti)) {
+            (_, Some(t)) => t.len,
+            (Some(n), None) => {
+                let n = params.int(n);
+                usize::try_from(n).map_err(|_| {
+                    GenError::Invalid(format!("type `{}` has a negative count {n}", ety.name))
+                })?
+            }
+            (None, None) => 0,
+        };
+        let fixed = trees.get(&ti).map(|t| &t.fixed);
+        types.push(entities(ir, ti, len, fixed, params, seed)?);
+    }
+    let mut base = Vec::with_capacity(ir.relations.len());
+    for r in &ir.relations {
+        let RelationDef::Base(g) = &r.def else {
+            base.push(None);
+            continue;
+        };
+        let t0 = types
+            .iter()
+            .position(|t| t.name == r.roles[0].ty)
+            .unwrap_or(0);
+        let t1 = types
+            .iter()
+            .position(|t| t.name == r.roles[1].ty)
+            .unwrap_or(0);
+        let (n0, n1) = (types[t0].len, types[t1].len);
+        let mut rng = Rng::stream(seed, &format!("relation/{}", r.name));
+        let mut pairs: Vec<(u32, u32)> = match g.kind {
+            GenKind::FamilyTree => {
+                let child_role = match g.args.get("parent") {
+                    Some(GenArg::Name(p)) if *p == r.roles[0].name => 1,
+                    _ => 0,
+                };
+                let t = trees
+                    .get(&t0)
+                    .map(|t| t.parent_of.as_slice())
+                    .unwrap_or(&[]);
+                t.iter()
+                    .map(|&(c, p)| if child_role == 0 { (c, p) } else { (p, c) })
+                    .collect()
+            }
+            GenKind::RandomGraph => {
+                let d = match g.args.get("mean_degree") {
+                    Some(GenArg::Num(n)) => params.float(n),
+                    _ => 0.0,
+                };
+                random_graph(&mut rng, n0, n1, d, r.symmetric, r.irreflexive && t0 == t1)
+            }
+            GenKind::Function | GenKind::Assign => {
+                let from = match g.args.get("from") {
+                    Some(GenArg::Name(f)) => r.role_index(f).unwrap_or(0),
+                    _ => 0,
+                };
+                let (lo, hi) = if g.kind == GenKind::Function {
+                    (1, 1)
+                } else {
+                    let get = |k: &str| match g.args.get(k) {
+                        Some(GenArg::Num(n)) => params.int(n),
+                        _ => 0,
+                    };
+                    (get("min"), get("max"))
+                };
+                if lo < 0 || hi < lo {
+                    return Err(GenError::Invalid(format!(
+                        "relation `{}`: assign needs 0 <= min <= max, got {lo}..{hi}",
+                        r.name
+                    )));
+                }
+                let (nf, nt) = if from == 0 { (n0, n1) } else { (n1, n0) };
+                let irreflexive = r.irreflexive && t0 == t1;
+                let mut out = Vec::new();
+                for f in 0..nf {
+                    let k = rng.range_i64(lo, hi) as usize;
+                    let avail = nt - usize::from(irreflexive && f < nt);
+                    if k > avail {
+                        return Err(GenError::Invalid(format!(
+                            "relation `{}` needs {k} distinct partners for each `{}` but only {avail} exist",
+                            r.name, r.roles[from].name
+                        )));
+                    }
+                    for t in sample_distinct(&mut rng, nt, k, irreflexive.then_some(f)) {
+                        let (a, b) = (f as u32, t as u32);
+                        out.push(if from == 0 { (a, b) } else { (b, a) });
+                    }
+                }
+                out
+            }
+        };
+        if r.symmetric {
+            for p in &mut pairs {
+                if p.0 > p.1 {
+                    *p = (p.1, p.0);
+                }
+            }
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        base.push(Some(Facts { pairs }));
+    }
+    Ok(World { types, base })
+}
+
+/// `k` distinct values of `0..n`, skipping `skip`, in random order.
+fn sample_distinct(rng: &mut Rng, n: usize, k: usize, skip: Option<usize>) -> Vec<usize> {
+    let mut out: Vec<usize> = Vec::with_capacity(k);
+    if k * 4 >= n {
+        let mut all: Vec<usize> = (0..n).filter(|&x| Some(x) != skip).collect();
+        rng.shuffle(&mut all);
+        all.truncate(k);
+        return all;
+    }
+    while out.len() < k {
+        let x = rng.index(n);
+        if Some(x) != skip && !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+fn random_graph(
+    rng: &mut Rng,
+    n0: usize,
+    n1: usize,
+    mean_degree: f64,
+    symmetric: bool,
+    irreflexive: bool,
+) -> Vec<(u32, u32)> {
+    if n0 == 0 || n1 == 0 || mean_degree <= 0.0 {
+        return Vec::new();
+    }
+    // A symmetric edge gives both ends a partner, so half as many edges reach the mean.
+    let wanted = (n0 as f64 * mean_degree / if symmetric { 2.0 } else { 1.0 }).round() as usize;
+    let possible = if symmetric {
+        n0 * (n0 - usize::from(irreflexive)) / 2 + if irreflexive { 0 } else { n0 }
+    } else {
+        n0 * n1 - if irreflexive { n0.min(n1) } else { 0 }
+    };
+    let wanted = wanted.min(possible);
+    let mut seen: HashSet<(u32, u32)> = HashSet::with_capacity(wanted);
+    let mut out = Vec::with_capacity(wanted);
+    while out.len() < wanted {
+        let a = rng.index(n0) as u32;
+        let b = rng.index(n1) as u32;
+        if irreflexive && a == b {
+            continue;
+        }
+        let key = if symmetric && a > b { (b, a) } else { (a, b) };
+        if seen.insert(key) {
+            out.push(key);
+        }
+    }
+    out
+}
+
+/// What family trees decide: how many people, who is whose parent, and attribute values the
+/// trees fix (gender, date of birth, surname) by attribute index.
+struct TreeOut {
+    len: usize,
+    parent_of: Vec<(u32, u32)>,
+    fixed: HashMap<usize, Vec<AttrVal>>,
+}
+
+struct Person {
+    gender: u16,
+    /// Birth date in days relative to the tree's first person.
+    born: i64,
+    generation: i64,
+    surname: Option<u32>,
+    spouse: Option<usize>,
+    parents: Option<(usize, usize)>,
+    children: Vec<usize>,
+    done: bool,
+}
+
+const YEAR: i64 = 365;
+
+/// PhantomWiki-style family trees: each tree starts with one person and grows, one step at a
+/// time, by giving a random person parents (a couple) or a child (creating a spouse with the
+/// first child), until it has `max_size` people or nobody can be extended. `stop_prob` is the
+/// chance that a picked person is closed for good instead of being extended, which trades
+/// bushy trees for long lines. Generations stay within `max_depth`; a couple has at most
+/// `max_branching` children. Parents are 20–35 years older than their first child, siblings
+/// 1–6 years apart, and 3 % of births are twins.
+fn family_trees(
+    ir: &Ir,
+    ti: usize,
+    r: &crate::lang::ir::Relation,
+    g: &crate::lang::ir::Generator,
+    params: &Params,
+    seed: u64,
+) -> Result<TreeOut, GenError> {
+    let ety = &ir.entities[ti];
+    let num = |k: &str, default: f64| match g.args.get(k) {
+        Some(GenArg::Num(n)) => params.float(n),
+        _ => default,
+    };
+    let n_trees = num("trees", 1.0).max(0.0) as usize;
+    let max_size = num("max_size", 25.0).max(1.0) as usize;
+    let max_depth = num("max_depth", 20.0).max(1.0) as i64;
+    let max_branching = num("max_branching", 5.0).max(1.0) as usize;
+    let stop_prob = num("stop_prob", 0.5).clamp(0.0, 0.99);
+    let attr_of = |k: &str| match g.args.get(k) {
+        Some(GenArg::Name(a)) => ety.attrs.iter().position(|x| &x.name == a),
+        _ => None,
+    };
+    let gender_attr = attr_of("gender");
+    let birth_attr = attr_of("birth");
+    let surname_attr = attr_of("surname");
+    let n_genders = gender_attr
+        .and_then(|a| match &ety.attrs[a].ty {
+            AttrType::Enum(v) => Some(v.len() as u16),
+            _ => None,
+        })
+        .unwrap_or(2)
+        .max(1);
+    // Surnames come from the surname attribute's own source when it is a pool.
+    let surname_pool = surname_attr.and_then(|a| match &ety.attrs[a].source {
+        AttrSource::Pool(p) => ir.pools.iter().position(|x| &x.name == p),
+        _ => None,
+    });
+    let (date_lo, date_hi) = birth_attr
+        .and_then(|a| match &ety.attrs[a].source {
+            AttrSource::Date(lo, hi) => Some((date_bound(lo, params)?, date_bound(hi, params)?)),
+            _ => None,
+        })
+        .unwrap_or((0, 0));
+    let _ = r;
+
+    let mut out = TreeOut {
+        len: 0,
+        parent_of: Vec::new(),
+        fixed: HashMap::new(),
+    };
+    let mut genders = Vec::new();
+    let mut births = Vec::new();
+    let mut surnames = Vec::new();
+    for tree in 0..n_trees {
+        let mut rng = Rng::stream(seed, &format!("family_tree/{}/{tree}", ety.name));
+        let surname_count = surname_pool.map_or(0, |p| ir.pools[p].values.len());
+        let new_surname =
+            |rng: &mut Rng| (surname_count > 0).then(|| rng.index(surname_count) as u32);
+        let mut people: Vec<Person> = Vec::new();
+        let first_surname = new_surname(&mut rng);
+        people.push(Person {
+            gender: rng.below(u64::from(n_genders)) as u16,
+            born: 0,
+            generation: 0,
+            surname: first_surname,
+            spouse: None,
+            parents: None,
+            children: Vec::new(),
+            done: false,
+        });
+        let (mut gen_lo, mut gen_hi) = (0i64, 0i64);
+        let mut guard = 0usize;
+        while people.len() < max_size && guard < max_size * 50 {
+            guard += 1;
+            let open: Vec<usize> = (0..people.len()).filter(|&i| !people[i].done).collect();
+            let Some(&p) = rng.pick(&open) else { break };
+            if rng.chance(stop_prob) {
+                people[p].done = true;
+                continue;
+            }
+            let g = people[p].generation;
+            let can_parents = people[p].parents.is_none()
+                && people.len() + 2 <= max_size
+                && (gen_hi - (g - 1)) < max_depth;
+            let couple_children = people[p].children.len();
+            let can_child = couple_children < max_branching
+                && (g + 1 - gen_lo) < max_depth
+                && people.len() + usize::from(people[p].spouse.is_none()) < max_size;
+            let add_parents = match (can_parents, can_child) {
+                (true, true) => rng.chance(0.5),
+                (true, false) => true,
+                (false, true) => false,
+                (false, false) => {
+                    people[p].done = true;
+                    continue;
+                }
+            };
+            if add_parents {
+                let gap = rng.range_i64(20 * YEAR, 35 * YEAR);
+                let mother_gender = 0u16;
+                let father_gender = if n_genders > 1 { 1 } else { 0 };
+                let father_surname = people[p].surname;
+                let mother_surname = new_surname(&mut rng);
+                let fi = people.len();
+                let mi = fi + 1;
+                let born = people[p].born;
+                people.push(Person {
+                    gender: father_gender,
+                    born: born - gap - rng.range_i64(0, 8 * YEAR),
+                    generation: g - 1,
+                    surname: father_surname,
+                    spouse: Some(mi),
+                    parents: None,
+                    children: vec![p],
+                    done: false,
+                });
+                people.push(Person {
+                    gender: mother_gender,
+                    born: born - gap,
+                    generation: g - 1,
+                    surname: mother_surname,
+                    spouse: Some(fi),
+                    parents: None,
+                    children: vec![p],
+                    done: false,
+                });
+                people[p].parents = Some((fi, mi));
+                gen_lo = gen_lo.min(g - 1);
+            } else {
+                let spouse = match people[p].spouse {
+                    Some(s) => s,
+                    None => {
+                        let s = people.len();
+                        let gender = if n_genders > 1 {
+                            let mut x = rng.below(u64::from(n_genders - 1)) as u16;
+                            if x >= people[p].gender {
+                                x += 1;
+                            }
+                            x
+                        } else {
+                            0
+                        };
+                        let surname = new_surname(&mut rng);
+                        let born = people[p].born + rng.range_i64(-5 * YEAR, 5 * YEAR);
+                        people.push(Person {
+                            gender,
+                            born,
+                            generation: g,
+                            surname,
+                            spouse: Some(p),
+                            parents: None,
+                            children: Vec::new(),
+                            done: false,
+                        });
+                        people[p].spouse = Some(s);
+                        s
+                    }
+                };
+                // The child takes the surname of the parent whose gender is not variant 0
+                // (the father, with PhantomWiki's `female, male` order).
+                let father = if people[p].gender != 0 { p } else { spouse };
+                let last_sibling = people[p].children.iter().map(|&c| people[c].born).max();
+                let born = match last_sibling {
+                    Some(b) if rng.chance(0.03) => b,
+                    Some(b) => b + rng.range_i64(YEAR, 6 * YEAR),
+                    None => {
+                        people[p].born.max(people[spouse].born)
+                            + rng.range_i64(20 * YEAR, 35 * YEAR)
+                    }
+                };
+                let c = people.len();
+                let surname = people[father].surname;
+                people.push(Person {
+                    gender: rng.below(u64::from(n_genders)) as u16,
+                    born,
+                    generation: g + 1,
+                    surname,
+                    spouse: None,
+                    parents: Some((p, spouse)),
+                    children: Vec::new(),
+                    done: false,
+                });
+                people[p].children.push(c);
+                people[spouse].children.push(c);
+                gen_hi = gen_hi.max(g + 1);
+            }
+        }
+        // Shift the tree so its youngest member is born in the last fifth of the range (or
+        // anywhere, when the range is narrower than the tree's span).
+        let (min_b, max_b) = people.iter().fold((i64::MAX, i64::MIN), |(a, b), p| {
+            (a.min(p.born), b.max(p.born))
+        });
+        let span = max_b - min_b;
+        let (lo, hi) = (i64::from(date_lo), i64::from(date_hi));
+        let latest = if hi - lo > span {
+            let earliest_end = (lo + span).max(hi - (hi - lo) / 5);
+            rng.range_i64(earliest_end, hi)
+        } else {
+            hi
+        };
+        let shift = latest - max_b;
+        let base = out.len as u32;
+        for (i, p) in people.iter().enumerate() {
+            genders.push(AttrVal::Enum(p.gender));
+            births.push(AttrVal::Date((p.born + shift) as i32));
+            surnames.push(match (p.surname, surname_pool) {
+                (Some(s), Some(pool)) => AttrVal::Pool {
+                    pool: pool as u16,
+                    idx: s,
+                },
+                _ => AttrVal::Text("".into()),
+            });
+            if let Some((a, b)) = p.parents {
+                out.parent_of.push((base + i as u32, base + a as u32));
+                out.parent_of.push((base + i as u32, base + b as u32));
+            }
+        }
+        out.len += people.len();
+    }
+    if let Some(a) = gender_attr {
+        out.fixed.insert(a, genders);
+    }
+    if let Some(a) = birth_attr {
+        out.fixed.insert(a, births);
+    }
+    if let (Some(a), Some(_)) = (surname_attr, surname_pool) {
+        out.fixed.insert(a, surnames);
+    }
+    Ok(out)
+}
+
+fn date_bound(b: &DateBound, params: &Params) -> Option<i32> {
+    match b {
+        DateBound::Date(d) => parse_date(d),
+        DateBound::Param(p) => match params.get(p) {
+            Some(crate::lang::ir::Value::Date(d)) => parse_date(d),
+            _ => None,
+        },
+    }
+}
+
+/// Attribute values for `len` entities of type `ti`. Attributes are filled in dependency
+/// order (a text template after the attributes it uses); key and `unique` attributes are
+/// redrawn until they differ from every earlier entity's.
+fn entities(
+    ir: &Ir,
+    ti: usize,
+    len: usize,
+    fixed: Option<&HashMap<usize, Vec<AttrVal>>>,
+    params: &Params,
+    seed: u64,
+) -> Result<TypeData, GenError> {
+    let ety = &ir.entities[ti];
+    let n_attrs = ety.attrs.len();
+    let order = attr_order(ety);
+    let key = ety
+        .attrs
+        .iter()
+        .position(|a| a.name == ety.key)
+        .unwrap_or(0);
+    let unique: Vec<usize> = (0..n_attrs)
+        .filter(|&a| ety.attrs[a].unique || a == key)
+        .collect();
+    // Which attributes each unique attribute is built from, so a collision redraws only them.
+    let deps: Vec<Vec<usize>> = (0..n_attrs)
+        .map(|a| {
+            let mut d = Vec::new();
+            collect_deps(ety, a, &mut d);
+            d
+        })
+        .collect();
+    let mut columns: Vec<Vec<AttrVal>> = (0..n_attrs).map(|_| Vec::with_capacity(len)).collect();
+    let mut used: Vec<HashSet<AttrVal>> = unique.iter().map(|_| HashSet::new()).collect();
+    let mut rng = Rng::stream(seed, &format!("entities/{}", ety.name));
+    let mut row: Vec<Option<AttrVal>> = vec![None; n_attrs];
+    for e in 0..len {
+        row.iter_mut().for_each(|v| *v = None);
+        if let Some(f) = fixed {
+            for (&a, vals) in f {
+                row[a] = vals.get(e).cloned();
+            }
+        }
+        let is_fixed = |a: usize| fixed.is_some_and(|f| f.contains_key(&a));
+        for &a in &order {
+            if row[a].is_none() {
+                row[a] = Some(draw(ir, ety, a, &row, params, &mut rng)?);
+            }
+        }
+        for (ui, &u) in unique.iter().enumerate() {
+            let mut tries = 0;
+            while used[ui].contains(row[u].as_ref().expect("filled")) {
+                tries += 1;
+                let free: Vec<usize> = deps[u].iter().copied().filter(|&d| !is_fixed(d)).collect();
+                if tries > 10_000 || free.is_empty() {
+                    return Err(GenError::Invalid(format!(
+                        "could not give {len} `{}` entities distinct `{}` values (stuck at entity {e}): add values to the pools or lower the count",
+                        ety.name, ety.attrs[u].name
+                    )));
+                }
+                for &d in &free {
+                    row[d] = None;
+                }
+                for &a in &order {
+                    if row[a].is_none() {
+                        row[a] = Some(draw(ir, ety, a, &row, params, &mut rng)?);
+                    }
+                }
+            }
+            used[ui].insert(row[u].clone().expect("filled"));
+        }
+        for (a, v) in row.iter_mut().enumerate() {
+            columns[a].push(v.take().expect("every attribute was filled"));
+        }
+    }
+    Ok(TypeData {
+        name: ety.name.clone(),
+        len,
+        columns,
+        key,
+    })
+}
+
+/// The attribute itself and everything its value is computed from.
+fn collect_deps(ety: &crate::lang::ir::EntityType, a: usize, out: &mut Vec<usize>) {
+    if out.contains(&a) {
+        return;
+    }
+    out.push(a);
+    let mut names = Vec::new();
+    source_deps(&ety.attrs[a].source, &mut names);
+    for n in names {
+        if let Some(i) = ety.attrs.iter().position(|x| x.name == n) {
+            collect_deps(ety, i, out);
+        }
+    }
+}
+
+fn source_deps(s: &AttrSource, out: &mut Vec<String>) {
+    match s {
+        AttrSource::Match { on, arms } => {
+            out.push(on.clone());
+            for (_, s) in arms {
+                source_deps(s, out);
+            }
+        }
+        AttrSource::Text(parts) => {
+            for p in parts {
+                if let TextPart::Hole { name, .. } = p {
+                    out.push(name.clone());
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Attributes in an order where each comes after those it depends on (the checker has
+/// ruled out cycles).
+fn attr_order(ety: &crate::lang::ir::EntityType) -> Vec<usize> {
+    let n = ety.attrs.len();
+    let mut order = Vec::with_capacity(n);
+    let mut state = vec![0u8; n];
+    fn visit(
+        ety: &crate::lang::ir::EntityType,
+        a: usize,
+        state: &mut [u8],
+        order: &mut Vec<usize>,
+    ) {
+        if state[a] != 0 {
+            return;
+        }
+        state[a] = 1;
+        let mut names = Vec::new();
+        source_deps(&ety.attrs[a].source, &mut names);
+        for nm in names {
+            if let Some(i) = ety.attrs.iter().position(|x| x.name == nm) {
+                visit(ety, i, state, order);
+            }
+        }
+        state[a] = 2;
+        order.push(a);
+    }
+    for a in 0..n {
+        visit(ety, a, &mut state, &mut order);
+    }
+    order
+}
+
+fn draw(
+    ir: &Ir,
+    ety: &crate::lang::ir::EntityType,
+    a: usize,
+    row: &[Option<AttrVal>],
+    params: &Params,
+    rng: &mut Rng,
+) -> Result<AttrVal, GenError> {
+    draw_source(ir, ety, &ety.attrs[a].source, row, params, rng)
+}
+
+fn draw_source(
+    ir: &Ir,
+    ety: &crate::lang::ir::EntityType,
+    s: &AttrSource,
+    row: &[Option<AttrVal>],
+    params: &Params,
+    rng: &mut Rng,
+) -> Result<AttrVal, GenError> {
+    Ok(match s {
+        AttrSource::Enum(v) => AttrVal::Enum(rng.index(v.len().max(1)) as u16),
+        AttrSource::Pool(p) => {
+            let pi = ir.pools.iter().position(|x| &x.name == p).unwrap_or(0);
+            let n = ir.pools.get(pi).map_or(0, |x| x.values.len());
+            if n == 0 {
+                return Err(GenError::Invalid(format!("pool `{p}` is empty")));
+            }
+            AttrVal::Pool {
+                pool: pi as u16,
+                idx: rng.index(n) as u32,
+            }
+        }
+        AttrSource::Int(lo, hi) => {
+            let (lo, hi) = (params.int(lo), params.int(hi));
+            if hi < lo {
+                return Err(GenError::Invalid(format!("empty int range {lo}..{hi}")));
+            }
+            AttrVal::Int(rng.range_i64(lo, hi))
+        }
+        AttrSource::Date(lo, hi) => {
+            let (Some(lo), Some(hi)) = (date_bound(lo, params), date_bound(hi, params)) else {
+                return Err(GenError::Invalid("a date bound is not a date".into()));
+            };
+            if hi < lo {
+                return Err(GenError::Invalid("empty date range".into()));
+            }
+            AttrVal::Date(rng.range_i64(i64::from(lo), i64::from(hi)) as i32)
+        }
+        AttrSource::Match { on, arms } => {
+            let oi = ety.attrs.iter().position(|x| &x.name == on).unwrap_or(0);
+            let variant = match row.get(oi).and_then(|v| v.as_ref()) {
+                Some(AttrVal::Enum(i)) => match &ety.attrs[oi].ty {
+                    AttrType::Enum(vs) => vs.get(*i as usize).cloned().unwrap_or_default(),
+                    _ => String::new(),
+                },
+                _ => String::new(),
+            };
+            let arm = arms
+                .iter()
+                .find(|(v, _)| *v == variant)
+                .or_else(|| arms.first())
+                .map(|(_, s)| s)
+                .ok_or_else(|| GenError::Invalid(format!("`match {on}` has no arms")))?;
+            draw_source(ir, ety, arm, row, params, rng)?
+        }
+        AttrSource::Text(parts) => {
+            let mut s = String::new();
+            for p in parts {
+                match p {
+                    TextPart::Lit(l) => s.push_str(l),
+                    TextPart::Hole { name, .. } => {
+                        if let Some(i) = ety.attrs.iter().position(|x| &x.name == name)
+                            && let Some(v) = row.get(i).and_then(|v| v.as_ref())
+                        {
+                            s.push_str(&render(ir, ety, i, v));
+                        }
+                    }
+                }
+            }
+            AttrVal::Text(s.into())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip() {
+        for s in [
+            "1970-01-01",
+            "2000-02-29",
+            "1800-12-31",
+            "1066-10-14",
+            "2030-06-15",
+        ] {
+            assert_eq!(format_date(parse_date(s).unwrap()), s);
+        }
+        assert_eq!(parse_date("1970-01-02"), Some(1));
+        assert_eq!(parse_date("1969-12-31"), Some(-1));
+        assert_eq!(parse_date("2001-02-29"), None);
+        assert_eq!(parse_date("2001-2-09"), None);
+    }
+
+    #[test]
+    fn random_graph_meets_the_mean_degree() {
+        let mut rng = Rng::new(3);
+        let g = random_graph(&mut rng, 1000, 1000, 3.0, true, true);
+        assert_eq!(g.len(), 1500);
+        assert!(g.iter().all(|(a, b)| a < b));
+    }
+}
