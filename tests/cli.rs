@@ -2,34 +2,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-use common::root;
-
-fn synthpipe(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_synthpipe"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
-fn describe(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn tmpdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("synthpipe-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{describe, root, synthpipe, tmpdir};
 
 #[test]
 fn check_accepts_the_shipped_rules() {
@@ -48,7 +21,7 @@ fn check_accepts_the_shipped_rules() {
 
 #[test]
 fn check_reports_all_errors_and_exits_2() {
-    let d = tmpdir("errors");
+    let d = tmpdir("cli", "errors");
     let f = d.join("bad.rules");
     std::fs::write(
         &f,
@@ -72,7 +45,7 @@ fn check_reports_all_errors_and_exits_2() {
 
 #[test]
 fn check_warnings_do_not_fail() {
-    let d = tmpdir("warn");
+    let d = tmpdir("cli", "warn");
     let f = d.join("w.rules");
     std::fs::write(
         &f,
@@ -99,7 +72,7 @@ fn check_missing_file_is_a_clear_error() {
 
 #[test]
 fn fmt_rewrites_in_place_keeping_comments() {
-    let d = tmpdir("fmt");
+    let d = tmpdir("cli", "fmt");
     let f = d.join("f.rules");
     let messy = "// header\npool n=[\"a\",\"b\"];entity t count 2{name:key pool n; // the key\n}\n";
     std::fs::write(&f, messy).unwrap();
@@ -124,7 +97,7 @@ fn fmt_rewrites_in_place_keeping_comments() {
 
 #[test]
 fn fmt_refuses_a_file_with_a_syntax_error() {
-    let d = tmpdir("fmt-bad");
+    let d = tmpdir("cli", "fmt-bad");
     let f = d.join("b.rules");
     std::fs::write(&f, "entity t { name key pool n; }").unwrap();
     let o = synthpipe(&["fmt", "b.rules"], &d);

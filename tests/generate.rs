@@ -3,23 +3,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-use common::root;
+use common::{root, tmpdir};
 
 fn synthpipe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_synthpipe"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("synthpipe-gen-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+    common::synthpipe(args, &root())
 }
 
 fn read(dir: &Path, f: &str) -> String {
@@ -28,7 +18,11 @@ fn read(dir: &Path, f: &str) -> String {
 
 #[test]
 fn same_seed_same_bytes_other_seed_other_universe() {
-    let (a, b, c) = (tmp("a"), tmp("b"), tmp("c"));
+    let (a, b, c) = (
+        tmpdir("generate", "a").join("out"),
+        tmpdir("generate", "b").join("out"),
+        tmpdir("generate", "c").join("out"),
+    );
     for (dir, seed) in [(&a, "7"), (&b, "7"), (&c, "8")] {
         let o = synthpipe(&[
             "generate",
@@ -68,7 +62,7 @@ fn same_seed_same_bytes_other_seed_other_universe() {
 
 #[test]
 fn bad_parameters_and_rules_exit_2_and_write_nothing() {
-    let out = tmp("bad");
+    let out = tmpdir("generate", "bad").join("out");
     let o = synthpipe(&[
         "generate",
         "rules/family.rules",

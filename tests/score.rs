@@ -3,34 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-use common::Rng;
-
-fn synthpipe(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_synthpipe"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
-fn describe(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("synthpipe-score-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{Rng, describe, synthpipe, tmpdir};
 
 const GOLD: &str = concat!(
     r#"{"id":"q1","question":"Who is the mother of Ann?","answers":["Beth"],"hops":1,"difficulty":1,"type":"mother"}"#,
@@ -58,7 +31,7 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn scores_a_correct_run_as_json() {
-    let d = tmpdir("ok");
+    let d = tmpdir("score", "ok");
     std::fs::write(d.join("gold.jsonl"), GOLD).unwrap();
     // q1 exact (case/space differ), q2 half right, q3 empty/empty, q4 missing.
     std::fs::write(
@@ -115,7 +88,7 @@ fn scores_a_correct_run_as_json() {
 
 #[test]
 fn reports_every_bad_line_and_exits_2() {
-    let d = tmpdir("bad");
+    let d = tmpdir("score", "bad");
     std::fs::write(
         d.join("gold.jsonl"),
         format!("{GOLD}{}\n", r#"{"id":"q1","answers":["x"]}"#),
@@ -178,7 +151,7 @@ fn reports_every_bad_line_and_exits_2() {
 
 #[test]
 fn unreadable_file_exits_2() {
-    let d = tmpdir("missing");
+    let d = tmpdir("score", "missing");
     std::fs::write(d.join("gold.jsonl"), GOLD).unwrap();
     let o = synthpipe(
         &[
@@ -199,7 +172,7 @@ fn unreadable_file_exits_2() {
 /// Random and mutated predictions files never crash the binary: exit 0 or 2, no panic.
 #[test]
 fn never_crashes_on_arbitrary_predictions() {
-    let d = tmpdir("fuzz");
+    let d = tmpdir("score", "fuzz");
     std::fs::write(d.join("gold.jsonl"), GOLD).unwrap();
     let valid = concat!(
         r#"{"id":"q1","prediction":"Beth, ü"}"#,

@@ -270,6 +270,31 @@ impl CmpOp {
     pub fn is_order(self) -> bool {
         !matches!(self, CmpOp::Eq | CmpOp::Ne)
     }
+    /// The operator `as_str` prints, as the IR stores it.
+    pub fn parse(s: &str) -> Option<CmpOp> {
+        [
+            CmpOp::Eq,
+            CmpOp::Ne,
+            CmpOp::Lt,
+            CmpOp::Le,
+            CmpOp::Gt,
+            CmpOp::Ge,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+    /// Whether `a OP b` holds, given `a.cmp(b)`.
+    pub fn holds(self, o: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            CmpOp::Eq => o == Equal,
+            CmpOp::Ne => o != Equal,
+            CmpOp::Lt => o == Less,
+            CmpOp::Le => o != Greater,
+            CmpOp::Gt => o == Greater,
+            CmpOp::Ge => o != Less,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use super::params::Params;
 use super::world::{AttrVal, World, parse_date, render};
+use crate::lang::ast::CmpOp;
 use crate::lang::ir::{AttrType, BodyIr, Ir, RelationDef, TestValueIr, Value};
 
 /// Adjacency in compressed form: the partners of entity `e` are
@@ -71,39 +72,6 @@ impl Index {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-}
-
-impl Op {
-    fn parse(s: &str) -> Op {
-        match s {
-            "!=" => Op::Ne,
-            "<" => Op::Lt,
-            "<=" => Op::Le,
-            ">" => Op::Gt,
-            ">=" => Op::Ge,
-            _ => Op::Eq,
-        }
-    }
-    fn holds(self, o: Ordering) -> bool {
-        match self {
-            Op::Eq => o == Ordering::Equal,
-            Op::Ne => o != Ordering::Equal,
-            Op::Lt => o == Ordering::Less,
-            Op::Le => o != Ordering::Greater,
-            Op::Gt => o == Ordering::Greater,
-            Op::Ge => o != Ordering::Less,
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 enum Rhs {
     Const(AttrVal),
@@ -125,12 +93,12 @@ enum Lit {
     AttrTest {
         var: usize,
         attr: usize,
-        op: Op,
+        op: CmpOp,
         rhs: Rhs,
     },
     VarTest {
         left: usize,
-        op: Op,
+        op: CmpOp,
         right: usize,
     },
 }
@@ -212,7 +180,7 @@ impl<'a> Solver<'a> {
                     let lits = rule
                         .body
                         .iter()
-                        .filter_map(|b| compile_lit(ir, world, params, &var_types, b, &rel_index))
+                        .filter_map(|b| compile_lit(ir, params, &var_types, b, &rel_index))
                         .collect();
                     let anonymous = rule.vars.iter().map(|(n, _)| n == "_").collect();
                     out.push(Rule {
@@ -690,13 +658,11 @@ fn cmp_vals(a: &AttrVal, b: &AttrVal) -> Ordering {
 
 fn compile_lit(
     ir: &Ir,
-    world: &World,
     params: &Params,
     var_types: &[usize],
     b: &BodyIr,
     rel_index: &dyn Fn(&str) -> Option<usize>,
 ) -> Option<Lit> {
-    let _ = world;
     Some(match b {
         BodyIr::Atom {
             relation,
@@ -709,7 +675,7 @@ fn compile_lit(
         },
         BodyIr::VarTest { left, op, right } => Lit::VarTest {
             left: *left,
-            op: Op::parse(op),
+            op: CmpOp::parse(op)?,
             right: *right,
         },
         BodyIr::AttrTest {
@@ -746,7 +712,7 @@ fn compile_lit(
             Lit::AttrTest {
                 var: *var,
                 attr: ai,
-                op: Op::parse(op),
+                op: CmpOp::parse(op)?,
                 rhs,
             }
         }

@@ -141,7 +141,7 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
                     r.roles[0].ty
                 )));
             }
-            let out = family_trees(ir, ti, r, g, params, seed)?;
+            let out = family_trees(ir, ti, g, params, seed)?;
             trees.insert(ti, out);
         }
     }
@@ -336,7 +336,6 @@ const YEAR: i64 = 365;
 fn family_trees(
     ir: &Ir,
     ti: usize,
-    r: &crate::lang::ir::Relation,
     g: &crate::lang::ir::Generator,
     params: &Params,
     seed: u64,
@@ -376,7 +375,6 @@ fn family_trees(
             _ => None,
         })
         .unwrap_or((0, 0));
-    let _ = r;
 
     let mut out = TreeOut {
         len: 0,

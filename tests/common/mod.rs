@@ -1,7 +1,9 @@
-//! Helpers shared by the integration tests: fixture discovery and a deterministic RNG.
+//! Helpers shared by the integration tests: fixture discovery, running the binary, scratch
+//! folders and a deterministic RNG.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -58,4 +60,31 @@ pub fn large_rules(bytes: usize) -> String {
         i += 1;
     }
     s
+}
+
+/// Runs the built `synthpipe` binary in `cwd`.
+pub fn synthpipe(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_synthpipe"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+/// Exit status and both streams, for assertion messages.
+pub fn describe(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A fresh, empty scratch folder, unique to this test process.
+pub fn tmpdir(suite: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("synthpipe-{suite}-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
