@@ -39,7 +39,8 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Generate a universe from a rule file: entities and facts as JSON Lines, and a manifest.
+    /// Generate a dataset from a rule file: entities, facts, articles and questions as JSON
+    /// Lines, and a manifest with counts, histograms and digests.
     Generate {
         /// The rule file.
         rules: PathBuf,
@@ -55,6 +56,9 @@ pub enum Command {
         /// Also write derived facts (every derived relation, materialised) to facts.jsonl.
         #[arg(long)]
         derived: bool,
+        /// Worker threads (default: one per core); the output does not depend on it.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
     },
     /// Score predictions against gold answers (EM, precision, recall, F1).
     Score {
@@ -81,7 +85,8 @@ pub fn main() -> ExitCode {
             seed,
             set,
             derived,
-        } => generate(&rules, &out, seed, &set, derived),
+            threads,
+        } => generate(&rules, &out, seed, &set, derived, threads),
         Command::Score {
             gold,
             predictions,
@@ -238,8 +243,9 @@ fn generate(
     seed: u64,
     set: &[(String, String)],
     derived: bool,
+    threads: Option<u16>,
 ) -> ExitCode {
-    use crate::universe::{dataset, params::Params, solve::Solver, world};
+    use crate::universe::{GenError, dataset, params::Params};
     let (text, checked) = match lang::check_file(rules) {
         Ok(x) => x,
         Err(e) => {
@@ -255,15 +261,32 @@ fn generate(
         );
         return ExitCode::from(2);
     };
-    let result = Params::resolve(&ir, set).and_then(|params| {
-        let w = world::build(&ir, &params, seed)?;
-        let solver = Solver::new(&ir, &w, &params);
-        Ok(dataset::render_files(
-            &ir, &w, &solver, &params, seed, derived,
-        ))
-    });
-    let files = match result {
-        Ok(f) => f,
+    let opts = dataset::Options {
+        derived,
+        progress: true,
+    };
+    let run = || {
+        let params = Params::resolve(&ir, set)?;
+        dataset::generate(&ir, &params, seed, out, &opts)
+    };
+    let result = match threads {
+        None => run(),
+        Some(n) => match rayon::ThreadPoolBuilder::new()
+            .num_threads(n.into())
+            .build()
+        {
+            Ok(pool) => pool.install(run),
+            Err(e) => Err(GenError::Invalid(format!("cannot start {n} threads: {e}"))),
+        },
+    };
+    let manifest = match result {
+        Ok(m) => m,
+        Err(GenError::Io(e)) => {
+            eprintln!(
+                "error[synthpipe::cli::write]: {e}\n  help: check the path and its permissions"
+            );
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!(
                 "error[synthpipe::generate]: {e}\n  help: see `synthpipe generate --help` and the parameters declared in `{}`",
@@ -272,13 +295,15 @@ fn generate(
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = dataset::write(out, &files) {
-        eprintln!(
-            "error[synthpipe::cli::write]: cannot write to `{}`: {e}\n  help: check the path and its permissions",
-            out.display()
-        );
-        return ExitCode::from(2);
-    }
-    eprintln!("wrote {}", out.display());
+    let c = &manifest.counts;
+    eprintln!(
+        "wrote {}: {} entities, {} facts, {} articles, {} questions from {} template variants",
+        out.display(),
+        c.entities.values().sum::<usize>(),
+        c.facts.values().sum::<usize>(),
+        c.articles,
+        c.questions,
+        c.template_variants
+    );
     ExitCode::SUCCESS
 }

@@ -532,10 +532,11 @@ fn opt_uint(m: &Map<String, Value>, key: &str) -> Result<Option<u64>, String> {
     }
 }
 
-/// `type` as a string. PhantomWiki's own data stores it as an integer template index, so
-/// integers are accepted and written in decimal; `null` counts as absent.
+/// `question_type` (synthpipe's field) or `type` as a string. PhantomWiki's own data stores
+/// `type` as an integer template index, so integers are accepted and written in decimal;
+/// `null` counts as absent.
 fn opt_type(m: &Map<String, Value>) -> Result<Option<String>, String> {
-    match m.get("type") {
+    match m.get("question_type").or_else(|| m.get("type")) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Some(n.to_string())),

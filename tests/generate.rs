@@ -12,6 +12,14 @@ fn synthpipe(args: &[&str]) -> Output {
     common::synthpipe(args, &root())
 }
 
+const FILES: [&str; 5] = [
+    "entities.jsonl",
+    "facts.jsonl",
+    "articles.jsonl",
+    "questions.jsonl",
+    "manifest.json",
+];
+
 fn read(dir: &Path, f: &str) -> String {
     std::fs::read_to_string(dir.join(f)).unwrap()
 }
@@ -37,13 +45,13 @@ fn same_seed_same_bytes_other_seed_other_universe() {
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
-    for f in ["entities.jsonl", "facts.jsonl", "manifest.json"] {
+    for f in FILES {
         assert_eq!(read(&a, f), read(&b, f), "{f} differs for the same seed");
     }
     assert_ne!(read(&a, "entities.jsonl"), read(&c, "entities.jsonl"));
     // Every line is a JSON object, and the manifest's digests match the files.
     let manifest: serde_json::Value = serde_json::from_str(&read(&a, "manifest.json")).unwrap();
-    for f in ["entities.jsonl", "facts.jsonl"] {
+    for f in &FILES[..4] {
         let text = read(&a, f);
         assert!(
             text.lines()
@@ -58,6 +66,47 @@ fn same_seed_same_bytes_other_seed_other_universe() {
         .filter(|l| l.contains("\"relation\":\"sibling\""))
         .count();
     assert!(derived > 0, "--derived writes derived relations");
+}
+
+#[test]
+fn one_thread_and_two_threads_write_identical_bytes() {
+    let mut outs = Vec::new();
+    for threads in ["1", "2"] {
+        let dir = tmpdir("generate", &format!("threads{threads}")).join("out");
+        let o = synthpipe(&[
+            "generate",
+            "rules/family.rules",
+            "--out",
+            dir.to_str().unwrap(),
+            "--seed",
+            "11",
+            "--set",
+            "trees=40",
+            "--set",
+            "questions_per_template=20",
+            "--set",
+            "unanswerable=0.2",
+            "--derived",
+            "--threads",
+            threads,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        outs.push(dir);
+    }
+    for f in FILES {
+        assert!(
+            read(&outs[0], f) == read(&outs[1], f),
+            "{f} differs between 1 and 2 threads"
+        );
+    }
+    let m: serde_json::Value = serde_json::from_str(&read(&outs[0], "manifest.json")).unwrap();
+    assert!(m["counts"]["questions"].as_u64().unwrap() > 500, "{m}");
+    assert!(
+        m["histograms"]["answerable"]["unanswerable"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
 }
 
 #[test]

@@ -390,6 +390,9 @@ impl ArticlePart {
 pub struct QuestionsDecl {
     pub depth: Option<Lit>,
     pub per_template: Option<Lit>,
+    /// Share of questions asked with an empty answer set: a float literal or `$param`.
+    pub unanswerable: Option<Lit>,
+    pub max_answers: Option<Lit>,
     /// A bank name or a `$param` of type bank.
     pub hops: Option<Lit>,
     pub starts: Vec<StartDecl>,

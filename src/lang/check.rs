@@ -2790,7 +2790,14 @@ impl<'s> Cx<'s> {
         banks: &[Bank],
     ) -> Option<Questions> {
         let q = t.questions.first()?;
-        let depth = q.depth.as_ref().map_or(Num::Int(3), |d| self.int_num(d, t));
+        let depth = q.depth.as_ref().map_or(Num::Int(9), |d| self.int_num(d, t));
+        let max_answers = q.max_answers.as_ref().map_or(Num::Int(50), |d| {
+            self.int_at_least(d, t, 1, "the answer-set limit")
+        });
+        let unanswerable = q
+            .unanswerable
+            .as_ref()
+            .map_or(Num::Float(0.0), |u| self.share(u, t));
         let per_template = q.per_template.as_ref().map_or(Num::Int(10), |d| {
             self.int_at_least(d, t, 1, "questions per template")
         });
@@ -2804,7 +2811,7 @@ impl<'s> Cx<'s> {
                     "question depth must be at least 1",
                 )
                 .label("too small")
-                .help("depth counts the hops of the longest chain"),
+                .help("depth is a question's grammar depth: 3 allows one hop, each further hop adds 2"),
             );
         }
         let hops = q.hops.as_ref().and_then(|h| match &h.value {
@@ -2921,10 +2928,51 @@ impl<'s> Cx<'s> {
         Some(Questions {
             depth,
             per_template,
+            unanswerable,
+            max_answers,
             hops,
             starts,
             templates,
         })
+    }
+
+    /// A share in `0.0..=1.0`: a float or integer literal, or a float `$param`.
+    fn share(&mut self, lit: &Lit, t: &Tables) -> Num {
+        let v = match &lit.value {
+            Literal::Float(f) => *f,
+            Literal::Int(i) => *i as f64,
+            Literal::Param(p) => {
+                self.param_use(p, lit.span, &[ParamType::Float], t);
+                return Num::Param(p.clone());
+            }
+            other => {
+                self.push(
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        lit.span,
+                        format!(
+                            "expected a share between 0 and 1, found {}",
+                            describe_literal(other)
+                        ),
+                    )
+                    .label("not a number")
+                    .help("write a number like `0.1` or a float `$parameter`"),
+                );
+                return Num::Float(0.0);
+            }
+        };
+        if !(0.0..=1.0).contains(&v) {
+            self.push(
+                Diagnostic::new(
+                    Code::InvalidRange,
+                    lit.span,
+                    format!("a share must lie between 0 and 1, found {v}"),
+                )
+                .label("out of range")
+                .help("`unanswerable 0.1;` asks one question in ten with an empty answer"),
+            );
+        }
+        Num::Float(v)
     }
 
     fn need_says(&mut self, t: &Tables, rels: &[String], relations: &[Relation], at: Span) {

@@ -477,6 +477,8 @@ impl Printer<'_> {
         let settings = [
             ("depth", &q.depth),
             ("per_template", &q.per_template),
+            ("unanswerable", &q.unanswerable),
+            ("max_answers", &q.max_answers),
             ("hops", &q.hops),
         ];
         for (kw, v) in settings {

@@ -382,8 +382,13 @@ pub enum HopSet {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Questions {
+    /// The deepest question, measured like PhantomWiki's grammar depth (see docs/rules.md).
     pub depth: Num,
     pub per_template: Num,
+    /// Share of questions asked so that their answer set is empty (a float).
+    pub unanswerable: Num,
+    /// The largest answer set, final or intermediate, a question may have.
+    pub max_answers: Num,
     /// Relations chains may hop along; `None` means every relation with a surface form.
     pub hops: Option<HopSet>,
     pub starts: Vec<Start>,

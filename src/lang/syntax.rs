@@ -256,10 +256,12 @@ fn describe(rule: Rule) -> &'static str {
         }
         Rule::depth_decl
         | Rule::per_template_decl
+        | Rule::unanswerable_decl
+        | Rule::max_answers_decl
         | Rule::hops_decl
         | Rule::start_decl
         | Rule::template_decl => {
-            "a questions statement (`depth`, `per_template`, `hops`, `start`, `template`)"
+            "a questions statement (`depth`, `per_template`, `unanswerable`, `max_answers`, `hops`, `start`, `template`)"
         }
         Rule::start_name | Rule::start_whose => "`name` or `whose`",
         Rule::attr_path => "`type.attribute`",
@@ -307,6 +309,8 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_questions => "`questions`",
         Rule::kw_depth => "`depth`",
         Rule::kw_per_template => "`per_template`",
+        Rule::kw_unanswerable => "`unanswerable`",
+        Rule::kw_max_answers => "`max_answers`",
         Rule::kw_hops => "`hops`",
         Rule::kw_start => "`start`",
         Rule::kw_name => "`name`",
@@ -939,6 +943,8 @@ fn questions_decl(p: P) -> QuestionsDecl {
     let mut q = QuestionsDecl {
         depth: None,
         per_template: None,
+        unanswerable: None,
+        max_answers: None,
         hops: None,
         starts: Vec::new(),
         templates: Vec::new(),
@@ -947,7 +953,11 @@ fn questions_decl(p: P) -> QuestionsDecl {
     for s in it {
         let ssp = span(&s);
         match s.as_rule() {
-            Rule::depth_decl | Rule::per_template_decl | Rule::hops_decl => {
+            Rule::depth_decl
+            | Rule::per_template_decl
+            | Rule::unanswerable_decl
+            | Rule::max_answers_decl
+            | Rule::hops_decl => {
                 let rule = s.as_rule();
                 let mut r = s.into_inner();
                 skip_kw(&mut r);
@@ -955,6 +965,8 @@ fn questions_decl(p: P) -> QuestionsDecl {
                 match rule {
                     Rule::depth_decl => q.depth = Some(v),
                     Rule::per_template_decl => q.per_template = Some(v),
+                    Rule::unanswerable_decl => q.unanswerable = Some(v),
+                    Rule::max_answers_decl => q.max_answers = Some(v),
                     _ => q.hops = Some(v),
                 }
             }

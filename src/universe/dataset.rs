@@ -1,22 +1,142 @@
-//! Writing a universe as JSON Lines: `entities.jsonl`, `facts.jsonl` (base facts, derived ones
-//! on request) and `manifest.json` with parameters, counts and content digests.
+//! Generating a dataset into a directory: `entities.jsonl`, `facts.jsonl` (base facts, derived
+//! ones on request), `articles.jsonl`, `questions.jsonl` and `manifest.json` with parameters,
+//! counts, histograms and content digests. This is the library call behind
+//! `synthpipe generate` and the pipeline's `generate` stage.
 
-use std::io::Write;
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
 
+use super::GenError;
+use super::articles;
+use super::compose::{Composer, Question};
 use super::params::Params;
 use super::solve::Solver;
-use super::world::{World, render};
+use super::world::{self, World, render};
 use crate::lang::ir::{Ir, RelationDef};
+use crate::progress::Progress;
 
-/// The text of each output file, built in memory so its digest goes into the manifest and
-/// the files can be written atomically.
-pub struct Files {
-    pub entities: String,
-    pub facts: String,
-    pub manifest: String,
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Also write derived facts to `facts.jsonl`.
+    pub derived: bool,
+    /// Show a progress bar (only ever drawn on a terminal).
+    pub progress: bool,
+}
+
+/// What a run produced: the manifest, also written as `manifest.json`.
+#[derive(Debug, Serialize)]
+pub struct Manifest {
+    pub synthpipe_version: &'static str,
+    pub rules_digest: String,
+    pub seed: u64,
+    pub params: Json,
+    pub derived_facts: bool,
+    pub counts: Counts,
+    pub histograms: Histograms,
+    /// File name → `b3:` digest of its bytes.
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Counts {
+    pub entities: BTreeMap<String, usize>,
+    pub facts: BTreeMap<String, usize>,
+    pub articles: usize,
+    pub questions: usize,
+    pub template_variants: usize,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Histograms {
+    pub question_type: BTreeMap<String, usize>,
+    pub difficulty: BTreeMap<i64, usize>,
+    pub hops: BTreeMap<usize, usize>,
+    /// Every template switched on, with how many questions it produced (possibly 0).
+    pub template: BTreeMap<String, usize>,
+    pub answerable: BTreeMap<String, usize>,
+}
+
+/// Writes one output file under a temporary name, hashing as it goes.
+struct Out {
+    tmp: PathBuf,
+    path: PathBuf,
+    file: BufWriter<std::fs::File>,
+    hash: blake3::Hasher,
+}
+
+impl Out {
+    fn create(dir: &Path, name: &str) -> Result<Out, GenError> {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let file = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+        Ok(Out {
+            path: dir.join(name),
+            file: BufWriter::with_capacity(1 << 20, file),
+            hash: blake3::Hasher::new(),
+            tmp,
+        })
+    }
+
+    fn write(&mut self, s: &str) -> Result<(), GenError> {
+        self.hash.update(s.as_bytes());
+        self.file
+            .write_all(s.as_bytes())
+            .map_err(|e| io(&self.tmp, e))
+    }
+
+    /// Flushes to disk; returns the digest and the (temporary, final) paths.
+    fn finish(self) -> Result<(String, PathBuf, PathBuf), GenError> {
+        let f = self
+            .file
+            .into_inner()
+            .map_err(|e| io(&self.tmp, e.into_error()))?;
+        f.sync_all().map_err(|e| io(&self.tmp, e))?;
+        Ok((
+            format!("b3:{}", self.hash.finalize().to_hex()),
+            self.tmp,
+            self.path,
+        ))
+    }
+}
+
+fn io(path: &Path, e: std::io::Error) -> GenError {
+    GenError::Io(format!("cannot write `{}`: {e}", path.display()))
+}
+
+/// Renders items `0..n` to text in parallel, in batches, and writes them in order, so the
+/// bytes do not depend on the thread count and memory stays bounded.
+fn write_par(
+    out: &mut Out,
+    n: usize,
+    f: impl Fn(usize, &mut String) + Sync,
+) -> Result<(), GenError> {
+    const CHUNK: usize = 2048;
+    const BATCH: usize = 64 * CHUNK;
+    let mut start = 0;
+    while start < n {
+        let end = (start + BATCH).min(n);
+        let chunks: Vec<String> = (start..end)
+            .step_by(CHUNK)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|c| {
+                let mut s = String::new();
+                for i in c..(c + CHUNK).min(end) {
+                    f(i, &mut s);
+                }
+                s
+            })
+            .collect();
+        for c in chunks {
+            out.write(&c)?;
+        }
+        start = end;
+    }
+    Ok(())
 }
 
 fn name_of(ir: &Ir, w: &World, t: usize, e: u32) -> String {
@@ -24,42 +144,95 @@ fn name_of(ir: &Ir, w: &World, t: usize, e: u32) -> String {
     render(ir, &ir.entities[t], td.key, &td.columns[td.key][e as usize])
 }
 
-/// Renders the universe. Records come in declaration order (types, then entities by index;
-/// relations, then facts by role-0 then role-1 name order), so the bytes depend only on the
-/// rules, the parameters and the seed.
-pub fn render_files(
+fn line(s: &mut String, v: &impl Serialize) {
+    s.push_str(&serde_json::to_string(v).expect("records are plain data"));
+    s.push('\n');
+}
+
+/// Generates the dataset for `ir` with `params` and `seed` into `dir` (created if needed).
+/// Files appear under their final names only once complete; the manifest comes last.
+pub fn generate(
     ir: &Ir,
-    w: &World,
-    solver: &Solver,
     params: &Params,
     seed: u64,
-    derived: bool,
-) -> Files {
-    let mut entities = String::new();
+    dir: &Path,
+    opts: &Options,
+) -> Result<Manifest, GenError> {
+    let bar = Progress::new(opts.progress, 6, "building the universe");
+    let w = world::build(ir, params, seed)?;
+    let solver = Solver::new(ir, &w, params);
+    bar.step("composing questions");
+    let mut histograms = Histograms::default();
+    let mut variants = 0;
+    let questions: Vec<Question> = match &ir.questions {
+        Some(q) => {
+            let c = Composer::new(ir, &w, &solver, q, params, seed)?;
+            variants = c.variant_count();
+            let sub = bar.sub(variants as u64);
+            let qs = c.compose(&|| sub.inc());
+            for t in &q.templates {
+                if t.when.as_ref().is_none_or(|p| params.bool(p)) {
+                    histograms.template.insert(t.name.clone(), 0);
+                }
+            }
+            qs
+        }
+        None => Vec::new(),
+    };
+    for q in &questions {
+        *histograms
+            .question_type
+            .entry(q.question_type.to_string())
+            .or_default() += 1;
+        *histograms.difficulty.entry(q.difficulty).or_default() += 1;
+        *histograms.hops.entry(q.hops).or_default() += 1;
+        *histograms.template.entry(q.template.clone()).or_default() += 1;
+        let key = if q.answers.is_empty() {
+            "unanswerable"
+        } else {
+            "answerable"
+        };
+        *histograms.answerable.entry(key.into()).or_default() += 1;
+    }
+
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let mut done = Vec::new();
+    let mut files = BTreeMap::new();
+    let mut counts = Counts {
+        questions: questions.len(),
+        template_variants: variants,
+        ..Counts::default()
+    };
+
+    bar.step("writing entities");
+    let mut out = Out::create(dir, "entities.jsonl")?;
     for (t, ety) in ir.entities.iter().enumerate() {
         let td = &w.types[t];
-        for e in 0..td.len {
-            let mut attrs = Map::new();
-            for (a, attr) in ety.attrs.iter().enumerate() {
-                attrs.insert(
-                    attr.name.clone(),
-                    Json::String(render(ir, ety, a, &td.columns[a][e])),
-                );
-            }
-            let rec = json!({
-                "type": ety.name,
-                "name": name_of(ir, w, t, e as u32),
-                "attributes": attrs,
-            });
-            entities.push_str(&rec.to_string());
-            entities.push('\n');
-        }
+        counts.entities.insert(ety.name.clone(), td.len);
+        write_par(&mut out, td.len, |e, s| {
+            let attributes: Vec<Json> = ety
+                .attrs
+                .iter()
+                .enumerate()
+                .map(|(a, attr)| json!({"name": attr.name, "value": render(ir, ety, a, &td.columns[a][e])}))
+                .collect();
+            line(
+                s,
+                &json!({
+                    "type": ety.name,
+                    "name": name_of(ir, &w, t, e as u32),
+                    "attributes": attributes,
+                }),
+            );
+        })?;
     }
-    let mut facts = String::new();
-    let mut fact_counts = Map::new();
+    done.push(("entities.jsonl", out.finish()?));
+
+    bar.step("writing facts");
+    let mut out = Out::create(dir, "facts.jsonl")?;
     for (ri, r) in ir.relations.iter().enumerate() {
         let is_base = matches!(r.def, RelationDef::Base(_));
-        if !is_base && !derived {
+        if !is_base && !opts.derived {
             continue;
         }
         let pairs: Vec<(u32, u32)> = match &w.base[ri] {
@@ -75,52 +248,68 @@ pub fn render_files(
         };
         let [t0, t1] = solver.role_types[ri];
         let mut lines: Vec<String> = pairs
-            .iter()
+            .par_iter()
             .map(|&(a, b)| {
-                let mut args = Map::new();
-                args.insert(r.roles[0].name.clone(), Json::String(name_of(ir, w, t0, a)));
-                args.insert(r.roles[1].name.clone(), Json::String(name_of(ir, w, t1, b)));
                 json!({
                     "relation": r.name,
                     "derived": !is_base,
-                    "args": args,
+                    "args": [
+                        {"role": r.roles[0].name, "entity": name_of(ir, &w, t0, a)},
+                        {"role": r.roles[1].name, "entity": name_of(ir, &w, t1, b)},
+                    ],
                 })
                 .to_string()
             })
             .collect();
-        lines.sort();
-        fact_counts.insert(r.name.clone(), json!(lines.len()));
-        for l in lines {
-            facts.push_str(&l);
-            facts.push('\n');
-        }
+        lines.par_sort_unstable();
+        counts.facts.insert(r.name.clone(), lines.len());
+        write_par(&mut out, lines.len(), |i, s| {
+            s.push_str(&lines[i]);
+            s.push('\n');
+        })?;
     }
-    let digest = |s: &str| format!("b3:{}", blake3::hash(s.as_bytes()).to_hex());
-    let counts: Map<String, Json> = ir
-        .entities
-        .iter()
-        .enumerate()
-        .map(|(t, e)| (e.name.clone(), json!(w.types[t].len)))
-        .collect();
-    let manifest = json!({
-        "synthpipe_version": env!("CARGO_PKG_VERSION"),
-        "rules_digest": ir.digest(),
-        "seed": seed,
-        "params": params_json(params),
-        "derived_facts": derived,
-        "counts": { "entities": counts, "facts": fact_counts },
-        "files": {
-            "entities.jsonl": digest(&entities),
-            "facts.jsonl": digest(&facts),
-        },
-    });
-    let mut manifest = serde_json::to_string_pretty(&manifest).unwrap_or_default();
-    manifest.push('\n');
-    Files {
-        entities,
-        facts,
-        manifest,
+    done.push(("facts.jsonl", out.finish()?));
+
+    bar.step("writing articles");
+    let mut out = Out::create(dir, "articles.jsonl")?;
+    let writer = articles::Writer::new(ir, &w, &solver);
+    for art in &ir.articles {
+        let Some(t) = w.type_index(&art.entity) else {
+            continue;
+        };
+        counts.articles += w.types[t].len;
+        write_par(&mut out, w.types[t].len, |e, s| {
+            line(s, &writer.article(art, t, e as u32));
+        })?;
     }
+    done.push(("articles.jsonl", out.finish()?));
+
+    bar.step("writing questions");
+    let mut out = Out::create(dir, "questions.jsonl")?;
+    write_par(&mut out, questions.len(), |i, s| line(s, &questions[i]))?;
+    done.push(("questions.jsonl", out.finish()?));
+
+    for (name, (digest, _, _)) in &done {
+        files.insert(name.to_string(), digest.clone());
+    }
+    let manifest = Manifest {
+        synthpipe_version: env!("CARGO_PKG_VERSION"),
+        rules_digest: ir.digest(),
+        seed,
+        params: params_json(params),
+        derived_facts: opts.derived,
+        counts,
+        histograms,
+        files,
+    };
+    let mut out = Out::create(dir, "manifest.json")?;
+    out.write(&(serde_json::to_string_pretty(&manifest).expect("plain data") + "\n"))?;
+    done.push(("manifest.json", out.finish()?));
+    for (_, (_, tmp, path)) in &done {
+        std::fs::rename(tmp, path).map_err(|e| io(path, e))?;
+    }
+    bar.finish();
+    Ok(manifest)
 }
 
 fn params_json(p: &Params) -> Json {
@@ -139,22 +328,4 @@ fn params_json(p: &Params) -> Json {
         })
         .collect();
     Json::Object(m)
-}
-
-/// Writes the files into `dir` (created if needed). Each file goes to a temporary name first
-/// and is renamed into place, so a crash never leaves a half-written file under a final name.
-pub fn write(dir: &Path, files: &Files) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    for (name, text) in [
-        ("entities.jsonl", &files.entities),
-        ("facts.jsonl", &files.facts),
-        ("manifest.json", &files.manifest),
-    ] {
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, dir.join(name))?;
-    }
-    Ok(())
 }

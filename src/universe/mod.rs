@@ -1,6 +1,9 @@
 //! The universe a rule file describes: parameters (`params`), seeded random streams (`rng`),
-//! entities and base facts (`world`), and derived relations and queries over them (`solve`).
+//! entities and base facts (`world`), derived relations and queries over them (`solve`),
+//! questions (`compose`), articles (`articles`) and the files written (`dataset`).
 
+pub mod articles;
+pub mod compose;
 pub mod dataset;
 pub mod params;
 pub mod rng;
@@ -15,4 +18,6 @@ pub enum GenError {
     Params(Vec<String>),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Io(String),
 }

@@ -1,0 +1,276 @@
+//! Articles: one Markdown document per entity of every type with an `article` template, plus
+//! the facts it states as structured data.
+
+use serde::Serialize;
+
+use super::solve::Solver;
+use super::world::{World, render};
+use crate::lang::ir::{Article, ArticlePartIr, FactRef, Ir, Say, TextPart};
+
+/// One article, as written to `articles.jsonl` (see docs/dataset.md).
+#[derive(Debug, Serialize)]
+pub struct ArticleRecord {
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub name: String,
+    pub title: String,
+    pub text: String,
+    pub facts: Vec<ArticleFact>,
+}
+
+/// A fact an article states: an attribute's values, or an entity's partners in one
+/// relation under one noun ("mother", "friends").
+#[derive(Debug, PartialEq, Serialize)]
+pub struct ArticleFact {
+    pub kind: &'static str,
+    /// The attribute or relation.
+    pub name: String,
+    /// For a relation: the role the partners fill.
+    pub role: Option<String>,
+    pub noun: String,
+    pub values: Vec<String>,
+}
+
+/// The noun naming entity `b` (of type `ty`) through `say`: the first `when` form whose
+/// attribute value `b` has, else the plain form. Returns (singular, plural).
+pub fn noun_of<'s>(ir: &Ir, w: &World, say: &'s Say, ty: usize, b: u32) -> (&'s str, &'s str) {
+    let ety = &ir.entities[ty];
+    for c in &say.when {
+        if let Some(ai) = ety.attrs.iter().position(|x| x.name == c.attr)
+            && render(ir, ety, ai, &w.types[ty].columns[ai][b as usize]) == c.value
+        {
+            return (&c.singular, &c.plural);
+        }
+    }
+    (&say.singular, &say.plural)
+}
+
+/// "A", "A and B", "A, B and C".
+fn join(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+pub struct Writer<'a> {
+    ir: &'a Ir,
+    w: &'a World,
+    solver: &'a Solver<'a>,
+}
+
+impl<'a> Writer<'a> {
+    pub fn new(ir: &'a Ir, w: &'a World, solver: &'a Solver<'a>) -> Self {
+        Writer { ir, w, solver }
+    }
+
+    fn name(&self, t: usize, e: u32) -> String {
+        let td = &self.w.types[t];
+        render(
+            self.ir,
+            &self.ir.entities[t],
+            td.key,
+            &td.columns[td.key][e as usize],
+        )
+    }
+
+    /// Partners of `e` through relation `rel` read from role `of` to role `role`, grouped by
+    /// the noun naming them; groups in order of first appearance, names sorted.
+    fn partners(
+        &self,
+        rel: usize,
+        role: usize,
+        of: usize,
+        e: u32,
+    ) -> Vec<(String, String, Vec<String>)> {
+        let r = &self.ir.relations[rel];
+        let Some(say) = r.says.iter().find(|s| s.role == role && s.of == of) else {
+            return Vec::new();
+        };
+        let ty = self.solver.role_types[rel][role];
+        let mut img: Vec<(String, u32)> = self
+            .solver
+            .image(rel, of, e)
+            .into_iter()
+            .map(|b| (self.name(ty, b), b))
+            .collect();
+        img.sort();
+        let mut groups: Vec<(String, String, Vec<String>)> = Vec::new();
+        for (n, b) in img {
+            let (s, p) = noun_of(self.ir, self.w, say, ty, b);
+            match groups.iter_mut().find(|g| g.0 == s) {
+                Some(g) => g.2.push(n),
+                None => groups.push((s.to_string(), p.to_string(), vec![n])),
+            }
+        }
+        if groups.is_empty() {
+            groups.push((say.singular.clone(), say.plural.clone(), Vec::new()));
+        }
+        groups
+    }
+
+    fn attr_value(&self, t: usize, attr: &str, e: u32) -> Option<(usize, String)> {
+        let ety = &self.ir.entities[t];
+        let ai = ety.attrs.iter().position(|a| a.name == attr)?;
+        Some((
+            ai,
+            render(self.ir, ety, ai, &self.w.types[t].columns[ai][e as usize]),
+        ))
+    }
+
+    /// Fills a title or line template: attributes by value, relations by partner names.
+    fn fill(&self, t: usize, e: u32, parts: &[TextPart], facts: &mut Vec<ArticleFact>) -> String {
+        let ety = &self.ir.entities[t];
+        let mut out = String::new();
+        for p in parts {
+            match p {
+                TextPart::Lit(l) => out.push_str(l),
+                TextPart::Hole { name, .. } => {
+                    if let Some((ai, v)) = self.attr_value(t, name, e) {
+                        if ai
+                            != ety
+                                .attrs
+                                .iter()
+                                .position(|a| a.name == ety.key)
+                                .unwrap_or(usize::MAX)
+                        {
+                            push_fact(facts, self.attr_fact(t, ai, v.clone()));
+                        }
+                        out.push_str(&v);
+                    } else if let Some(rel) = self.ir.relations.iter().position(|r| &r.name == name)
+                        && let Some(say) = self.ir.relations[rel]
+                            .says
+                            .iter()
+                            .find(|s| self.solver.role_types[rel][s.of] == t)
+                    {
+                        let groups = self.partners(rel, say.role, say.of, e);
+                        let names: Vec<String> = groups.iter().flat_map(|g| g.2.clone()).collect();
+                        for g in groups {
+                            push_fact(facts, self.rel_fact(rel, say.role, g));
+                        }
+                        out.push_str(&join(&names));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn attr_fact(&self, t: usize, ai: usize, v: String) -> ArticleFact {
+        let a = &self.ir.entities[t].attrs[ai];
+        ArticleFact {
+            kind: "attribute",
+            name: a.name.clone(),
+            role: None,
+            noun: a
+                .say
+                .as_ref()
+                .map_or_else(|| a.name.replace('_', " "), |s| s.0.clone()),
+            values: vec![v],
+        }
+    }
+
+    fn rel_fact(&self, rel: usize, role: usize, g: (String, String, Vec<String>)) -> ArticleFact {
+        let r = &self.ir.relations[rel];
+        let noun = if g.2.len() == 1 { g.0 } else { g.1 };
+        ArticleFact {
+            kind: "relation",
+            name: r.name.clone(),
+            role: Some(r.roles[role].name.clone()),
+            noun,
+            values: g.2,
+        }
+    }
+
+    fn parts(
+        &self,
+        subject: (usize, u32, &str),
+        parts: &[ArticlePartIr],
+        level: usize,
+        doc: &mut Doc,
+    ) {
+        let (t, e, who) = subject;
+        for p in parts {
+            match p {
+                ArticlePartIr::Line(tp) => {
+                    let line = self.fill(t, e, tp, &mut doc.facts);
+                    doc.text.push_str(&line);
+                    doc.text.push_str("\n\n");
+                }
+                ArticlePartIr::Facts(refs) => {
+                    let mut sentences = Vec::new();
+                    for f in refs {
+                        match f {
+                            FactRef::Attr(a) => {
+                                if let Some((ai, v)) = self.attr_value(t, a, e) {
+                                    let fact = self.attr_fact(t, ai, v);
+                                    sentences.push(format!(
+                                        "The {} of {who} is {}.",
+                                        fact.noun, fact.values[0]
+                                    ));
+                                    push_fact(&mut doc.facts, fact);
+                                }
+                            }
+                            FactRef::Relation { relation, role, of } => {
+                                let Some(rel) =
+                                    self.ir.relations.iter().position(|r| &r.name == relation)
+                                else {
+                                    continue;
+                                };
+                                for g in self.partners(rel, *role, *of, e) {
+                                    sentences.push(match g.2.len() {
+                                        0 => format!("{who} has no {}.", g.1),
+                                        1 => format!("The {} of {who} is {}.", g.0, g.2[0]),
+                                        _ => format!("The {} of {who} are {}.", g.1, join(&g.2)),
+                                    });
+                                    push_fact(&mut doc.facts, self.rel_fact(rel, *role, g));
+                                }
+                            }
+                        }
+                    }
+                    if !sentences.is_empty() {
+                        doc.text.push_str(&sentences.join("\n"));
+                        doc.text.push_str("\n\n");
+                    }
+                }
+                ArticlePartIr::Section { heading, parts } => {
+                    doc.text.push_str(&"#".repeat(level + 1));
+                    doc.text.push(' ');
+                    doc.text.push_str(heading);
+                    doc.text.push_str("\n\n");
+                    self.parts(subject, parts, level + 1, doc);
+                }
+            }
+        }
+    }
+
+    /// The article about entity `e` of type `t`.
+    pub fn article(&self, art: &Article, t: usize, e: u32) -> ArticleRecord {
+        let name = self.name(t, e);
+        let mut doc = Doc::default();
+        let title = self.fill(t, e, &art.title, &mut doc.facts);
+        doc.text = format!("# {title}\n\n");
+        self.parts((t, e, &name), &art.parts, 1, &mut doc);
+        ArticleRecord {
+            ty: self.ir.entities[t].name.clone(),
+            name,
+            title,
+            text: doc.text.trim_end().to_string() + "\n",
+            facts: doc.facts,
+        }
+    }
+}
+
+/// An article being written: its Markdown so far and the facts it has stated.
+#[derive(Default)]
+struct Doc {
+    text: String,
+    facts: Vec<ArticleFact>,
+}
+
+fn push_fact(facts: &mut Vec<ArticleFact>, f: ArticleFact) {
+    if !facts.contains(&f) {
+        facts.push(f);
+    }
+}

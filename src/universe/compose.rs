@@ -1,0 +1,1173 @@
+//! Questions: template variants up to the question depth, instantiated by random walks over
+//! the universe and answered exactly with set semantics, one recorded set per step.
+//!
+//! A *variant* fixes, for every chain slot of a template, how its chain starts (a name or a
+//! `whose` phrase) and how many hops it takes; its id (`who:x=name3`) is the question's
+//! template id. Each variant draws from its own random stream, so variants can be composed
+//! on any number of threads without changing a byte.
+
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::GenError;
+use super::articles::noun_of;
+use super::params::Params;
+use super::rng::Rng;
+use super::solve::Solver;
+use super::world::{AttrVal, World, render};
+use crate::lang::ir::{
+    AnswerExpr, AnswerType, HopSet, Ir, Questions, SlotKindIr, Start, Template, TextPart, Value,
+};
+
+/// One generated question, as written to `questions.jsonl` (see docs/dataset.md).
+#[derive(Clone, Debug, Serialize)]
+pub struct Question {
+    pub id: String,
+    pub seed: u64,
+    pub template: String,
+    pub template_id: String,
+    pub question_type: &'static str,
+    pub text: String,
+    pub answers: Vec<String>,
+    pub difficulty: i64,
+    pub hops: usize,
+    pub program: Program,
+    /// `intermediate[i]` is the output of `program.steps[i]`; the last one is `answers`.
+    pub intermediate: Vec<Vec<String>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Program {
+    pub steps: Vec<Step>,
+}
+
+/// One step of a question's program. Every step has every field (unused ones are `null`) so
+/// the records share one schema, as columnar loaders want.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Step {
+    pub op: &'static str,
+    /// Indices of the steps whose outputs this one reads.
+    pub inputs: Vec<usize>,
+    /// Entity type of the output, when it is a set of entities.
+    #[serde(rename = "type")]
+    pub ty: Option<String>,
+    pub name: Option<String>,
+    pub attribute: Option<String>,
+    pub value: Option<String>,
+    pub relation: Option<String>,
+    pub from_role: Option<String>,
+    pub to_role: Option<String>,
+    pub relations: Option<Vec<Reading>>,
+}
+
+/// A relation read in one direction: from the entity in `from_role` to its partners in
+/// `to_role`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Reading {
+    pub relation: String,
+    pub from_role: String,
+    pub to_role: String,
+}
+
+/// A relation read through one of its `say` forms.
+#[derive(Clone, Copy, Debug)]
+struct Dir {
+    rel: usize,
+    say: usize,
+    from: usize,
+    to: usize,
+    from_ty: usize,
+    to_ty: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape {
+    whose: bool,
+    hops: usize,
+}
+
+#[derive(Clone, Debug)]
+struct Variant {
+    tpl: usize,
+    id: String,
+    /// Chain slot name → shape.
+    shapes: Vec<(String, Shape)>,
+}
+
+/// The value of an expression: a set of entities of one type, of rendered attribute values,
+/// a count, yes/no, or relation nouns.
+#[derive(Clone, Debug)]
+enum Set {
+    Ents(usize, Vec<u32>),
+    Vals(Vec<String>),
+    Count(usize),
+    YesNo(bool),
+    Nouns(Vec<String>),
+}
+
+impl Set {
+    fn size(&self) -> usize {
+        match self {
+            Set::Ents(_, v) => v.len(),
+            Set::Vals(v) | Set::Nouns(v) => v.len(),
+            Set::Count(_) | Set::YesNo(_) => 1,
+        }
+    }
+}
+
+enum Fill {
+    Text(String),
+    Forms(String, String),
+}
+
+/// State of one instantiation attempt.
+struct Attempt {
+    rng: Rng,
+    steps: Vec<Step>,
+    outs: Vec<Set>,
+    fills: HashMap<String, Fill>,
+    /// Slot values chosen so far: entity for name slots, direction for relation slots,
+    /// attribute index for attribute slots.
+    names: HashMap<String, (usize, u32)>,
+    rels: HashMap<String, Dir>,
+    attrs: HashMap<String, (usize, usize)>,
+    slot_step: HashMap<String, usize>,
+    /// The chain slot whose last hop must come out empty (unanswerable questions).
+    empty_slot: Option<String>,
+    want_empty: bool,
+    /// Reading steps and difficulty of operations that are not hops (comparisons read one
+    /// attribute per candidate; `related` costs the weight of the relation it names).
+    extra_hops: usize,
+    extra_difficulty: i64,
+}
+
+pub struct Composer<'a> {
+    ir: &'a Ir,
+    world: &'a World,
+    solver: &'a Solver<'a>,
+    q: &'a Questions,
+    seed: u64,
+    params: &'a Params,
+    depth: i64,
+    per_template: usize,
+    unanswerable: f64,
+    max_answers: usize,
+    /// Hop relations read through their `say` forms.
+    hops: Vec<Dir>,
+    /// Every relation read through every `say` form.
+    all: Vec<Dir>,
+    name_start: bool,
+    /// `whose` starts: entity type, attribute, entities by value.
+    whose: Vec<(usize, usize, HashMap<AttrVal, Vec<u32>>)>,
+}
+
+impl<'a> Composer<'a> {
+    pub fn new(
+        ir: &'a Ir,
+        world: &'a World,
+        solver: &'a Solver<'a>,
+        q: &'a Questions,
+        params: &'a Params,
+        seed: u64,
+    ) -> Result<Composer<'a>, GenError> {
+        let unanswerable = params.float(&q.unanswerable);
+        if !(0.0..=1.0).contains(&unanswerable) {
+            return Err(GenError::Invalid(format!(
+                "the unanswerable share must lie between 0 and 1, found {unanswerable}"
+            )));
+        }
+        let per_template = params.int(&q.per_template);
+        let max_answers = params.int(&q.max_answers);
+        if per_template < 0 || max_answers < 1 {
+            return Err(GenError::Invalid(
+                "questions per template must be at least 0 and the answer-set limit at least 1"
+                    .into(),
+            ));
+        }
+        let mut all = Vec::new();
+        for (rel, r) in ir.relations.iter().enumerate() {
+            for (say, s) in r.says.iter().enumerate() {
+                all.push(Dir {
+                    rel,
+                    say,
+                    from: s.of,
+                    to: s.role,
+                    from_ty: solver.role_types[rel][s.of],
+                    to_ty: solver.role_types[rel][s.role],
+                });
+            }
+        }
+        let hop_names: Option<Vec<String>> = match &q.hops {
+            None => None,
+            Some(HopSet::Bank(b)) => ir.bank(b).map(|b| b.relations.clone()),
+            Some(HopSet::Param(p)) => match params.get(p) {
+                Some(Value::Bank(b)) => ir.bank(b).map(|b| b.relations.clone()),
+                _ => None,
+            },
+        };
+        let hops = all
+            .iter()
+            .copied()
+            .filter(|d| {
+                hop_names
+                    .as_ref()
+                    .is_none_or(|h| h.contains(&ir.relations[d.rel].name))
+            })
+            .collect();
+        let mut whose = Vec::new();
+        let mut name_start = false;
+        for s in &q.starts {
+            match s {
+                Start::Name => name_start = true,
+                Start::Whose { entity, attr } => {
+                    let (Some(t), Some(a)) = (
+                        world.type_index(entity),
+                        ir.entity(entity)
+                            .and_then(|e| e.attrs.iter().position(|x| &x.name == attr)),
+                    ) else {
+                        continue;
+                    };
+                    let mut by: HashMap<AttrVal, Vec<u32>> = HashMap::new();
+                    for (e, v) in world.types[t].columns[a].iter().enumerate() {
+                        by.entry(v.clone()).or_default().push(e as u32);
+                    }
+                    whose.push((t, a, by));
+                }
+            }
+        }
+        Ok(Composer {
+            ir,
+            world,
+            solver,
+            q,
+            seed,
+            params,
+            depth: params.int(&q.depth),
+            per_template: per_template as usize,
+            unanswerable,
+            max_answers: max_answers as usize,
+            hops,
+            all,
+            name_start,
+            whose,
+        })
+    }
+
+    fn name(&self, t: usize, e: u32) -> String {
+        let td = &self.world.types[t];
+        render(
+            self.ir,
+            &self.ir.entities[t],
+            td.key,
+            &td.columns[td.key][e as usize],
+        )
+    }
+
+    fn names(&self, t: usize, es: &[u32]) -> Vec<String> {
+        let mut v: Vec<String> = es.iter().map(|&e| self.name(t, e)).collect();
+        v.sort();
+        v
+    }
+
+    /// `reach[k][t]`: a chain of exactly `k` hops from type `t` can end at type `target`.
+    fn reach(&self, target: usize, max: usize) -> Vec<Vec<bool>> {
+        let n = self.world.types.len();
+        let mut r = vec![(0..n).map(|t| t == target).collect::<Vec<bool>>()];
+        for k in 1..=max {
+            let prev = &r[k - 1];
+            let row = (0..n)
+                .map(|t| self.hops.iter().any(|d| d.from_ty == t && prev[d.to_ty]))
+                .collect();
+            r.push(row);
+        }
+        r
+    }
+
+    fn start_types(&self, shape: Shape, reach: &[Vec<bool>]) -> Vec<usize> {
+        let ok = |t: usize| reach[shape.hops][t] && self.world.types[t].len > 0;
+        if shape.whose {
+            (0..self.whose.len())
+                .filter(|&i| ok(self.whose[i].0))
+                .collect()
+        } else {
+            (0..self.world.types.len()).filter(|&t| ok(t)).collect()
+        }
+    }
+
+    /// Every variant of every template switched on, in declaration order.
+    fn variants(&self) -> Vec<Variant> {
+        let mut out = Vec::new();
+        let max_hops = (self.depth.max(0) / 2) as usize;
+        for (ti, t) in self.q.templates.iter().enumerate() {
+            if let Some(p) = &t.when
+                && !self.params.bool(p)
+            {
+                continue;
+            }
+            let chains: Vec<(&str, usize, bool)> = t
+                .slots
+                .iter()
+                .filter_map(|s| match &s.kind {
+                    SlotKindIr::Chain(ty) => {
+                        let bare = matches!(&t.answer, AnswerExpr::Slot(x) if x == &s.name);
+                        Some((s.name.as_str(), self.world.type_index(ty)?, bare))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let mut options: Vec<Vec<(Shape, i64)>> = Vec::new();
+            for &(_, ty, bare) in &chains {
+                let reach = self.reach(ty, max_hops);
+                let mut o = Vec::new();
+                for whose in [false, true] {
+                    if (whose && self.whose.is_empty()) || (!whose && !self.name_start) {
+                        continue;
+                    }
+                    for hops in 0..=max_hops {
+                        let shape = Shape { whose, hops };
+                        // "Who is Ada Hart?" gives its answer away.
+                        if bare && !whose && hops == 0 {
+                            continue;
+                        }
+                        if self.start_types(shape, &reach).is_empty() {
+                            continue;
+                        }
+                        let cost = 2 * hops as i64 + 1 + i64::from(whose) + i64::from(!bare);
+                        o.push((shape, cost));
+                    }
+                }
+                options.push(o);
+            }
+            // Cartesian product of the slots' shapes within the depth budget.
+            let mut combos: Vec<(Vec<Shape>, i64)> = vec![(Vec::new(), 2)];
+            for o in &options {
+                let mut next = Vec::new();
+                for (prefix, cost) in &combos {
+                    for &(shape, c) in o {
+                        if cost + c <= self.depth {
+                            let mut p = prefix.clone();
+                            p.push(shape);
+                            next.push((p, cost + c));
+                        }
+                    }
+                }
+                combos = next;
+            }
+            if chains.is_empty() && self.depth < 3 {
+                continue;
+            }
+            for (shapes, _) in combos {
+                let shapes: Vec<(String, Shape)> = chains
+                    .iter()
+                    .zip(shapes)
+                    .map(|(c, s)| (c.0.to_string(), s))
+                    .collect();
+                let id = if shapes.is_empty() {
+                    t.name.clone()
+                } else {
+                    let parts: Vec<String> = shapes
+                        .iter()
+                        .map(|(n, s)| {
+                            format!("{n}={}{}", if s.whose { "whose" } else { "name" }, s.hops)
+                        })
+                        .collect();
+                    format!("{}:{}", t.name, parts.join(","))
+                };
+                out.push(Variant {
+                    tpl: ti,
+                    id,
+                    shapes,
+                });
+            }
+        }
+        out
+    }
+
+    /// Ids of every template variant the settings allow, in generation order.
+    pub fn variant_ids(&self) -> Vec<String> {
+        self.variants().into_iter().map(|v| v.id).collect()
+    }
+
+    /// Composes every variant's questions (in parallel), then drops repeated texts, keeping
+    /// the first. `tick` is called once per finished variant.
+    pub fn compose(&self, tick: &(dyn Fn() + Sync)) -> Vec<Question> {
+        let variants = self.variants();
+        let per: Vec<Vec<Question>> = variants
+            .par_iter()
+            .map(|v| {
+                let qs = self.variant_questions(v);
+                tick();
+                qs
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        per.into_iter()
+            .flatten()
+            .filter(|q| seen.insert(q.text.clone()))
+            .collect()
+    }
+
+    pub fn variant_count(&self) -> usize {
+        self.variants().len()
+    }
+
+    fn variant_questions(&self, v: &Variant) -> Vec<Question> {
+        let tpl = &self.q.templates[v.tpl];
+        let mut rng = Rng::stream(self.seed, &format!("question/{}", v.id));
+        let mut out = Vec::new();
+        let mut texts = HashSet::new();
+        let budget = self.per_template * 30 + 30;
+        // An empty answer needs a hop that can come out empty, or an intersection.
+        let can_be_empty = matches!(
+            tpl.answer_type,
+            AnswerType::Entities(_) | AnswerType::Values(_)
+        ) && (v.shapes.iter().any(|(_, s)| s.hops > 0)
+            || has_intersection(&tpl.answer));
+        for _ in 0..budget {
+            if out.len() >= self.per_template {
+                break;
+            }
+            let want_empty =
+                can_be_empty && self.unanswerable > 0.0 && rng.chance(self.unanswerable);
+            let sub = Rng::new(rng.next_u64());
+            if let Some(q) = self.attempt(v, tpl, sub, want_empty)
+                && texts.insert(q.text.clone())
+            {
+                out.push(q);
+            }
+        }
+        out
+    }
+
+    fn attempt(&self, v: &Variant, tpl: &Template, rng: Rng, want_empty: bool) -> Option<Question> {
+        let empty_slot = if want_empty {
+            v.shapes
+                .iter()
+                .find(|(_, s)| s.hops > 0)
+                .map(|(n, _)| n.clone())
+        } else {
+            None
+        };
+        let mut a = Attempt {
+            rng,
+            steps: Vec::new(),
+            outs: Vec::new(),
+            fills: HashMap::new(),
+            names: HashMap::new(),
+            rels: HashMap::new(),
+            attrs: HashMap::new(),
+            slot_step: HashMap::new(),
+            empty_slot,
+            want_empty,
+            extra_hops: 0,
+            extra_difficulty: 0,
+        };
+        let (result, _) = self.eval(&mut a, v, tpl, &tpl.answer)?;
+        let ok = match tpl.answer_type {
+            AnswerType::Entities(_) | AnswerType::Values(_) => (result.size() == 0) == want_empty,
+            AnswerType::RelationNames => result.size() > 0,
+            AnswerType::Count | AnswerType::YesNo => true,
+        };
+        if !ok {
+            return None;
+        }
+        let capped = a.outs.iter().all(|s| match s {
+            Set::Ents(_, v) => v.len() <= self.max_answers,
+            Set::Vals(v) => v.len() <= self.max_answers,
+            _ => true,
+        });
+        if !capped {
+            return None;
+        }
+        // Slots that only the text mentions still need a value.
+        for s in &tpl.slots {
+            if a.fills.contains_key(&s.name) {
+                continue;
+            }
+            match &s.kind {
+                SlotKindIr::Name(t) => {
+                    let t = self.world.type_index(t)?;
+                    let e = a.rng.below(self.world.types[t].len.max(1) as u64) as u32;
+                    a.fills.insert(s.name.clone(), Fill::Text(self.name(t, e)));
+                }
+                SlotKindIr::Attr(c) => {
+                    let (ty, at) = c.get(a.rng.index(c.len().max(1)))?;
+                    let attr = self.ir.entity(ty)?.attr(at)?;
+                    let (s1, p1) = attr
+                        .say
+                        .clone()
+                        .unwrap_or((attr.name.clone(), attr.name.clone()));
+                    a.fills.insert(s.name.clone(), Fill::Forms(s1, p1));
+                }
+                SlotKindIr::Relation(c) => {
+                    let dirs: Vec<&Dir> = self.slot_dirs(c).collect();
+                    let d = **dirs.get(a.rng.index(dirs.len().max(1)))?;
+                    let say = &self.ir.relations[d.rel].says[d.say];
+                    a.fills.insert(
+                        s.name.clone(),
+                        Fill::Forms(say.singular.clone(), say.plural.clone()),
+                    );
+                }
+                SlotKindIr::Chain(_) => return None,
+            }
+        }
+        let mut text = String::new();
+        for p in &tpl.text {
+            match p {
+                TextPart::Lit(l) => text.push_str(l),
+                TextPart::Hole { name, form } => match a.fills.get(name)? {
+                    Fill::Text(t) => text.push_str(t),
+                    Fill::Forms(s, pl) => text.push_str(if form.as_deref() == Some("plural") {
+                        pl
+                    } else {
+                        s
+                    }),
+                },
+            }
+        }
+        let mut difficulty = a.extra_difficulty;
+        let mut hops = a.extra_hops;
+        for s in &a.steps {
+            match s.op {
+                "hop" => {
+                    hops += 1;
+                    let r = s.relation.as_deref().and_then(|r| self.ir.relation(r));
+                    difficulty += r.map_or(1, |r| r.weight);
+                }
+                "attribute" | "whose" => {
+                    hops += 1;
+                    difficulty += 1;
+                }
+                _ => {}
+            }
+        }
+        let intermediate: Vec<Vec<String>> = a.outs.iter().map(|s| self.render_set(s)).collect();
+        let answers = intermediate.last().cloned().unwrap_or_default();
+        let mut h = blake3::Hasher::new();
+        h.update(&self.seed.to_le_bytes());
+        h.update(v.id.as_bytes());
+        h.update(&[0]);
+        h.update(text.as_bytes());
+        let id = format!("q{}", &h.finalize().to_hex()[..16]);
+        Some(Question {
+            id,
+            seed: self.seed,
+            template: tpl.name.clone(),
+            template_id: v.id.clone(),
+            question_type: question_type(&tpl.answer),
+            text,
+            answers,
+            difficulty,
+            hops,
+            program: Program { steps: a.steps },
+            intermediate,
+        })
+    }
+
+    fn render_set(&self, s: &Set) -> Vec<String> {
+        match s {
+            Set::Ents(t, v) => self.names(*t, v),
+            Set::Vals(v) | Set::Nouns(v) => v.clone(),
+            Set::Count(n) => vec![n.to_string()],
+            Set::YesNo(b) => vec![if *b { "yes" } else { "no" }.to_string()],
+        }
+    }
+
+    fn push(&self, a: &mut Attempt, step: Step, out: Set) -> usize {
+        a.steps.push(step);
+        a.outs.push(out);
+        a.steps.len() - 1
+    }
+
+    fn slot_dirs<'b>(&'b self, cands: &'b [String]) -> impl Iterator<Item = &'b Dir> + 'b {
+        let pool = if cands.is_empty() {
+            &self.hops
+        } else {
+            &self.all
+        };
+        pool.iter()
+            .filter(move |d| cands.is_empty() || cands.contains(&self.ir.relations[d.rel].name))
+    }
+
+    fn reading(&self, d: &Dir) -> Reading {
+        let r = &self.ir.relations[d.rel];
+        Reading {
+            relation: r.name.clone(),
+            from_role: r.roles[d.from].name.clone(),
+            to_role: r.roles[d.to].name.clone(),
+        }
+    }
+
+    fn hop_step(
+        &self,
+        a: &mut Attempt,
+        rel: usize,
+        from: usize,
+        input: usize,
+        xs: &[u32],
+    ) -> (Set, usize) {
+        let img = self.solver.image_set(rel, from, xs);
+        let r = &self.ir.relations[rel];
+        let to_ty = self.solver.role_types[rel][1 - from];
+        let step = Step {
+            op: "hop",
+            inputs: vec![input],
+            ty: Some(self.ir.entities[to_ty].name.clone()),
+            relation: Some(r.name.clone()),
+            from_role: Some(r.roles[from].name.clone()),
+            to_role: Some(r.roles[1 - from].name.clone()),
+            ..Step::default()
+        };
+        let out = Set::Ents(to_ty, img);
+        let i = self.push(a, step, out.clone());
+        (out, i)
+    }
+
+    fn slot_kind<'t>(tpl: &'t Template, name: &str) -> Option<&'t SlotKindIr> {
+        tpl.slots.iter().find(|s| s.name == name).map(|s| &s.kind)
+    }
+
+    /// Makes a later term of an intersection or comparison contain `z` by choosing the name
+    /// (and relation) of a term `rel(y)` backwards from `z`.
+    fn guide(&self, a: &mut Attempt, tpl: &Template, term: &AnswerExpr, z: u32, z_ty: usize) {
+        let (dirs, y): (Vec<Dir>, &str) = match term {
+            AnswerExpr::Hop { relation, to, arg } => {
+                let AnswerExpr::Slot(y) = arg.as_ref() else {
+                    return;
+                };
+                let Some(rel) = self.solver.relation_index(relation) else {
+                    return;
+                };
+                let d = Dir {
+                    rel,
+                    say: 0,
+                    from: 1 - to,
+                    to: *to,
+                    from_ty: self.solver.role_types[rel][1 - to],
+                    to_ty: self.solver.role_types[rel][*to],
+                };
+                (vec![d], y)
+            }
+            AnswerExpr::HopSlot { slot, arg } => {
+                let AnswerExpr::Slot(y) = arg.as_ref() else {
+                    return;
+                };
+                if a.rels.contains_key(slot) {
+                    return;
+                }
+                let Some(SlotKindIr::Relation(c)) = Self::slot_kind(tpl, slot) else {
+                    return;
+                };
+                (self.slot_dirs(c).copied().collect(), y)
+            }
+            _ => return,
+        };
+        let Some(SlotKindIr::Name(yt)) = Self::slot_kind(tpl, y) else {
+            return;
+        };
+        if a.names.contains_key(y) {
+            return;
+        }
+        let Some(yt) = self.world.type_index(yt) else {
+            return;
+        };
+        let mut dirs: Vec<Dir> = dirs
+            .into_iter()
+            .filter(|d| d.to_ty == z_ty && d.from_ty == yt)
+            .collect();
+        a.rng.shuffle(&mut dirs);
+        for d in dirs {
+            let back = self.solver.image(d.rel, d.to, z);
+            if let Some(&e) = a.rng.pick(&back) {
+                a.names.insert(y.to_string(), (yt, e));
+                if let AnswerExpr::HopSlot { slot, .. } = term {
+                    a.rels.insert(slot.clone(), d);
+                }
+                return;
+            }
+        }
+    }
+
+    fn eval(
+        &self,
+        a: &mut Attempt,
+        v: &Variant,
+        tpl: &Template,
+        e: &AnswerExpr,
+    ) -> Option<(Set, usize)> {
+        match e {
+            AnswerExpr::Slot(s) => {
+                if let Some(&i) = a.slot_step.get(s) {
+                    return Some((a.outs[i].clone(), i));
+                }
+                let r = match Self::slot_kind(tpl, s)? {
+                    SlotKindIr::Chain(ty) => {
+                        let shape = v.shapes.iter().find(|(n, _)| n == s)?.1;
+                        self.walk(a, s, self.world.type_index(ty)?, shape)?
+                    }
+                    SlotKindIr::Name(ty) => {
+                        let t = self.world.type_index(ty)?;
+                        let (t, e) = match a.names.get(s) {
+                            Some(&x) => x,
+                            None => {
+                                let n = self.world.types[t].len;
+                                if n == 0 {
+                                    return None;
+                                }
+                                (t, a.rng.below(n as u64) as u32)
+                            }
+                        };
+                        a.names.insert(s.clone(), (t, e));
+                        let name = self.name(t, e);
+                        a.fills.insert(s.clone(), Fill::Text(name.clone()));
+                        let step = Step {
+                            op: "name",
+                            ty: Some(self.ir.entities[t].name.clone()),
+                            name: Some(name),
+                            ..Step::default()
+                        };
+                        let out = Set::Ents(t, vec![e]);
+                        let i = self.push(a, step, out.clone());
+                        (out, i)
+                    }
+                    _ => return None,
+                };
+                a.slot_step.insert(s.clone(), r.1);
+                Some(r)
+            }
+            AnswerExpr::Hop { relation, to, arg } => {
+                let (x, xi) = self.eval(a, v, tpl, arg)?;
+                let Set::Ents(_, xs) = x else { return None };
+                let rel = self.solver.relation_index(relation)?;
+                Some(self.hop_step(a, rel, 1 - to, xi, &xs))
+            }
+            AnswerExpr::HopSlot { slot, arg } => {
+                let (x, xi) = self.eval(a, v, tpl, arg)?;
+                let Set::Ents(t, xs) = x else { return None };
+                let d = match a.rels.get(slot) {
+                    Some(&d) => d,
+                    None => {
+                        let Some(SlotKindIr::Relation(c)) = Self::slot_kind(tpl, slot) else {
+                            return None;
+                        };
+                        let mut dirs: Vec<Dir> = self
+                            .slot_dirs(c)
+                            .copied()
+                            .filter(|d| d.from_ty == t)
+                            .collect();
+                        a.rng.shuffle(&mut dirs);
+                        let first = *dirs.first()?;
+                        // Prefer a relation the entities actually have, within the limit.
+                        dirs.into_iter()
+                            .find(|d| {
+                                let n = self.solver.image_set(d.rel, d.from, &xs).len();
+                                n > 0 && n <= self.max_answers
+                            })
+                            .unwrap_or(first)
+                    }
+                };
+                a.rels.insert(slot.clone(), d);
+                let say = &self.ir.relations[d.rel].says[d.say];
+                a.fills.insert(
+                    slot.clone(),
+                    Fill::Forms(say.singular.clone(), say.plural.clone()),
+                );
+                Some(self.hop_step(a, d.rel, d.from, xi, &xs))
+            }
+            AnswerExpr::Attr { attr, arg } => {
+                let (x, xi) = self.eval(a, v, tpl, arg)?;
+                let Set::Ents(t, xs) = x else { return None };
+                let ai = self.ir.entities[t]
+                    .attrs
+                    .iter()
+                    .position(|x| &x.name == attr)?;
+                Some(self.attr_step(a, t, ai, xi, &xs))
+            }
+            AnswerExpr::AttrSlot { slot, arg } => {
+                let (x, xi) = self.eval(a, v, tpl, arg)?;
+                let Set::Ents(t, xs) = x else { return None };
+                let Some(SlotKindIr::Attr(c)) = Self::slot_kind(tpl, slot) else {
+                    return None;
+                };
+                let ety = &self.ir.entities[t];
+                let cands: Vec<usize> = c
+                    .iter()
+                    .filter(|(ty, _)| ty == &ety.name)
+                    .filter_map(|(_, at)| ety.attrs.iter().position(|x| &x.name == at))
+                    .collect();
+                let ai = *a.rng.pick(&cands)?;
+                a.attrs.insert(slot.clone(), (t, ai));
+                let attr = &ety.attrs[ai];
+                let (s1, p1) = attr
+                    .say
+                    .clone()
+                    .unwrap_or((attr.name.clone(), attr.name.clone()));
+                a.fills.insert(slot.clone(), Fill::Forms(s1, p1));
+                Some(self.attr_step(a, t, ai, xi, &xs))
+            }
+            AnswerExpr::Count(arg) => {
+                let (x, xi) = self.eval(a, v, tpl, arg)?;
+                let n = match &x {
+                    Set::Ents(_, v) => v.len(),
+                    Set::Vals(v) | Set::Nouns(v) => v.len(),
+                    _ => 1,
+                };
+                let step = Step {
+                    op: "count",
+                    inputs: vec![xi],
+                    ..Step::default()
+                };
+                let out = Set::Count(n);
+                Some((out.clone(), self.push(a, step, out)))
+            }
+            AnswerExpr::Intersect(terms) => {
+                let mut inputs = Vec::new();
+                let mut acc: Option<Set> = None;
+                for term in terms {
+                    if !a.want_empty
+                        && let Some(Set::Ents(t, s)) = &acc
+                        && let Some(&z) = a.rng.pick(s)
+                    {
+                        let t = *t;
+                        self.guide(a, tpl, term, z, t);
+                    }
+                    let (x, xi) = self.eval(a, v, tpl, term)?;
+                    inputs.push(xi);
+                    acc = Some(match (acc, x) {
+                        (None, x) => x,
+                        (Some(Set::Ents(t, l)), Set::Ents(_, r)) => Set::Ents(t, intersect(&l, &r)),
+                        (Some(Set::Vals(l)), Set::Vals(r)) => Set::Vals(
+                            l.into_iter()
+                                .filter(|x| r.binary_search(x).is_ok())
+                                .collect(),
+                        ),
+                        _ => return None,
+                    });
+                }
+                let out = acc?;
+                let step = Step {
+                    op: "intersect",
+                    inputs,
+                    ty: match &out {
+                        Set::Ents(t, _) => Some(self.ir.entities[*t].name.clone()),
+                        _ => None,
+                    },
+                    ..Step::default()
+                };
+                Some((out.clone(), self.push(a, step, out)))
+            }
+            AnswerExpr::ArgMin { attr, args } | AnswerExpr::ArgMax { attr, args } => {
+                let max = matches!(e, AnswerExpr::ArgMax { .. });
+                let mut inputs = Vec::new();
+                let mut all = Vec::new();
+                let mut ty = None;
+                for arg in args {
+                    let (x, xi) = self.eval(a, v, tpl, arg)?;
+                    let Set::Ents(t, xs) = x else { return None };
+                    ty = Some(t);
+                    inputs.push(xi);
+                    all.extend(xs);
+                }
+                let t = ty?;
+                all.sort_unstable();
+                all.dedup();
+                a.extra_hops += all.len();
+                a.extra_difficulty += all.len() as i64;
+                let ai = self.ir.entities[t]
+                    .attrs
+                    .iter()
+                    .position(|x| &x.name == attr)?;
+                let col = &self.world.types[t].columns[ai];
+                let best = if max {
+                    all.iter().map(|&e| &col[e as usize]).max()
+                } else {
+                    all.iter().map(|&e| &col[e as usize]).min()
+                };
+                let out: Vec<u32> = match best {
+                    Some(b) => all
+                        .iter()
+                        .copied()
+                        .filter(|&e| &col[e as usize] == b)
+                        .collect(),
+                    None => Vec::new(),
+                };
+                let step = Step {
+                    op: if max { "argmax" } else { "argmin" },
+                    inputs,
+                    ty: Some(self.ir.entities[t].name.clone()),
+                    attribute: Some(attr.clone()),
+                    ..Step::default()
+                };
+                let out = Set::Ents(t, out);
+                Some((out.clone(), self.push(a, step, out)))
+            }
+            AnswerExpr::Same(l, r) => {
+                let (x, xi) = self.eval(a, v, tpl, l)?;
+                // Half the time steer towards "yes", which random picks rarely give.
+                if let Set::Ents(t, s) = &x
+                    && a.rng.chance(0.5)
+                    && let Some(&z) = a.rng.pick(s)
+                {
+                    self.guide(a, tpl, r, z, *t);
+                }
+                let (y, yi) = self.eval(a, v, tpl, r)?;
+                let same = match (&x, &y) {
+                    (Set::Ents(_, l), Set::Ents(_, r)) => !l.is_empty() && l == r,
+                    (Set::Vals(l), Set::Vals(r)) => !l.is_empty() && l == r,
+                    _ => false,
+                };
+                let step = Step {
+                    op: "same",
+                    inputs: vec![xi, yi],
+                    ..Step::default()
+                };
+                let out = Set::YesNo(same);
+                Some((out.clone(), self.push(a, step, out)))
+            }
+            AnswerExpr::Related(l, r) => {
+                let (x, xi) = self.eval(a, v, tpl, l)?;
+                let Set::Ents(tx, xs) = x else { return None };
+                // Pick the second entity among the first one's partners, so they are related.
+                if let AnswerExpr::Slot(y) = r.as_ref()
+                    && !a.names.contains_key(y)
+                    && let Some(SlotKindIr::Name(yt)) = Self::slot_kind(tpl, y)
+                    && let Some(yt) = self.world.type_index(yt)
+                    && let Some(&e) = a.rng.pick(&xs)
+                {
+                    let mut dirs: Vec<Dir> = self
+                        .hops
+                        .iter()
+                        .copied()
+                        .filter(|d| d.from_ty == tx && d.to_ty == yt)
+                        .collect();
+                    a.rng.shuffle(&mut dirs);
+                    for d in dirs {
+                        let img = self.solver.image(d.rel, d.from, e);
+                        if let Some(&z) = a.rng.pick(&img) {
+                            a.names.insert(y.clone(), (yt, z));
+                            break;
+                        }
+                    }
+                }
+                let (y, yi) = self.eval(a, v, tpl, r)?;
+                let Set::Ents(ty, ys) = y else { return None };
+                let dirs: Vec<Dir> = self
+                    .hops
+                    .iter()
+                    .copied()
+                    .filter(|d| d.from_ty == tx && d.to_ty == ty)
+                    .collect();
+                let mut nouns = Vec::new();
+                let mut weight = 0;
+                for d in &dirs {
+                    let img = self.solver.image_set(d.rel, d.from, &xs);
+                    for b in intersect(&img, &ys) {
+                        nouns.push(self.noun(d, b));
+                        weight = weight.max(self.ir.relations[d.rel].weight);
+                    }
+                }
+                a.extra_hops += 1;
+                a.extra_difficulty += weight.max(1);
+                nouns.sort();
+                nouns.dedup();
+                let step = Step {
+                    op: "related",
+                    inputs: vec![xi, yi],
+                    relations: Some(dirs.iter().map(|d| self.reading(d)).collect()),
+                    ..Step::default()
+                };
+                let out = Set::Nouns(nouns);
+                Some((out.clone(), self.push(a, step, out)))
+            }
+        }
+    }
+
+    /// The noun naming entity `b` through reading `d` (a `when` form where one matches).
+    fn noun(&self, d: &Dir, b: u32) -> String {
+        let say = &self.ir.relations[d.rel].says[d.say];
+        noun_of(self.ir, self.world, say, d.to_ty, b).0.to_string()
+    }
+
+    fn attr_step(
+        &self,
+        a: &mut Attempt,
+        t: usize,
+        ai: usize,
+        input: usize,
+        xs: &[u32],
+    ) -> (Set, usize) {
+        let ety = &self.ir.entities[t];
+        let col = &self.world.types[t].columns[ai];
+        let mut vals: Vec<String> = xs
+            .iter()
+            .map(|&e| render(self.ir, ety, ai, &col[e as usize]))
+            .collect();
+        vals.sort();
+        vals.dedup();
+        let step = Step {
+            op: "attribute",
+            inputs: vec![input],
+            attribute: Some(ety.attrs[ai].name.clone()),
+            ..Step::default()
+        };
+        let out = Set::Vals(vals);
+        let i = self.push(a, step, out.clone());
+        (out, i)
+    }
+
+    /// Walks a chain of `shape.hops` hops ending at type `target`, recording its steps, and
+    /// sets the slot's phrase. Each hop picks, in random order, the first hop relation
+    /// whose image of the current set is non-empty (empty, on the last hop of an
+    /// unanswerable question) and within the answer-set limit.
+    fn walk(
+        &self,
+        a: &mut Attempt,
+        slot: &str,
+        target: usize,
+        shape: Shape,
+    ) -> Option<(Set, usize)> {
+        let reach = self.reach(target, shape.hops);
+        let starts = self.start_types(shape, &reach);
+        let (mut set, mut ty, mut phrase, mut idx);
+        if shape.whose {
+            let mut order = starts.clone();
+            a.rng.shuffle(&mut order);
+            let mut found = None;
+            for wi in order {
+                let (t, ai, by) = &self.whose[wi];
+                let n = self.world.types[*t].len;
+                let e = a.rng.below(n as u64) as usize;
+                let val = &self.world.types[*t].columns[*ai][e];
+                let members = by.get(val)?;
+                if members.len() <= self.max_answers {
+                    found = Some((*t, *ai, val.clone(), members.clone()));
+                    break;
+                }
+            }
+            let (t, ai, val, members) = found?;
+            let ety = &self.ir.entities[t];
+            let attr = &ety.attrs[ai];
+            let value = render(self.ir, ety, ai, &val);
+            phrase = match &attr.whose {
+                Some(parts) => parts
+                    .iter()
+                    .map(|p| match p {
+                        TextPart::Lit(l) => l.clone(),
+                        TextPart::Hole { .. } => value.clone(),
+                    })
+                    .collect(),
+                None => {
+                    let noun = attr
+                        .say
+                        .as_ref()
+                        .map_or(attr.name.as_str(), |s| s.0.as_str());
+                    format!("the {} whose {noun} is {value}", ety.name)
+                }
+            };
+            let step = Step {
+                op: "whose",
+                ty: Some(ety.name.clone()),
+                attribute: Some(attr.name.clone()),
+                value: Some(value),
+                ..Step::default()
+            };
+            set = members;
+            ty = t;
+            idx = self.push(a, step, Set::Ents(t, set.clone()));
+        } else {
+            ty = *a.rng.pick(&starts)?;
+            let e = a.rng.below(self.world.types[ty].len as u64) as u32;
+            phrase = self.name(ty, e);
+            let step = Step {
+                op: "name",
+                ty: Some(self.ir.entities[ty].name.clone()),
+                name: Some(phrase.clone()),
+                ..Step::default()
+            };
+            set = vec![e];
+            idx = self.push(a, step, Set::Ents(ty, set.clone()));
+        }
+        let empty_last = a.empty_slot.as_deref() == Some(slot);
+        for i in 0..shape.hops {
+            let remaining = shape.hops - i - 1;
+            let last = remaining == 0;
+            let mut dirs: Vec<Dir> = self
+                .hops
+                .iter()
+                .copied()
+                .filter(|d| d.from_ty == ty && reach[remaining][d.to_ty])
+                .collect();
+            a.rng.shuffle(&mut dirs);
+            let mut chosen = None;
+            for d in dirs {
+                let img = self.solver.image_set(d.rel, d.from, &set);
+                let fits = if last && empty_last {
+                    img.is_empty()
+                } else {
+                    !img.is_empty() && img.len() <= self.max_answers
+                };
+                if fits {
+                    chosen = Some((d, img));
+                    break;
+                }
+            }
+            let (d, img) = chosen?;
+            let r = &self.ir.relations[d.rel];
+            phrase = format!("the {} of {phrase}", r.says[d.say].singular);
+            let step = Step {
+                op: "hop",
+                inputs: vec![idx],
+                ty: Some(self.ir.entities[d.to_ty].name.clone()),
+                relation: Some(r.name.clone()),
+                from_role: Some(r.roles[d.from].name.clone()),
+                to_role: Some(r.roles[d.to].name.clone()),
+                ..Step::default()
+            };
+            ty = d.to_ty;
+            set = img;
+            idx = self.push(a, step, Set::Ents(ty, set.clone()));
+        }
+        a.fills.insert(slot.to_string(), Fill::Text(phrase));
+        Some((Set::Ents(ty, set), idx))
+    }
+}
+
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    a.iter()
+        .copied()
+        .filter(|x| b.binary_search(x).is_ok())
+        .collect()
+}
+
+fn has_intersection(e: &AnswerExpr) -> bool {
+    match e {
+        AnswerExpr::Intersect(_) => true,
+        AnswerExpr::Slot(_) => false,
+        AnswerExpr::Hop { arg, .. }
+        | AnswerExpr::HopSlot { arg, .. }
+        | AnswerExpr::Attr { arg, .. }
+        | AnswerExpr::AttrSlot { arg, .. }
+        | AnswerExpr::Count(arg) => has_intersection(arg),
+        AnswerExpr::ArgMin { args, .. } | AnswerExpr::ArgMax { args, .. } => {
+            args.iter().any(has_intersection)
+        }
+        AnswerExpr::Same(l, r) | AnswerExpr::Related(l, r) => {
+            has_intersection(l) || has_intersection(r)
+        }
+    }
+}
+
+/// The question type, named by the answer's outermost operation.
+fn question_type(e: &AnswerExpr) -> &'static str {
+    match e {
+        AnswerExpr::Slot(_) | AnswerExpr::Hop { .. } | AnswerExpr::HopSlot { .. } => "entity",
+        AnswerExpr::Attr { .. } | AnswerExpr::AttrSlot { .. } => "attribute",
+        AnswerExpr::Count(_) => "count",
+        AnswerExpr::Intersect(_) => "intersection",
+        AnswerExpr::ArgMin { .. } | AnswerExpr::ArgMax { .. } => "comparison",
+        AnswerExpr::Same(..) => "same",
+        AnswerExpr::Related(..) => "related",
+    }
+}
