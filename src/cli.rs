@@ -59,6 +59,9 @@ pub enum Command {
         /// Worker threads (default: one per core); the output does not depend on it.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
+        /// Print how long each stage took and the peak memory, as one JSON line on stdout.
+        #[arg(long)]
+        stats: bool,
     },
     /// Score predictions against gold answers (EM, precision, recall, F1).
     Score {
@@ -86,13 +89,28 @@ pub fn main() -> ExitCode {
             set,
             derived,
             threads,
-        } => generate(&rules, &out, seed, &set, derived, threads),
+            stats,
+        } => generate(&rules, &out, seed, &set, derived, threads, stats),
         Command::Score {
             gold,
             predictions,
             json,
         } => score(&gold, &predictions, json),
     }
+}
+
+/// Peak resident memory of this process in MiB (Linux `VmHWM`), or `None` elsewhere.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }
 
 fn color() -> bool {
@@ -244,7 +262,9 @@ fn generate(
     set: &[(String, String)],
     derived: bool,
     threads: Option<u16>,
+    stats: bool,
 ) -> ExitCode {
+    let started = std::time::Instant::now();
     use crate::universe::{GenError, dataset, params::Params};
     let (text, checked) = match lang::check_file(rules) {
         Ok(x) => x,
@@ -279,8 +299,8 @@ fn generate(
             Err(e) => Err(GenError::Invalid(format!("cannot start {n} threads: {e}"))),
         },
     };
-    let manifest = match result {
-        Ok(m) => m,
+    let generated = match result {
+        Ok(g) => g,
         Err(GenError::Io(e)) => {
             eprintln!(
                 "error[synthpipe::cli::write]: {e}\n  help: check the path and its permissions"
@@ -295,7 +315,7 @@ fn generate(
             return ExitCode::from(2);
         }
     };
-    let c = &manifest.counts;
+    let c = &generated.manifest.counts;
     eprintln!(
         "wrote {}: {} entities, {} facts, {} articles, {} questions from {} template variants",
         out.display(),
@@ -305,5 +325,20 @@ fn generate(
         c.questions,
         c.template_variants
     );
+    if stats {
+        let stages: serde_json::Map<String, serde_json::Value> = generated
+            .seconds
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect();
+        let line = serde_json::json!({
+            "seconds": started.elapsed().as_secs_f64(),
+            "stages": stages,
+            "peak_rss_mib": peak_rss_mib(),
+            "entities": c.entities.values().sum::<usize>(),
+            "questions": c.questions,
+        });
+        println!("{line}");
+    }
     ExitCode::SUCCESS
 }

@@ -109,6 +109,103 @@ fn one_thread_and_two_threads_write_identical_bytes() {
     );
 }
 
+/// The shape of a JSON value for columnar loaders: `None` for an empty list, which fits any
+/// list. `null` is refused: a loader that sees only nulls in its first block cannot read
+/// values that come later.
+#[derive(Clone, Debug, PartialEq)]
+enum Shape {
+    Bool,
+    Number,
+    Str,
+    List(Option<Box<Shape>>),
+    Object(Vec<(String, Shape)>),
+}
+
+fn shape(v: &serde_json::Value, at: &str) -> Shape {
+    use serde_json::Value as J;
+    match v {
+        J::Null => panic!("null at {at}"),
+        J::Bool(_) => Shape::Bool,
+        J::Number(_) => Shape::Number,
+        J::String(_) => Shape::Str,
+        J::Array(items) => {
+            let mut acc: Option<Shape> = None;
+            for (i, x) in items.iter().enumerate() {
+                let s = shape(x, &format!("{at}[{i}]"));
+                acc = Some(match acc {
+                    None => s,
+                    Some(a) => merge(a, s, at),
+                });
+            }
+            Shape::List(acc.map(Box::new))
+        }
+        J::Object(m) => Shape::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), shape(x, &format!("{at}.{k}"))))
+                .collect(),
+        ),
+    }
+}
+
+fn merge(a: Shape, b: Shape, at: &str) -> Shape {
+    match (a, b) {
+        (Shape::List(None), x @ Shape::List(_)) | (x @ Shape::List(_), Shape::List(None)) => x,
+        (Shape::List(Some(x)), Shape::List(Some(y))) => {
+            Shape::List(Some(Box::new(merge(*x, *y, at))))
+        }
+        (Shape::Object(x), Shape::Object(y)) => {
+            let keys = |o: &Vec<(String, Shape)>| o.iter().map(|p| p.0.clone()).collect::<Vec<_>>();
+            assert_eq!(keys(&x), keys(&y), "records differ in fields at {at}");
+            Shape::Object(
+                x.into_iter()
+                    .zip(y)
+                    .map(|((k, p), (_, q))| (k.clone(), merge(p, q, &format!("{at}.{k}"))))
+                    .collect(),
+            )
+        }
+        (x, y) => {
+            assert_eq!(x, y, "field types differ at {at}");
+            x
+        }
+    }
+}
+
+#[test]
+fn every_file_has_one_schema_for_columnar_loaders() {
+    // What lets Hugging Face `datasets` load the files as they are: one set of fields per
+    // file, one type per field, no nulls, relation-specific keys never used as field names.
+    let dir = tmpdir("generate", "schema").join("out");
+    for (rules, extra) in [
+        ("rules/family.rules", "unanswerable=0.3"),
+        ("rules/wiki.rules", "questions_per_template=20"),
+        ("tests/grammar/ok/features.rules", "hop_set=everything"),
+    ] {
+        let o = synthpipe(&[
+            "generate",
+            rules,
+            "--out",
+            dir.to_str().unwrap(),
+            "--set",
+            extra,
+            "--derived",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for f in &FILES[..4] {
+            let text = read(&dir, f);
+            let mut acc: Option<Shape> = None;
+            for (i, l) in text.lines().enumerate() {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let s = shape(&v, &format!("{rules} {f}:{}", i + 1));
+                acc = Some(match acc {
+                    None => s,
+                    Some(a) => merge(a, s, &format!("{rules} {f}:{}", i + 1)),
+                });
+            }
+            assert!(acc.is_some(), "{rules}: {f} is empty");
+        }
+    }
+}
+
 #[test]
 fn bad_parameters_and_rules_exit_2_and_write_nothing() {
     let out = tmpdir("generate", "bad").join("out");

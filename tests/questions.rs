@@ -116,11 +116,12 @@ fn step(ir: &Ir, f: &Files, st: &Json, outs: &[BTreeSet<String>]) -> BTreeSet<St
             .map(|((_, e), _)| e.clone())
             .collect(),
         "hop" => {
-            let from = s(&st["from_role"]);
-            let to = s(&st["to_role"]);
+            let r = &st["relations"].as_array().unwrap()[0];
+            let from = s(&r["from_role"]);
+            let to = s(&r["to_role"]);
             let xs = input(0);
             f.facts
-                .get(s(&st["relation"]))
+                .get(s(&r["relation"]))
                 .map(|v| {
                     v.iter()
                         .filter(|args| xs.contains(&args[from]))
@@ -244,7 +245,11 @@ fn check_dir(ir: &Ir, dir: &Path) -> usize {
         let rel_weight: i64 = steps
             .iter()
             .filter(|st| st["op"] == "hop")
-            .map(|st| ir.relation(s(&st["relation"])).unwrap().weight)
+            .map(|st| {
+                ir.relation(s(&st["relations"][0]["relation"]))
+                    .unwrap()
+                    .weight
+            })
             .sum();
         assert!(q["difficulty"].as_i64().unwrap() >= rel_weight, "{q}");
         assert!(ids.insert(s(&q["id"]).to_string()), "ids are unique");
@@ -302,7 +307,7 @@ fn every_answer_and_intermediate_set_recomputed_from_the_files() {
                 derived: true,
                 progress: false,
             };
-            let m = generate(&ir, &params, seed, &dir, &opts).unwrap();
+            let m = generate(&ir, &params, seed, &dir, &opts).unwrap().manifest;
             let n = check_dir(&ir, &dir);
             assert_eq!(n, m.counts.questions);
             by_domain.push(format!("{path} seed {seed}: {n}"));
@@ -329,7 +334,7 @@ fn shipped_domains_ask_every_template_they_declare() {
             &format!("templates-{}", common::stem(&root().join(path))),
         );
         let opts = Options::default();
-        let m = generate(&ir, &params, 0, &dir, &opts).unwrap();
+        let m = generate(&ir, &params, 0, &dir, &opts).unwrap().manifest;
         let q = ir.questions.as_ref().unwrap();
         for t in &q.templates {
             let on = t.when.as_ref().is_none_or(|p| params.bool(p));
@@ -359,7 +364,9 @@ fn family_at_phantomwiki_depth_20_has_its_template_families() {
     let ir = load("rules/family.rules");
     let params = Params::resolve(&ir, &[]).unwrap();
     let dir = tmpdir("questions", "pw-variants");
-    let m = generate(&ir, &params, 0, &dir, &Options::default()).unwrap();
+    let m = generate(&ir, &params, 0, &dir, &Options::default())
+        .unwrap()
+        .manifest;
     assert_eq!(m.counts.template_variants, 17 + 17 + 17 + 3);
     let qs = lines(&dir, "questions.jsonl");
     let ids: BTreeSet<&str> = qs.iter().map(|q| s(&q["template_id"])).collect();
@@ -395,4 +402,79 @@ fn family_at_phantomwiki_depth_20_has_its_template_families() {
         })
         .max();
     assert_eq!(deepest, Some(9), "8 chain hops + the counted relation");
+}
+
+#[test]
+fn extreme_settings_generate_or_explain_never_panic() {
+    // Corners of every declared range: tiny and empty-ish universes, the shallowest and
+    // deepest questions, every question unanswerable, answer sets of one.
+    let cases: Vec<(&str, Vec<(String, String)>)> = vec![
+        (
+            "rules/family.rules",
+            sets(&[("max_tree_size", "1"), ("question_depth", "3")]),
+        ),
+        (
+            "rules/family.rules",
+            sets(&[
+                ("max_tree_size", "2"),
+                ("question_depth", "50"),
+                ("unanswerable", "1.0"),
+            ]),
+        ),
+        (
+            "rules/family.rules",
+            sets(&[
+                ("stop_prob", "1.0"),
+                ("friend_degree", "0.0"),
+                ("relations", "easy"),
+            ]),
+        ),
+        (
+            "rules/wiki.rules",
+            sets(&[("question_depth", "30"), ("questions_per_template", "1")]),
+        ),
+        ("rules/academia.rules", sets(&[("question_depth", "3")])),
+        (
+            "tests/grammar/ok/school.rules",
+            sets(&[("students", "1"), ("classes", "1"), ("teachers", "1")]),
+        ),
+    ];
+    for (i, (path, set)) in cases.iter().enumerate() {
+        let ir = load(path);
+        let params = Params::resolve(&ir, set).unwrap();
+        let dir = tmpdir("questions", &format!("extreme-{i}"));
+        let opts = Options {
+            derived: true,
+            progress: false,
+        };
+        match generate(&ir, &params, 3, &dir, &opts) {
+            Ok(g) => {
+                let n = check_dir(&ir, &dir);
+                assert_eq!(n, g.manifest.counts.questions, "{path} {set:?}");
+                if set.iter().any(|(k, v)| k == "unanswerable" && v == "1.0") {
+                    // Every question that can be asked with an empty answer is.
+                    for q in lines(&dir, "questions.jsonl") {
+                        let hops = s(&q["template_id"])
+                            .split([',', ':'])
+                            .filter_map(|p| {
+                                p.trim_start_matches(|c: char| !c.is_ascii_digit())
+                                    .parse::<u32>()
+                                    .ok()
+                            })
+                            .sum::<u32>();
+                        let can_be_empty = match s(&q["question_type"]) {
+                            "entity" | "attribute" => hops > 0,
+                            "intersection" => true,
+                            _ => false,
+                        };
+                        assert!(
+                            !can_be_empty || q["answers"].as_array().unwrap().is_empty(),
+                            "{q}"
+                        );
+                    }
+                }
+            }
+            Err(e) => assert!(!e.to_string().is_empty(), "{path} {set:?}"),
+        }
+    }
 }

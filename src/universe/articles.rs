@@ -25,8 +25,8 @@ pub struct ArticleFact {
     pub kind: &'static str,
     /// The attribute or relation.
     pub name: String,
-    /// For a relation: the role the partners fill.
-    pub role: Option<String>,
+    /// For a relation: the role the partners fill (empty for an attribute).
+    pub role: String,
     pub noun: String,
     pub values: Vec<String>,
 }
@@ -162,7 +162,7 @@ impl<'a> Writer<'a> {
         ArticleFact {
             kind: "attribute",
             name: a.name.clone(),
-            role: None,
+            role: String::new(),
             noun: a
                 .say
                 .as_ref()
@@ -177,7 +177,7 @@ impl<'a> Writer<'a> {
         ArticleFact {
             kind: "relation",
             name: r.name.clone(),
-            role: Some(r.roles[role].name.clone()),
+            role: r.roles[role].name.clone(),
             noun,
             values: g.2,
         }

@@ -43,8 +43,9 @@ pub struct Program {
     pub steps: Vec<Step>,
 }
 
-/// One step of a question's program. Every step has every field (unused ones are `null`) so
-/// the records share one schema, as columnar loaders want.
+/// One step of a question's program. Every step has every field (unused ones are empty
+/// strings or lists, never `null`) so all records share one schema from the first line on,
+/// as columnar loaders such as Hugging Face `datasets` require.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Step {
     pub op: &'static str,
@@ -52,14 +53,12 @@ pub struct Step {
     pub inputs: Vec<usize>,
     /// Entity type of the output, when it is a set of entities.
     #[serde(rename = "type")]
-    pub ty: Option<String>,
-    pub name: Option<String>,
-    pub attribute: Option<String>,
-    pub value: Option<String>,
-    pub relation: Option<String>,
-    pub from_role: Option<String>,
-    pub to_role: Option<String>,
-    pub relations: Option<Vec<Reading>>,
+    pub ty: String,
+    pub name: String,
+    pub attribute: String,
+    pub value: String,
+    /// The relations read: one for a hop, every candidate for `related`.
+    pub relations: Vec<Reading>,
 }
 
 /// A relation read in one direction: from the entity in `from_role` to its partners in
@@ -390,8 +389,8 @@ impl<'a> Composer<'a> {
         self.variants().into_iter().map(|v| v.id).collect()
     }
 
-    /// Composes every variant's questions (in parallel), then drops repeated texts, keeping
-    /// the first. `tick` is called once per finished variant.
+    /// Composes every variant's questions (in parallel), drops repeated texts (keeping the
+    /// first in variant order) and orders the rest by id. `tick` is called once per finished variant.
     pub fn compose(&self, tick: &(dyn Fn() + Sync)) -> Vec<Question> {
         let variants = self.variants();
         let per: Vec<Vec<Question>> = variants
@@ -403,10 +402,15 @@ impl<'a> Composer<'a> {
             })
             .collect();
         let mut seen = HashSet::new();
-        per.into_iter()
+        let mut qs: Vec<Question> = per
+            .into_iter()
             .flatten()
             .filter(|q| seen.insert(q.text.clone()))
-            .collect()
+            .collect();
+        // By id, a hash: templates come mixed, so any prefix of the file is a fair sample
+        // and columnar loaders infer every field's type from the first block.
+        qs.sort_by(|a, b| a.id.cmp(&b.id));
+        qs
     }
 
     pub fn variant_count(&self) -> usize {
@@ -489,7 +493,11 @@ impl<'a> Composer<'a> {
             match &s.kind {
                 SlotKindIr::Name(t) => {
                     let t = self.world.type_index(t)?;
-                    let e = a.rng.below(self.world.types[t].len.max(1) as u64) as u32;
+                    let n = self.world.types[t].len;
+                    if n == 0 {
+                        return None;
+                    }
+                    let e = a.rng.below(n as u64) as u32;
                     a.fills.insert(s.name.clone(), Fill::Text(self.name(t, e)));
                 }
                 SlotKindIr::Attr(c) => {
@@ -533,7 +541,10 @@ impl<'a> Composer<'a> {
             match s.op {
                 "hop" => {
                     hops += 1;
-                    let r = s.relation.as_deref().and_then(|r| self.ir.relation(r));
+                    let r = s
+                        .relations
+                        .first()
+                        .and_then(|r| self.ir.relation(&r.relation));
                     difficulty += r.map_or(1, |r| r.weight);
                 }
                 "attribute" | "whose" => {
@@ -614,10 +625,12 @@ impl<'a> Composer<'a> {
         let step = Step {
             op: "hop",
             inputs: vec![input],
-            ty: Some(self.ir.entities[to_ty].name.clone()),
-            relation: Some(r.name.clone()),
-            from_role: Some(r.roles[from].name.clone()),
-            to_role: Some(r.roles[1 - from].name.clone()),
+            ty: self.ir.entities[to_ty].name.clone(),
+            relations: vec![Reading {
+                relation: r.name.clone(),
+                from_role: r.roles[from].name.clone(),
+                to_role: r.roles[1 - from].name.clone(),
+            }],
             ..Step::default()
         };
         let out = Set::Ents(to_ty, img);
@@ -724,8 +737,8 @@ impl<'a> Composer<'a> {
                         a.fills.insert(s.clone(), Fill::Text(name.clone()));
                         let step = Step {
                             op: "name",
-                            ty: Some(self.ir.entities[t].name.clone()),
-                            name: Some(name),
+                            ty: self.ir.entities[t].name.clone(),
+                            name,
                             ..Step::default()
                         };
                         let out = Set::Ents(t, vec![e]);
@@ -851,8 +864,8 @@ impl<'a> Composer<'a> {
                     op: "intersect",
                     inputs,
                     ty: match &out {
-                        Set::Ents(t, _) => Some(self.ir.entities[*t].name.clone()),
-                        _ => None,
+                        Set::Ents(t, _) => self.ir.entities[*t].name.clone(),
+                        _ => String::new(),
                     },
                     ..Step::default()
                 };
@@ -896,8 +909,8 @@ impl<'a> Composer<'a> {
                 let step = Step {
                     op: if max { "argmax" } else { "argmin" },
                     inputs,
-                    ty: Some(self.ir.entities[t].name.clone()),
-                    attribute: Some(attr.clone()),
+                    ty: self.ir.entities[t].name.clone(),
+                    attribute: attr.clone(),
                     ..Step::default()
                 };
                 let out = Set::Ents(t, out);
@@ -975,7 +988,7 @@ impl<'a> Composer<'a> {
                 let step = Step {
                     op: "related",
                     inputs: vec![xi, yi],
-                    relations: Some(dirs.iter().map(|d| self.reading(d)).collect()),
+                    relations: (dirs.iter().map(|d| self.reading(d)).collect()),
                     ..Step::default()
                 };
                 let out = Set::Nouns(nouns);
@@ -1009,7 +1022,7 @@ impl<'a> Composer<'a> {
         let step = Step {
             op: "attribute",
             inputs: vec![input],
-            attribute: Some(ety.attrs[ai].name.clone()),
+            attribute: ety.attrs[ai].name.clone(),
             ..Step::default()
         };
         let out = Set::Vals(vals);
@@ -1068,9 +1081,9 @@ impl<'a> Composer<'a> {
             };
             let step = Step {
                 op: "whose",
-                ty: Some(ety.name.clone()),
-                attribute: Some(attr.name.clone()),
-                value: Some(value),
+                ty: ety.name.clone(),
+                attribute: attr.name.clone(),
+                value,
                 ..Step::default()
             };
             set = members;
@@ -1082,8 +1095,8 @@ impl<'a> Composer<'a> {
             phrase = self.name(ty, e);
             let step = Step {
                 op: "name",
-                ty: Some(self.ir.entities[ty].name.clone()),
-                name: Some(phrase.clone()),
+                ty: self.ir.entities[ty].name.clone(),
+                name: phrase.clone(),
                 ..Step::default()
             };
             set = vec![e];
@@ -1119,10 +1132,8 @@ impl<'a> Composer<'a> {
             let step = Step {
                 op: "hop",
                 inputs: vec![idx],
-                ty: Some(self.ir.entities[d.to_ty].name.clone()),
-                relation: Some(r.name.clone()),
-                from_role: Some(r.roles[d.from].name.clone()),
-                to_role: Some(r.roles[d.to].name.clone()),
+                ty: self.ir.entities[d.to_ty].name.clone(),
+                relations: vec![self.reading(&d)],
                 ..Step::default()
             };
             ty = d.to_ty;

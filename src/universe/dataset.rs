@@ -61,6 +61,36 @@ pub struct Histograms {
     pub answerable: BTreeMap<String, usize>,
 }
 
+/// A finished run: its manifest, and how long each stage took (not part of the dataset: the
+/// bytes must not depend on timing).
+#[derive(Debug)]
+pub struct Generated {
+    pub manifest: Manifest,
+    pub seconds: Vec<(&'static str, f64)>,
+}
+
+struct Stopwatch {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl Default for Stopwatch {
+    fn default() -> Self {
+        Stopwatch {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+}
+
+impl Stopwatch {
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((name, (now - self.last).as_secs_f64()));
+        self.last = now;
+    }
+}
+
 /// Writes one output file under a temporary name, hashing as it goes.
 struct Out {
     tmp: PathBuf,
@@ -157,10 +187,12 @@ pub fn generate(
     seed: u64,
     dir: &Path,
     opts: &Options,
-) -> Result<Manifest, GenError> {
+) -> Result<Generated, GenError> {
     let bar = Progress::new(opts.progress, 6, "building the universe");
+    let mut clock = Stopwatch::default();
     let w = world::build(ir, params, seed)?;
     let solver = Solver::new(ir, &w, params);
+    clock.lap("universe");
     bar.step("composing questions");
     let mut histograms = Histograms::default();
     let mut variants = 0;
@@ -204,6 +236,7 @@ pub fn generate(
         ..Counts::default()
     };
 
+    clock.lap("questions");
     bar.step("writing entities");
     let mut out = Out::create(dir, "entities.jsonl")?;
     for (t, ety) in ir.entities.iter().enumerate() {
@@ -228,6 +261,7 @@ pub fn generate(
     }
     done.push(("entities.jsonl", out.finish()?));
 
+    clock.lap("entities");
     bar.step("writing facts");
     let mut out = Out::create(dir, "facts.jsonl")?;
     for (ri, r) in ir.relations.iter().enumerate() {
@@ -270,6 +304,7 @@ pub fn generate(
     }
     done.push(("facts.jsonl", out.finish()?));
 
+    clock.lap("facts");
     bar.step("writing articles");
     let mut out = Out::create(dir, "articles.jsonl")?;
     let writer = articles::Writer::new(ir, &w, &solver);
@@ -284,6 +319,7 @@ pub fn generate(
     }
     done.push(("articles.jsonl", out.finish()?));
 
+    clock.lap("articles");
     bar.step("writing questions");
     let mut out = Out::create(dir, "questions.jsonl")?;
     write_par(&mut out, questions.len(), |i, s| line(s, &questions[i]))?;
@@ -308,8 +344,12 @@ pub fn generate(
     for (_, (_, tmp, path)) in &done {
         std::fs::rename(tmp, path).map_err(|e| io(path, e))?;
     }
+    clock.lap("questions and manifest");
     bar.finish();
-    Ok(manifest)
+    Ok(Generated {
+        manifest,
+        seconds: clock.laps,
+    })
 }
 
 fn params_json(p: &Params) -> Json {
