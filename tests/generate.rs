@@ -242,3 +242,45 @@ fn bad_parameters_and_rules_exit_2_and_write_nothing() {
     ]);
     assert_eq!(o.status.code(), Some(2), "clap rejects a --set without `=`");
 }
+
+#[test]
+fn what_users_see_is_snapshotted_and_quiet_off_a_terminal() {
+    // The default family dataset: its manifest, the first article, and one question of
+    // every template — reviewed by eye when the generator changes.
+    let dir = tmpdir("generate", "snap").join("out");
+    let o = synthpipe(&[
+        "generate",
+        "rules/family.rules",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "no progress bar off a terminal: {err}"
+    );
+    assert!(err.starts_with("wrote "), "{err}");
+    insta::assert_snapshot!("family_manifest", read(&dir, "manifest.json"));
+    let first: serde_json::Value =
+        serde_json::from_str(read(&dir, "articles.jsonl").lines().next().unwrap()).unwrap();
+    insta::assert_snapshot!("family_article", first["text"].as_str().unwrap());
+    let mut seen = std::collections::BTreeMap::new();
+    for l in read(&dir, "questions.jsonl").lines() {
+        let q: serde_json::Value = serde_json::from_str(l).unwrap();
+        let t = q["template"].as_str().unwrap().to_string();
+        seen.entry(t).or_insert_with(|| {
+            format!(
+                "{} [{}; difficulty {}, hops {}]\n  -> {}",
+                q["text"].as_str().unwrap(),
+                q["template_id"].as_str().unwrap(),
+                q["difficulty"],
+                q["hops"],
+                q["answers"]
+            )
+        });
+    }
+    let text: Vec<String> = seen.into_values().collect();
+    insta::assert_snapshot!("family_questions", text.join("\n"));
+}
