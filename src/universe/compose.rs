@@ -384,11 +384,6 @@ impl<'a> Composer<'a> {
         out
     }
 
-    /// Ids of every template variant the settings allow, in generation order.
-    pub fn variant_ids(&self) -> Vec<String> {
-        self.variants().into_iter().map(|v| v.id).collect()
-    }
-
     /// Composes every variant's questions (in parallel), drops repeated texts (keeping the
     /// first in variant order) and orders the rest by id. `tick` is called once per finished variant.
     pub fn compose(&self, tick: &(dyn Fn() + Sync)) -> Vec<Question> {
