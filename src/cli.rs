@@ -47,9 +47,11 @@ pub enum Command {
         /// Output folder (created if needed).
         #[arg(long)]
         out: PathBuf,
-        /// Seed of the universe: the same rules, parameters and seed give the same bytes.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        /// Seeds of the universes, one universe per seed: `N`, `A..B`, `A..=B` or a
+        /// comma-separated list of these. The same rules, parameters and seeds give the same
+        /// bytes.
+        #[arg(long = "seed", default_value = "0", value_name = "SEEDS", value_parser = parse_seed_list)]
+        seeds: SeedList,
         /// Override a parameter the rule file declares, e.g. `--set trees=10` (repeatable).
         #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_assignment)]
         set: Vec<(String, String)>,
@@ -85,12 +87,12 @@ pub fn main() -> ExitCode {
         Command::Generate {
             rules,
             out,
-            seed,
+            seeds,
             set,
             derived,
             threads,
             stats,
-        } => generate(&rules, &out, seed, &set, derived, threads, stats),
+        } => generate(&rules, &out, &seeds.0, &set, derived, threads, stats),
         Command::Score {
             gold,
             predictions,
@@ -117,7 +119,7 @@ fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-fn print_diags(diags: &[Diagnostic], path: &Path, text: &str) {
+fn print_diags<C: diag::DiagCode>(diags: &[Diagnostic<C>], path: &Path, text: &str) {
     if diags.is_empty() {
         return;
     }
@@ -246,6 +248,14 @@ fn score(gold: &Path, predictions: &Path, json: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A parsed `--seed` list (a newtype: clap would read a bare `Vec` as a repeated flag).
+#[derive(Clone, Debug)]
+pub struct SeedList(pub Vec<u64>);
+
+fn parse_seed_list(s: &str) -> Result<SeedList, String> {
+    crate::universe::params::parse_seeds(s).map(SeedList)
+}
+
 fn parse_assignment(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
@@ -258,7 +268,7 @@ fn parse_assignment(s: &str) -> Result<(String, String), String> {
 fn generate(
     rules: &Path,
     out: &Path,
-    seed: u64,
+    seeds: &[u64],
     set: &[(String, String)],
     derived: bool,
     threads: Option<u16>,
@@ -287,7 +297,7 @@ fn generate(
     };
     let run = || {
         let params = Params::resolve(&ir, set)?;
-        dataset::generate(&ir, &params, seed, out, &opts)
+        dataset::generate(&ir, &params, seeds, out, &opts)
     };
     let result = match threads {
         None => run(),

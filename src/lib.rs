@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod lang;
+pub mod pipeline;
 pub mod progress;
 pub mod score;
 pub mod universe;

@@ -307,7 +307,7 @@ fn every_answer_and_intermediate_set_recomputed_from_the_files() {
                 derived: true,
                 progress: false,
             };
-            let m = generate(&ir, &params, seed, &dir, &opts).unwrap().manifest;
+            let m = generate(&ir, &params, &[seed], &dir, &opts).unwrap().manifest;
             let n = check_dir(&ir, &dir);
             assert_eq!(n, m.counts.questions);
             by_domain.push(format!("{path} seed {seed}: {n}"));
@@ -334,7 +334,7 @@ fn shipped_domains_ask_every_template_they_declare() {
             &format!("templates-{}", common::stem(&root().join(path))),
         );
         let opts = Options::default();
-        let m = generate(&ir, &params, 0, &dir, &opts).unwrap().manifest;
+        let m = generate(&ir, &params, &[0], &dir, &opts).unwrap().manifest;
         let q = ir.questions.as_ref().unwrap();
         for t in &q.templates {
             let on = t.when.as_ref().is_none_or(|p| params.bool(p));
@@ -364,7 +364,7 @@ fn family_at_phantomwiki_depth_20_has_its_template_families() {
     let ir = load("rules/family.rules");
     let params = Params::resolve(&ir, &[]).unwrap();
     let dir = tmpdir("questions", "pw-variants");
-    let m = generate(&ir, &params, 0, &dir, &Options::default())
+    let m = generate(&ir, &params, &[0], &dir, &Options::default())
         .unwrap()
         .manifest;
     assert_eq!(m.counts.template_variants, 17 + 17 + 17 + 3);
@@ -447,7 +447,7 @@ fn extreme_settings_generate_or_explain_never_panic() {
             derived: true,
             progress: false,
         };
-        match generate(&ir, &params, 3, &dir, &opts) {
+        match generate(&ir, &params, &[3], &dir, &opts) {
             Ok(g) => {
                 let n = check_dir(&ir, &dir);
                 assert_eq!(n, g.manifest.counts.questions, "{path} {set:?}");

@@ -159,6 +159,23 @@ impl Code {
     }
 }
 
+/// A family of diagnostic codes (the rule language's, the pipeline file's): each code has a
+/// stable full name and a severity. Lets every file format share one diagnostic type and one
+/// renderer.
+pub trait DiagCode: Copy + fmt::Debug + PartialEq {
+    fn full(self) -> String;
+    fn severity(self) -> Severity;
+}
+
+impl DiagCode for Code {
+    fn full(self) -> String {
+        Code::full(self)
+    }
+    fn severity(self) -> Severity {
+        Code::severity(self)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
     Error,
@@ -167,8 +184,8 @@ pub enum Severity {
 
 /// One finding in one file.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub code: Code,
+pub struct Diagnostic<C = Code> {
+    pub code: C,
     pub message: String,
     pub span: Span,
     pub label: String,
@@ -177,8 +194,8 @@ pub struct Diagnostic {
     pub help: Option<String>,
 }
 
-impl Diagnostic {
-    pub fn new(code: Code, span: Span, message: impl Into<String>) -> Self {
+impl<C: DiagCode> Diagnostic<C> {
+    pub fn new(code: C, span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
             message: message.into(),
@@ -216,14 +233,14 @@ impl Diagnostic {
 
 /// A diagnostic together with its file, ready for miette to render.
 #[derive(Debug)]
-pub struct Report {
-    pub diag: Diagnostic,
+pub struct Report<C = Code> {
+    pub diag: Diagnostic<C>,
     pub source: NamedSource<Arc<str>>,
     code: String,
 }
 
-impl Report {
-    pub fn new(diag: Diagnostic, file_name: &str, text: Arc<str>) -> Self {
+impl<C: DiagCode> Report<C> {
+    pub fn new(diag: Diagnostic<C>, file_name: &str, text: Arc<str>) -> Self {
         let code = diag.code.full();
         Report {
             diag,
@@ -233,15 +250,15 @@ impl Report {
     }
 }
 
-impl fmt::Display for Report {
+impl<C> fmt::Display for Report<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.diag.message)
     }
 }
 
-impl std::error::Error for Report {}
+impl<C: fmt::Debug> std::error::Error for Report<C> {}
 
-impl miette::Diagnostic for Report {
+impl<C: DiagCode> miette::Diagnostic for Report<C> {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(&self.code))
     }
@@ -276,14 +293,16 @@ impl miette::Diagnostic for Report {
 
 /// Renders diagnostics as plain text (no colour, unicode, fixed width): what the tests
 /// snapshot and what `check` prints when stderr is not a terminal.
-pub fn render_plain(diags: &[Diagnostic], file_name: &str, text: &str, width: usize) -> String {
+pub fn render_plain<C: DiagCode>(
+    diags: &[Diagnostic<C>],
+    file_name: &str, text: &str, width: usize) -> String {
     let handler =
         GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
     render_with(&handler, diags, file_name, text)
 }
 
 /// Renders with colours when `color` is set (a terminal).
-pub fn render(diags: &[Diagnostic], file_name: &str, text: &str, color: bool) -> String {
+pub fn render<C: DiagCode>(diags: &[Diagnostic<C>], file_name: &str, text: &str, color: bool) -> String {
     let theme = if color {
         GraphicalTheme::unicode()
     } else {
@@ -293,9 +312,9 @@ pub fn render(diags: &[Diagnostic], file_name: &str, text: &str, color: bool) ->
     render_with(&handler, diags, file_name, text)
 }
 
-fn render_with(
+fn render_with<C: DiagCode>(
     handler: &GraphicalReportHandler,
-    diags: &[Diagnostic],
+    diags: &[Diagnostic<C>],
     file_name: &str,
     text: &str,
 ) -> String {

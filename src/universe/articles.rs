@@ -10,6 +10,8 @@ use crate::lang::ir::{Article, ArticlePartIr, FactRef, Ir, Say, TextPart};
 /// One article, as written to `articles.jsonl` (see docs/dataset.md).
 #[derive(Debug, Serialize)]
 pub struct ArticleRecord {
+    /// The universe the article belongs to (see docs/dataset.md).
+    pub universe: String,
     #[serde(rename = "type")]
     pub ty: String,
     pub name: String,
@@ -58,11 +60,17 @@ pub struct Writer<'a> {
     ir: &'a Ir,
     w: &'a World,
     solver: &'a Solver<'a>,
+    universe: &'a str,
 }
 
 impl<'a> Writer<'a> {
-    pub fn new(ir: &'a Ir, w: &'a World, solver: &'a Solver<'a>) -> Self {
-        Writer { ir, w, solver }
+    pub fn new(ir: &'a Ir, w: &'a World, solver: &'a Solver<'a>, universe: &'a str) -> Self {
+        Writer {
+            ir,
+            w,
+            solver,
+            universe,
+        }
     }
 
     fn name(&self, t: usize, e: u32) -> String {
@@ -253,6 +261,7 @@ impl<'a> Writer<'a> {
         doc.text = format!("# {title}\n\n");
         self.parts((t, e, &name), &art.parts, 1, &mut doc);
         ArticleRecord {
+            universe: self.universe.to_string(),
             ty: self.ir.entities[t].name.clone(),
             name,
             title,

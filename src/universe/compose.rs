@@ -25,6 +25,8 @@ use crate::lang::ir::{
 #[derive(Clone, Debug, Serialize)]
 pub struct Question {
     pub id: String,
+    /// The universe the question is about (set by the dataset writer; see docs/dataset.md).
+    pub universe: String,
     pub seed: u64,
     pub template: String,
     pub template_id: String,
@@ -559,6 +561,7 @@ impl<'a> Composer<'a> {
         let id = format!("q{}", &h.finalize().to_hex()[..16]);
         Some(Question {
             id,
+            universe: String::new(),
             seed: self.seed,
             template: tpl.name.clone(),
             template_id: v.id.clone(),

@@ -28,12 +28,16 @@ pub struct Options {
     pub progress: bool,
 }
 
-/// What a run produced: the manifest, also written as `manifest.json`.
+/// What a run produced: the manifest, also written as `manifest.json`. Nothing in it depends
+/// on the synthpipe version or the clock, so that a pipeline's downstream stages see the same
+/// bytes for the same data.
 #[derive(Debug, Serialize)]
 pub struct Manifest {
-    pub synthpipe_version: &'static str,
     pub rules_digest: String,
-    pub seed: u64,
+    /// One universe per seed, in this order in every file.
+    pub seeds: Vec<u64>,
+    /// Universe id of each seed (the `universe` field of every record).
+    pub universes: Vec<String>,
     pub params: Json,
     pub derived_facts: bool,
     pub counts: Counts,
@@ -59,6 +63,29 @@ pub struct Histograms {
     /// Every template switched on, with how many questions it produced (possibly 0).
     pub template: BTreeMap<String, usize>,
     pub answerable: BTreeMap<String, usize>,
+}
+
+impl Histograms {
+    /// Counts one question in every histogram.
+    pub fn add(&mut self, question_type: &str, difficulty: i64, hops: usize, template: &str, answerable: bool) {
+        *self.question_type.entry(question_type.to_string()).or_default() += 1;
+        *self.difficulty.entry(difficulty).or_default() += 1;
+        *self.hops.entry(hops).or_default() += 1;
+        *self.template.entry(template.to_string()).or_default() += 1;
+        let key = if answerable { "answerable" } else { "unanswerable" };
+        *self.answerable.entry(key.into()).or_default() += 1;
+    }
+}
+
+/// The id of the universe that `ir` with `params` and `seed` generates: records from datasets
+/// of different domains or settings can then be mixed and still be joined (a question to its
+/// universe's articles) without ambiguity.
+pub fn universe_id(ir: &Ir, params: &Params, seed: u64) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(ir.digest().as_bytes());
+    h.update(params_json(params).to_string().as_bytes());
+    h.update(&seed.to_le_bytes());
+    format!("u{}", &h.finalize().to_hex()[..16])
 }
 
 /// A finished run: its manifest, and how long each stage took (not part of the dataset: the
@@ -179,70 +206,126 @@ fn line(s: &mut String, v: &impl Serialize) {
     s.push('\n');
 }
 
-/// Generates the dataset for `ir` with `params` and `seed` into `dir` (created if needed).
-/// Files appear under their final names only once complete; the manifest comes last.
+/// Generates the dataset for `ir` with `params`, one universe per seed, into `dir` (created
+/// if needed). Files appear under their final names only once complete; the manifest comes
+/// last. Universes are written one after another in `seeds` order, so memory holds one
+/// universe at a time.
 pub fn generate(
     ir: &Ir,
     params: &Params,
-    seed: u64,
+    seeds: &[u64],
     dir: &Path,
     opts: &Options,
 ) -> Result<Generated, GenError> {
-    let bar = Progress::new(opts.progress, 6, "building the universe");
+    if seeds.is_empty() {
+        return Err(GenError::Invalid("no seeds given".into()));
+    }
+    let bar = Progress::new(opts.progress, 6 * seeds.len() as u64, "building the universe");
     let mut clock = Stopwatch::default();
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let mut outs = [
+        Out::create(dir, "entities.jsonl")?,
+        Out::create(dir, "facts.jsonl")?,
+        Out::create(dir, "articles.jsonl")?,
+        Out::create(dir, "questions.jsonl")?,
+    ];
+    let mut histograms = Histograms::default();
+    let mut counts = Counts::default();
+    let mut universes = Vec::new();
+    for (i, &seed) in seeds.iter().enumerate() {
+        if i > 0 {
+            bar.step("building the universe");
+        }
+        let uid = universe_id(ir, params, seed);
+        write_universe(ir, params, seed, &uid, &mut outs, opts, &bar, &mut clock, &mut counts, &mut histograms)?;
+        universes.push(uid);
+    }
+
+    let mut done = Vec::new();
+    let mut files = BTreeMap::new();
+    for (out, name) in outs.into_iter().zip(FILES) {
+        let finished = out.finish()?;
+        files.insert(name.to_string(), finished.0.clone());
+        done.push(finished);
+    }
+    let manifest = Manifest {
+        rules_digest: ir.digest(),
+        seeds: seeds.to_vec(),
+        universes,
+        params: params_json(params),
+        derived_facts: opts.derived,
+        counts,
+        histograms,
+        files,
+    };
+    let mut out = Out::create(dir, "manifest.json")?;
+    out.write(&(serde_json::to_string_pretty(&manifest).expect("plain data") + "\n"))?;
+    done.push(out.finish()?);
+    for (_, tmp, path) in &done {
+        std::fs::rename(tmp, path).map_err(|e| io(path, e))?;
+    }
+    clock.lap("questions and manifest");
+    bar.finish();
+    Ok(Generated {
+        manifest,
+        seconds: clock.laps,
+    })
+}
+
+/// The data files of a dataset, in the order `outs` holds them.
+pub const FILES: [&str; 4] = [
+    "entities.jsonl",
+    "facts.jsonl",
+    "articles.jsonl",
+    "questions.jsonl",
+];
+
+/// Builds one universe and appends its records to the four files.
+#[allow(clippy::too_many_arguments)]
+fn write_universe(
+    ir: &Ir,
+    params: &Params,
+    seed: u64,
+    uid: &str,
+    outs: &mut [Out; 4],
+    opts: &Options,
+    bar: &Progress,
+    clock: &mut Stopwatch,
+    counts: &mut Counts,
+    histograms: &mut Histograms,
+) -> Result<(), GenError> {
     let w = world::build(ir, params, seed)?;
     let solver = Solver::new(ir, &w, params);
     clock.lap("universe");
     bar.step("composing questions");
-    let mut histograms = Histograms::default();
-    let mut variants = 0;
-    let questions: Vec<Question> = match &ir.questions {
+    let mut questions: Vec<Question> = match &ir.questions {
         Some(q) => {
             let c = Composer::new(ir, &w, &solver, q, params, seed)?;
-            variants = c.variant_count();
-            let sub = bar.sub(variants as u64);
+            counts.template_variants = c.variant_count();
+            let sub = bar.sub(counts.template_variants as u64);
             let qs = c.compose(&|| sub.inc());
             for t in &q.templates {
                 if t.when.as_ref().is_none_or(|p| params.bool(p)) {
-                    histograms.template.insert(t.name.clone(), 0);
+                    histograms.template.entry(t.name.clone()).or_insert(0);
                 }
             }
             qs
         }
         None => Vec::new(),
     };
-    for q in &questions {
-        *histograms
-            .question_type
-            .entry(q.question_type.to_string())
-            .or_default() += 1;
-        *histograms.difficulty.entry(q.difficulty).or_default() += 1;
-        *histograms.hops.entry(q.hops).or_default() += 1;
-        *histograms.template.entry(q.template.clone()).or_default() += 1;
-        let key = if q.answers.is_empty() {
-            "unanswerable"
-        } else {
-            "answerable"
-        };
-        *histograms.answerable.entry(key.into()).or_default() += 1;
+    for q in &mut questions {
+        q.universe = uid.to_string();
+        histograms.add(q.question_type, q.difficulty, q.hops, &q.template, !q.answers.is_empty());
     }
-
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let mut done = Vec::new();
-    let mut files = BTreeMap::new();
-    let mut counts = Counts {
-        questions: questions.len(),
-        template_variants: variants,
-        ..Counts::default()
-    };
+    counts.questions += questions.len();
 
     clock.lap("questions");
     bar.step("writing entities");
-    let mut out = Out::create(dir, "entities.jsonl")?;
+    let [ents, facts, arts, qs] = outs;
     for (t, ety) in ir.entities.iter().enumerate() {
         let td = &w.types[t];
-        counts.entities.insert(ety.name.clone(), td.len);
-        write_par(&mut out, td.len, |e, s| {
+        *counts.entities.entry(ety.name.clone()).or_default() += td.len;
+        write_par(ents, td.len, |e, s| {
             let attributes: Vec<Json> = ety
                 .attrs
                 .iter()
@@ -252,6 +335,7 @@ pub fn generate(
             line(
                 s,
                 &json!({
+                    "universe": uid,
                     "type": ety.name,
                     "name": name_of(ir, &w, t, e as u32),
                     "attributes": attributes,
@@ -259,11 +343,9 @@ pub fn generate(
             );
         })?;
     }
-    done.push(("entities.jsonl", out.finish()?));
 
     clock.lap("entities");
     bar.step("writing facts");
-    let mut out = Out::create(dir, "facts.jsonl")?;
     for (ri, r) in ir.relations.iter().enumerate() {
         let is_base = matches!(r.def, RelationDef::Base(_));
         if !is_base && !opts.derived {
@@ -285,6 +367,7 @@ pub fn generate(
             .par_iter()
             .map(|&(a, b)| {
                 json!({
+                    "universe": uid,
                     "relation": r.name,
                     "derived": !is_base,
                     "args": [
@@ -296,60 +379,30 @@ pub fn generate(
             })
             .collect();
         lines.par_sort_unstable();
-        counts.facts.insert(r.name.clone(), lines.len());
-        write_par(&mut out, lines.len(), |i, s| {
+        *counts.facts.entry(r.name.clone()).or_default() += lines.len();
+        write_par(facts, lines.len(), |i, s| {
             s.push_str(&lines[i]);
             s.push('\n');
         })?;
     }
-    done.push(("facts.jsonl", out.finish()?));
 
     clock.lap("facts");
     bar.step("writing articles");
-    let mut out = Out::create(dir, "articles.jsonl")?;
-    let writer = articles::Writer::new(ir, &w, &solver);
+    let writer = articles::Writer::new(ir, &w, &solver, uid);
     for art in &ir.articles {
         let Some(t) = w.type_index(&art.entity) else {
             continue;
         };
         counts.articles += w.types[t].len;
-        write_par(&mut out, w.types[t].len, |e, s| {
+        write_par(arts, w.types[t].len, |e, s| {
             line(s, &writer.article(art, t, e as u32));
         })?;
     }
-    done.push(("articles.jsonl", out.finish()?));
 
     clock.lap("articles");
     bar.step("writing questions");
-    let mut out = Out::create(dir, "questions.jsonl")?;
-    write_par(&mut out, questions.len(), |i, s| line(s, &questions[i]))?;
-    done.push(("questions.jsonl", out.finish()?));
-
-    for (name, (digest, _, _)) in &done {
-        files.insert(name.to_string(), digest.clone());
-    }
-    let manifest = Manifest {
-        synthpipe_version: env!("CARGO_PKG_VERSION"),
-        rules_digest: ir.digest(),
-        seed,
-        params: params_json(params),
-        derived_facts: opts.derived,
-        counts,
-        histograms,
-        files,
-    };
-    let mut out = Out::create(dir, "manifest.json")?;
-    out.write(&(serde_json::to_string_pretty(&manifest).expect("plain data") + "\n"))?;
-    done.push(("manifest.json", out.finish()?));
-    for (_, (_, tmp, path)) in &done {
-        std::fs::rename(tmp, path).map_err(|e| io(path, e))?;
-    }
-    clock.lap("questions and manifest");
-    bar.finish();
-    Ok(Generated {
-        manifest,
-        seconds: clock.laps,
-    })
+    write_par(qs, questions.len(), |i, s| line(s, &questions[i]))?;
+    Ok(())
 }
 
 fn params_json(p: &Params) -> Json {

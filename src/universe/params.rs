@@ -161,3 +161,64 @@ fn show(v: &Value) -> String {
         Value::Str(s) | Value::Date(s) | Value::Bank(s) => s.clone(),
     }
 }
+
+/// The most universes one dataset may hold; a typo like `1..10000000000` gets a clear error
+/// instead of an endless run.
+pub const MAX_SEEDS: usize = 100_000;
+
+/// Parses a seed list: comma-separated items, each a seed `N`, a range `A..B` (B excluded) or
+/// `A..=B` (B included). Seeds keep the written order; a repeated seed is an error (it would
+/// repeat a universe).
+pub fn parse_seeds(spec: &str) -> Result<Vec<u64>, String> {
+    let mut seeds = Vec::new();
+    let num = |s: &str| -> Result<u64, String> {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("`{}` is not a seed (a whole number ≥ 0)", s.trim()))
+    };
+    for item in spec.split(',') {
+        let item = item.trim();
+        if item.is_empty() {
+            return Err("empty item in the seed list".into());
+        }
+        let (lo, hi) = if let Some((a, b)) = item.split_once("..=") {
+            (num(a)?, num(b)?.checked_add(1).ok_or("seed range too large")?)
+        } else if let Some((a, b)) = item.split_once("..") {
+            (num(a)?, num(b)?)
+        } else {
+            let n = num(item)?;
+            (n, n + 1)
+        };
+        if lo >= hi {
+            return Err(format!("the range `{item}` is empty"));
+        }
+        if hi - lo > MAX_SEEDS as u64 || seeds.len() + (hi - lo) as usize > MAX_SEEDS {
+            return Err(format!("more than {MAX_SEEDS} seeds"));
+        }
+        seeds.extend(lo..hi);
+    }
+    let mut sorted = seeds.clone();
+    sorted.sort_unstable();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("seed {} appears twice", w[0]));
+    }
+    Ok(seeds)
+}
+
+#[cfg(test)]
+mod seed_tests {
+    use super::parse_seeds;
+
+    #[test]
+    fn seed_lists() {
+        assert_eq!(parse_seeds("3"), Ok(vec![3]));
+        assert_eq!(parse_seeds("1..=3, 7"), Ok(vec![1, 2, 3, 7]));
+        assert_eq!(parse_seeds("1..3"), Ok(vec![1, 2]));
+        assert!(parse_seeds("3..3").is_err());
+        assert!(parse_seeds("1..=3,2").unwrap_err().contains("twice"));
+        assert!(parse_seeds("x").is_err());
+        assert!(parse_seeds("0..=18446744073709551615").is_err());
+        assert!(parse_seeds("0..1000000000").is_err());
+        assert!(parse_seeds("1,,2").is_err());
+    }
+}
