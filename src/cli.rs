@@ -1,4 +1,6 @@
-//! The command line: argument parsing and the `check`, `fmt`, `generate` and `score` commands.
+//! The command line: argument parsing and the `check`, `fmt`, `generate` and `score` commands;
+//! the pipeline commands (`run`, `status`, `show`, `gc`, `clean`, `schema`) live in
+//! `pipeline::commands`.
 //!
 //! Exit codes: 0 success (warnings allowed), 1 `fmt --check` found files to reformat,
 //! 2 errors in the input (diagnostics on stderr) or bad usage.
@@ -65,6 +67,70 @@ pub enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// Run a pipeline: build the stages whose outputs are not in the store, reuse the others.
+    Run {
+        /// The pipeline file (YAML).
+        pipeline: PathBuf,
+        /// Run only this stage and the stages it reads (repeatable).
+        #[arg(long, value_name = "NAME")]
+        stage: Vec<String>,
+        /// Rebuild this stage even if its output is cached (repeatable).
+        #[arg(long, value_name = "NAME")]
+        force: Vec<String>,
+        /// Rebuild every selected stage.
+        #[arg(long)]
+        force_all: bool,
+        /// Say what would be built, build nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Cores to use for stages side by side (default: all).
+        #[arg(short = 'j', long = "jobs", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
+        /// The store (default: $SYNTHPIPE_STORE, else .synthpipe in the current folder).
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+    },
+    /// Say for each stage whether its output is fresh, stale or missing, and why.
+    Status {
+        pipeline: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+    },
+    /// Show where a stage's outputs are (`STAGE` or `STAGE.OUTPUT`).
+    Show {
+        pipeline: PathBuf,
+        stage: String,
+        /// Print only the path (of the stage's folder, or of the named output), for scripts.
+        #[arg(long)]
+        path: bool,
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+    },
+    /// Remove store entries that none of the given pipelines uses now.
+    Gc {
+        /// The pipeline files whose current outputs to keep.
+        #[arg(required = true)]
+        pipelines: Vec<PathBuf>,
+        /// List what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+    },
+    /// Remove the whole store, or (with a pipeline) the outputs of its stages.
+    Clean {
+        pipeline: Option<PathBuf>,
+        /// Only these stages of the pipeline (repeatable).
+        #[arg(long, value_name = "NAME", requires = "pipeline")]
+        stage: Vec<String>,
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+    },
+    /// Print a JSON Schema: `synthpipe schema pipeline`.
+    Schema {
+        /// What to describe (`pipeline`).
+        what: String,
+    },
     /// Score predictions against gold answers (EM, precision, recall, F1).
     Score {
         /// Gold questions, JSONL with `id` and `answers` (optional `hops`, `difficulty`, `type`).
@@ -81,7 +147,46 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    use crate::pipeline::commands as pc;
     match cli.command {
+        Command::Run {
+            pipeline,
+            stage,
+            force,
+            force_all,
+            dry_run,
+            jobs,
+            store,
+        } => pc::run(
+            &pipeline,
+            &crate::pipeline::run::Options {
+                stages: stage,
+                force,
+                force_all,
+                dry_run,
+                jobs: jobs.map_or(0, usize::from),
+                progress: std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
+            },
+            store.as_deref(),
+        ),
+        Command::Status { pipeline, store } => pc::status(&pipeline, store.as_deref()),
+        Command::Show {
+            pipeline,
+            stage,
+            path,
+            store,
+        } => pc::show(&pipeline, &stage, path, store.as_deref()),
+        Command::Gc {
+            pipelines,
+            dry_run,
+            store,
+        } => pc::gc(&pipelines, dry_run, store.as_deref()),
+        Command::Clean {
+            pipeline,
+            stage,
+            store,
+        } => pc::clean(pipeline.as_deref(), &stage, store.as_deref()),
+        Command::Schema { what } => pc::schema(&what),
         Command::Check { files } => check(&files),
         Command::Fmt { check, files } => fmt(&files, check),
         Command::Generate {
@@ -115,11 +220,11 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-fn color() -> bool {
+pub(crate) fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-fn print_diags<C: diag::DiagCode>(diags: &[Diagnostic<C>], path: &Path, text: &str) {
+pub(crate) fn print_diags<C: diag::DiagCode>(diags: &[Diagnostic<C>], path: &Path, text: &str) {
     if diags.is_empty() {
         return;
     }

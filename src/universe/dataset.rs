@@ -405,7 +405,7 @@ fn write_universe(
     Ok(())
 }
 
-fn params_json(p: &Params) -> Json {
+pub fn params_json(p: &Params) -> Json {
     use crate::lang::ir::Value;
     let m: Map<String, Json> = p
         .values

@@ -1,0 +1,275 @@
+//! The pipeline commands of the command line: `run`, `status`, `show`, `gc`, `clean` and
+//! `schema`. Exit codes: 0 success, 1 a stage failed (or `gc`/`clean` could not finish),
+//! 2 an invalid pipeline file or bad usage.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::load::{self, Pipeline};
+use super::run::{self, Options, Outcome, Standing};
+use super::store::Store;
+
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+fn load_or_report(path: &Path) -> Result<Pipeline, ExitCode> {
+    match load::load(path) {
+        Ok(p) => Ok(p),
+        Err(f) => {
+            crate::cli::print_diags(&f.diagnostics, path, &f.text);
+            say(&format!(
+                "{}: {} error(s); nothing was run",
+                path.display(),
+                f.diagnostics.len()
+            ));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn open_store(flag: Option<&Path>) -> Result<Store, ExitCode> {
+    let root = run::store_root(flag);
+    Store::open(&root).map_err(|e| {
+        say(&format!(
+            "error[synthpipe::store::open]: cannot open the store `{}`: {e}\n  help: check the path and its permissions, or pass --store DIR",
+            root.display()
+        ));
+        ExitCode::from(2)
+    })
+}
+
+pub fn run(path: &Path, opts: &Options, store: Option<&Path>) -> ExitCode {
+    let p = match load_or_report(path) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let store = match open_store(store) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let started = std::time::Instant::now();
+    match run::run(&p, &store, opts, &say) {
+        Err(e) => {
+            say(&format!("error[synthpipe::run]: {e}"));
+            ExitCode::from(2)
+        }
+        Ok(reports) => {
+            let count = |f: &dyn Fn(&Outcome) -> bool| reports.iter().filter(|r| f(&r.outcome)).count();
+            let failed = count(&|o| matches!(o, Outcome::Failed(_) | Outcome::Skipped));
+            say(&format!(
+                "{}: {} built, {} fresh{}{} in {:.2} s",
+                p.name,
+                count(&|o| *o == Outcome::Built),
+                count(&|o| *o == Outcome::Cached),
+                if opts.dry_run { format!(", {} would be built", count(&|o| *o == Outcome::WouldBuild)) } else { String::new() },
+                if failed > 0 { format!(", {failed} failed or skipped") } else { String::new() },
+                started.elapsed().as_secs_f64()
+            ));
+            if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+        }
+    }
+}
+
+pub fn status(path: &Path, store: Option<&Path>) -> ExitCode {
+    let p = match load_or_report(path) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let store = match open_store(store) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let lines = run::status(&p, &store);
+    let _ = std::io::stdout().lock().write_all(run::render_status(&lines).as_bytes());
+    ExitCode::SUCCESS
+}
+
+pub fn show(path: &Path, stage: &str, only_path: bool, store: Option<&Path>) -> ExitCode {
+    let p = match load_or_report(path) {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let store = match open_store(store) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let (name, output) = match stage.split_once('.') {
+        Some((s, o)) => (s, Some(o)),
+        None => (stage, None),
+    };
+    let (key, outs) = match run::outputs_of(&p, &store, name) {
+        Ok(x) => x,
+        Err(e) => {
+            say(&format!("error[synthpipe::show]: {e}"));
+            return ExitCode::from(2);
+        }
+    };
+    let fresh = outs.first().is_some_and(|o| o.2);
+    if let Some(o) = output {
+        if !outs.iter().any(|x| x.0 == o) {
+            let names: Vec<&str> = outs.iter().map(|x| x.0.as_str()).collect();
+            say(&format!("error[synthpipe::show]: stage `{name}` has no output `{o}`; its outputs are: {}", names.join(", ")));
+            return ExitCode::from(2);
+        }
+    }
+    if only_path {
+        if !fresh {
+            say(&format!("error[synthpipe::show]: stage `{name}` is not built with its current inputs\n  help: run `synthpipe run {} --stage {name}` first", path.display()));
+            return ExitCode::from(1);
+        }
+        let key = key.unwrap_or_default();
+        let dir = match output {
+            Some(o) => store.output_dir(&key).join(o),
+            None => store.output_dir(&key),
+        };
+        println!("{}", dir.display());
+        return ExitCode::SUCCESS;
+    }
+    let mut out = String::new();
+    out.push_str(&format!("stage  {name}\nkey    {}\nstate  {}\n", key.as_deref().unwrap_or("(not known until its inputs are built)"), if fresh { "fresh" } else { "not built with its current inputs" }));
+    for (o, dir, _) in &outs {
+        if output.is_none_or(|w| w == o) {
+            out.push_str(&format!("output {o}: {}\n", dir.display()));
+        }
+    }
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    ExitCode::SUCCESS
+}
+
+pub fn gc(paths: &[std::path::PathBuf], dry_run: bool, store: Option<&Path>) -> ExitCode {
+    let mut keep = std::collections::BTreeSet::new();
+    let mut pipelines = Vec::new();
+    for path in paths {
+        match load_or_report(path) {
+            Ok(p) => pipelines.push(p),
+            Err(c) => return c,
+        }
+    }
+    let store = match open_store(store) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let _lock = match store.lock_store(true) {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            say("error[synthpipe::gc]: a run is using the store; try again when it has finished");
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            say(&format!("error[synthpipe::gc]: cannot lock the store: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    for p in &pipelines {
+        keep.extend(run::live_keys(p, &store));
+    }
+    let keys = match store.keys() {
+        Ok(k) => k,
+        Err(e) => {
+            say(&format!("error[synthpipe::gc]: cannot list the store: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let (mut n, mut bytes) = (0usize, 0u64);
+    for k in keys.iter().filter(|k| !keep.contains(*k)) {
+        let size = store.size_of(k);
+        if dry_run {
+            println!("would remove {k} ({size} bytes)");
+        } else if let Err(e) = store.remove(k) {
+            say(&format!("error[synthpipe::gc]: cannot remove {k}: {e}"));
+            return ExitCode::from(1);
+        }
+        n += 1;
+        bytes += size;
+    }
+    say(&format!(
+        "{} {n} store entr{} ({:.1} MiB); kept {}",
+        if dry_run { "would remove" } else { "removed" },
+        if n == 1 { "y" } else { "ies" },
+        bytes as f64 / (1024.0 * 1024.0),
+        keep.len()
+    ));
+    ExitCode::SUCCESS
+}
+
+pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -> ExitCode {
+    let p = match pipeline.map(load_or_report).transpose() {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let root = run::store_root(store);
+    if p.is_none() && !root.exists() {
+        say(&format!("nothing to clean: `{}` does not exist", root.display()));
+        return ExitCode::SUCCESS;
+    }
+    let store = match open_store(Some(&root)) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let lock = match store.lock_store(true) {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            say("error[synthpipe::clean]: a run is using the store; try again when it has finished");
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            say(&format!("error[synthpipe::clean]: cannot lock the store: {e}"));
+            return ExitCode::from(1);
+        }
+    };
+    let Some(p) = p else {
+        drop(lock);
+        return match std::fs::remove_dir_all(&root) {
+            Ok(()) => {
+                say(&format!("removed the store `{}`", root.display()));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                say(&format!("error[synthpipe::clean]: cannot remove `{}`: {e}", root.display()));
+                ExitCode::from(1)
+            }
+        };
+    };
+    let selected = match run::selection(&p, &[]) {
+        Ok(s) => s,
+        Err(e) => {
+            say(&format!("error[synthpipe::clean]: {e}"));
+            return ExitCode::from(2);
+        }
+    };
+    for s in stages {
+        if p.stage(s).is_none() {
+            say(&format!("error[synthpipe::clean]: no stage is named `{s}`"));
+            return ExitCode::from(2);
+        }
+    }
+    let lines = run::status(&p, &store);
+    let mut n = 0;
+    for i in selected {
+        let l = &lines[i];
+        if !stages.is_empty() && !stages.contains(&l.stage) {
+            continue;
+        }
+        if let (Some(k), Standing::Fresh) = (&l.key, &l.standing) {
+            if let Err(e) = store.remove(k) {
+                say(&format!("error[synthpipe::clean]: cannot remove {k}: {e}"));
+                return ExitCode::from(1);
+            }
+            n += 1;
+        }
+    }
+    say(&format!("removed the outputs of {n} stage(s) of `{}`", p.name));
+    ExitCode::SUCCESS
+}
+
+pub fn schema(what: &str) -> ExitCode {
+    if what != "pipeline" {
+        say(&format!("error[synthpipe::schema]: no schema for `{what}`\n  help: try `synthpipe schema pipeline`"));
+        return ExitCode::from(2);
+    }
+    let text = serde_json::to_string_pretty(&super::spec::json_schema()).unwrap_or_default();
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,424 @@
+//! The stage kinds' executors: thin adapters from resolved parameters and input paths to the
+//! library calls (`universe::dataset::generate`, `score::score_files`) and the dataset
+//! operations `split` and `mix`, which work record by record on dataset folders.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use crate::universe::dataset::{FILES, Histograms};
+use crate::universe::rng::Rng;
+
+/// What an executor gets: parameters, input paths by place, and a folder per output.
+pub struct Ctx<'a> {
+    pub params: &'a BTreeMap<String, Json>,
+    pub inputs: &'a BTreeMap<String, PathBuf>,
+    pub outputs: &'a BTreeMap<String, PathBuf>,
+    /// Resumable state that survives a killed run; not part of the output.
+    pub scratch: &'a Path,
+    pub progress: bool,
+}
+
+impl Ctx<'_> {
+    fn input(&self, place: &str) -> Result<&Path, String> {
+        self.inputs
+            .get(place)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| format!("input `{place}` is not resolved (this is a bug in synthpipe)"))
+    }
+    fn output(&self, name: &str) -> Result<&Path, String> {
+        self.outputs
+            .get(name)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| format!("output `{name}` has no folder (this is a bug in synthpipe)"))
+    }
+}
+
+/// Runs the executor of `kind`.
+pub fn execute(kind: &str, ctx: &Ctx) -> Result<(), String> {
+    match kind {
+        "generate" => generate(ctx),
+        "split" => split(ctx),
+        "mix" => mix(ctx),
+        "score" => score(ctx),
+        other => Err(format!("no executor for stage kind `{other}` (this is a bug in synthpipe)")),
+    }
+}
+
+fn generate(ctx: &Ctx) -> Result<(), String> {
+    use crate::universe::{dataset, params::Params};
+    let rules = ctx.input("rules")?;
+    let (_, checked) = crate::lang::check_file(rules)
+        .map_err(|e| format!("cannot read `{}`: {e}", rules.display()))?;
+    let ir = checked
+        .ir
+        .ok_or_else(|| format!("`{}` has errors; run `synthpipe check` on it", rules.display()))?;
+    let set: Vec<(String, String)> = ctx.params["set"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        Json::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), text)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let params = Params::resolve(&ir, &set).map_err(|e| e.to_string())?;
+    let seeds: Vec<u64> = serde_json::from_value(ctx.params["seeds"].clone()).map_err(|e| e.to_string())?;
+    let opts = dataset::Options {
+        derived: ctx.params["derived"].as_bool().unwrap_or(false),
+        progress: ctx.progress,
+    };
+    dataset::generate(&ir, &params, &seeds, ctx.output("dataset")?, &opts)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The fields of a dataset record that split, mix and the summaries read.
+#[derive(Deserialize)]
+struct Meta {
+    #[serde(default)]
+    universe: String,
+    #[serde(default)]
+    seed: Option<u64>,
+    #[serde(default, rename = "type")]
+    ty: String,
+    #[serde(default)]
+    relation: String,
+    #[serde(default)]
+    question_type: String,
+    #[serde(default)]
+    difficulty: i64,
+    #[serde(default)]
+    hops: usize,
+    #[serde(default)]
+    template: String,
+    #[serde(default)]
+    answers: Vec<Json>,
+}
+
+fn meta(line: &str, file: &Path, n: usize) -> Result<Meta, String> {
+    serde_json::from_str(line)
+        .map_err(|e| format!("{}:{}: not a dataset record: {e}", file.display(), n + 1))
+}
+
+/// Reads a dataset's file line by line.
+fn each_line(
+    dir: &Path,
+    file: &str,
+    mut f: impl FnMut(&str, Meta) -> Result<(), String>,
+) -> Result<(), String> {
+    let path = dir.join(file);
+    let reader = match File::open(&path) {
+        Ok(r) => BufReader::new(r),
+        // Questions are required (validation checks them); the other files may be absent
+        // in hand-made datasets.
+        Err(_) if file != "questions.jsonl" => return Ok(()),
+        Err(e) => return Err(format!("cannot read `{}`: {e}", path.display())),
+    };
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let m = meta(&line, &path, n)?;
+        f(&line, m)?;
+    }
+    Ok(())
+}
+
+/// Writes a derived dataset (split part, mix) and its manifest, counting as it goes.
+struct DatasetWriter {
+    dir: PathBuf,
+    files: Vec<(BufWriter<File>, blake3::Hasher)>,
+    entities: BTreeMap<String, usize>,
+    facts: BTreeMap<String, usize>,
+    articles: usize,
+    questions: usize,
+    histograms: Histograms,
+    universes: Vec<(String, Option<u64>)>,
+    seen: BTreeSet<String>,
+}
+
+impl DatasetWriter {
+    fn create(dir: &Path) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        let files = FILES
+            .iter()
+            .map(|f| {
+                let p = dir.join(f);
+                File::create(&p)
+                    .map(|h| (BufWriter::new(h), blake3::Hasher::new()))
+                    .map_err(|e| format!("cannot write `{}`: {e}", p.display()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(DatasetWriter {
+            dir: dir.to_path_buf(),
+            files,
+            entities: BTreeMap::new(),
+            facts: BTreeMap::new(),
+            articles: 0,
+            questions: 0,
+            histograms: Histograms::default(),
+            universes: Vec::new(),
+            seen: BTreeSet::new(),
+        })
+    }
+
+    fn universe(&mut self, id: &str, seed: Option<u64>) {
+        if self.seen.insert(id.to_string()) {
+            self.universes.push((id.to_string(), seed));
+        }
+    }
+
+    /// Appends a record line to file `i` (an index into `FILES`).
+    fn push(&mut self, i: usize, line: &str, m: &Meta) -> Result<(), String> {
+        match i {
+            0 => *self.entities.entry(m.ty.clone()).or_default() += 1,
+            1 => *self.facts.entry(m.relation.clone()).or_default() += 1,
+            2 => self.articles += 1,
+            _ => {
+                self.questions += 1;
+                self.histograms.add(&m.question_type, m.difficulty, m.hops, &m.template, !m.answers.is_empty());
+                self.universe(&m.universe, m.seed);
+            }
+        }
+        let (w, h) = &mut self.files[i];
+        h.update(line.as_bytes());
+        h.update(b"\n");
+        writeln!(w, "{line}").map_err(|e| format!("cannot write `{}`: {e}", self.dir.display()))
+    }
+
+    fn finish(self, derived_by: &str) -> Result<(), String> {
+        let mut digests = BTreeMap::new();
+        for ((w, h), name) in self.files.into_iter().zip(FILES) {
+            w.into_inner()
+                .map_err(|e| format!("cannot write `{}`: {e}", self.dir.display()))?;
+            digests.insert(name, format!("b3:{}", h.finalize().to_hex()));
+        }
+        let manifest = json!({
+            "derived_by": derived_by,
+            "seeds": self.universes.iter().map(|(_, s)| s).collect::<Vec<_>>(),
+            "universes": self.universes.iter().map(|(u, _)| u).collect::<Vec<_>>(),
+            "counts": {
+                "entities": self.entities,
+                "facts": self.facts,
+                "articles": self.articles,
+                "questions": self.questions,
+            },
+            "histograms": self.histograms,
+            "files": digests,
+        });
+        let text = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())? + "\n";
+        std::fs::write(self.dir.join("manifest.json"), text)
+            .map_err(|e| format!("cannot write `{}`: {e}", self.dir.display()))
+    }
+}
+
+/// A dataset's universes in file order, with their seeds, from its manifest.
+fn universes_of(dir: &Path) -> Result<Vec<(String, u64)>, String> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let m: Json = serde_json::from_slice(&text).map_err(|e| format!("`{}` is not JSON: {e}", path.display()))?;
+    let (Some(us), Some(ss)) = (m["universes"].as_array(), m["seeds"].as_array()) else {
+        return Err(format!("`{}` lists no `universes` and `seeds`; was it written by synthpipe?", path.display()));
+    };
+    us.iter()
+        .zip(ss)
+        .map(|(u, s)| match (u.as_str(), s.as_u64()) {
+            (Some(u), Some(s)) => Ok((u.to_string(), s)),
+            _ => Err(format!("`{}` has a malformed universe list", path.display())),
+        })
+        .collect()
+}
+
+const PARTS: [&str; 3] = ["train", "dev", "test"];
+
+fn split(ctx: &Ctx) -> Result<(), String> {
+    let src = ctx.input("dataset")?;
+    let universes = universes_of(src)?;
+    let n = universes.len();
+    // part index of each universe (None: in no part).
+    let mut part: Vec<Option<usize>> = vec![None; n];
+    let shares: Vec<Option<f64>> = PARTS.iter().map(|p| ctx.params[*p].get("share").and_then(Json::as_f64)).collect();
+    if shares.iter().all(Option::is_some) {
+        let mut order: Vec<usize> = (0..n).collect();
+        let seed = ctx.params["seed"].as_u64().unwrap_or(0);
+        Rng::stream(seed, "split").shuffle(&mut order);
+        // Largest remainder: part sizes add up to n exactly.
+        let exact: Vec<f64> = shares.iter().map(|s| s.unwrap_or(0.0) * n as f64).collect();
+        let mut sizes: Vec<usize> = exact.iter().map(|x| x.floor() as usize).collect();
+        let mut by_rest: Vec<usize> = (0..3).collect();
+        by_rest.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
+        let mut left = n - sizes.iter().sum::<usize>();
+        for &i in by_rest.iter().cycle() {
+            if left == 0 {
+                break;
+            }
+            sizes[i] += 1;
+            left -= 1;
+        }
+        let mut it = order.into_iter();
+        for (pi, &size) in sizes.iter().enumerate() {
+            for u in it.by_ref().take(size) {
+                part[u] = Some(pi);
+            }
+        }
+    } else {
+        let present: BTreeSet<u64> = universes.iter().map(|(_, s)| *s).collect();
+        for (pi, p) in PARTS.iter().enumerate() {
+            let seeds: Vec<u64> = ctx.params[*p].get("seeds").and_then(|s| serde_json::from_value(s.clone()).ok()).unwrap_or_default();
+            for s in seeds {
+                if !present.contains(&s) {
+                    let shown: Vec<String> = present.iter().take(20).map(u64::to_string).collect();
+                    return Err(format!("`{p}` asks for seed {s}, which the dataset does not have (its seeds: {}{})", shown.join(", "), if present.len() > 20 { ", …" } else { "" }));
+                }
+                for (u, (_, us)) in universes.iter().enumerate() {
+                    if *us == s {
+                        part[u] = Some(pi);
+                    }
+                }
+            }
+        }
+    }
+    let of: BTreeMap<&str, usize> = universes.iter().enumerate().filter_map(|(u, (id, _))| part[u].map(|p| (id.as_str(), p))).collect();
+    let mut writers = PARTS.iter().map(|p| DatasetWriter::create(ctx.output(p)?)).collect::<Result<Vec<_>, _>>()?;
+    // Every part lists its universes in source order, questions or not.
+    for (u, (id, seed)) in universes.iter().enumerate() {
+        if let Some(p) = part[u] {
+            writers[p].universe(id, Some(*seed));
+        }
+    }
+    for (i, file) in FILES.iter().enumerate() {
+        each_line(src, file, |line, m| match of.get(m.universe.as_str()) {
+            Some(&p) => writers[p].push(i, line, &m),
+            None => Ok(()),
+        })?;
+    }
+    for w in writers {
+        w.finish("split")?;
+    }
+    Ok(())
+}
+
+fn in_range(range: &Json, x: i64) -> bool {
+    let lo = range.get(0).and_then(Json::as_i64);
+    let hi = range.get(1).and_then(Json::as_i64);
+    lo.is_none_or(|l| x >= l) && hi.is_none_or(|h| x <= h)
+}
+
+fn mix(ctx: &Ctx) -> Result<(), String> {
+    let sources = ctx.params["sources"].as_array().cloned().unwrap_or_default();
+    // (source, line) of every question that passes its source's filters.
+    let mut pools: Vec<Vec<String>> = Vec::new();
+    let mut dirs = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        let dir = ctx
+            .input(&format!("sources.{i}.from"))
+            .or_else(|_| ctx.input(&format!("sources.{i}.path")))?;
+        dirs.push(dir.to_path_buf());
+        let types: Option<Vec<String>> = s["question_type"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect());
+        let mut pool = Vec::new();
+        each_line(dir, "questions.jsonl", |line, m| {
+            let keep = (s["difficulty"].is_null() || in_range(&s["difficulty"], m.difficulty))
+                && (s["hops"].is_null() || in_range(&s["hops"], m.hops as i64))
+                && types.as_ref().is_none_or(|t| t.contains(&m.question_type));
+            if keep {
+                pool.push(line.to_string());
+            }
+            Ok(())
+        })?;
+        pools.push(pool);
+    }
+    let seed = ctx.params["seed"].as_u64().unwrap_or(0);
+    let mut chosen: Vec<(usize, String)> = Vec::new();
+    match ctx.params["questions"].as_u64() {
+        None => {
+            for (i, pool) in pools.into_iter().enumerate() {
+                chosen.extend(pool.into_iter().map(|l| (i, l)));
+            }
+        }
+        Some(total) => {
+            let weights: Vec<f64> = sources.iter().map(|s| s["weight"].as_f64().unwrap_or(1.0)).collect();
+            let sum: f64 = weights.iter().sum();
+            if sum <= 0.0 {
+                return Err("the sources' weights add up to 0".into());
+            }
+            let exact: Vec<f64> = weights.iter().map(|w| w / sum * total as f64).collect();
+            let mut quota: Vec<usize> = exact.iter().map(|x| x.floor() as usize).collect();
+            let mut by_rest: Vec<usize> = (0..quota.len()).collect();
+            by_rest.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
+            let mut left = total as usize - quota.iter().sum::<usize>();
+            for &i in by_rest.iter().cycle() {
+                if left == 0 {
+                    break;
+                }
+                if weights[i] > 0.0 {
+                    quota[i] += 1;
+                    left -= 1;
+                }
+            }
+            for (i, mut pool) in pools.into_iter().enumerate() {
+                if quota[i] > pool.len() {
+                    return Err(format!(
+                        "source {} has {} questions passing its filters but its weight asks for {}; lower `questions` or its weight, or widen its filters",
+                        i + 1,
+                        pool.len(),
+                        quota[i]
+                    ));
+                }
+                Rng::stream(seed, &format!("mix/{i}")).shuffle(&mut pool);
+                pool.truncate(quota[i]);
+                chosen.extend(pool.into_iter().map(|l| (i, l)));
+            }
+            Rng::stream(seed, "mix/order").shuffle(&mut chosen);
+        }
+    }
+    let mut w = DatasetWriter::create(ctx.output("dataset")?)?;
+    let mut wanted: Vec<BTreeSet<String>> = vec![BTreeSet::new(); dirs.len()];
+    let mut taken = BTreeSet::new();
+    let mut q_lines = Vec::new();
+    for (i, line) in &chosen {
+        let m = meta(line, &dirs[*i].join("questions.jsonl"), 0)?;
+        // A universe that two sources share is copied once, from the first.
+        if !taken.contains(&m.universe) || wanted[*i].contains(&m.universe) {
+            taken.insert(m.universe.clone());
+            wanted[*i].insert(m.universe.clone());
+        }
+        q_lines.push((line, m));
+    }
+    for (fi, file) in FILES.iter().enumerate().take(3) {
+        for (i, dir) in dirs.iter().enumerate() {
+            each_line(dir, file, |line, m| {
+                if wanted[i].contains(&m.universe) {
+                    w.push(fi, line, &m)
+                } else {
+                    Ok(())
+                }
+            })?;
+        }
+    }
+    for (line, m) in q_lines {
+        w.push(3, line, &m)?;
+    }
+    w.finish("mix")
+}
+
+fn score(ctx: &Ctx) -> Result<(), String> {
+    let gold = ctx.input("gold")?;
+    let gold = if gold.is_dir() { gold.join("questions.jsonl") } else { gold.to_path_buf() };
+    let report = crate::score::score_files(&gold, ctx.input("predictions")?)
+        .map_err(|errs| crate::score::render_errors(&errs, false))?;
+    let out = ctx.output("metrics")?;
+    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n";
+    std::fs::write(out.join("metrics.json"), text).map_err(|e| format!("cannot write metrics: {e}"))
+}
