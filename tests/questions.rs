@@ -307,7 +307,9 @@ fn every_answer_and_intermediate_set_recomputed_from_the_files() {
                 derived: true,
                 progress: false,
             };
-            let m = generate(&ir, &params, &[seed], &dir, &opts).unwrap().manifest;
+            let m = generate(&ir, &params, &[seed], &dir, &opts)
+                .unwrap()
+                .manifest;
             let n = check_dir(&ir, &dir);
             assert_eq!(n, m.counts.questions);
             by_domain.push(format!("{path} seed {seed}: {n}"));

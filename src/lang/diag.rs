@@ -295,14 +295,22 @@ impl<C: DiagCode> miette::Diagnostic for Report<C> {
 /// snapshot and what `check` prints when stderr is not a terminal.
 pub fn render_plain<C: DiagCode>(
     diags: &[Diagnostic<C>],
-    file_name: &str, text: &str, width: usize) -> String {
+    file_name: &str,
+    text: &str,
+    width: usize,
+) -> String {
     let handler =
         GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(width);
     render_with(&handler, diags, file_name, text)
 }
 
 /// Renders with colours when `color` is set (a terminal).
-pub fn render<C: DiagCode>(diags: &[Diagnostic<C>], file_name: &str, text: &str, color: bool) -> String {
+pub fn render<C: DiagCode>(
+    diags: &[Diagnostic<C>],
+    file_name: &str,
+    text: &str,
+    color: bool,
+) -> String {
     let theme = if color {
         GraphicalTheme::unicode()
     } else {

@@ -56,18 +56,31 @@ pub fn run(path: &Path, opts: &Options, store: Option<&Path>) -> ExitCode {
             ExitCode::from(2)
         }
         Ok(reports) => {
-            let count = |f: &dyn Fn(&Outcome) -> bool| reports.iter().filter(|r| f(&r.outcome)).count();
+            let count =
+                |f: &dyn Fn(&Outcome) -> bool| reports.iter().filter(|r| f(&r.outcome)).count();
             let failed = count(&|o| matches!(o, Outcome::Failed(_) | Outcome::Skipped));
             say(&format!(
                 "{}: {} built, {} fresh{}{} in {:.2} s",
                 p.name,
                 count(&|o| *o == Outcome::Built),
                 count(&|o| *o == Outcome::Cached),
-                if opts.dry_run { format!(", {} would be built", count(&|o| *o == Outcome::WouldBuild)) } else { String::new() },
-                if failed > 0 { format!(", {failed} failed or skipped") } else { String::new() },
+                if opts.dry_run {
+                    format!(", {} would be built", count(&|o| *o == Outcome::WouldBuild))
+                } else {
+                    String::new()
+                },
+                if failed > 0 {
+                    format!(", {failed} failed or skipped")
+                } else {
+                    String::new()
+                },
                 started.elapsed().as_secs_f64()
             ));
-            if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+            if failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
     }
 }
@@ -82,7 +95,9 @@ pub fn status(path: &Path, store: Option<&Path>) -> ExitCode {
         Err(c) => return c,
     };
     let lines = run::status(&p, &store);
-    let _ = std::io::stdout().lock().write_all(run::render_status(&lines).as_bytes());
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(run::render_status(&lines).as_bytes());
     ExitCode::SUCCESS
 }
 
@@ -99,24 +114,33 @@ pub fn show(path: &Path, stage: &str, only_path: bool, store: Option<&Path>) -> 
         Some((s, o)) => (s, Some(o)),
         None => (stage, None),
     };
-    let (key, outs) = match run::outputs_of(&p, &store, name) {
+    let run::Shown {
+        key,
+        fresh,
+        outputs: outs,
+    } = match run::outputs_of(&p, &store, name) {
         Ok(x) => x,
         Err(e) => {
             say(&format!("error[synthpipe::show]: {e}"));
             return ExitCode::from(2);
         }
     };
-    let fresh = outs.first().is_some_and(|o| o.2);
-    if let Some(o) = output {
-        if !outs.iter().any(|x| x.0 == o) {
-            let names: Vec<&str> = outs.iter().map(|x| x.0.as_str()).collect();
-            say(&format!("error[synthpipe::show]: stage `{name}` has no output `{o}`; its outputs are: {}", names.join(", ")));
-            return ExitCode::from(2);
-        }
+    if let Some(o) = output
+        && !outs.iter().any(|x| x.0 == o)
+    {
+        let names: Vec<&str> = outs.iter().map(|x| x.0.as_str()).collect();
+        say(&format!(
+            "error[synthpipe::show]: stage `{name}` has no output `{o}`; its outputs are: {}",
+            names.join(", ")
+        ));
+        return ExitCode::from(2);
     }
     if only_path {
         if !fresh {
-            say(&format!("error[synthpipe::show]: stage `{name}` is not built with its current inputs\n  help: run `synthpipe run {} --stage {name}` first", path.display()));
+            say(&format!(
+                "error[synthpipe::show]: stage `{name}` is not built with its current inputs\n  help: run `synthpipe run {} --stage {name}` first",
+                path.display()
+            ));
             return ExitCode::from(1);
         }
         let key = key.unwrap_or_default();
@@ -128,8 +152,17 @@ pub fn show(path: &Path, stage: &str, only_path: bool, store: Option<&Path>) -> 
         return ExitCode::SUCCESS;
     }
     let mut out = String::new();
-    out.push_str(&format!("stage  {name}\nkey    {}\nstate  {}\n", key.as_deref().unwrap_or("(not known until its inputs are built)"), if fresh { "fresh" } else { "not built with its current inputs" }));
-    for (o, dir, _) in &outs {
+    out.push_str(&format!(
+        "stage  {name}\nkey    {}\nstate  {}\n",
+        key.as_deref()
+            .unwrap_or("(not known until its inputs are built)"),
+        if fresh {
+            "fresh"
+        } else {
+            "not built with its current inputs"
+        }
+    ));
+    for (o, dir) in &outs {
         if output.is_none_or(|w| w == o) {
             out.push_str(&format!("output {o}: {}\n", dir.display()));
         }
@@ -201,7 +234,10 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
     };
     let root = run::store_root(store);
     if p.is_none() && !root.exists() {
-        say(&format!("nothing to clean: `{}` does not exist", root.display()));
+        say(&format!(
+            "nothing to clean: `{}` does not exist",
+            root.display()
+        ));
         return ExitCode::SUCCESS;
     }
     let store = match open_store(Some(&root)) {
@@ -211,11 +247,15 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
     let lock = match store.lock_store(true) {
         Ok(Some(l)) => l,
         Ok(None) => {
-            say("error[synthpipe::clean]: a run is using the store; try again when it has finished");
+            say(
+                "error[synthpipe::clean]: a run is using the store; try again when it has finished",
+            );
             return ExitCode::from(1);
         }
         Err(e) => {
-            say(&format!("error[synthpipe::clean]: cannot lock the store: {e}"));
+            say(&format!(
+                "error[synthpipe::clean]: cannot lock the store: {e}"
+            ));
             return ExitCode::from(1);
         }
     };
@@ -227,7 +267,10 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                say(&format!("error[synthpipe::clean]: cannot remove `{}`: {e}", root.display()));
+                say(&format!(
+                    "error[synthpipe::clean]: cannot remove `{}`: {e}",
+                    root.display()
+                ));
                 ExitCode::from(1)
             }
         };
@@ -260,13 +303,18 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
             n += 1;
         }
     }
-    say(&format!("removed the outputs of {n} stage(s) of `{}`", p.name));
+    say(&format!(
+        "removed the outputs of {n} stage(s) of `{}`",
+        p.name
+    ));
     ExitCode::SUCCESS
 }
 
 pub fn schema(what: &str) -> ExitCode {
     if what != "pipeline" {
-        say(&format!("error[synthpipe::schema]: no schema for `{what}`\n  help: try `synthpipe schema pipeline`"));
+        say(&format!(
+            "error[synthpipe::schema]: no schema for `{what}`\n  help: try `synthpipe schema pipeline`"
+        ));
         return ExitCode::from(2);
     }
     let text = serde_json::to_string_pretty(&super::spec::json_schema()).unwrap_or_default();

@@ -100,10 +100,7 @@ pub fn load(path: &Path) -> Result<Pipeline, Failure> {
 /// Validates pipeline text as if it were the file `path` (relative paths resolve against
 /// its folder).
 pub fn load_str(text: &str, path: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
-    let dir = path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut v = Validator {
         dir: dir.clone(),
         diags: Vec::new(),
@@ -113,10 +110,15 @@ pub fn load_str(text: &str, path: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
     let root = match yaml::parse(text) {
         Ok(n) => n,
         Err(e) => {
+            let help = if text.contains("${") {
+                "fix the YAML syntax; keys may appear once per mapping, and a `${params.NAME}` inside `{…}` or `[…]` must be quoted: \"${params.NAME}\""
+            } else {
+                "fix the YAML syntax; keys may appear once per mapping"
+            };
             return Err(vec![
                 Diagnostic::new(Code::YamlSyntax, e.span, e.message)
                     .label("invalid YAML")
-                    .help("fix the YAML syntax; keys may appear once per mapping"),
+                    .help(help),
             ]);
         }
     };
@@ -139,7 +141,8 @@ pub fn load_str(text: &str, path: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
 
 fn is_ident(s: &str) -> bool {
     let mut c = s.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
         && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
 }
 
@@ -176,10 +179,13 @@ impl Validator {
         let found = node.value.describe();
         self.err(
             Code::ExpectedType,
-            node.span,
+            node.place(),
             format!("expected {what}, found {found}"),
         )
-        .label = format!("{found}");
+        .label = found.to_string();
+        self.diags.last_mut().expect("just pushed").help = Some(format!(
+            "write {what} here (docs/pipelines.md lists every key and its type)"
+        ));
     }
 
     /// Checks a mapping's keys against `known`, reporting unknown ones with a suggestion.
@@ -221,7 +227,7 @@ impl Validator {
         };
         let known: Vec<&str> = spec::TOP_KEYS.iter().map(|(k, _)| *k).collect();
         let keys = self.keys(top, &known, "the pipeline file");
-        let doc_start = top.first().map_or(Span::new(0, 0), |(k, _)| k.span);
+        let doc_start = root.place();
         let name = match keys.get("name") {
             Some((_, n)) => match n.as_str() {
                 Some(s)
@@ -232,8 +238,12 @@ impl Validator {
                     Some(s.to_string())
                 }
                 Some(_) => {
-                    self.err(Code::BadName, n.span, "a pipeline name may hold only letters, digits, `_` and `-`")
-                        .help = Some("rename the pipeline, e.g. `quickstart`".into());
+                    self.err(
+                        Code::BadName,
+                        n.span,
+                        "a pipeline name may hold only letters, digits, `_` and `-`",
+                    )
+                    .help = Some("rename the pipeline, e.g. `quickstart`".into());
                     None
                 }
                 None => {
@@ -256,8 +266,14 @@ impl Validator {
                                 self.params.insert(s.to_string(), val.clone());
                             }
                             _ => {
-                                self.err(Code::BadName, k.span, "a parameter name must be an identifier")
-                                    .help = Some("use letters, digits and `_`, starting with a letter".into());
+                                self.err(
+                                    Code::BadName,
+                                    k.span,
+                                    "a parameter name must be an identifier",
+                                )
+                                .help = Some(
+                                    "use letters, digits and `_`, starting with a letter".into(),
+                                );
                             }
                         }
                     }
@@ -281,7 +297,11 @@ impl Validator {
                         match val.as_map() {
                             Some(entries) => {
                                 let names: Vec<&str> = kind.params.iter().map(|p| p.name).collect();
-                                self.keys(entries, &names, &format!("defaults for `{}`", kind.name));
+                                self.keys(
+                                    entries,
+                                    &names,
+                                    &format!("defaults for `{}`", kind.name),
+                                );
                                 defaults.insert(kind.name, entries.to_vec());
                             }
                             None => self.expected(val, "a mapping of parameters"),
@@ -301,8 +321,12 @@ impl Validator {
             return None;
         };
         if stage_map.is_empty() {
-            self.err(Code::MissingKey, stages_node.span, "the pipeline has no stages")
-                .help = Some("add at least one stage under `stages:`".into());
+            self.err(
+                Code::MissingKey,
+                stages_node.span,
+                "the pipeline has no stages",
+            )
+            .help = Some("add at least one stage under `stages:`".into());
         }
         let mut drafts = Vec::new();
         for (k, val) in stage_map {
@@ -326,7 +350,11 @@ impl Validator {
     fn unknown_kind(&mut self, node: &Node, name: &str) {
         let names: Vec<&str> = spec::KINDS.iter().map(|k| k.name).collect();
         let hint = did_you_mean(name, names.iter().copied());
-        let d = self.err(Code::UnknownKind, node.span, format!("unknown stage kind `{name}`"));
+        let d = self.err(
+            Code::UnknownKind,
+            node.span,
+            format!("unknown stage kind `{name}`"),
+        );
         d.label = "not a stage kind".into();
         d.help = Some(match hint {
             Some(h) => format!("{h} (kinds: {})", names.join(", ")),
@@ -345,12 +373,19 @@ impl Validator {
             self.expected(node, "a mapping with `kind` and the kind's parameters");
             return None;
         };
-        let kind_node = map.iter().find(|(k, _)| k.as_str() == Some("kind")).map(|(_, v)| v);
+        let kind_node = map
+            .iter()
+            .find(|(k, _)| k.as_str() == Some("kind"))
+            .map(|(_, v)| v);
         let kind = match kind_node {
             None => {
                 let kinds: Vec<&str> = spec::KINDS.iter().map(|k| k.name).collect();
-                self.err(Code::MissingKey, name_span, format!("stage `{name}` has no `kind`"))
-                    .help = Some(format!("add `kind:` with one of: {}", kinds.join(", ")));
+                self.err(
+                    Code::MissingKey,
+                    name_span,
+                    format!("stage `{name}` has no `kind`"),
+                )
+                .help = Some(format!("add `kind:` with one of: {}", kinds.join(", ")));
                 return None;
             }
             Some(k) => match k.as_str() {
@@ -478,19 +513,30 @@ impl Validator {
                     out.push_str(&rest[..i]);
                     let tail = &rest[i + 2..];
                     let Some(j) = tail.find('}') else {
-                        self.err(Code::UnknownParamRef, node.span, "unclosed `${` in a string")
-                            .help = Some("write `${params.NAME}`".into());
-                        return node.clone();
+                        self.err(
+                            Code::UnknownParamRef,
+                            node.span,
+                            "unclosed `${` in a string",
+                        )
+                        .help = Some("write `${params.NAME}`".into());
+                        return null_at(node);
                     };
                     let inner = &tail[..j];
                     let Some(name) = inner.strip_prefix("params.") else {
-                        self.err(Code::UnknownParamRef, node.span, format!("`${{{inner}}}` is not a parameter reference"))
-                            .help = Some("only `${params.NAME}` is substituted".into());
-                        return node.clone();
+                        self.err(
+                            Code::UnknownParamRef,
+                            node.span,
+                            format!("`${{{inner}}}` is not a parameter reference"),
+                        )
+                        .help = Some("only `${params.NAME}` is substituted".into());
+                        return null_at(node);
                     };
-                    match self.param_ref(name, node.span).and_then(|v| v.scalar_text()) {
+                    match self
+                        .param_ref(name, node.span)
+                        .and_then(|v| v.scalar_text())
+                    {
                         Some(t) => out.push_str(&t),
-                        None => return node.clone(),
+                        None => return null_at(node),
                     }
                     rest = &tail[j + 1..];
                 }
@@ -523,7 +569,11 @@ impl Validator {
         }
         let names: Vec<String> = self.params.keys().cloned().collect();
         let hint = did_you_mean(name, names.iter().map(String::as_str));
-        let d = self.err(Code::UnknownParamRef, span, format!("unknown parameter `{name}`"));
+        let d = self.err(
+            Code::UnknownParamRef,
+            span,
+            format!("unknown parameter `{name}`"),
+        );
         d.label = "referenced here".into();
         d.help = Some(match hint {
             Some(h) => h,
@@ -543,7 +593,11 @@ impl Validator {
             Ty::Int { min, max } => match n.value {
                 Value::Int(i) if (min..=max).contains(&i) => Some(json!(i)),
                 Value::Int(i) => {
-                    self.err(Code::InvalidValue, n.span, format!("`{}` must be {}, not {i}", ps.name, spec::describe(ps.ty)));
+                    self.err(
+                        Code::InvalidValue,
+                        n.span,
+                        format!("`{}` must be {}, not {i}", ps.name, spec::describe(ps.ty)),
+                    );
                     None
                 }
                 _ => {
@@ -561,7 +615,11 @@ impl Validator {
                     }
                 };
                 if !(min..=max).contains(&f) {
-                    self.err(Code::InvalidValue, n.span, format!("`{}` must be {}, not {f}", ps.name, spec::describe(ps.ty)));
+                    self.err(
+                        Code::InvalidValue,
+                        n.span,
+                        format!("`{}` must be {}, not {f}", ps.name, spec::describe(ps.ty)),
+                    );
                     return None;
                 }
                 Some(json!(f))
@@ -605,8 +663,14 @@ impl Validator {
                         _ => unreachable!("matched numbers"),
                     };
                     if !(0.0..=1.0).contains(&f) {
-                        self.err(Code::InvalidValue, n.span, format!("a share must lie in 0..=1, not {f}"))
-                            .help = Some("give a share such as 0.8, or a list of seeds such as [1, 2, 3]".into());
+                        self.err(
+                            Code::InvalidValue,
+                            n.span,
+                            format!("a share must lie in 0..=1, not {f}"),
+                        )
+                        .help = Some(
+                            "give a share such as 0.8, or a list of seeds such as [1, 2, 3]".into(),
+                        );
                         return None;
                     }
                     Some(json!({"share": f}))
@@ -623,10 +687,16 @@ impl Validator {
                     }
                 };
                 match r {
-                    Some((lo, hi)) if lo.zip(hi).is_none_or(|(a, b)| a <= b) => Some(json!([lo, hi])),
+                    Some((lo, hi)) if lo.zip(hi).is_none_or(|(a, b)| a <= b) => {
+                        Some(json!([lo, hi]))
+                    }
                     _ => {
-                        self.err(Code::InvalidValue, n.span, format!("`{}` is not a valid range", place))
-                            .help = Some("write N, \"A..=B\", \"A..\" or \"..=B\" with A ≤ B".into());
+                        self.err(
+                            Code::InvalidValue,
+                            n.span,
+                            format!("`{}` is not a valid range", place),
+                        )
+                        .help = Some("write N, \"A..=B\", \"A..\" or \"..=B\" with A ≤ B".into());
                         None
                     }
                 }
@@ -643,6 +713,8 @@ impl Validator {
                         continue;
                     };
                     match v.scalar_text() {
+                        // Null: unset (or a failed `${params.…}`, reported already).
+                        None if v.value == Value::Null => {}
                         Some(t) => {
                             out.insert(key.to_string(), json!({"text": t, "at": [k.span.start, k.span.end, v.span.start, v.span.end]}));
                         }
@@ -661,8 +733,8 @@ impl Validator {
                 Some(json!({"input": place}))
             }
             Ty::Input(kind) => {
-                let input = self.input(n, kind)?;
-                draft.inputs.insert(place.to_string(), (n.span, input));
+                let (input, span) = self.input(n, kind)?;
+                draft.inputs.insert(place.to_string(), (span, input));
                 Some(json!({"input": place}))
             }
             Ty::List(fields) => {
@@ -671,8 +743,12 @@ impl Validator {
                     return None;
                 };
                 if items.is_empty() {
-                    self.err(Code::InvalidValue, n.span, format!("`{}` is empty", ps.name))
-                        .help = Some("give at least one item".into());
+                    self.err(
+                        Code::InvalidValue,
+                        n.span,
+                        format!("`{}` is empty", ps.name),
+                    )
+                    .help = Some("give at least one item".into());
                 }
                 let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
                 let mut out = Vec::new();
@@ -688,8 +764,12 @@ impl Validator {
                         let v = match keys.get(f.name) {
                             Some((_, v)) => self.value(f, v, &sub, draft),
                             None if f.required => {
-                                self.err(Code::MissingKey, item.span, format!("this item of `{}` has no `{}`", ps.name, f.name))
-                                    .help = Some(format!("add `{}`: {}", f.name, spec::describe(f.ty)));
+                                self.err(
+                                    Code::MissingKey,
+                                    item.place(),
+                                    format!("this item of `{}` has no `{}`", ps.name, f.name),
+                                )
+                                .help = Some(format!("add `{}`: {}", f.name, spec::describe(f.ty)));
                                 None
                             }
                             None => Some(default_value(f)),
@@ -726,7 +806,10 @@ impl Validator {
             }
             Value::Str(s) => s.clone(),
             _ => {
-                self.expected(n, "seeds: an integer, a list of integers or a string like \"1..=10\"");
+                self.expected(
+                    n,
+                    "seeds: an integer, a list of integers or a string like \"1..=10\"",
+                );
                 return None;
             }
         };
@@ -740,12 +823,13 @@ impl Validator {
         }
     }
 
-    fn input(&mut self, n: &Node, kind: InputKind) -> Option<DraftInput> {
+    /// An input and the span its diagnostics point at (the reference, for `{from: …}`).
+    fn input(&mut self, n: &Node, kind: InputKind) -> Option<(DraftInput, Span)> {
         match &n.value {
             Value::Str(s) => {
-                let path = self.dir.join(s);
+                let path = normalize(&self.dir.join(s));
                 let digest = self.digest(&path, kind, n)?;
-                Some(DraftInput::File(path, digest))
+                Some((DraftInput::File(path, digest), n.span))
             }
             Value::Map(m) => {
                 let keys = self.keys(m, &["from"], "an input");
@@ -761,10 +845,13 @@ impl Validator {
                     self.expected(from, "`STAGE.OUTPUT`");
                     return None;
                 };
-                self.reference(r, from.span)
+                self.reference(r, from.span).map(|i| (i, from.span))
             }
             _ => {
-                self.expected(n, &format!("{}: a path or `{{from: STAGE.OUTPUT}}`", kind.describe()));
+                self.expected(
+                    n,
+                    &format!("{}: a path or `{{from: STAGE.OUTPUT}}`", kind.describe()),
+                );
                 None
             }
         }
@@ -778,11 +865,18 @@ impl Validator {
             None => (r, None),
         };
         if !is_ident(stage) || output.is_some_and(|o| !is_ident(o)) {
-            self.err(Code::BadReference, span, format!("`{r}` is not a reference to a stage output"))
-                .help = Some("write `STAGE.OUTPUT`, e.g. `from: gen_train.dataset`".into());
+            self.err(
+                Code::BadReference,
+                span,
+                format!("`{r}` is not a reference to a stage output"),
+            )
+            .help = Some("write `STAGE.OUTPUT`, e.g. `from: gen_train.dataset`".into());
             return None;
         }
-        Some(DraftInput::Stage(stage.to_string(), output.map(str::to_string)))
+        Some(DraftInput::Stage(
+            stage.to_string(),
+            output.map(str::to_string),
+        ))
     }
 
     /// The content digest of a file input, or a diagnostic at `n` when it is missing or
@@ -790,10 +884,18 @@ impl Validator {
     /// their files.
     fn digest(&mut self, path: &Path, kind: InputKind, n: &Node) -> Option<String> {
         if !path.exists() {
-            self.err(Code::MissingFile, n.span, format!("`{}` does not exist", path.display()))
-                .help = Some(format!(
+            self.err(
+                Code::MissingFile,
+                n.span,
+                format!("`{}` does not exist", path.display()),
+            )
+            .help = Some(format!(
                 "paths are relative to the pipeline file's folder (`{}`); expected {}",
-                if self.dir.as_os_str().is_empty() { "." } else { self.dir.to_str().unwrap_or("?") },
+                if self.dir.as_os_str().is_empty() {
+                    "."
+                } else {
+                    self.dir.to_str().unwrap_or("?")
+                },
                 kind.describe()
             ));
             return None;
@@ -805,22 +907,39 @@ impl Validator {
             InputKind::Rules => match crate::lang::check_file(path) {
                 Ok((_, checked)) => match checked.ir {
                     Some(ir) => Ok((ir.digest(), Some(ir))),
-                    None => Err((Code::RulesInvalid, format!(
-                        "the rule file `{}` has {} error(s)",
-                        path.display(),
-                        checked.diagnostics.iter().filter(|d| d.is_error()).count()
-                    ), format!("run `synthpipe check {}` to see them", path.display()))),
+                    None => Err((
+                        Code::RulesInvalid,
+                        format!(
+                            "the rule file `{}` has {} error(s)",
+                            path.display(),
+                            checked.diagnostics.iter().filter(|d| d.is_error()).count()
+                        ),
+                        format!("run `synthpipe check {}` to see them", path.display()),
+                    )),
                 },
-                Err(e) => Err((Code::MissingFile, format!("cannot read `{}`: {e}", path.display()), "check the path and its permissions".into())),
+                Err(e) => Err((
+                    Code::MissingFile,
+                    format!("cannot read `{}`: {e}", path.display()),
+                    "check the path and its permissions".into(),
+                )),
             },
             InputKind::Dataset if !path.join("questions.jsonl").is_file() => Err((
                 Code::MissingFile,
-                format!("`{}` is not a dataset folder (it has no questions.jsonl)", path.display()),
+                format!(
+                    "`{}` is not a dataset folder (it has no questions.jsonl)",
+                    path.display()
+                ),
                 "give a folder written by `synthpipe generate`, or `{from: STAGE.dataset}`".into(),
             )),
             _ => super::store::digest_path(path)
                 .map(|d| (d, None))
-                .map_err(|e| (Code::MissingFile, format!("cannot read `{}`: {e}", path.display()), "check the path and its permissions".into())),
+                .map_err(|e| {
+                    (
+                        Code::MissingFile,
+                        format!("cannot read `{}`: {e}", path.display()),
+                        "check the path and its permissions".into(),
+                    )
+                }),
         };
         match result {
             Ok(x) => {
@@ -843,7 +962,10 @@ impl Validator {
             "split" => {
                 let parts = ["train", "dev", "test"];
                 let explicit_seeds = parts.iter().any(|p| {
-                    draft.params.get(*p).is_some_and(|v| v.get("seeds").is_some())
+                    draft
+                        .params
+                        .get(*p)
+                        .is_some_and(|v| v.get("seeds").is_some())
                 });
                 if explicit_seeds {
                     for p in parts {
@@ -851,8 +973,14 @@ impl Validator {
                         match draft.params.get(p) {
                             Some(v) if v.get("share").is_some() && given => {
                                 let span = keys[p].1.span;
-                                self.err(Code::InvalidValue, span, "mixes a share with seed lists")
-                                    .help = Some("give every part as seeds, or every part as a share".into());
+                                self.err(
+                                    Code::InvalidValue,
+                                    span,
+                                    "mixes a share with seed lists",
+                                )
+                                .help = Some(
+                                    "give every part as seeds, or every part as a share".into(),
+                                );
                             }
                             Some(v) if v.get("share").is_some() => {
                                 draft.params.insert(p.into(), json!({"seeds": []}));
@@ -862,35 +990,60 @@ impl Validator {
                     }
                     let mut seen: BTreeMap<u64, &str> = BTreeMap::new();
                     for p in parts {
-                        let seeds: Vec<u64> = draft.params.get(p).and_then(|v| v.get("seeds")).and_then(|s| serde_json::from_value(s.clone()).ok()).unwrap_or_default();
+                        let seeds: Vec<u64> = draft
+                            .params
+                            .get(p)
+                            .and_then(|v| v.get("seeds"))
+                            .and_then(|s| serde_json::from_value(s.clone()).ok())
+                            .unwrap_or_default();
                         for s in seeds {
                             if let Some(other) = seen.insert(s, p) {
                                 let span = keys.get(p).map_or(draft.name_span, |(_, v)| v.span);
-                                self.err(Code::InvalidValue, span, format!("seed {s} is in both `{other}` and `{p}`"))
-                                    .help = Some("a universe goes to one part only".into());
+                                self.err(
+                                    Code::InvalidValue,
+                                    span,
+                                    format!("seed {s} is in both `{other}` and `{p}`"),
+                                )
+                                .help = Some("a universe goes to one part only".into());
                                 break;
                             }
                         }
                     }
                 } else {
-                    let sum: f64 = parts.iter().filter_map(|p| draft.params.get(*p)?.get("share")?.as_f64()).sum();
+                    let sum: f64 = parts
+                        .iter()
+                        .filter_map(|p| draft.params.get(*p)?.get("share")?.as_f64())
+                        .sum();
                     if (sum - 1.0).abs() > 1e-9 {
-                        let span = parts.iter().find_map(|p| keys.get(*p).map(|(k, _)| k.span)).unwrap_or(draft.name_span);
-                        self.err(Code::InvalidValue, span, format!("the shares of train, dev and test add up to {sum}, not 1"))
-                            .help = Some("make them add up to 1 (unset ones default to 0.8, 0.1 and 0.1)".into());
+                        let span = parts
+                            .iter()
+                            .find_map(|p| keys.get(*p).map(|(k, _)| k.span))
+                            .unwrap_or(draft.name_span);
+                        self.err(
+                            Code::InvalidValue,
+                            span,
+                            format!("the shares of train, dev and test add up to {sum}, not 1"),
+                        )
+                        .help = Some(
+                            "make them add up to 1 (unset ones default to 0.8, 0.1 and 0.1)".into(),
+                        );
                     }
                 }
             }
             "mix" => {
                 if let Some(Json::Array(items)) = draft.params.get("sources") {
                     let spans = keys.get("sources").and_then(|(_, v)| match &v.value {
-                        Value::Seq(s) => Some(s.iter().map(|n| n.span).collect::<Vec<_>>()),
+                        Value::Seq(s) => Some(s.iter().map(Node::place).collect::<Vec<_>>()),
                         _ => None,
                     });
                     for (i, it) in items.iter().enumerate() {
-                        let n = usize::from(!it["from"].is_null()) + usize::from(!it["path"].is_null());
+                        let n =
+                            usize::from(!it["from"].is_null()) + usize::from(!it["path"].is_null());
                         if n != 1 {
-                            let span = spans.as_ref().and_then(|s| s.get(i).copied()).unwrap_or(draft.name_span);
+                            let span = spans
+                                .as_ref()
+                                .and_then(|s| s.get(i).copied())
+                                .unwrap_or(draft.name_span);
                             self.err(Code::MissingKey, span, format!("source {} needs exactly one of `from` and `path`", i + 1))
                                 .help = Some("write `from: STAGE.OUTPUT` for a stage's dataset, or `path: FOLDER` for a dataset on disk".into());
                         }
@@ -922,8 +1075,16 @@ impl Validator {
                 let one = [(k.clone(), text.clone())];
                 if let Err(e) = crate::universe::params::Params::resolve(&ir, &one) {
                     let unknown = ir.param(k).is_none();
-                    let msg = e.to_string().trim_start_matches("bad parameters:").trim().to_string();
-                    let (code, span) = if unknown { (Code::UnknownRuleParam, kspan) } else { (Code::InvalidValue, vspan) };
+                    let msg = e
+                        .to_string()
+                        .trim_start_matches("bad parameters:")
+                        .trim()
+                        .to_string();
+                    let (code, span) = if unknown {
+                        (Code::UnknownRuleParam, kspan)
+                    } else {
+                        (Code::InvalidValue, vspan)
+                    };
                     self.err(code, span, msg).help = Some(format!(
                         "`set` takes the parameters `{}` declares (`param` lines)",
                         path.display()
@@ -935,7 +1096,9 @@ impl Validator {
         }
         match crate::universe::params::Params::resolve(&ir, &pairs) {
             Ok(p) => {
-                draft.params.insert("set".into(), crate::universe::dataset::params_json(&p));
+                draft
+                    .params
+                    .insert("set".into(), crate::universe::dataset::params_json(&p));
             }
             Err(e) => {
                 self.err(Code::InvalidValue, draft.name_span, e.to_string());
@@ -946,7 +1109,11 @@ impl Validator {
     /// Resolves references between stages, orders the stages, and reports cycles and
     /// outputs two stages would both write.
     fn link(&mut self, drafts: Vec<Draft>) -> Option<Vec<Stage>> {
-        let index: BTreeMap<&str, usize> = drafts.iter().enumerate().map(|(i, d)| (d.name.as_str(), i)).collect();
+        let index: BTreeMap<&str, usize> = drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.name.as_str(), i))
+            .collect();
         let names: Vec<&str> = drafts.iter().map(|d| d.name.as_str()).collect();
         let mut deps: Vec<Vec<(usize, Span)>> = vec![Vec::new(); drafts.len()];
         let mut resolved: Vec<BTreeMap<String, Input>> = vec![BTreeMap::new(); drafts.len()];
@@ -956,15 +1123,27 @@ impl Validator {
                 let wanted = input_kind(d.kind, place);
                 match input {
                     DraftInput::File(path, digest) => {
-                        resolved[i].insert(place.clone(), Input::File { path: path.clone(), digest: digest.clone() });
+                        resolved[i].insert(
+                            place.clone(),
+                            Input::File {
+                                path: path.clone(),
+                                digest: digest.clone(),
+                            },
+                        );
                     }
                     DraftInput::Stage(s, o) => {
                         let Some(&j) = index.get(s.as_str()) else {
                             let hint = did_you_mean(s, names.iter().copied());
                             problems.push(
-                                Diagnostic::new(Code::UnknownStage, *span, format!("no stage is named `{s}`"))
-                                    .label("unknown stage")
-                                    .help(hint.unwrap_or_else(|| format!("the stages are: {}", names.join(", ")))),
+                                Diagnostic::new(
+                                    Code::UnknownStage,
+                                    *span,
+                                    format!("no stage is named `{s}`"),
+                                )
+                                .label("unknown stage")
+                                .help(hint.unwrap_or_else(|| {
+                                    format!("the stages are: {}", names.join(", "))
+                                })),
                             );
                             continue;
                         };
@@ -973,44 +1152,82 @@ impl Validator {
                             Some(o) => match up.output(o) {
                                 Some(out) => out,
                                 None => {
-                                    let outs: Vec<&str> = up.outputs.iter().map(|o| o.name).collect();
+                                    let outs: Vec<&str> =
+                                        up.outputs.iter().map(|o| o.name).collect();
                                     problems.push(
-                                        Diagnostic::new(Code::UnknownOutput, *span, format!("stage `{s}` ({}) has no output `{o}`", up.name))
-                                            .label("unknown output")
-                                            .related(drafts[j].name_span, "defined here")
-                                            .help(did_you_mean(o, outs.iter().copied()).unwrap_or_else(|| format!("its outputs are: {}", outs.join(", ")))),
+                                        Diagnostic::new(
+                                            Code::UnknownOutput,
+                                            *span,
+                                            format!(
+                                                "stage `{s}` ({}) has no output `{o}`",
+                                                up.name
+                                            ),
+                                        )
+                                        .label("unknown output")
+                                        .related(drafts[j].name_span, "defined here")
+                                        .help(
+                                            did_you_mean(o, outs.iter().copied()).unwrap_or_else(
+                                                || format!("its outputs are: {}", outs.join(", ")),
+                                            ),
+                                        ),
                                     );
                                     continue;
                                 }
                             },
                             None if up.outputs.len() == 1 => &up.outputs[0],
                             None => {
-                                let outs: Vec<String> = up.outputs.iter().map(|o| format!("{s}.{}", o.name)).collect();
+                                let outs: Vec<String> = up
+                                    .outputs
+                                    .iter()
+                                    .map(|o| format!("{s}.{}", o.name))
+                                    .collect();
                                 problems.push(
-                                    Diagnostic::new(Code::BadReference, *span, format!("stage `{s}` has several outputs; say which"))
-                                        .help(format!("write one of: {}", outs.join(", "))),
+                                    Diagnostic::new(
+                                        Code::BadReference,
+                                        *span,
+                                        format!("stage `{s}` has several outputs; say which"),
+                                    )
+                                    .help(format!("write one of: {}", outs.join(", "))),
                                 );
                                 continue;
                             }
                         };
                         if !wanted.accepts(output.kind) {
                             problems.push(
-                                Diagnostic::new(Code::InputType, *span, format!("`{s}.{}` is not {}", output.name, wanted.describe()))
-                                    .label("wrong kind of input")
-                                    .related(drafts[j].name_span, "defined here")
-                                    .help(format!("`{}` needs {}", place, wanted.describe())),
+                                Diagnostic::new(
+                                    Code::InputType,
+                                    *span,
+                                    format!("`{s}.{}` is not {}", output.name, wanted.describe()),
+                                )
+                                .label("wrong kind of input")
+                                .related(drafts[j].name_span, "defined here")
+                                .help(format!(
+                                    "`{}` needs {}",
+                                    place,
+                                    wanted.describe()
+                                )),
                             );
                             continue;
                         }
                         if j == i {
                             problems.push(
-                                Diagnostic::new(Code::Cycle, *span, format!("stage `{s}` reads its own output"))
-                                    .help("a stage can only read the outputs of other stages"),
+                                Diagnostic::new(
+                                    Code::Cycle,
+                                    *span,
+                                    format!("stage `{s}` reads its own output"),
+                                )
+                                .help("a stage can only read the outputs of other stages"),
                             );
                             continue;
                         }
                         deps[i].push((j, *span));
-                        resolved[i].insert(place.clone(), Input::Stage { stage: s.clone(), output: output.name.to_string() });
+                        resolved[i].insert(
+                            place.clone(),
+                            Input::Stage {
+                                stage: s.clone(),
+                                output: output.name.to_string(),
+                            },
+                        );
                     }
                 }
             }
@@ -1018,20 +1235,34 @@ impl Validator {
         self.diags.extend(problems);
         // Two stages copying their outputs to the same (or a nested) folder would overwrite
         // each other.
-        let outs: Vec<(usize, Span, PathBuf)> = drafts.iter().enumerate().filter_map(|(i, d)| d.out.as_ref().map(|(s, p)| (i, *s, normalize(p)))).collect();
+        let outs: Vec<(usize, Span, PathBuf)> = drafts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| d.out.as_ref().map(|(s, p)| (i, *s, normalize(p))))
+            .collect();
         for (a, (i, sa, pa)) in outs.iter().enumerate() {
             for (j, sb, pb) in &outs[a + 1..] {
                 if pa.starts_with(pb) || pb.starts_with(pa) {
-                    let d = Diagnostic::new(Code::DuplicateOutput, *sb, format!("stages `{}` and `{}` would both write `{}`", drafts[*i].name, drafts[*j].name, pb.display()))
-                        .label("second writer")
-                        .related(*sa, "first writer")
-                        .help("give each stage its own `out` folder");
+                    let d = Diagnostic::new(
+                        Code::DuplicateOutput,
+                        *sb,
+                        format!(
+                            "stages `{}` and `{}` would both write `{}`",
+                            drafts[*i].name,
+                            drafts[*j].name,
+                            pb.display()
+                        ),
+                    )
+                    .label("second writer")
+                    .related(*sa, "first writer")
+                    .help("give each stage its own `out` folder");
                     self.diags.push(d);
                 }
             }
         }
         let order = self.order(&drafts, &deps)?;
-        let position: BTreeMap<usize, usize> = order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+        let position: BTreeMap<usize, usize> =
+            order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
         let mut drafts: Vec<Option<Draft>> = drafts.into_iter().map(Some).collect();
         let mut stages = Vec::new();
         for &i in &order {
@@ -1059,7 +1290,14 @@ impl Validator {
         let mut order = Vec::new();
         let mut reported: BTreeSet<Vec<usize>> = BTreeSet::new();
         let mut ok = true;
-        fn visit(i: usize, deps: &[Vec<(usize, Span)>], state: &mut [u8], stack: &mut Vec<usize>, order: &mut Vec<usize>, cycles: &mut Vec<Vec<usize>>) {
+        fn visit(
+            i: usize,
+            deps: &[Vec<(usize, Span)>],
+            state: &mut [u8],
+            stack: &mut Vec<usize>,
+            order: &mut Vec<usize>,
+            cycles: &mut Vec<Vec<usize>>,
+        ) {
             state[i] = 1;
             stack.push(i);
             for &(j, _) in &deps[i] {
@@ -1079,7 +1317,14 @@ impl Validator {
         let mut cycles = Vec::new();
         for i in 0..drafts.len() {
             if state[i] == 0 {
-                visit(i, deps, &mut state, &mut Vec::new(), &mut order, &mut cycles);
+                visit(
+                    i,
+                    deps,
+                    &mut state,
+                    &mut Vec::new(),
+                    &mut order,
+                    &mut cycles,
+                );
             }
         }
         for cycle in cycles {
@@ -1094,19 +1339,35 @@ impl Validator {
             names.push(names[0]);
             let first = cycle[0];
             let next = cycle.get(1).copied().unwrap_or(first);
-            let span = deps[first].iter().find(|(j, _)| *j == next).map_or(drafts[first].name_span, |(_, s)| *s);
-            let mut d = Diagnostic::new(Code::Cycle, span, format!("stages read each other in a cycle: {}", names.join(" → ")))
-                .label(format!("`{}` reads `{}`", drafts[first].name, drafts[next].name))
-                .help("remove one of these `from` references: a pipeline must be acyclic");
+            let span = deps[first]
+                .iter()
+                .find(|(j, _)| *j == next)
+                .map_or(drafts[first].name_span, |(_, s)| *s);
+            let mut d = Diagnostic::new(
+                Code::Cycle,
+                span,
+                format!("stages read each other in a cycle: {}", names.join(" → ")),
+            )
+            .label(format!(
+                "`{}` reads `{}`",
+                drafts[first].name, drafts[next].name
+            ))
+            .help("remove one of these `from` references: a pipeline must be acyclic");
             for w in cycle.windows(2).skip(1) {
                 if let Some((_, s)) = deps[w[0]].iter().find(|(j, _)| *j == w[1]) {
-                    d = d.related(*s, format!("`{}` reads `{}`", drafts[w[0]].name, drafts[w[1]].name));
+                    d = d.related(
+                        *s,
+                        format!("`{}` reads `{}`", drafts[w[0]].name, drafts[w[1]].name),
+                    );
                 }
             }
             if cycle.len() > 1 {
                 let last = cycle[cycle.len() - 1];
                 if let Some((_, s)) = deps[last].iter().find(|(j, _)| *j == first) {
-                    d = d.related(*s, format!("`{}` reads `{}`", drafts[last].name, drafts[first].name));
+                    d = d.related(
+                        *s,
+                        format!("`{}` reads `{}`", drafts[last].name, drafts[first].name),
+                    );
                 }
             }
             self.diags.push(d);
@@ -1115,6 +1376,16 @@ impl Validator {
     }
 }
 
+/// A null in place of a value whose `${…}` failed (already reported), so it is not reported
+/// a second time as a type error.
+fn null_at(node: &Node) -> Node {
+    Node {
+        span: node.span,
+        value: Value::Null,
+    }
+}
+
+/// `a/b/../c` → `a/c`, so messages show the path a user would write.
 fn normalize(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in p.components() {
@@ -1157,7 +1428,11 @@ fn input_kind(kind: &KindSpec, place: &str) -> InputKind {
 /// A parameter's value when it is not written.
 fn default_value(ps: &ParamSpec) -> Json {
     let Some(d) = ps.default else {
-        return if matches!(ps.ty, Ty::Settings) { json!({}) } else { Json::Null };
+        return if matches!(ps.ty, Ty::Settings) {
+            json!({})
+        } else {
+            Json::Null
+        };
     };
     match ps.ty {
         Ty::Seeds => json!(crate::universe::params::parse_seeds(d).unwrap_or_default()),
@@ -1171,7 +1446,11 @@ fn parse_range(s: &str) -> Option<(Option<i64>, Option<i64>)> {
     let s = s.trim();
     let num = |t: &str| -> Option<Option<i64>> {
         let t = t.trim();
-        if t.is_empty() { Some(None) } else { t.parse().ok().map(Some) }
+        if t.is_empty() {
+            Some(None)
+        } else {
+            t.parse().ok().map(Some)
+        }
     };
     if let Some((a, b)) = s.split_once("..=") {
         let hi = num(b)?;
@@ -1180,10 +1459,13 @@ fn parse_range(s: &str) -> Option<(Option<i64>, Option<i64>)> {
     }
     if let Some((a, b)) = s.split_once("..") {
         let hi = num(b)?;
-        return Some((num(a)?, match hi {
-            Some(h) => Some(h.checked_sub(1)?),
-            None => None,
-        }));
+        return Some((
+            num(a)?,
+            match hi {
+                Some(h) => Some(h.checked_sub(1)?),
+                None => None,
+            },
+        ));
     }
     let n: i64 = s.parse().ok()?;
     Some((Some(n), Some(n)))

@@ -69,7 +69,10 @@ pub fn diff(old: &Json, new: &Json) -> Vec<String> {
 fn short(s: &str) -> String {
     match s.strip_prefix("\"b3:") {
         Some(h) => format!("b3:{}…", &h[..h.len().min(12)]),
-        None if s.len() > 60 => format!("{}…", &s[..s.char_indices().nth(57).map_or(s.len(), |(i, _)| i)]),
+        None if s.len() > 60 => format!(
+            "{}…",
+            &s[..s.char_indices().nth(57).map_or(s.len(), |(i, _)| i)]
+        ),
         None => s.to_string(),
     }
 }
@@ -78,7 +81,11 @@ fn flatten(prefix: &str, v: &Json, out: &mut BTreeMap<String, String>) {
     match v {
         Json::Object(m) if !m.is_empty() => {
             for (k, x) in m {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&p, x, out);
             }
         }
@@ -136,7 +143,10 @@ pub fn selection(p: &Pipeline, wanted: &[String]) -> Result<Vec<usize>, String> 
             Some(i) => todo.push(i),
             None => {
                 let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
-                return Err(format!("no stage is named `{w}`; the stages are: {}", names.join(", ")));
+                return Err(format!(
+                    "no stage is named `{w}`; the stages are: {}",
+                    names.join(", ")
+                ));
             }
         }
     }
@@ -149,7 +159,12 @@ pub fn selection(p: &Pipeline, wanted: &[String]) -> Result<Vec<usize>, String> 
 }
 
 /// Runs the pipeline. Returns one report per selected stage, in pipeline order.
-pub fn run(p: &Pipeline, store: &Store, opts: &Options, say: Say) -> Result<Vec<StageReport>, String> {
+pub fn run(
+    p: &Pipeline,
+    store: &Store,
+    opts: &Options,
+    say: Say,
+) -> Result<Vec<StageReport>, String> {
     let selected = selection(p, &opts.stages)?;
     for f in &opts.force {
         if p.stage(f).is_none() {
@@ -159,6 +174,12 @@ pub fn run(p: &Pipeline, store: &Store, opts: &Options, say: Say) -> Result<Vec<
     let _store_lock = store
         .lock_store(false)
         .map_err(|e| format!("cannot lock the store `{}`: {e}", store.root.display()))?;
+    store.sweep().map_err(|e| {
+        format!(
+            "cannot clean up `{}`: {e}",
+            store.root.join("tmp").display()
+        )
+    })?;
     let log = Log::open(store, p)?;
     let jobs = if opts.jobs == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -182,18 +203,35 @@ pub fn run(p: &Pipeline, store: &Store, opts: &Options, say: Say) -> Result<Vec<
             let ready: Vec<usize> = pending
                 .iter()
                 .copied()
-                .filter(|&i| p.stages[i].deps.iter().all(|d| done.contains_key(d) || !selected.contains(d)))
+                .filter(|&i| {
+                    p.stages[i]
+                        .deps
+                        .iter()
+                        .all(|d| done.contains_key(d) || !selected.contains(d))
+                })
                 .collect();
             for i in ready {
                 let s = &p.stages[i];
                 let blocked = s.deps.iter().any(|d| {
-                    done.get(d).is_some_and(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::Skipped))
+                    done.get(d)
+                        .is_some_and(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::Skipped))
                 });
                 if blocked {
                     pending.remove(&i);
                     counter += 1;
-                    say(&format!("[{counter}/{total}] {} ({}): skipped, an input stage failed", s.name, s.kind.name));
-                    done.insert(i, StageReport { stage: s.name.clone(), key: None, outcome: Outcome::Skipped, seconds: 0.0 });
+                    say(&format!(
+                        "[{counter}/{total}] {} ({}): skipped, an input stage failed",
+                        s.name, s.kind.name
+                    ));
+                    done.insert(
+                        i,
+                        StageReport {
+                            stage: s.name.clone(),
+                            key: None,
+                            outcome: Outcome::Skipped,
+                            seconds: 0.0,
+                        },
+                    );
                     continue;
                 }
                 let want = if s.cpus == 0 { jobs } else { s.cpus.min(jobs) };
@@ -214,14 +252,26 @@ pub fn run(p: &Pipeline, store: &Store, opts: &Options, say: Say) -> Result<Vec<
                 let forced = opts.force_all || opts.force.contains(&s.name);
                 let log = &log;
                 scope.spawn(move || {
-                    let (report, outs) = run_stage(p, s, store, (&upstream, &up_keys), forced, want, opts, log, say);
+                    let (report, outs) = run_stage(
+                        p,
+                        s,
+                        store,
+                        (&upstream, &up_keys),
+                        forced,
+                        want,
+                        opts,
+                        log,
+                        say,
+                    );
                     let _ = tx.send((i, report, outs));
                 });
             }
             if running.is_empty() {
                 break;
             }
-            let Ok((i, report, outs)) = rx.recv() else { break };
+            let Ok((i, report, outs)) = rx.recv() else {
+                break;
+            };
             running.remove(&i);
             if p.stages[i].kind.exclusive {
                 exclusive_running = false;
@@ -231,12 +281,19 @@ pub fn run(p: &Pipeline, store: &Store, opts: &Options, say: Say) -> Result<Vec<
             let s = &p.stages[i];
             let line = match &report.outcome {
                 Outcome::Cached => format!("fresh ({})", short_key(&report.key)),
-                Outcome::Built => format!("built in {:.2} s ({})", report.seconds, short_key(&report.key)),
+                Outcome::Built => format!(
+                    "built in {:.2} s ({})",
+                    report.seconds,
+                    short_key(&report.key)
+                ),
                 Outcome::WouldBuild => "would build".to_string(),
                 Outcome::Failed(e) => format!("FAILED after {:.2} s: {e}", report.seconds),
                 Outcome::Skipped => "skipped".to_string(),
             };
-            say(&format!("[{counter}/{total}] {} ({}): {line}", s.name, s.kind.name));
+            say(&format!(
+                "[{counter}/{total}] {} ({}): {line}",
+                s.name, s.kind.name
+            ));
             done.insert(i, report);
         }
     });
@@ -246,7 +303,8 @@ pub fn run(p: &Pipeline, store: &Store, opts: &Options, say: Say) -> Result<Vec<
 }
 
 fn short_key(k: &Option<String>) -> String {
-    k.as_deref().map_or("-".into(), |k| format!("{}…", &k[..k.len().min(15)]))
+    k.as_deref()
+        .map_or("-".into(), |k| format!("{}…", &k[..k.len().min(15)]))
 }
 
 /// Runs (or finds cached) one stage; returns its report and its outputs' digests.
@@ -275,7 +333,10 @@ fn run_stage(
     };
     let key = key_of(&pre);
     let outs_of = |rec: &Record| -> BTreeMap<String, String> {
-        rec.outputs.iter().map(|(o, r)| (format!("{}.{o}", s.name), r.digest.clone())).collect()
+        rec.outputs
+            .iter()
+            .map(|(o, r)| (format!("{}.{o}", s.name), r.digest.clone()))
+            .collect()
     };
     if opts.dry_run {
         return match store.record(&key) {
@@ -283,31 +344,51 @@ fn run_stage(
             _ => (report(Some(key), Outcome::WouldBuild), BTreeMap::new()),
         };
     }
-    if !forced {
-        if let Some(rec) = store.record(&key) {
-            finish_stage(p, s, store, &key, &pre, &rec, say);
-            log.event(json!({"event": "stage", "stage": s.name, "key": key, "outcome": "cached"}));
-            return (report(Some(key), Outcome::Cached), outs_of(&rec));
-        }
+    if !forced && let Some(rec) = store.record(&key) {
+        finish_stage(p, s, store, &key, &pre, &rec, say);
+        log.event(json!({"event": "stage", "stage": s.name, "key": key, "outcome": "cached"}));
+        return (report(Some(key), Outcome::Cached), outs_of(&rec));
     }
-    let note = format!("pid {} (pipeline `{}`, stage `{}`)", std::process::id(), p.name, s.name);
+    let note = format!(
+        "pid {} (pipeline `{}`, stage `{}`)",
+        std::process::id(),
+        p.name,
+        s.name
+    );
     let lock = store.lock_key(&key, &note, |holder| {
-        say(&format!("  {}: waiting for {} to finish building it", s.name, if holder.is_empty() { "another run" } else { holder }));
+        say(&format!(
+            "  {}: waiting for {} to finish building it",
+            s.name,
+            if holder.is_empty() {
+                "another run"
+            } else {
+                holder
+            }
+        ));
     });
     let _lock = match lock {
         Ok(l) => l,
-        Err(e) => return (report(Some(key), Outcome::Failed(format!("cannot lock the store: {e}"))), BTreeMap::new()),
+        Err(e) => {
+            return (
+                report(
+                    Some(key),
+                    Outcome::Failed(format!("cannot lock the store: {e}")),
+                ),
+                BTreeMap::new(),
+            );
+        }
     };
     // Someone may have built it while we waited.
-    if !forced {
-        if let Some(rec) = store.record(&key) {
-            finish_stage(p, s, store, &key, &pre, &rec, say);
-            log.event(json!({"event": "stage", "stage": s.name, "key": key, "outcome": "cached"}));
-            return (report(Some(key), Outcome::Cached), outs_of(&rec));
-        }
+    if !forced && let Some(rec) = store.record(&key) {
+        finish_stage(p, s, store, &key, &pre, &rec, say);
+        log.event(json!({"event": "stage", "stage": s.name, "key": key, "outcome": "cached"}));
+        return (report(Some(key), Outcome::Cached), outs_of(&rec));
     }
     log.event(json!({"event": "start", "stage": s.name, "key": key}));
-    match build(s, store, &key, &pre, up_keys, cores, opts, started).map(|rec| Record { pipeline: p.name.clone(), ..rec }) {
+    match build(s, store, &key, &pre, up_keys, cores, opts, started).map(|rec| Record {
+        pipeline: p.name.clone(),
+        ..rec
+    }) {
         Ok(rec) => {
             finish_stage(p, s, store, &key, &pre, &rec, say);
             log.event(json!({"event": "stage", "stage": s.name, "key": key, "outcome": "built", "seconds": rec.seconds}));
@@ -332,21 +413,28 @@ fn build(
     opts: &Options,
     started: Instant,
 ) -> Result<Record, String> {
-    let tmp = store.tmp_dir(key).map_err(|e| format!("cannot create a temporary folder: {e}"))?;
+    let tmp = store
+        .tmp_dir(key)
+        .map_err(|e| format!("cannot create a temporary folder: {e}"))?;
     let mut inputs = BTreeMap::new();
     for (place, input) in &s.inputs {
         let path = match input {
             Input::File { path, .. } => path.clone(),
             Input::Stage { stage, output } => {
-                let k = up_keys
-                    .get(stage)
-                    .ok_or_else(|| format!("stage `{stage}` has no output (this is a bug in synthpipe)"))?;
+                let k = up_keys.get(stage).ok_or_else(|| {
+                    format!("stage `{stage}` has no output (this is a bug in synthpipe)")
+                })?;
                 store.output_dir(k).join(output)
             }
         };
         inputs.insert(place.clone(), path);
     }
-    let outputs: BTreeMap<String, PathBuf> = s.kind.outputs.iter().map(|o| (o.name.to_string(), tmp.join(o.name))).collect();
+    let outputs: BTreeMap<String, PathBuf> = s
+        .kind
+        .outputs
+        .iter()
+        .map(|o| (o.name.to_string(), tmp.join(o.name)))
+        .collect();
     let scratch = store.scratch_dir(key);
     let ctx = Ctx {
         params: &s.params,
@@ -368,8 +456,15 @@ fn build(
     for name in outputs.keys() {
         let dir = tmp.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let files = store::tree(&dir).map_err(|e| format!("cannot read the output `{name}`: {e}"))?;
-        recs.insert(name.clone(), OutputRecord { digest: store::tree_digest(&files), files });
+        let files =
+            store::tree(&dir).map_err(|e| format!("cannot read the output `{name}`: {e}"))?;
+        recs.insert(
+            name.clone(),
+            OutputRecord {
+                digest: store::tree_digest(&files),
+                files,
+            },
+        );
     }
     let rec = Record {
         key: key.to_string(),
@@ -381,21 +476,41 @@ fn build(
         seconds: started.elapsed().as_secs_f64(),
         finished_unix: unix_now(),
     };
-    store.commit(&tmp, &rec).map_err(|e| format!("cannot commit the output: {e}"))?;
+    store
+        .commit(&tmp, &rec)
+        .map_err(|e| format!("cannot commit the output: {e}"))?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(rec)
 }
 
 /// After a hit or a build: remember the key for `status`, and copy to `out` if asked.
-fn finish_stage(p: &Pipeline, s: &Stage, store: &Store, key: &str, pre: &Json, _rec: &Record, say: Say) {
-    let st = StageState { key: key.to_string(), preimage: pre.clone() };
+fn finish_stage(
+    p: &Pipeline,
+    s: &Stage,
+    store: &Store,
+    key: &str,
+    pre: &Json,
+    _rec: &Record,
+    say: Say,
+) {
+    let st = StageState {
+        key: key.to_string(),
+        preimage: pre.clone(),
+    };
     if let Err(e) = store.set_state(&p.name, &s.name, &st) {
-        say(&format!("  warning: cannot record the state of `{}`: {e}", s.name));
+        say(&format!(
+            "  warning: cannot record the state of `{}`: {e}",
+            s.name
+        ));
     }
-    if let Some(out) = &s.out {
-        if let Err(e) = store::copy_tree(&store.output_dir(key), out) {
-            say(&format!("  warning: cannot copy `{}` to `{}`: {e}", s.name, out.display()));
-        }
+    if let Some(out) = &s.out
+        && let Err(e) = store::copy_tree(&store.output_dir(key), out)
+    {
+        say(&format!(
+            "  warning: cannot copy `{}` to `{}`: {e}",
+            s.name,
+            out.display()
+        ));
     }
 }
 
@@ -413,9 +528,18 @@ struct Log {
 
 impl Log {
     fn open(store: &Store, p: &Pipeline) -> Result<Log, String> {
-        let path = store.root.join("logs").join(format!("{}-{}-{}.jsonl", unix_now(), p.name, std::process::id()));
-        let file = std::fs::File::create(&path).map_err(|e| format!("cannot create the run log `{}`: {e}", path.display()))?;
-        Ok(Log { file: Mutex::new(file), started: Instant::now() })
+        let path = store.root.join("logs").join(format!(
+            "{}-{}-{}.jsonl",
+            unix_now(),
+            p.name,
+            std::process::id()
+        ));
+        let file = std::fs::File::create(&path)
+            .map_err(|e| format!("cannot create the run log `{}`: {e}", path.display()))?;
+        Ok(Log {
+            file: Mutex::new(file),
+            started: Instant::now(),
+        })
     }
     fn event(&self, mut e: Json) {
         e["t"] = json!((self.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
@@ -462,8 +586,13 @@ pub fn status(p: &Pipeline, store: &Store) -> Vec<StatusLine> {
                         (Some(key), Standing::Fresh)
                     }
                     None => match last {
-                        Some(l) if l.key != key => (Some(key), Standing::Stale(diff(&l.preimage, &pre))),
-                        Some(_) => (Some(key), Standing::Missing("its output was removed from the store".into())),
+                        Some(l) if l.key != key => {
+                            (Some(key), Standing::Stale(diff(&l.preimage, &pre)))
+                        }
+                        Some(_) => (
+                            Some(key),
+                            Standing::Missing("its output was removed from the store".into()),
+                        ),
                         None => (Some(key), Standing::Missing("never built".into())),
                     },
                 }
@@ -473,18 +602,43 @@ pub fn status(p: &Pipeline, store: &Store) -> Vec<StatusLine> {
                     .deps
                     .iter()
                     .map(|&d| p.stages[d].name.as_str())
-                    .filter(|d| lines.iter().any(|l| l.stage == *d && l.standing != Standing::Fresh))
+                    .filter(|d| {
+                        lines
+                            .iter()
+                            .any(|l| l.stage == *d && l.standing != Standing::Fresh)
+                    })
                     .collect();
-                let why = format!("input stage {} will be rebuilt", behind.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(", "));
+                let why = format!(
+                    "input stage {} will be rebuilt",
+                    behind
+                        .iter()
+                        .map(|b| format!("`{b}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
                 match last {
                     Some(l) => {
                         // Show what else changed too, upstream digests aside.
-                        let pre_now = preimage(s, &l.preimage["inputs"].as_object().map(|m| {
-                            s.inputs.iter().filter_map(|(place, i)| match i {
-                                Input::Stage { stage, output } => m.get(place).and_then(Json::as_str).map(|d| (format!("{stage}.{output}"), d.to_string())),
-                                Input::File { .. } => None,
-                            }).collect()
-                        }).unwrap_or_default()).unwrap_or(Json::Null);
+                        let pre_now = preimage(
+                            s,
+                            &l.preimage["inputs"]
+                                .as_object()
+                                .map(|m| {
+                                    s.inputs
+                                        .iter()
+                                        .filter_map(|(place, i)| match i {
+                                            Input::Stage { stage, output } => {
+                                                m.get(place).and_then(Json::as_str).map(|d| {
+                                                    (format!("{stage}.{output}"), d.to_string())
+                                                })
+                                            }
+                                            Input::File { .. } => None,
+                                        })
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
+                        )
+                        .unwrap_or(Json::Null);
                         let mut changes = vec![why];
                         if !pre_now.is_null() {
                             changes.extend(diff(&l.preimage, &pre_now));
@@ -495,7 +649,12 @@ pub fn status(p: &Pipeline, store: &Store) -> Vec<StatusLine> {
                 }
             }
         };
-        lines.push(StatusLine { stage: s.name.clone(), kind: s.kind.name, key, standing });
+        lines.push(StatusLine {
+            stage: s.name.clone(),
+            kind: s.kind.name,
+            key,
+            standing,
+        });
     }
     lines
 }
@@ -510,7 +669,13 @@ pub fn render_status(lines: &[StatusLine]) -> String {
             Standing::Stale(w) => ("stale", w.clone()),
             Standing::Missing(w) => ("missing", vec![w.clone()]),
         };
-        out.push_str(&format!("{:width$}  {:8} {:8} {}\n", l.stage, l.kind, word, short_key(&l.key)));
+        out.push_str(&format!(
+            "{:width$}  {:8} {:8} {}\n",
+            l.stage,
+            l.kind,
+            word,
+            short_key(&l.key)
+        ));
         for w in why {
             out.push_str(&format!("{:width$}    {w}\n", ""));
         }
@@ -529,13 +694,26 @@ pub fn live_keys(p: &Pipeline, store: &Store) -> BTreeSet<String> {
     keys
 }
 
+/// A stage's key (when known), whether it is fresh, and its output folders.
+pub struct Shown {
+    pub key: Option<String>,
+    pub fresh: bool,
+    pub outputs: Vec<(String, PathBuf)>,
+}
+
 /// Where a stage's outputs are (if built), for `show`.
-pub fn outputs_of(p: &Pipeline, store: &Store, stage: &str) -> Result<(Option<String>, Vec<(String, PathBuf, bool)>), String> {
+pub fn outputs_of(p: &Pipeline, store: &Store, stage: &str) -> Result<Shown, String> {
     let i = p.stage(stage).ok_or_else(|| {
         let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
-        format!("no stage is named `{stage}`; the stages are: {}", names.join(", "))
+        format!(
+            "no stage is named `{stage}`; the stages are: {}",
+            names.join(", ")
+        )
     })?;
-    let line = status(p, store).into_iter().nth(i).expect("one line per stage");
+    let line = status(p, store)
+        .into_iter()
+        .nth(i)
+        .expect("one line per stage");
     let s = &p.stages[i];
     let key = line.key.clone();
     let fresh = line.standing == Standing::Fresh;
@@ -544,11 +722,17 @@ pub fn outputs_of(p: &Pipeline, store: &Store, stage: &str) -> Result<(Option<St
         .outputs
         .iter()
         .map(|o| {
-            let dir = key.as_deref().map_or_else(PathBuf::new, |k| store.output_dir(k).join(o.name));
-            (o.name.to_string(), dir, fresh)
+            let dir = key
+                .as_deref()
+                .map_or_else(PathBuf::new, |k| store.output_dir(k).join(o.name));
+            (o.name.to_string(), dir)
         })
         .collect();
-    Ok((key, outs))
+    Ok(Shown {
+        key,
+        fresh,
+        outputs: outs,
+    })
 }
 
 /// The store folder: `--store`, else `$SYNTHPIPE_STORE`, else `.synthpipe` here.

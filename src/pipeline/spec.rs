@@ -8,8 +8,14 @@ use serde_json::{Map, Value as Json, json};
 /// The type of a parameter's value.
 #[derive(Clone, Copy, Debug)]
 pub enum Ty {
-    Int { min: i64, max: i64 },
-    Float { min: f64, max: f64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Float {
+        min: f64,
+        max: f64,
+    },
     Bool,
     Str,
     /// A list of strings.
@@ -57,8 +63,10 @@ impl InputKind {
     pub fn accepts(self, out: OutputKind) -> bool {
         matches!(
             (self, out),
-            (InputKind::Dataset | InputKind::Questions, OutputKind::Dataset)
-                | (InputKind::File, OutputKind::Metrics)
+            (
+                InputKind::Dataset | InputKind::Questions,
+                OutputKind::Dataset
+            ) | (InputKind::File, OutputKind::Metrics)
         )
     }
 }
@@ -113,7 +121,12 @@ impl KindSpec {
     }
 }
 
-const fn p(name: &'static str, ty: Ty, default: Option<&'static str>, doc: &'static str) -> ParamSpec {
+const fn p(
+    name: &'static str,
+    ty: Ty,
+    default: Option<&'static str>,
+    doc: &'static str,
+) -> ParamSpec {
     ParamSpec {
         name,
         ty,
@@ -135,7 +148,10 @@ const fn req(name: &'static str, ty: Ty, doc: &'static str) -> ParamSpec {
 
 const SEED: ParamSpec = p(
     "seed",
-    Ty::Int { min: 0, max: i64::MAX },
+    Ty::Int {
+        min: 0,
+        max: i64::MAX,
+    },
     Some("0"),
     "seed of the stage's own random choices",
 );
@@ -146,9 +162,24 @@ pub const GENERATE: KindSpec = KindSpec {
     doc: "Generate a dataset (entities, facts, articles, questions, manifest) from a rule file: one universe per seed.",
     params: &[
         req("rules", Ty::Input(InputKind::Rules), "the rule file"),
-        p("seeds", Ty::Seeds, Some("0"), "universe seeds: `N`, `[N, ...]` or `\"A..=B\"` (one universe each)"),
-        p("set", Ty::Settings, None, "values for parameters the rule file declares; the others keep their declared defaults"),
-        p("derived", Ty::Bool, Some("false"), "also write derived facts to facts.jsonl"),
+        p(
+            "seeds",
+            Ty::Seeds,
+            Some("0"),
+            "universe seeds: `N`, `[N, ...]` or `\"A..=B\"` (one universe each)",
+        ),
+        p(
+            "set",
+            Ty::Settings,
+            None,
+            "values for parameters the rule file declares; the others keep their declared defaults",
+        ),
+        p(
+            "derived",
+            Ty::Bool,
+            Some("false"),
+            "also write derived facts to facts.jsonl",
+        ),
     ],
     outputs: &[OutputSpec {
         name: "dataset",
@@ -164,10 +195,29 @@ pub const SPLIT: KindSpec = KindSpec {
     version: 1,
     doc: "Split a dataset into train / dev / test by universe (never by question): shares of its universes drawn with `seed`, or explicit seed lists.",
     params: &[
-        req("dataset", Ty::Input(InputKind::Dataset), "the dataset to split"),
-        p("train", Ty::ShareOrSeeds, Some("0.8"), "share of universes, or their seeds"),
-        p("dev", Ty::ShareOrSeeds, Some("0.1"), "share of universes, or their seeds"),
-        p("test", Ty::ShareOrSeeds, Some("0.1"), "share of universes, or their seeds"),
+        req(
+            "dataset",
+            Ty::Input(InputKind::Dataset),
+            "the dataset to split",
+        ),
+        p(
+            "train",
+            Ty::ShareOrSeeds,
+            Some("0.8"),
+            "share of universes, or their seeds",
+        ),
+        p(
+            "dev",
+            Ty::ShareOrSeeds,
+            Some("0.1"),
+            "share of universes, or their seeds",
+        ),
+        p(
+            "test",
+            Ty::ShareOrSeeds,
+            Some("0.1"),
+            "share of universes, or their seeds",
+        ),
         SEED,
     ],
     outputs: &[
@@ -192,12 +242,45 @@ pub const SPLIT: KindSpec = KindSpec {
 };
 
 const SOURCE: &[ParamSpec] = &[
-    p("from", Ty::Ref(InputKind::Dataset), None, "a stage's dataset output, `STAGE.OUTPUT` (give `from` or `path`)"),
-    p("path", Ty::Input(InputKind::Dataset), None, "a dataset folder (give `from` or `path`)"),
-    p("weight", Ty::Float { min: 0.0, max: 1e12 }, Some("1.0"), "relative share of `questions` drawn from this source"),
-    p("difficulty", Ty::Range, None, "keep only questions whose difficulty is in this range"),
-    p("hops", Ty::Range, None, "keep only questions with this many hops"),
-    p("question_type", Ty::StrList, None, "keep only questions of these types"),
+    p(
+        "from",
+        Ty::Ref(InputKind::Dataset),
+        None,
+        "a stage's dataset output, `STAGE.OUTPUT` (give `from` or `path`)",
+    ),
+    p(
+        "path",
+        Ty::Input(InputKind::Dataset),
+        None,
+        "a dataset folder (give `from` or `path`)",
+    ),
+    p(
+        "weight",
+        Ty::Float {
+            min: 0.0,
+            max: 1e12,
+        },
+        Some("1.0"),
+        "relative share of `questions` drawn from this source",
+    ),
+    p(
+        "difficulty",
+        Ty::Range,
+        None,
+        "keep only questions whose difficulty is in this range",
+    ),
+    p(
+        "hops",
+        Ty::Range,
+        None,
+        "keep only questions with this many hops",
+    ),
+    p(
+        "question_type",
+        Ty::StrList,
+        None,
+        "keep only questions of these types",
+    ),
 ];
 
 pub const MIX: KindSpec = KindSpec {
@@ -205,8 +288,20 @@ pub const MIX: KindSpec = KindSpec {
     version: 1,
     doc: "Concatenate and sample datasets (several domains, difficulties, ...) with weights and a seed; the articles, entities and facts of every universe a chosen question is about come along.",
     params: &[
-        req("sources", Ty::List(SOURCE), "the datasets to mix, each with a weight and optional filters"),
-        p("questions", Ty::Int { min: 1, max: i64::MAX }, None, "how many questions to draw in all (default: every question that passes the filters, weights unused)"),
+        req(
+            "sources",
+            Ty::List(SOURCE),
+            "the datasets to mix, each with a weight and optional filters",
+        ),
+        p(
+            "questions",
+            Ty::Int {
+                min: 1,
+                max: i64::MAX,
+            },
+            None,
+            "how many questions to draw in all (default: every question that passes the filters, weights unused)",
+        ),
         SEED,
     ],
     outputs: &[OutputSpec {
@@ -224,7 +319,11 @@ pub const SCORE: KindSpec = KindSpec {
     doc: "Score predictions against gold answers (EM, precision, recall, F1; PhantomWiki's convention), overall and by hops, difficulty and question type.",
     params: &[
         req("gold", Ty::Input(InputKind::Questions), "gold questions"),
-        req("predictions", Ty::Input(InputKind::File), "predictions, JSON Lines with `id` and `prediction` or `answers`"),
+        req(
+            "predictions",
+            Ty::Input(InputKind::File),
+            "predictions, JSON Lines with `id` and `prediction` or `answers`",
+        ),
     ],
     outputs: &[OutputSpec {
         name: "metrics",
@@ -245,15 +344,24 @@ pub fn kind(name: &str) -> Option<&'static KindSpec> {
 /// Keys every stage may have besides its kind's parameters.
 pub const STAGE_KEYS: &[(&str, &str)] = &[
     ("kind", "the stage kind"),
-    ("cpus", "cores the stage may use (default: the kind's; 0 = all); stages run side by side while their cores fit `-j`"),
-    ("out", "also copy the stage's outputs to this folder (relative to the pipeline file) after each run"),
+    (
+        "cpus",
+        "cores the stage may use (default: the kind's; 0 = all); stages run side by side while their cores fit `-j`",
+    ),
+    (
+        "out",
+        "also copy the stage's outputs to this folder (relative to the pipeline file) after each run",
+    ),
 ];
 
 /// Top-level keys of a pipeline file.
 pub const TOP_KEYS: &[(&str, &str)] = &[
     ("name", "the pipeline's name (letters, digits, `_`, `-`)"),
     ("params", "named values that stages use as `${params.NAME}`"),
-    ("defaults", "per stage kind, parameter values every stage of that kind gets unless it sets its own"),
+    (
+        "defaults",
+        "per stage kind, parameter values every stage of that kind gets unless it sets its own",
+    ),
     ("stages", "the stages, by name"),
 ];
 
@@ -341,18 +449,24 @@ fn param_schema(p: &ParamSpec) -> Json {
         Ty::Str => json!({"type": "string"}),
         Ty::StrList => json!({"type": "array", "items": {"type": "string"}}),
         Ty::Seeds => seeds,
-        Ty::Settings => json!({"type": "object", "additionalProperties": {"type": ["string", "number", "integer", "boolean"]}}),
+        Ty::Settings => {
+            json!({"type": "object", "additionalProperties": {"type": ["string", "number", "integer", "boolean"]}})
+        }
         Ty::Input(_) => json!({"oneOf": [
             {"type": "string", "description": "a path relative to the pipeline file"},
             {"type": "object", "properties": {"from": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"}}, "required": ["from"], "additionalProperties": false},
         ]}),
-        Ty::Ref(_) => json!({"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"}),
+        Ty::Ref(_) => {
+            json!({"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"})
+        }
         Ty::ShareOrSeeds => json!({"oneOf": [
             {"type": "number", "minimum": 0, "maximum": 1},
             {"type": "array", "items": {"type": "integer", "minimum": 0}},
             {"type": "string"},
         ]}),
-        Ty::Range => json!({"oneOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\s*-?\d*\s*\.\.=?\s*-?\d*\s*$"}]}),
+        Ty::Range => {
+            json!({"oneOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\s*-?\d*\s*\.\.=?\s*-?\d*\s*$"}]})
+        }
         Ty::List(fields) => {
             let mut props = Map::new();
             let mut required = Vec::new();

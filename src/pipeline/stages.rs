@@ -45,7 +45,9 @@ pub fn execute(kind: &str, ctx: &Ctx) -> Result<(), String> {
         "split" => split(ctx),
         "mix" => mix(ctx),
         "score" => score(ctx),
-        other => Err(format!("no executor for stage kind `{other}` (this is a bug in synthpipe)")),
+        other => Err(format!(
+            "no executor for stage kind `{other}` (this is a bug in synthpipe)"
+        )),
     }
 }
 
@@ -54,9 +56,12 @@ fn generate(ctx: &Ctx) -> Result<(), String> {
     let rules = ctx.input("rules")?;
     let (_, checked) = crate::lang::check_file(rules)
         .map_err(|e| format!("cannot read `{}`: {e}", rules.display()))?;
-    let ir = checked
-        .ir
-        .ok_or_else(|| format!("`{}` has errors; run `synthpipe check` on it", rules.display()))?;
+    let ir = checked.ir.ok_or_else(|| {
+        format!(
+            "`{}` has errors; run `synthpipe check` on it",
+            rules.display()
+        )
+    })?;
     let set: Vec<(String, String)> = ctx.params["set"]
         .as_object()
         .map(|m| {
@@ -72,7 +77,8 @@ fn generate(ctx: &Ctx) -> Result<(), String> {
         })
         .unwrap_or_default();
     let params = Params::resolve(&ir, &set).map_err(|e| e.to_string())?;
-    let seeds: Vec<u64> = serde_json::from_value(ctx.params["seeds"].clone()).map_err(|e| e.to_string())?;
+    let seeds: Vec<u64> =
+        serde_json::from_value(ctx.params["seeds"].clone()).map_err(|e| e.to_string())?;
     let opts = dataset::Options {
         derived: ctx.params["derived"].as_bool().unwrap_or(false),
         progress: ctx.progress,
@@ -146,11 +152,14 @@ struct DatasetWriter {
     histograms: Histograms,
     universes: Vec<(String, Option<u64>)>,
     seen: BTreeSet<String>,
+    /// Rules digest and parameters of every dataset the records came from (provenance).
+    sources: Vec<Json>,
 }
 
 impl DatasetWriter {
     fn create(dir: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
         let files = FILES
             .iter()
             .map(|f| {
@@ -170,7 +179,28 @@ impl DatasetWriter {
             histograms: Histograms::default(),
             universes: Vec::new(),
             seen: BTreeSet::new(),
+            sources: Vec::new(),
         })
+    }
+
+    /// Records where a source dataset came from: its own sources if it is derived, else its
+    /// rules digest and parameters.
+    fn source(&mut self, dir: &Path) {
+        let Ok(text) = std::fs::read(dir.join("manifest.json")) else {
+            return;
+        };
+        let Ok(m) = serde_json::from_slice::<Json>(&text) else {
+            return;
+        };
+        let found = match m["sources"].as_array() {
+            Some(s) => s.clone(),
+            None => vec![json!({"rules_digest": m["rules_digest"], "params": m["params"]})],
+        };
+        for f in found {
+            if !self.sources.contains(&f) {
+                self.sources.push(f);
+            }
+        }
     }
 
     fn universe(&mut self, id: &str, seed: Option<u64>) {
@@ -187,7 +217,13 @@ impl DatasetWriter {
             2 => self.articles += 1,
             _ => {
                 self.questions += 1;
-                self.histograms.add(&m.question_type, m.difficulty, m.hops, &m.template, !m.answers.is_empty());
+                self.histograms.add(
+                    &m.question_type,
+                    m.difficulty,
+                    m.hops,
+                    &m.template,
+                    !m.answers.is_empty(),
+                );
                 self.universe(&m.universe, m.seed);
             }
         }
@@ -206,6 +242,7 @@ impl DatasetWriter {
         }
         let manifest = json!({
             "derived_by": derived_by,
+            "sources": self.sources,
             "seeds": self.universes.iter().map(|(_, s)| s).collect::<Vec<_>>(),
             "universes": self.universes.iter().map(|(u, _)| u).collect::<Vec<_>>(),
             "counts": {
@@ -226,16 +263,24 @@ impl DatasetWriter {
 /// A dataset's universes in file order, with their seeds, from its manifest.
 fn universes_of(dir: &Path) -> Result<Vec<(String, u64)>, String> {
     let path = dir.join("manifest.json");
-    let text = std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let m: Json = serde_json::from_slice(&text).map_err(|e| format!("`{}` is not JSON: {e}", path.display()))?;
+    let text =
+        std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let m: Json = serde_json::from_slice(&text)
+        .map_err(|e| format!("`{}` is not JSON: {e}", path.display()))?;
     let (Some(us), Some(ss)) = (m["universes"].as_array(), m["seeds"].as_array()) else {
-        return Err(format!("`{}` lists no `universes` and `seeds`; was it written by synthpipe?", path.display()));
+        return Err(format!(
+            "`{}` lists no `universes` and `seeds`; was it written by synthpipe?",
+            path.display()
+        ));
     };
     us.iter()
         .zip(ss)
         .map(|(u, s)| match (u.as_str(), s.as_u64()) {
             (Some(u), Some(s)) => Ok((u.to_string(), s)),
-            _ => Err(format!("`{}` has a malformed universe list", path.display())),
+            _ => Err(format!(
+                "`{}` has a malformed universe list",
+                path.display()
+            )),
         })
         .collect()
 }
@@ -248,7 +293,10 @@ fn split(ctx: &Ctx) -> Result<(), String> {
     let n = universes.len();
     // part index of each universe (None: in no part).
     let mut part: Vec<Option<usize>> = vec![None; n];
-    let shares: Vec<Option<f64>> = PARTS.iter().map(|p| ctx.params[*p].get("share").and_then(Json::as_f64)).collect();
+    let shares: Vec<Option<f64>> = PARTS
+        .iter()
+        .map(|p| ctx.params[*p].get("share").and_then(Json::as_f64))
+        .collect();
     if shares.iter().all(Option::is_some) {
         let mut order: Vec<usize> = (0..n).collect();
         let seed = ctx.params["seed"].as_u64().unwrap_or(0);
@@ -257,7 +305,11 @@ fn split(ctx: &Ctx) -> Result<(), String> {
         let exact: Vec<f64> = shares.iter().map(|s| s.unwrap_or(0.0) * n as f64).collect();
         let mut sizes: Vec<usize> = exact.iter().map(|x| x.floor() as usize).collect();
         let mut by_rest: Vec<usize> = (0..3).collect();
-        by_rest.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
+        by_rest.sort_by(|&a, &b| {
+            (exact[b] - exact[b].floor())
+                .total_cmp(&(exact[a] - exact[a].floor()))
+                .then(a.cmp(&b))
+        });
         let mut left = n - sizes.iter().sum::<usize>();
         for &i in by_rest.iter().cycle() {
             if left == 0 {
@@ -275,11 +327,18 @@ fn split(ctx: &Ctx) -> Result<(), String> {
     } else {
         let present: BTreeSet<u64> = universes.iter().map(|(_, s)| *s).collect();
         for (pi, p) in PARTS.iter().enumerate() {
-            let seeds: Vec<u64> = ctx.params[*p].get("seeds").and_then(|s| serde_json::from_value(s.clone()).ok()).unwrap_or_default();
+            let seeds: Vec<u64> = ctx.params[*p]
+                .get("seeds")
+                .and_then(|s| serde_json::from_value(s.clone()).ok())
+                .unwrap_or_default();
             for s in seeds {
                 if !present.contains(&s) {
                     let shown: Vec<String> = present.iter().take(20).map(u64::to_string).collect();
-                    return Err(format!("`{p}` asks for seed {s}, which the dataset does not have (its seeds: {}{})", shown.join(", "), if present.len() > 20 { ", …" } else { "" }));
+                    return Err(format!(
+                        "`{p}` asks for seed {s}, which the dataset does not have (its seeds: {}{})",
+                        shown.join(", "),
+                        if present.len() > 20 { ", …" } else { "" }
+                    ));
                 }
                 for (u, (_, us)) in universes.iter().enumerate() {
                     if *us == s {
@@ -289,8 +348,18 @@ fn split(ctx: &Ctx) -> Result<(), String> {
             }
         }
     }
-    let of: BTreeMap<&str, usize> = universes.iter().enumerate().filter_map(|(u, (id, _))| part[u].map(|p| (id.as_str(), p))).collect();
-    let mut writers = PARTS.iter().map(|p| DatasetWriter::create(ctx.output(p)?)).collect::<Result<Vec<_>, _>>()?;
+    let of: BTreeMap<&str, usize> = universes
+        .iter()
+        .enumerate()
+        .filter_map(|(u, (id, _))| part[u].map(|p| (id.as_str(), p)))
+        .collect();
+    let mut writers = PARTS
+        .iter()
+        .map(|p| DatasetWriter::create(ctx.output(p)?))
+        .collect::<Result<Vec<_>, _>>()?;
+    for w in &mut writers {
+        w.source(src);
+    }
     // Every part lists its universes in source order, questions or not.
     for (u, (id, seed)) in universes.iter().enumerate() {
         if let Some(p) = part[u] {
@@ -316,7 +385,10 @@ fn in_range(range: &Json, x: i64) -> bool {
 }
 
 fn mix(ctx: &Ctx) -> Result<(), String> {
-    let sources = ctx.params["sources"].as_array().cloned().unwrap_or_default();
+    let sources = ctx.params["sources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     // (source, line) of every question that passes its source's filters.
     let mut pools: Vec<Vec<String>> = Vec::new();
     let mut dirs = Vec::new();
@@ -325,7 +397,11 @@ fn mix(ctx: &Ctx) -> Result<(), String> {
             .input(&format!("sources.{i}.from"))
             .or_else(|_| ctx.input(&format!("sources.{i}.path")))?;
         dirs.push(dir.to_path_buf());
-        let types: Option<Vec<String>> = s["question_type"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect());
+        let types: Option<Vec<String>> = s["question_type"].as_array().map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        });
         let mut pool = Vec::new();
         each_line(dir, "questions.jsonl", |line, m| {
             let keep = (s["difficulty"].is_null() || in_range(&s["difficulty"], m.difficulty))
@@ -347,7 +423,10 @@ fn mix(ctx: &Ctx) -> Result<(), String> {
             }
         }
         Some(total) => {
-            let weights: Vec<f64> = sources.iter().map(|s| s["weight"].as_f64().unwrap_or(1.0)).collect();
+            let weights: Vec<f64> = sources
+                .iter()
+                .map(|s| s["weight"].as_f64().unwrap_or(1.0))
+                .collect();
             let sum: f64 = weights.iter().sum();
             if sum <= 0.0 {
                 return Err("the sources' weights add up to 0".into());
@@ -355,7 +434,11 @@ fn mix(ctx: &Ctx) -> Result<(), String> {
             let exact: Vec<f64> = weights.iter().map(|w| w / sum * total as f64).collect();
             let mut quota: Vec<usize> = exact.iter().map(|x| x.floor() as usize).collect();
             let mut by_rest: Vec<usize> = (0..quota.len()).collect();
-            by_rest.sort_by(|&a, &b| (exact[b] - exact[b].floor()).total_cmp(&(exact[a] - exact[a].floor())).then(a.cmp(&b)));
+            by_rest.sort_by(|&a, &b| {
+                (exact[b] - exact[b].floor())
+                    .total_cmp(&(exact[a] - exact[a].floor()))
+                    .then(a.cmp(&b))
+            });
             let mut left = total as usize - quota.iter().sum::<usize>();
             for &i in by_rest.iter().cycle() {
                 if left == 0 {
@@ -383,6 +466,9 @@ fn mix(ctx: &Ctx) -> Result<(), String> {
         }
     }
     let mut w = DatasetWriter::create(ctx.output("dataset")?)?;
+    for d in &dirs {
+        w.source(d);
+    }
     let mut wanted: Vec<BTreeSet<String>> = vec![BTreeSet::new(); dirs.len()];
     let mut taken = BTreeSet::new();
     let mut q_lines = Vec::new();
@@ -414,7 +500,11 @@ fn mix(ctx: &Ctx) -> Result<(), String> {
 
 fn score(ctx: &Ctx) -> Result<(), String> {
     let gold = ctx.input("gold")?;
-    let gold = if gold.is_dir() { gold.join("questions.jsonl") } else { gold.to_path_buf() };
+    let gold = if gold.is_dir() {
+        gold.join("questions.jsonl")
+    } else {
+        gold.to_path_buf()
+    };
     let report = crate::score::score_files(&gold, ctx.input("predictions")?)
         .map_err(|errs| crate::score::render_errors(&errs, false))?;
     let out = ctx.output("metrics")?;

@@ -66,7 +66,9 @@ pub fn hex(key: &str) -> &str {
 impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: &Path) -> io::Result<Store> {
-        for sub in ["outputs", "records", "tmp", "scratch", "locks", "state", "logs"] {
+        for sub in [
+            "outputs", "records", "tmp", "scratch", "locks", "state", "logs",
+        ] {
             fs::create_dir_all(root.join(sub))?;
         }
         Ok(Store {
@@ -84,7 +86,10 @@ impl Store {
         self.root.join("scratch").join(hex(key))
     }
     fn state_path(&self, pipeline: &str, stage: &str) -> PathBuf {
-        self.root.join("state").join(pipeline).join(format!("{stage}.json"))
+        self.root
+            .join("state")
+            .join(pipeline)
+            .join(format!("{stage}.json"))
     }
 
     /// The record of `key` if the key is built: the record parses and every file it lists is
@@ -104,7 +109,12 @@ impl Store {
 
     /// Takes the build lock of `key`, calling `waiting` with the holder's note if another
     /// process (or stage) holds it. Released when the guard drops, or when the process dies.
-    pub fn lock_key(&self, key: &str, note: &str, waiting: impl FnOnce(&str)) -> io::Result<KeyLock> {
+    pub fn lock_key(
+        &self,
+        key: &str,
+        note: &str,
+        waiting: impl FnOnce(&str),
+    ) -> io::Result<KeyLock> {
         let path = self.root.join("locks").join(format!("{}.lock", hex(key)));
         let mut file = fs::OpenOptions::new()
             .create(true)
@@ -125,6 +135,28 @@ impl Store {
         file.set_len(0)?;
         let _ = file.write_all(note.as_bytes());
         Ok(KeyLock { _file: file })
+    }
+
+    /// Removes what killed builds left in `tmp/`: a folder whose key nobody is building (its
+    /// lock is free) is dead. Called at the start of every run.
+    pub fn sweep(&self) -> io::Result<()> {
+        for e in fs::read_dir(self.root.join("tmp"))? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some((h, _)) = name.split_once('-') else {
+                continue;
+            };
+            let lock = self.root.join("locks").join(format!("{h}.lock"));
+            let free = match fs::OpenOptions::new().write(true).open(&lock) {
+                Ok(f) => f.try_lock().is_ok(),
+                // No lock file: nobody ever locked it.
+                Err(_) => true,
+            };
+            if free {
+                fs::remove_dir_all(e.path())?;
+            }
+        }
+        Ok(())
     }
 
     /// Held shared by every run; `gc` and `clean` take it exclusively so they never delete
@@ -192,7 +224,10 @@ impl Store {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir)?;
         }
-        write_atomic(&path, &serde_json::to_vec_pretty(st).map_err(io::Error::other)?)
+        write_atomic(
+            &path,
+            &serde_json::to_vec_pretty(st).map_err(io::Error::other)?,
+        )
     }
 
     /// Every built or half-built key in the store.
@@ -201,10 +236,11 @@ impl Store {
         for (sub, ext) in [("records", ".json"), ("outputs", ""), ("scratch", "")] {
             for e in fs::read_dir(self.root.join(sub))? {
                 let name = e?.file_name().to_string_lossy().to_string();
-                if let Some(h) = name.strip_suffix(ext) {
-                    if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        keys.insert(format!("b3:{h}"));
-                    }
+                if let Some(h) = name.strip_suffix(ext)
+                    && h.len() == 64
+                    && h.bytes().all(|b| b.is_ascii_hexdigit())
+                {
+                    keys.insert(format!("b3:{h}"));
                 }
             }
         }
@@ -239,7 +275,11 @@ pub struct KeyLock {
 
 fn tree_size(dir: &Path) -> u64 {
     list_files(dir)
-        .map(|fs| fs.iter().map(|(_, p)| fs::metadata(p).map_or(0, |m| m.len())).sum())
+        .map(|fs| {
+            fs.iter()
+                .map(|(_, p)| fs::metadata(p).map_or(0, |m| m.len()))
+                .sum()
+        })
         .unwrap_or(0)
 }
 

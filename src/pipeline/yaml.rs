@@ -43,6 +43,19 @@ impl Value {
 }
 
 impl Node {
+    /// Where to point at this node: its own span, or for a block mapping or list (whose
+    /// span can be empty) its first key or item.
+    pub fn place(&self) -> Span {
+        if !self.span.is_empty() {
+            return self.span;
+        }
+        match &self.value {
+            Value::Map(m) if !m.is_empty() => m[0].0.place(),
+            Value::Seq(s) if !s.is_empty() => s[0].place(),
+            _ => self.span,
+        }
+    }
+
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
             Value::Str(s) => Some(s),
@@ -87,11 +100,19 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
         Err(e) => {
             let span = e
                 .location()
-                .and_then(|l| {
-                    let s = l.span();
-                    let start = usize::try_from(s.byte_offset()?).ok()?;
-                    let len = usize::try_from(s.byte_len().unwrap_or(0)).ok()?;
-                    Some(Span::new(start.min(text.len()), (start + len).min(text.len())))
+                .map(|l| {
+                    let sp = l.span();
+                    match sp.byte_offset().and_then(|b| usize::try_from(b).ok()) {
+                        Some(start) => {
+                            let len = sp
+                                .byte_len()
+                                .and_then(|b| usize::try_from(b).ok())
+                                .unwrap_or(0);
+                            let start = start.min(text.len());
+                            Span::new(start, (start + len).min(text.len()))
+                        }
+                        None => at_line_column(text, l.line(), l.column()),
+                    }
                 })
                 .unwrap_or(Span::new(0, 0));
             Err(SyntaxError {
@@ -102,9 +123,39 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     }
 }
 
+/// The byte offset of a 1-based line and (character) column, clamped to the text; a
+/// one-character span there, so the diagnostic has something to underline.
+fn at_line_column(text: &str, line: u64, column: u64) -> Span {
+    let mut start = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i as u64 + 1 == line.max(1) {
+            let col = column.max(1) as usize - 1;
+            let off = l
+                .char_indices()
+                .nth(col)
+                .map_or(l.trim_end_matches('\n').len(), |(b, _)| b);
+            start += off;
+            let end = text[start..].chars().next().map_or(start, |c| {
+                if c == '\n' {
+                    start
+                } else {
+                    start + c.len_utf8()
+                }
+            });
+            return Span::new(start, end);
+        }
+        start += l.len();
+    }
+    Span::new(text.len(), text.len())
+}
+
 /// saphyr's messages carry their own snippet after the first line; the diagnostic draws its own.
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("invalid YAML").trim().to_string()
+    s.lines()
+        .next()
+        .unwrap_or("invalid YAML")
+        .trim()
+        .to_string()
 }
 
 fn span_of<T>(s: &Spanned<T>, len: usize) -> Span {
@@ -248,7 +299,9 @@ mod tests {
         let text = "name: a\nname: b\n";
         let e = parse(text).expect_err("duplicate key");
         assert!(e.span.start > 0, "{e:?}");
-        let e = parse("a: [1, 2\n").expect_err("unclosed");
+        let text = "a: 1\nb: {c: ${x}, d: 2}\n";
+        let e = parse(text).expect_err("braces in a flow mapping");
+        assert!(e.span.start > 5, "{e:?}");
         assert!(!e.message.is_empty());
     }
 }

@@ -67,12 +67,26 @@ pub struct Histograms {
 
 impl Histograms {
     /// Counts one question in every histogram.
-    pub fn add(&mut self, question_type: &str, difficulty: i64, hops: usize, template: &str, answerable: bool) {
-        *self.question_type.entry(question_type.to_string()).or_default() += 1;
+    pub fn add(
+        &mut self,
+        question_type: &str,
+        difficulty: i64,
+        hops: usize,
+        template: &str,
+        answerable: bool,
+    ) {
+        *self
+            .question_type
+            .entry(question_type.to_string())
+            .or_default() += 1;
         *self.difficulty.entry(difficulty).or_default() += 1;
         *self.hops.entry(hops).or_default() += 1;
         *self.template.entry(template.to_string()).or_default() += 1;
-        let key = if answerable { "answerable" } else { "unanswerable" };
+        let key = if answerable {
+            "answerable"
+        } else {
+            "unanswerable"
+        };
         *self.answerable.entry(key.into()).or_default() += 1;
     }
 }
@@ -220,7 +234,11 @@ pub fn generate(
     if seeds.is_empty() {
         return Err(GenError::Invalid("no seeds given".into()));
     }
-    let bar = Progress::new(opts.progress, 6 * seeds.len() as u64, "building the universe");
+    let bar = Progress::new(
+        opts.progress,
+        6 * seeds.len() as u64,
+        "building the universe",
+    );
     let mut clock = Stopwatch::default();
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let mut outs = [
@@ -237,7 +255,18 @@ pub fn generate(
             bar.step("building the universe");
         }
         let uid = universe_id(ir, params, seed);
-        write_universe(ir, params, seed, &uid, &mut outs, opts, &bar, &mut clock, &mut counts, &mut histograms)?;
+        write_universe(
+            ir,
+            params,
+            seed,
+            &uid,
+            &mut outs,
+            opts,
+            &bar,
+            &mut clock,
+            &mut counts,
+            &mut histograms,
+        )?;
         universes.push(uid);
     }
 
@@ -315,7 +344,13 @@ fn write_universe(
     };
     for q in &mut questions {
         q.universe = uid.to_string();
-        histograms.add(q.question_type, q.difficulty, q.hops, &q.template, !q.answers.is_empty());
+        histograms.add(
+            q.question_type,
+            q.difficulty,
+            q.hops,
+            &q.template,
+            !q.answers.is_empty(),
+        );
     }
     counts.questions += questions.len();
 

@@ -182,7 +182,10 @@ pub fn parse_seeds(spec: &str) -> Result<Vec<u64>, String> {
             return Err("empty item in the seed list".into());
         }
         let (lo, hi) = if let Some((a, b)) = item.split_once("..=") {
-            (num(a)?, num(b)?.checked_add(1).ok_or("seed range too large")?)
+            (
+                num(a)?,
+                num(b)?.checked_add(1).ok_or("seed range too large")?,
+            )
         } else if let Some((a, b)) = item.split_once("..") {
             (num(a)?, num(b)?)
         } else {

@@ -1,0 +1,780 @@
+//! The pipeline engine as users meet it: validation diagnostics for every fixture in
+//! tests/pipelines/err/, the shipped pipelines and their keys, reruns that do exactly the work
+//! that changed, early cut-off, SIGKILL at random points, two runs at once, gc/clean/show,
+//! and mutated pipeline files that must never panic.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Rng, describe, root, synthpipe, tmpdir};
+use serde_json::Value as Json;
+use synthpipe::lang::diag::{self, DiagCode};
+use synthpipe::pipeline::diag::Code;
+use synthpipe::pipeline::load::{self, Pipeline};
+use synthpipe::pipeline::run::{self, Standing};
+use synthpipe::pipeline::store::{self, Store};
+
+fn err_fixtures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("tests/pipelines/err"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_error_fixture_is_rejected_with_a_coded_diagnostic_at_the_offending_yaml() {
+    let fixtures = err_fixtures();
+    assert!(fixtures.len() >= 15, "only {} fixtures", fixtures.len());
+    let mut seen_codes = std::collections::BTreeSet::new();
+    for path in fixtures {
+        let rel = path.strip_prefix(root()).unwrap().to_path_buf();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: first line must be `# expect: CODE — why`",
+                    rel.display()
+                )
+            });
+        // Load from the package root with a relative path, as a user would: paths in the
+        // rendered messages are then machine-independent.
+        assert_eq!(
+            std::env::current_dir().unwrap(),
+            root(),
+            "tests run from the package root"
+        );
+        let failure = load::load(&rel).expect_err(&format!("{} must be rejected", rel.display()));
+        let diags = &failure.diagnostics;
+        let hit = diags
+            .iter()
+            .find(|d| d.code.name() == expect)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{}: no `{expect}` among {:?}",
+                    rel.display(),
+                    diags.iter().map(|d| d.code.name()).collect::<Vec<_>>()
+                )
+            });
+        assert!(
+            hit.span.end <= text.len() && hit.span.start <= hit.span.end,
+            "{}: span out of the file",
+            rel.display()
+        );
+        // The span points at the YAML that is wrong: something on a line after the comment.
+        assert!(
+            hit.span.start > text.find('\n').unwrap(),
+            "{}: span {:?} is not in the YAML",
+            rel.display(),
+            hit.span
+        );
+        if expect != "yaml_syntax" {
+            assert!(!hit.span.is_empty(), "{}: empty span", rel.display());
+        }
+        for d in diags {
+            assert!(d.code.full().starts_with("synthpipe::pipeline::"));
+            assert!(
+                d.help.is_some(),
+                "{}: `{}` has no help",
+                rel.display(),
+                d.code.name()
+            );
+        }
+        seen_codes.insert(expect.to_string());
+        let rendered = diag::render_plain(diags, &rel.display().to_string(), &text, 100);
+        insta::with_settings!({snapshot_suffix => rel.file_stem().unwrap().to_string_lossy().to_string(), prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!("pipeline_err", rendered);
+        });
+    }
+    // Every code but `read` (an unreadable file, tested below) has a fixture.
+    for c in Code::ALL {
+        if *c != Code::Read {
+            assert!(
+                seen_codes.contains(c.name()),
+                "no fixture for `{}`",
+                c.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn an_unreadable_pipeline_file_is_a_diagnostic_not_a_panic() {
+    let f = load::load(Path::new("no/such/pipeline.yaml")).unwrap_err();
+    assert_eq!(f.diagnostics[0].code, Code::Read);
+    let o = synthpipe(&["run", "no/such/pipeline.yaml"], &root());
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("synthpipe::pipeline::read"));
+}
+
+/// The resolved stages of a pipeline and each stage's key pre-image (upstream digests as
+/// placeholders): what a user's YAML means, reviewable in one place.
+fn summary(p: &Pipeline) -> String {
+    let mut out = String::new();
+    for s in &p.stages {
+        let deps: Vec<&str> = s.deps.iter().map(|&d| p.stages[d].name.as_str()).collect();
+        let up: BTreeMap<String, String> = s
+            .inputs
+            .values()
+            .filter_map(|i| match i {
+                load::Input::Stage { stage, output } => Some((
+                    format!("{stage}.{output}"),
+                    format!("<digest of {stage}.{output}>"),
+                )),
+                load::Input::File { .. } => None,
+            })
+            .collect();
+        let pre = run::preimage(s, &up).unwrap();
+        out.push_str(&format!(
+            "{} ({}), reads {:?}, cpus {}\n{}\n\n",
+            s.name,
+            s.kind.name,
+            deps,
+            s.cpus,
+            serde_json::to_string_pretty(&pre).unwrap()
+        ));
+    }
+    out
+}
+
+#[test]
+fn shipped_pipelines_validate_and_their_meaning_is_snapshotted() {
+    for name in ["quickstart", "phantomwiki-paper"] {
+        let path = PathBuf::from(format!("pipelines/{name}.yaml"));
+        let p = load::load(&path).unwrap_or_else(|f| panic!("{name}: {:?}", f.diagnostics));
+        insta::assert_snapshot!(format!("pipeline_{name}"), summary(&p));
+    }
+}
+
+#[test]
+fn cache_key_of_a_fixed_stage_is_stable() {
+    // Guards against accidental key changes, which would silently invalidate every user's
+    // cache: change it only together with KEY_SCHEME or a kind's version.
+    let p = load::load(Path::new("pipelines/quickstart.yaml")).unwrap();
+    let s = &p.stages[p.stage("family").unwrap()];
+    let pre = run::preimage(s, &BTreeMap::new()).unwrap();
+    insta::assert_snapshot!("quickstart_family_key", run::key_of(&pre));
+}
+
+/// Writes a pipeline file into `dir`, with `RULES/` standing for the shipped rules folder.
+fn write_pipeline(dir: &Path, file: &str, yaml: &str) -> PathBuf {
+    let path = dir.join(file);
+    let rules = root().join("rules");
+    std::fs::write(
+        &path,
+        yaml.replace("RULES/", &format!("{}/", rules.display())),
+    )
+    .unwrap();
+    path
+}
+
+fn keys(path: &Path) -> Vec<String> {
+    let p = load::load(path).unwrap_or_else(|f| panic!("{:?}", f.diagnostics));
+    p.stages
+        .iter()
+        .filter_map(|s| run::preimage(s, &BTreeMap::new()).map(|pre| run::key_of(&pre)))
+        .collect()
+}
+
+#[test]
+fn writing_a_default_explicitly_does_not_change_the_key() {
+    let dir = tmpdir("pipeline", "defaults");
+    let plain = write_pipeline(
+        &dir,
+        "a.yaml",
+        "name: a\nstages:\n  gen:\n    kind: generate\n    rules: RULES/family.rules\n",
+    );
+    let explicit = write_pipeline(
+        &dir,
+        "b.yaml",
+        "name: b\nparams:\n  one: 1\nstages:\n  gen:\n    kind: generate\n    rules: RULES/family.rules\n    seeds: [0]\n    derived: false\n    cpus: 1\n    set:\n      trees: ${params.one}\n      relations: all\n      unanswerable: 0.0\n",
+    );
+    let via_defaults = write_pipeline(
+        &dir,
+        "c.yaml",
+        "name: c\ndefaults:\n  generate:\n    seeds: \"0..1\"\n    set: {max_tree_size: 50}\nstages:\n  gen:\n    kind: generate\n    rules: RULES/family.rules\n",
+    );
+    let changed = write_pipeline(
+        &dir,
+        "d.yaml",
+        "name: d\nstages:\n  gen:\n    kind: generate\n    rules: RULES/family.rules\n    set: {trees: 2}\n",
+    );
+    assert_eq!(keys(&plain), keys(&explicit));
+    assert_eq!(keys(&plain), keys(&via_defaults));
+    assert_ne!(keys(&plain), keys(&changed));
+}
+
+fn run_ok(args: &[&str], cwd: &Path) -> String {
+    let o = synthpipe(args, cwd);
+    assert!(o.status.success(), "{args:?}: {}", describe(&o));
+    String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout)
+}
+
+/// Stage → outcome word ("built", "fresh", …) from `run`'s per-stage lines.
+fn outcomes(out: &str) -> BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix('[')?.split_once("] ")?.1;
+            let (stage, tail) = rest.split_once(" (")?;
+            let word = tail.split_once("): ")?.1.split_whitespace().next()?;
+            Some((stage.to_string(), word.to_string()))
+        })
+        .collect()
+}
+
+const QUICK: &str = "name: q
+params:
+  depth: 9
+stages:
+  family:
+    kind: generate
+    rules: RULES/family.rules
+    seeds: \"1..=10\"
+    set:
+      max_tree_size: 20
+      question_depth: ${params.depth}
+      questions_per_template: 5
+  films:
+    kind: generate
+    rules: RULES/wiki.rules
+    seeds: [1, 2]
+    set: {people: 40, films: 20}
+  split:
+    kind: split
+    dataset: {from: family.dataset}
+    train: \"1..=8\"
+    dev: [9]
+    test: [10]
+  train_mix:
+    kind: mix
+    sources:
+      - from: split.train
+      - from: films.dataset
+        hops: \"..=2\"
+    questions: 500
+";
+
+#[test]
+fn reruns_do_exactly_the_work_that_changed_and_status_says_why() {
+    let dir = tmpdir("pipeline", "rerun");
+    let store = dir.join("store");
+    let st = store.to_str().unwrap();
+    let file = write_pipeline(&dir, "p.yaml", QUICK);
+    let f = file.to_str().unwrap();
+    let first = run_ok(&["run", f, "--store", st], &dir);
+    assert!(outcomes(&first).values().all(|w| w == "built"), "{first}");
+    assert_eq!(outcomes(&first).len(), 4);
+
+    let again = run_ok(&["run", f, "--store", st], &dir);
+    assert!(outcomes(&again).values().all(|w| w == "fresh"), "{again}");
+    let status = run_ok(&["status", f, "--store", st], &dir);
+    assert_eq!(status.matches(" fresh ").count(), 4, "{status}");
+
+    // One parameter of one stage: that stage and what reads it, nothing else.
+    write_pipeline(
+        &dir,
+        "p.yaml",
+        &QUICK.replace("max_tree_size: 20", "max_tree_size: 21"),
+    );
+    let status = run_ok(&["status", f, "--store", st], &dir);
+    assert!(
+        status.contains("params.set.max_tree_size: 20 → 21"),
+        "{status}"
+    );
+    assert!(
+        status.contains("input stage `family` will be rebuilt"),
+        "{status}"
+    );
+    let dry = run_ok(&["run", f, "--store", st, "--dry-run"], &dir);
+    assert_eq!(outcomes(&dry)["films"], "fresh", "{dry}");
+    assert_eq!(outcomes(&dry)["family"], "would", "{dry}");
+    let edited = run_ok(&["run", f, "--store", st], &dir);
+    let o = outcomes(&edited);
+    assert_eq!(o["films"], "fresh", "{edited}");
+    assert_eq!(o["family"], "built");
+    assert_eq!(o["split"], "built");
+    assert_eq!(o["train_mix"], "built");
+
+    // Early cut-off: the split changes (a dev universe moves to test) but its train output
+    // has the same bytes, so the mix that reads only train stays fresh.
+    write_pipeline(
+        &dir,
+        "p.yaml",
+        &QUICK
+            .replace("max_tree_size: 20", "max_tree_size: 21")
+            .replace("dev: [9]", "dev: []")
+            .replace("test: [10]", "test: [9, 10]"),
+    );
+    let status = run_ok(&["status", f, "--store", st], &dir);
+    assert!(status.contains("params.dev.seeds: [9] → []"), "{status}");
+    let cut = run_ok(&["run", f, "--store", st], &dir);
+    let o = outcomes(&cut);
+    assert_eq!(o["split"], "built", "{cut}");
+    assert_eq!(o["train_mix"], "fresh", "{cut}");
+
+    // --force rebuilds a stage whose output is cached; identical bytes keep dependents fresh.
+    let forced = run_ok(&["run", f, "--store", st, "--force", "family"], &dir);
+    let o = outcomes(&forced);
+    assert_eq!(o["family"], "built", "{forced}");
+    assert_eq!(o["split"], "fresh", "{forced}");
+
+    // --stage runs a stage and what it reads only.
+    let only = run_ok(
+        &["run", f, "--store", st, "--stage", "split", "--force-all"],
+        &dir,
+    );
+    let o = outcomes(&only);
+    assert_eq!(
+        o.keys().cloned().collect::<Vec<_>>(),
+        ["family", "split"],
+        "{only}"
+    );
+
+    // show --path gives a folder that holds the output.
+    let path = run_ok(&["show", f, "split.train", "--path", "--store", st], &dir);
+    let path = PathBuf::from(path.trim());
+    assert!(path.join("questions.jsonl").is_file(), "{}", path.display());
+    let show = run_ok(&["show", f, "split", "--store", st], &dir);
+    assert!(show.contains("output test:"), "{show}");
+
+    // A run log per run, JSON Lines.
+    let logs = std::fs::read_dir(store.join("logs")).unwrap().count();
+    assert!(logs >= 6, "{logs} logs");
+}
+
+#[test]
+fn gc_keeps_what_a_pipeline_uses_and_clean_removes_outputs() {
+    let dir = tmpdir("pipeline", "gc");
+    let store = dir.join("store");
+    let st = store.to_str().unwrap();
+    let file = write_pipeline(&dir, "p.yaml", QUICK);
+    let f = file.to_str().unwrap();
+    run_ok(&["run", f, "--store", st], &dir);
+    write_pipeline(&dir, "p.yaml", &QUICK.replace("people: 40", "people: 41"));
+    run_ok(&["run", f, "--store", st], &dir);
+    let s = Store::open(&store).unwrap();
+    let before = s.keys().unwrap().len();
+    let dry = run_ok(&["gc", f, "--dry-run", "--store", st], &dir);
+    assert_eq!(s.keys().unwrap().len(), before, "{dry}");
+    run_ok(&["gc", f, "--store", st], &dir);
+    // The old films and train_mix outputs go; the four current ones stay and are fresh.
+    assert_eq!(s.keys().unwrap().len(), 4, "{dry}");
+    let again = run_ok(&["run", f, "--store", st], &dir);
+    assert!(outcomes(&again).values().all(|w| w == "fresh"), "{again}");
+    run_ok(&["clean", f, "--stage", "split", "--store", st], &dir);
+    let status = run_ok(&["status", f, "--store", st], &dir);
+    assert!(status.contains("its output was removed"), "{status}");
+    run_ok(&["clean", "--store", st], &dir);
+    assert!(!store.exists());
+}
+
+#[test]
+fn score_stage_writes_metrics() {
+    let dir = tmpdir("pipeline", "score");
+    let first = write_pipeline(
+        &dir,
+        "g.yaml",
+        "name: g\nstages:\n  gen:\n    kind: generate\n    rules: RULES/family.rules\n    set: {max_tree_size: 10, question_depth: 6, questions_per_template: 2}\n",
+    );
+    let st = dir.join("store");
+    run_ok(
+        &[
+            "run",
+            first.to_str().unwrap(),
+            "--store",
+            st.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    let data = run_ok(
+        &[
+            "show",
+            first.to_str().unwrap(),
+            "gen.dataset",
+            "--path",
+            "--store",
+            st.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    let questions =
+        std::fs::read_to_string(Path::new(data.trim()).join("questions.jsonl")).unwrap();
+    // Right on every other question, empty on the rest.
+    let mut preds = String::new();
+    let mut n = 0usize;
+    for (i, l) in questions.lines().enumerate() {
+        let q: Json = serde_json::from_str(l).unwrap();
+        let answers = if i % 2 == 0 {
+            q["answers"].clone()
+        } else {
+            serde_json::json!(["nobody"])
+        };
+        preds.push_str(&format!(
+            "{}\n",
+            serde_json::json!({"id": q["id"], "answers": answers})
+        ));
+        n += 1;
+    }
+    std::fs::write(dir.join("preds.jsonl"), preds).unwrap();
+    let yaml = "name: g\nstages:\n  gen:\n    kind: generate\n    rules: RULES/family.rules\n    set: {max_tree_size: 10, question_depth: 6, questions_per_template: 2}\n  scored:\n    kind: score\n    gold: {from: gen.dataset}\n    predictions: preds.jsonl\n";
+    let file = write_pipeline(&dir, "g.yaml", yaml);
+    let out = run_ok(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--store",
+            st.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    assert_eq!(outcomes(&out)["gen"], "fresh", "{out}");
+    let m = run_ok(
+        &[
+            "show",
+            file.to_str().unwrap(),
+            "scored.metrics",
+            "--path",
+            "--store",
+            st.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    let metrics: Json =
+        serde_json::from_slice(&std::fs::read(Path::new(m.trim()).join("metrics.json")).unwrap())
+            .unwrap();
+    let em = metrics["overall"]["em"].as_f64().unwrap();
+    let expected = n.div_ceil(2) as f64 / n as f64;
+    assert!(
+        (em - expected).abs() < 1e-9,
+        "em {em}, expected {expected}: {metrics}"
+    );
+}
+
+/// Every stage that `status` calls fresh has its complete output: the files its record lists,
+/// with those digests.
+fn assert_fresh_means_complete(pipeline: &Path, store: &Path) {
+    let p = load::load(pipeline).unwrap();
+    let s = Store::open(store).unwrap();
+    for line in run::status(&p, &s) {
+        if line.standing != Standing::Fresh {
+            continue;
+        }
+        let key = line.key.unwrap();
+        let rec = s.record(&key).unwrap();
+        for (name, out) in &rec.outputs {
+            let files = store::tree(&s.output_dir(&key).join(name)).unwrap();
+            assert_eq!(
+                files, out.files,
+                "{} {name}: output differs from its record",
+                line.stage
+            );
+        }
+    }
+}
+
+/// Output digests of every stage, from the records.
+fn output_digests(pipeline: &Path, store: &Path) -> BTreeMap<String, String> {
+    let p = load::load(pipeline).unwrap();
+    let s = Store::open(store).unwrap();
+    let mut out = BTreeMap::new();
+    for line in run::status(&p, &s) {
+        assert_eq!(line.standing, Standing::Fresh, "{}", line.stage);
+        let rec = s.record(line.key.as_ref().unwrap()).unwrap();
+        for (name, o) in rec.outputs {
+            // Rehash: the bytes themselves, not just what the record claims.
+            let files = store::tree(&s.output_dir(line.key.as_ref().unwrap()).join(&name)).unwrap();
+            assert_eq!(store::tree_digest(&files), o.digest);
+            out.insert(format!("{}.{name}", line.stage), o.digest);
+        }
+    }
+    out
+}
+
+const HEAVY: &str = "name: heavy
+stages:
+  family:
+    kind: generate
+    rules: RULES/family.rules
+    seeds: \"1..=40\"
+    set: {max_tree_size: 50, question_depth: 20}
+  split:
+    kind: split
+    dataset: {from: family.dataset}
+    seed: 3
+  films:
+    kind: generate
+    rules: RULES/wiki.rules
+    seeds: \"1..=6\"
+  mix:
+    kind: mix
+    sources:
+      - from: split.train
+      - from: films.dataset
+    questions: 3000
+";
+
+#[test]
+fn sigkill_at_random_points_never_counts_a_partial_output_and_reruns_finish_identically() {
+    let dir = tmpdir("pipeline", "kill");
+    let file = write_pipeline(&dir, "p.yaml", HEAVY);
+    let f = file.to_str().unwrap();
+    let reference = dir.join("reference");
+    let t0 = std::time::Instant::now();
+    run_ok(&["run", f, "--store", reference.to_str().unwrap()], &dir);
+    let full = t0.elapsed();
+    let expected = output_digests(&file, &reference);
+
+    let store = dir.join("killed");
+    let mut rng = Rng(0x5eed);
+    let mut killed = 0;
+    for _ in 0..10 {
+        // --force-all: every killed run does the whole work again, so the kill can land in
+        // any stage, also while a forced rebuild replaces a committed output.
+        let wait = Duration::from_micros(rng.below(full.as_micros().max(1) as usize) as u64);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_synthpipe"))
+            .args(["run", f, "--store", store.to_str().unwrap(), "--force-all"])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(wait);
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        child.kill().ok(); // SIGKILL
+        child.wait().unwrap();
+        assert_fresh_means_complete(&file, &store);
+    }
+    assert!(
+        killed >= 5,
+        "only {killed} of 10 runs were killed mid-way ({full:?} per run)"
+    );
+    run_ok(&["run", f, "--store", store.to_str().unwrap()], &dir);
+    assert_eq!(output_digests(&file, &store), expected);
+    // Leftovers of killed builds are swept when the key is built again.
+    let tmp_left = std::fs::read_dir(store.join("tmp")).unwrap().count();
+    assert_eq!(tmp_left, 0, "temporary folders left behind");
+}
+
+#[test]
+fn two_runs_at_once_build_each_stage_once() {
+    let dir = tmpdir("pipeline", "concurrent");
+    let file = write_pipeline(&dir, "p.yaml", HEAVY);
+    let store = dir.join("store");
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_synthpipe"))
+            .args([
+                "run",
+                file.to_str().unwrap(),
+                "--store",
+                store.to_str().unwrap(),
+            ])
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", describe(&a));
+    assert!(b.status.success(), "{}", describe(&b));
+    let mut built: BTreeMap<String, usize> = BTreeMap::new();
+    for e in std::fs::read_dir(store.join("logs")).unwrap() {
+        for line in std::fs::read_to_string(e.unwrap().path()).unwrap().lines() {
+            let ev: Json = serde_json::from_str(line).unwrap();
+            if ev["outcome"] == "built" {
+                *built
+                    .entry(ev["stage"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(built.len(), 4, "{built:?}");
+    assert!(built.values().all(|&n| n == 1), "{built:?}");
+    assert_fresh_means_complete(&file, &store);
+    output_digests(&file, &store);
+}
+
+#[test]
+fn the_paper_pipeline_generates_the_papers_data() {
+    let dir = tmpdir("pipeline", "paper");
+    let store = dir.join("store");
+    let f = root().join("pipelines/phantomwiki-paper.yaml");
+    let (f, st) = (f.to_str().unwrap(), store.to_str().unwrap());
+    run_ok(&["run", f, "--store", st], &dir);
+    let manifest = |out: &str| -> Json {
+        let d = run_ok(&["show", f, out, "--path", "--store", st], &dir);
+        serde_json::from_slice(&std::fs::read(Path::new(d.trim()).join("manifest.json")).unwrap())
+            .unwrap()
+    };
+    let all = manifest("universes.dataset");
+    assert_eq!(all["params"]["max_tree_size"], 25);
+    assert_eq!(all["params"]["question_depth"], 20);
+    assert_eq!(all["params"]["relations"], "easy");
+    assert_eq!(all["params"]["aggregation"], false);
+    assert_eq!(all["seeds"].as_array().unwrap().len(), 41);
+    let train = manifest("split.train");
+    let test = manifest("split.test");
+    let seeds = |m: &Json| {
+        m["seeds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(seeds(&train), (11..=41).collect::<Vec<_>>());
+    assert_eq!(seeds(&test), (1..=10).collect::<Vec<_>>());
+    assert_eq!(train["sources"][0]["params"]["question_depth"], 20);
+    let n = train["counts"]["questions"].as_u64().unwrap();
+    assert!((9_000..=12_000).contains(&n), "{n} training questions");
+    assert!(train["histograms"]["template"].get("how_many").is_none());
+    let max_people = all["counts"]["entities"]["person"].as_u64().unwrap();
+    assert!(max_people <= 25 * 41);
+}
+
+#[test]
+fn schema_covers_every_kind_and_parameter_and_the_docs_do_too() {
+    let o = synthpipe(&["schema", "pipeline"], &root());
+    assert!(o.status.success(), "{}", describe(&o));
+    let schema: Json = serde_json::from_slice(&o.stdout).unwrap();
+    insta::assert_snapshot!(
+        "pipeline_schema",
+        serde_json::to_string_pretty(&schema).unwrap()
+    );
+    let docs = std::fs::read_to_string(root().join("docs/pipelines.md")).unwrap();
+    for k in synthpipe::pipeline::spec::KINDS {
+        assert!(
+            docs.contains(&format!("### `{}`", k.name)),
+            "docs/pipelines.md lacks kind `{}`",
+            k.name
+        );
+        for p in k.params {
+            assert!(
+                docs.contains(&format!("`{}`", p.name)),
+                "docs/pipelines.md lacks `{}` of `{}`",
+                p.name,
+                k.name
+            );
+        }
+    }
+    for c in Code::ALL {
+        assert!(
+            docs.contains(&c.full()),
+            "docs/pipelines.md lacks {}",
+            c.full()
+        );
+    }
+}
+
+const TOKENS: &[&str] = &[
+    ":",
+    "- ",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    "\n",
+    "  ",
+    "\"",
+    "'",
+    "${params.",
+    "}",
+    "from: ",
+    "kind: ",
+    "&a ",
+    "*a",
+    "<<: ",
+    "!!str ",
+    "~",
+    "#",
+    "..=",
+    "-1",
+    "1e999",
+    "\t",
+    "stages:",
+    "split.train",
+];
+
+#[test]
+fn mutated_pipeline_files_never_panic() {
+    let sources: Vec<(PathBuf, String)> = [
+        "pipelines/quickstart.yaml",
+        "pipelines/phantomwiki-paper.yaml",
+    ]
+    .iter()
+    .map(|p| {
+        (
+            root().join(p),
+            std::fs::read_to_string(root().join(p)).unwrap(),
+        )
+    })
+    .chain(err_fixtures().into_iter().map(|p| {
+        let t = std::fs::read_to_string(&p).unwrap();
+        (p, t)
+    }))
+    .collect();
+    let mut rng = Rng(42);
+    let mut rejected = 0;
+    for round in 0..1500 {
+        let (path, text) = &sources[round % sources.len()];
+        let mut m: Vec<u8> = text.clone().into_bytes();
+        for _ in 0..1 + rng.below(3) {
+            let at = rng.below(m.len() + 1);
+            match rng.below(4) {
+                0 if !m.is_empty() => {
+                    let end = (at + 1 + rng.below(12)).min(m.len());
+                    m.drain(at.min(end)..end);
+                }
+                1 => {
+                    let t = TOKENS[rng.below(TOKENS.len())];
+                    m.splice(at..at, t.bytes());
+                }
+                2 if !m.is_empty() => {
+                    let b = rng.below(m.len());
+                    let len = rng.below(40).min(m.len() - b);
+                    let chunk: Vec<u8> = m[b..b + len].to_vec();
+                    m.splice(at..at, chunk);
+                }
+                _ => {
+                    if let Some(x) = m.get_mut(at) {
+                        *x = b" :-[]{}x1\n"[rng.below(10)];
+                    }
+                }
+            }
+        }
+        let Ok(text) = String::from_utf8(m) else {
+            continue;
+        };
+        match load::load_str(&text, path) {
+            Ok(_) => {}
+            Err(diags) => {
+                rejected += 1;
+                assert!(!diags.is_empty());
+                for d in &diags {
+                    assert!(
+                        d.span.start <= d.span.end && d.span.end <= text.len(),
+                        "span {:?} outside {} bytes:\n{text}",
+                        d.span,
+                        text.len()
+                    );
+                }
+                let _ = diag::render_plain(&diags, "m.yaml", &text, 100);
+            }
+        }
+    }
+    assert!(rejected > 500, "only {rejected} mutants rejected");
+}
