@@ -426,7 +426,7 @@ fn score_stage_writes_metrics() {
         n += 1;
     }
     std::fs::write(dir.join("preds.jsonl"), preds).unwrap();
-    let yaml = "name: g\nstages:\n  gen:\n    kind: generate\n    rules: RULES/family.rules\n    set: {max_tree_size: 10, question_depth: 6, questions_per_template: 2}\n  scored:\n    kind: score\n    gold: {from: gen.dataset}\n    predictions: preds.jsonl\n";
+    let yaml = "name: g\nstages:\n  gen:\n    kind: generate\n    rules: RULES/family.rules\n    set: {max_tree_size: 10, question_depth: 6, questions_per_template: 2}\n  scored:\n    kind: score\n    gold: {from: gen.dataset}\n    predictions: preds.jsonl\n    out: results\n";
     let file = write_pipeline(&dir, "g.yaml", yaml);
     let out = run_ok(
         &[
@@ -453,6 +453,12 @@ fn score_stage_writes_metrics() {
         serde_json::from_slice(&std::fs::read(Path::new(m.trim()).join("metrics.json")).unwrap())
             .unwrap();
     let em = metrics["overall"]["em"].as_f64().unwrap();
+    // `out` copies the outputs next to the pipeline file.
+    let copied = std::fs::read(dir.join("results/metrics/metrics.json")).unwrap();
+    assert_eq!(
+        copied,
+        std::fs::read(Path::new(m.trim()).join("metrics.json")).unwrap()
+    );
     let expected = n.div_ceil(2) as f64 / n as f64;
     assert!(
         (em - expected).abs() < 1e-9,
