@@ -784,3 +784,61 @@ fn mutated_pipeline_files_never_panic() {
     }
     assert!(rejected > 500, "only {rejected} mutants rejected");
 }
+
+#[test]
+fn independent_stages_run_side_by_side_when_cores_allow() {
+    let dir = tmpdir("pipeline", "parallel");
+    let yaml = "name: par
+stages:
+  gen:
+    kind: generate
+    rules: RULES/family.rules
+    seeds: \"1..=120\"
+    set: {max_tree_size: 30, question_depth: 12}
+  a:
+    kind: split
+    dataset: {from: gen.dataset}
+    seed: 1
+  b:
+    kind: split
+    dataset: {from: gen.dataset}
+    seed: 2
+";
+    let file = write_pipeline(&dir, "p.yaml", yaml);
+    let store = dir.join("store");
+    run_ok(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "-j",
+            "2",
+        ],
+        &dir,
+    );
+    let log = std::fs::read_dir(store.join("logs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut at: BTreeMap<(String, String), f64> = BTreeMap::new();
+    for line in std::fs::read_to_string(log).unwrap().lines() {
+        let e: Json = serde_json::from_str(line).unwrap();
+        if let Some(stage) = e["stage"].as_str() {
+            at.insert(
+                (stage.to_string(), e["event"].as_str().unwrap().to_string()),
+                e["t"].as_f64().unwrap(),
+            );
+        }
+    }
+    let t = |s: &str, e: &str| at[&(s.to_string(), e.to_string())];
+    // Each split wants one core: with two, the second starts before the first ends.
+    assert!(
+        t("a", "start") <= t("b", "stage") && t("b", "start") <= t("a", "stage"),
+        "{at:?}"
+    );
+    // The generate stage wants every core, so the splits start only after it.
+    assert!(t("a", "start") >= t("gen", "stage"), "{at:?}");
+}
