@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod lang;
+pub mod model;
 pub mod pipeline;
 pub mod progress;
 pub mod score;

@@ -1,0 +1,292 @@
+//! Model files: GGUF reading and dequantisation against llama.cpp's own reference (gguf-py,
+//! fixtures in tests/fixtures/gguf/), the real Qwen2.5 GGUF when it has been fetched, and
+//! damaged files, which must give coded errors and never panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{root, tmpdir};
+use serde_json::Value as Json;
+use synthpipe::model::error::LoadCode;
+use synthpipe::model::gguf::{Gguf, Meta};
+use synthpipe::model::quant::{self, Encoding};
+
+fn fixture() -> Json {
+    serde_json::from_slice(&std::fs::read(root().join("tests/fixtures/gguf/dequant.json")).unwrap())
+        .unwrap()
+}
+
+fn close(a: f32, b: f64) -> bool {
+    (f64::from(a) - b).abs() <= 1e-6 * b.abs().max(1.0)
+}
+
+#[test]
+fn dequantisation_matches_the_reference_for_every_encoding() {
+    let f = fixture();
+    let blocks = f["blocks"].as_object().unwrap();
+    assert_eq!(blocks.len(), 9);
+    for (name, case) in blocks {
+        let enc = Encoding::from_ggml(case["ggml_type"].as_u64().unwrap() as u32).unwrap();
+        assert_eq!(enc.name(), name);
+        let hex = case["hex"].as_str().unwrap();
+        let raw: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let want: Vec<f64> = case["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let mut got = vec![0f32; want.len()];
+        quant::dequantize(enc, &raw, &mut got);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(close(*g, *w), "{name} value {i}: {g} vs reference {w}");
+        }
+    }
+}
+
+/// The real Qwen2.5-Coder-0.5B-Instruct GGUF, fetched by tests/models/fetch.sh (CI fetches
+/// it; locally, run the script once).
+fn qwen_gguf() -> Option<PathBuf> {
+    let dir = std::env::var_os("SYNTHPIPE_MODELS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/synthpipe-models"))
+        })?;
+    let p = dir.join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    if p.is_file() {
+        Some(p)
+    } else if std::env::var_os("CI").is_some() {
+        panic!(
+            "{} is missing: .ci/run fetches it with tests/models/fetch.sh",
+            p.display()
+        );
+    } else {
+        eprintln!(
+            "skipping: {} not fetched (run tests/models/fetch.sh)",
+            p.display()
+        );
+        None
+    }
+}
+
+#[test]
+fn the_real_qwen_gguf_reads_and_dequantises_like_the_reference() {
+    let Some(path) = qwen_gguf() else { return };
+    let g = Gguf::open(&path).unwrap();
+    assert_eq!(g.version, 3);
+    assert_eq!(
+        g.meta("general.architecture").and_then(Meta::as_str),
+        Some("qwen2")
+    );
+    assert_eq!(g.meta("qwen2.block_count").and_then(Meta::as_u64), Some(24));
+    assert_eq!(
+        g.meta("qwen2.embedding_length").and_then(Meta::as_u64),
+        Some(896)
+    );
+    assert_eq!(
+        g.meta("qwen2.attention.head_count_kv")
+            .and_then(Meta::as_u64),
+        Some(2)
+    );
+    assert_eq!(
+        g.meta("qwen2.rope.freq_base").and_then(Meta::as_f64),
+        Some(1_000_000.0)
+    );
+    let tokens = g
+        .meta("tokenizer.ggml.tokens")
+        .and_then(Meta::as_array)
+        .unwrap();
+    assert_eq!(tokens.len(), 151_936);
+    assert!(
+        g.meta("tokenizer.chat_template")
+            .and_then(Meta::as_str)
+            .unwrap()
+            .contains("<|im_start|>")
+    );
+    assert_eq!(g.tensors.len(), 291);
+    let f = fixture();
+    for (name, want) in f["qwen"].as_object().unwrap() {
+        let (shape, values) = g.read_f32(name).unwrap();
+        let dims: Vec<usize> = want["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(shape, dims, "{name}");
+        for (i, w) in want["first"].as_array().unwrap().iter().enumerate() {
+            assert!(
+                close(values[i], w.as_f64().unwrap()),
+                "{name}[{i}]: {} vs {w}",
+                values[i]
+            );
+        }
+        let sum: f64 = values.iter().map(|&v| f64::from(v)).sum();
+        let abs: f64 = values.iter().map(|&v| f64::from(v).abs()).sum();
+        let (ws, wa) = (
+            want["sum"].as_f64().unwrap(),
+            want["abs_sum"].as_f64().unwrap(),
+        );
+        assert!((sum - ws).abs() <= 1e-6 * wa, "{name}: sum {sum} vs {ws}");
+        assert!((abs - wa).abs() <= 1e-6 * wa, "{name}: |sum| {abs} vs {wa}");
+    }
+}
+
+/// A small, valid GGUF: a few metadata values of every kind and three tensors.
+fn tiny_gguf() -> Vec<u8> {
+    fn s(b: &mut Vec<u8>, t: &str) {
+        b.extend((t.len() as u64).to_le_bytes());
+        b.extend(t.as_bytes());
+    }
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend(3u64.to_le_bytes()); // tensors
+    b.extend(4u64.to_le_bytes()); // metadata
+    s(&mut b, "general.architecture");
+    b.extend(8u32.to_le_bytes());
+    s(&mut b, "llama");
+    s(&mut b, "llama.block_count");
+    b.extend(4u32.to_le_bytes());
+    b.extend(2u32.to_le_bytes());
+    s(&mut b, "llama.rope.freq_base");
+    b.extend(6u32.to_le_bytes());
+    b.extend(10000f32.to_le_bytes());
+    s(&mut b, "tokenizer.ggml.tokens");
+    b.extend(9u32.to_le_bytes());
+    b.extend(8u32.to_le_bytes());
+    b.extend(3u64.to_le_bytes());
+    for t in ["<s>", "a", "b"] {
+        s(&mut b, t);
+    }
+    // f32 [2, 3], f16 [4], q8_0 [32]
+    let infos: [(&str, Vec<u64>, u32, u64); 3] = [
+        ("w", vec![3, 2], 0, 0),
+        ("h", vec![4], 1, 32),
+        ("q", vec![32], 8, 64),
+    ];
+    for (name, dims, ty, off) in &infos {
+        s(&mut b, name);
+        b.extend((dims.len() as u32).to_le_bytes());
+        for d in dims {
+            b.extend(d.to_le_bytes());
+        }
+        b.extend(ty.to_le_bytes());
+        b.extend(off.to_le_bytes());
+    }
+    while !b.len().is_multiple_of(32) {
+        b.push(0);
+    }
+    let data = b.len();
+    for v in [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0] {
+        b.extend(v.to_le_bytes());
+    }
+    b.resize(data + 32, 0);
+    for h in [0x3c00u16, 0xc000, 0x3800, 0x0000] {
+        b.extend(h.to_le_bytes());
+    }
+    b.resize(data + 64, 0);
+    b.extend(0x3c00u16.to_le_bytes());
+    for j in 0..32 {
+        b.push((j as i8 - 16) as u8);
+    }
+    b
+}
+
+#[test]
+fn a_small_gguf_round_trips() {
+    let dir = tmpdir("model", "tiny");
+    let p = dir.join("tiny.gguf");
+    std::fs::write(&p, tiny_gguf()).unwrap();
+    let g = Gguf::open(&p).unwrap();
+    assert_eq!(g.meta("llama.block_count").and_then(Meta::as_u64), Some(2));
+    assert_eq!(
+        g.meta("llama.rope.freq_base").and_then(Meta::as_f64),
+        Some(10000.0)
+    );
+    assert_eq!(
+        g.meta("tokenizer.ggml.tokens")
+            .and_then(Meta::as_array)
+            .map(<[Meta]>::len),
+        Some(3)
+    );
+    assert_eq!(
+        g.read_f32("w").unwrap(),
+        (vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    );
+    assert_eq!(g.read_f32("h").unwrap().1, vec![1.0, -2.0, 0.5, 0.0]);
+    let q = g.read_f32("q").unwrap().1;
+    assert_eq!((q[0], q[31]), (-16.0, 15.0));
+    assert_eq!(
+        g.read_f32("nope").unwrap_err().code,
+        LoadCode::MissingTensor
+    );
+}
+
+fn open_bytes(dir: &Path, bytes: &[u8]) -> Result<Gguf, synthpipe::model::error::LoadError> {
+    let p = dir.join("x.gguf");
+    std::fs::write(&p, bytes).unwrap();
+    Gguf::open(&p)
+}
+
+#[test]
+fn damaged_ggufs_are_coded_errors_never_panics() {
+    let dir = tmpdir("model", "damaged");
+    let good = tiny_gguf();
+    // Every truncation is refused with `truncated` (or `not_gguf` within the magic).
+    for n in 0..good.len() {
+        let e = open_bytes(&dir, &good[..n]).expect_err(&format!("{n} bytes"));
+        assert!(
+            matches!(e.code, LoadCode::Truncated | LoadCode::NotGguf),
+            "{n} bytes: {e}"
+        );
+        assert!(!e.help.is_empty());
+    }
+    let mut bad = good.clone();
+    bad[0] = b'X';
+    assert_eq!(open_bytes(&dir, &bad).unwrap_err().code, LoadCode::NotGguf);
+    let mut bad = good.clone();
+    bad[4] = 9;
+    assert_eq!(
+        open_bytes(&dir, &bad).unwrap_err().code,
+        LoadCode::GgufVersion
+    );
+    // An encoding synthpipe cannot read (Q2_K = 10) in the first tensor's type field.
+    let at = find(&good, b"\x01\x00\x00\x00\x00\x00\x00\x00w") + 9 + 4 + 16;
+    let mut bad = good.clone();
+    bad[at..at + 4].copy_from_slice(&10u32.to_le_bytes());
+    let e = open_bytes(&dir, &bad).unwrap_err();
+    assert_eq!(e.code, LoadCode::TensorType, "{e}");
+    assert!(e.message.contains("Q2_K"), "{e}");
+    // A metadata type GGUF does not define.
+    let at = find(&good, b"llama.block_count") + 17;
+    let mut bad = good.clone();
+    bad[at..at + 4].copy_from_slice(&77u32.to_le_bytes());
+    assert_eq!(open_bytes(&dir, &bad).unwrap_err().code, LoadCode::Metadata);
+    // Random corruption anywhere: an error or a file that still reads, never a panic.
+    let mut rng = common::Rng(9);
+    for _ in 0..3000 {
+        let mut m = good.clone();
+        for _ in 0..1 + rng.below(4) {
+            let i = rng.below(m.len());
+            m[i] = rng.next() as u8;
+        }
+        if let Ok(g) = open_bytes(&dir, &m) {
+            for t in g.tensors.clone() {
+                let _ = g.read_f32(&t.name);
+            }
+        }
+    }
+    assert_eq!(
+        Gguf::open(Path::new("no/such.gguf")).unwrap_err().code,
+        LoadCode::Read
+    );
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).position(|w| w == needle).unwrap()
+}
