@@ -290,3 +290,164 @@ fn damaged_ggufs_are_coded_errors_never_panics() {
 fn find(hay: &[u8], needle: &[u8]) -> usize {
     hay.windows(needle.len()).position(|w| w == needle).unwrap()
 }
+
+mod config {
+    use super::*;
+    use synthpipe::model::config::{Arch, Config};
+
+    #[test]
+    fn the_qwen_gguf_config_and_its_parameter_count() {
+        let Some(path) = qwen_gguf() else { return };
+        let g = Gguf::open(&path).unwrap();
+        let c = Config::from_gguf(&g).unwrap();
+        assert_eq!(c.arch, Arch::Qwen2);
+        assert_eq!(
+            (c.num_layers, c.hidden_size, c.intermediate_size),
+            (24, 896, 4864)
+        );
+        assert_eq!((c.num_heads, c.num_kv_heads, c.head_dim), (14, 2, 64));
+        assert_eq!((c.vocab_size, c.rope_theta), (151_936, 1_000_000.0));
+        assert!(c.qkv_bias && !c.qk_norm);
+        // The formula counts exactly the values the file stores.
+        let stored: u64 = g.tensors.iter().map(|t| t.len()).sum();
+        assert_eq!(c.parameter_count(), stored);
+    }
+
+    fn qwen3_06b() -> Json {
+        serde_json::json!({
+            "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 151936,
+            "hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 28,
+            "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 128,
+            "hidden_act": "silu", "rope_theta": 1000000, "rms_norm_eps": 1e-06,
+            "tie_word_embeddings": true, "max_position_embeddings": 40960, "attention_bias": false,
+            "rope_scaling": null, "bos_token_id": 151643, "eos_token_id": 151645,
+            "torch_dtype": "bfloat16", "use_sliding_window": false
+        })
+    }
+
+    #[test]
+    fn hugging_face_configs_read_and_round_trip() {
+        let p = Path::new("config.json");
+        let c = Config::from_hf_json(&qwen3_06b(), p).unwrap();
+        assert_eq!(c.arch, Arch::Qwen3);
+        assert!(c.qk_norm && !c.qkv_bias && c.tie_word_embeddings);
+        // Qwen3-0.6B's published size.
+        assert_eq!(c.parameter_count(), 596_049_920);
+        let again = Config::from_hf_json(&c.to_hf_json("float32"), p).unwrap();
+        assert_eq!(again, c);
+        let mut llama = qwen3_06b();
+        llama["model_type"] = "llama".into();
+        llama["rope_scaling"] = serde_json::json!({"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192});
+        let l = Config::from_hf_json(&llama, p).unwrap();
+        assert_eq!(l.rope_scaling.unwrap().factor, 32.0);
+        assert_eq!(
+            Config::from_hf_json(&l.to_hf_json("float32"), p).unwrap(),
+            l
+        );
+    }
+
+    #[test]
+    fn unsupported_configs_name_the_field() {
+        let p = Path::new("config.json");
+        let cases: [(&str, Json, &str); 6] = [
+            ("model_type", "mistral".into(), "`model_type`"),
+            (
+                "rope_scaling",
+                serde_json::json!({"rope_type": "yarn", "factor": 4.0}),
+                "`rope_scaling.rope_type`",
+            ),
+            ("hidden_size", Json::Null, "`hidden_size`"),
+            ("num_key_value_heads", 5.into(), "`num_key_value_heads`"),
+            ("hidden_act", "gelu".into(), "`hidden_act`"),
+            ("mlp_bias", true.into(), "`mlp_bias`"),
+        ];
+        for (field, value, named) in cases {
+            let mut j = qwen3_06b();
+            j[field] = value;
+            let e = Config::from_hf_json(&j, p).unwrap_err();
+            assert!(e.message.contains(named), "{field}: {e}");
+            assert!(
+                matches!(e.code, LoadCode::Unsupported | LoadCode::Config),
+                "{field}: {e}"
+            );
+        }
+    }
+}
+
+mod safetensors {
+    use super::*;
+    use synthpipe::model::safetensors::{self as st, Checkpoint};
+
+    fn tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let mut rng = common::Rng(5);
+        let mut v = |n: usize| {
+            (0..n)
+                .map(|_| (rng.next() % 20001) as f32 / 1000.0 - 10.0)
+                .collect::<Vec<f32>>()
+        };
+        vec![
+            ("model.embed_tokens.weight".into(), vec![7, 4], v(28)),
+            ("lm_head.weight".into(), vec![7, 4], v(28)),
+            ("model.norm.weight".into(), vec![4], v(4)),
+        ]
+    }
+
+    #[test]
+    fn written_checkpoints_read_back() {
+        let dir = tmpdir("model", "st");
+        let t = tensors();
+        st::write(&dir.join("model.safetensors"), &t, false).unwrap();
+        let ck = Checkpoint::open(&dir).unwrap();
+        for (name, shape, values) in &t {
+            assert_eq!(ck.read_f32(name).unwrap(), (shape.clone(), values.clone()));
+        }
+        // bf16 keeps 8 significant bits, rounded to nearest.
+        st::write(&dir.join("model.safetensors"), &t, true).unwrap();
+        let ck = Checkpoint::open(&dir).unwrap();
+        let (_, back) = ck.read_f32("model.norm.weight").unwrap();
+        for (a, b) in t[2].2.iter().zip(&back) {
+            assert!((a - b).abs() <= a.abs() / 256.0, "{a} vs {b}");
+        }
+        assert_eq!(st::f32_to_bf16(1.0), 0x3f80);
+        assert_eq!(st::f32_to_bf16(1.0 + 2f32.powi(-8)), 0x3f80); // halfway rounds to even
+        assert_eq!(
+            ck.read_f32("nope").unwrap_err().code,
+            LoadCode::MissingTensor
+        );
+    }
+
+    #[test]
+    fn damaged_checkpoints_are_coded_errors_never_panics() {
+        let dir = tmpdir("model", "st-bad");
+        let path = dir.join("model.safetensors");
+        st::write(&path, &tensors(), false).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        for n in (0..good.len()).step_by(7) {
+            std::fs::write(&path, &good[..n]).unwrap();
+            let e = Checkpoint::open(&dir)
+                .and_then(|c| c.read_f32("lm_head.weight").map(|_| c))
+                .expect_err(&format!("{n} bytes"));
+            assert!(
+                matches!(
+                    e.code,
+                    LoadCode::Truncated | LoadCode::Metadata | LoadCode::TensorBounds
+                ),
+                "{n}: {e}"
+            );
+        }
+        let mut rng = common::Rng(3);
+        for _ in 0..2000 {
+            let mut m = good.clone();
+            let i = rng.below(m.len());
+            m[i] = rng.next() as u8;
+            std::fs::write(&path, &m).unwrap();
+            if let Ok(c) = Checkpoint::open(&dir) {
+                for name in c.tensors.keys() {
+                    let _ = c.read_f32(name);
+                }
+            }
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(Checkpoint::open(&dir).unwrap_err().code, LoadCode::Read);
+    }
+}

@@ -22,6 +22,10 @@ pub enum LoadCode {
     TensorBounds,
     /// A tensor the architecture needs is absent.
     MissingTensor,
+    /// config.json is missing, not JSON, or lacks a field (or has one of the wrong type).
+    Config,
+    /// A configuration synthpipe does not implement (architecture, RoPE scaling, …).
+    Unsupported,
 }
 
 impl LoadCode {
@@ -35,6 +39,8 @@ impl LoadCode {
             LoadCode::TensorType => "tensor_type",
             LoadCode::TensorBounds => "tensor_bounds",
             LoadCode::MissingTensor => "missing_tensor",
+            LoadCode::Config => "config",
+            LoadCode::Unsupported => "unsupported",
         }
     }
 }
