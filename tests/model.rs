@@ -451,3 +451,114 @@ mod safetensors {
         assert_eq!(Checkpoint::open(&dir).unwrap_err().code, LoadCode::Read);
     }
 }
+
+mod tokenizer {
+    use super::*;
+    use synthpipe::model::chat::{self, ChatOptions, Message};
+    use synthpipe::model::tokenizer::Tokenizer;
+
+    fn models_dir() -> Option<PathBuf> {
+        qwen_gguf().map(|p| p.parent().unwrap().to_path_buf())
+    }
+
+    fn ids_fixture() -> Vec<(String, Vec<u32>)> {
+        let j: Json = serde_json::from_slice(
+            &std::fs::read(root().join("tests/fixtures/tokenizer/qwen3_ids.json")).unwrap(),
+        )
+        .unwrap();
+        j.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let ids = c["ids"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| i.as_u64().unwrap() as u32)
+                    .collect();
+                (c["text"].as_str().unwrap().to_string(), ids)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn qwen3_tokenizer_matches_the_python_package_and_round_trips() {
+        let Some(dir) = models_dir() else { return };
+        let t = Tokenizer::from_hf_dir(&dir.join("qwen3-tokenizer")).unwrap();
+        assert_eq!(t.vocab_size(), 151_669);
+        assert_eq!(t.eos_token.as_deref(), Some("<|im_end|>"));
+        let cases = ids_fixture();
+        assert!(cases.len() >= 300);
+        for (text, ids) in &cases {
+            assert_eq!(&t.encode(text).unwrap(), ids, "{text:?}");
+            assert_eq!(&t.decode(ids, false).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn the_gguf_tokenizer_is_qwens_tokenizer() {
+        let Some(dir) = models_dir() else { return };
+        let g = Gguf::open(&dir.join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")).unwrap();
+        let t = Tokenizer::from_gguf(&g).unwrap();
+        assert!(t.eos_token_ids.contains(&151_645) && t.eos_token_ids.contains(&151_643));
+        // Qwen2.5 and Qwen3 share the vocabulary; only Qwen3 makes <think> a single token.
+        let mut compared = 0;
+        for (text, ids) in ids_fixture().iter().filter(|(s, _)| !s.contains("think>")) {
+            assert_eq!(&t.encode(text).unwrap(), ids, "{text:?}");
+            assert_eq!(&t.decode(ids, false).unwrap(), text);
+            compared += 1;
+        }
+        assert!(compared >= 300);
+        // Saved in Hugging Face's layout, it loads back and encodes the same.
+        let out = tmpdir("model", "tok-save");
+        t.save(&out).unwrap();
+        let back = Tokenizer::from_hf_dir(&out).unwrap();
+        assert_eq!(back.chat_template, t.chat_template);
+        for (text, ids) in ids_fixture()
+            .iter()
+            .filter(|(s, _)| !s.contains("think>"))
+            .take(50)
+        {
+            assert_eq!(&back.encode(text).unwrap(), ids, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn chat_templates_render_as_hugging_face_renders_them() {
+        let j: Json = serde_json::from_slice(
+            &std::fs::read(root().join("tests/fixtures/tokenizer/chat.json")).unwrap(),
+        )
+        .unwrap();
+        let cases = j["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 18);
+        for c in cases {
+            let template = j["templates"][c["template"].as_str().unwrap()]
+                .as_str()
+                .unwrap();
+            let messages: Vec<Message> = serde_json::from_value(c["messages"].clone()).unwrap();
+            let opts = ChatOptions {
+                add_generation_prompt: c["add_generation_prompt"].as_bool().unwrap(),
+                enable_thinking: c["enable_thinking"].as_bool(),
+                ..ChatOptions::default()
+            };
+            let got = chat::render(template, &messages, &opts).unwrap();
+            assert_eq!(
+                got,
+                c["rendered"].as_str().unwrap(),
+                "{}: {:?} {:?}",
+                c["template"],
+                messages,
+                opts
+            );
+        }
+        // A template error is an error, not a panic.
+        let e = chat::render(
+            "{{ raise_exception('no system role') }}",
+            &[Message::new("user", "x")],
+            &ChatOptions::default(),
+        )
+        .unwrap_err();
+        assert!(e.contains("no system role"), "{e}");
+        assert!(chat::render("{% if %}", &[], &ChatOptions::default()).is_err());
+    }
+}

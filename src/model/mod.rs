@@ -1,8 +1,11 @@
-//! Language models: reading checkpoints (GGUF with its quantised encodings; later Hugging
-//! Face folders) into f32 tensors, with coded errors for every way a file can be wrong.
+//! Language models: reading checkpoints (GGUF with its quantised encodings, Hugging Face
+//! safetensors folders) into f32 tensors, architecture configs, tokenizers and chat templates,
+//! with coded errors for every way a file can be wrong.
 
+pub mod chat;
 pub mod config;
 pub mod error;
 pub mod gguf;
 pub mod quant;
 pub mod safetensors;
+pub mod tokenizer;

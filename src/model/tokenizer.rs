@@ -1,0 +1,273 @@
+//! Tokenizers: a Hugging Face `tokenizer.json` (with `tokenizer_config.json` for the special
+//! tokens and chat template) through the `tokenizers` crate, or the byte-level BPE a GGUF
+//! file describes in its metadata (`qwen2` and `llama-bpe` pre-tokenizers), rebuilt as the
+//! equivalent `tokenizer.json` so both paths share one implementation and a GGUF model can be
+//! saved in Hugging Face's layout.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use serde_json::{Value as Json, json};
+
+use super::error::{LoadCode, LoadError};
+use super::gguf::{Gguf, Meta};
+
+/// Qwen2's pre-tokenizer split (also Qwen2.5's and Qwen3's).
+const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// Llama 3's: numbers in groups of up to three digits.
+const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+pub struct Tokenizer {
+    pub inner: tokenizers::Tokenizer,
+    /// The token text that starts a sequence, if the model uses one.
+    pub bos_token: Option<String>,
+    /// Tokens that end generation.
+    pub eos_token_ids: Vec<u32>,
+    pub eos_token: Option<String>,
+    pub chat_template: Option<String>,
+    /// Whether encoding a prompt prepends BOS.
+    pub add_bos: bool,
+}
+
+fn tok_err(file: &Path, e: impl std::fmt::Display) -> LoadError {
+    LoadError::new(
+        LoadCode::Metadata,
+        file,
+        format!("cannot build the tokenizer: {e}"),
+        "the tokenizer files are damaged or of an unsupported kind",
+    )
+}
+
+impl Tokenizer {
+    /// `tokenizer.json` and (if present) `tokenizer_config.json` of a model folder.
+    pub fn from_hf_dir(dir: &Path) -> Result<Tokenizer, LoadError> {
+        let file = dir.join("tokenizer.json");
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            LoadError::new(
+                LoadCode::Read,
+                &file,
+                format!("cannot read: {e}"),
+                "a Hugging Face model folder has a tokenizer.json",
+            )
+        })?;
+        let inner = tokenizers::Tokenizer::from_str(&text).map_err(|e| tok_err(&file, e))?;
+        let cfg_path = dir.join("tokenizer_config.json");
+        let cfg: Json = match std::fs::read(&cfg_path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                LoadError::new(
+                    LoadCode::Config,
+                    &cfg_path,
+                    format!("not JSON: {e}"),
+                    "fix or re-download tokenizer_config.json",
+                )
+            })?,
+            Err(_) => Json::Null,
+        };
+        // Special tokens are either strings or `{"content": ...}` objects.
+        let token = |k: &str| match &cfg[k] {
+            Json::String(s) => Some(s.clone()),
+            Json::Object(o) => o.get("content").and_then(Json::as_str).map(str::to_string),
+            _ => None,
+        };
+        let eos_token = token("eos_token");
+        let mut eos_token_ids: Vec<u32> = eos_token
+            .iter()
+            .filter_map(|t| inner.token_to_id(t))
+            .collect();
+        // generation_config.json may name more stop tokens (Qwen: <|im_end|> and <|endoftext|>).
+        if let Ok(b) = std::fs::read(dir.join("generation_config.json"))
+            && let Ok(g) = serde_json::from_slice::<Json>(&b)
+        {
+            let more: Vec<u32> = match &g["eos_token_id"] {
+                Json::Array(a) => a
+                    .iter()
+                    .filter_map(Json::as_u64)
+                    .map(|v| v as u32)
+                    .collect(),
+                v => v.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
+            };
+            for id in more {
+                if !eos_token_ids.contains(&id) {
+                    eos_token_ids.push(id);
+                }
+            }
+        }
+        Ok(Tokenizer {
+            inner,
+            bos_token: token("bos_token"),
+            eos_token_ids,
+            eos_token,
+            chat_template: cfg["chat_template"].as_str().map(str::to_string),
+            add_bos: cfg["add_bos_token"].as_bool().unwrap_or(false),
+        })
+    }
+
+    /// The tokenizer a GGUF file describes (`tokenizer.ggml.*`).
+    pub fn from_gguf(g: &Gguf) -> Result<Tokenizer, LoadError> {
+        let model = g
+            .require("tokenizer.ggml.model")?
+            .as_str()
+            .unwrap_or_default();
+        if model != "gpt2" {
+            return Err(LoadError::new(
+                LoadCode::Unsupported,
+                &g.path,
+                format!(
+                    "`tokenizer.ggml.model` is `{model}`; synthpipe reads byte-level BPE (`gpt2`) tokenizers"
+                ),
+                "use a model with a byte-level BPE tokenizer (Qwen, Llama 3), or a Hugging Face folder",
+            ));
+        }
+        let pre = g
+            .meta("tokenizer.ggml.pre")
+            .and_then(Meta::as_str)
+            .unwrap_or("default");
+        let (split, normalizer, ignore_merges) = match pre {
+            "qwen2" => (QWEN2_SPLIT, json!({"type": "NFC"}), false),
+            "llama-bpe" | "llama3" => (LLAMA3_SPLIT, Json::Null, true),
+            other => {
+                return Err(LoadError::new(
+                    LoadCode::Unsupported,
+                    &g.path,
+                    format!(
+                        "`tokenizer.ggml.pre` is `{other}`; synthpipe implements `qwen2` and `llama-bpe`"
+                    ),
+                    "use a Qwen or Llama 3 GGUF, or the model's Hugging Face folder",
+                ));
+            }
+        };
+        let strings = |key: &str| -> Result<Vec<String>, LoadError> {
+            let a = g
+                .require(key)?
+                .as_array()
+                .ok_or_else(|| tok_err(&g.path, format!("`{key}` is not an array")))?;
+            a.iter()
+                .map(|m| {
+                    m.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| tok_err(&g.path, format!("`{key}` holds a non-string")))
+                })
+                .collect()
+        };
+        let tokens = strings("tokenizer.ggml.tokens")?;
+        let merges = strings("tokenizer.ggml.merges")?;
+        let types: Vec<u64> = g
+            .meta("tokenizer.ggml.token_type")
+            .and_then(Meta::as_array)
+            .map(|a| a.iter().map(|m| m.as_u64().unwrap_or(1)).collect())
+            .unwrap_or_default();
+        let mut vocab = serde_json::Map::new();
+        let mut added = Vec::new();
+        for (id, t) in tokens.iter().enumerate() {
+            vocab.insert(t.clone(), json!(id));
+            // 3: control tokens (special), 4: user-defined; both are matched before BPE.
+            match types.get(id) {
+                Some(3) | Some(4) => added.push(json!({
+                    "id": id, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
+                    "normalized": false, "special": types.get(id) == Some(&3),
+                })),
+                _ => {}
+            }
+        }
+        let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false});
+        let id = |k: &str| g.meta(k).and_then(Meta::as_u64).map(|v| v as u32);
+        let name = |i: Option<u32>| i.and_then(|i| tokens.get(i as usize).cloned());
+        let add_bos = g
+            .meta("tokenizer.ggml.add_bos_token")
+            .and_then(Meta::as_bool)
+            .unwrap_or(false);
+        let bos_token = name(id("tokenizer.ggml.bos_token_id"));
+        let post = match (&bos_token, add_bos) {
+            (Some(b), true) => json!({
+                "type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                "pair": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                "special_tokens": {b: {"id": b, "ids": [id("tokenizer.ggml.bos_token_id")], "tokens": [b]}},
+            }),
+            _ => byte_level.clone(),
+        };
+        let doc = json!({
+            "version": "1.0",
+            "truncation": null,
+            "padding": null,
+            "added_tokens": added,
+            "normalizer": normalizer,
+            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": split}, "behavior": "Isolated", "invert": false},
+                byte_level,
+            ]},
+            "post_processor": post,
+            "decoder": byte_level,
+            "model": {
+                "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
+                "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false,
+                "ignore_merges": ignore_merges, "vocab": vocab, "merges": merges,
+            },
+        });
+        let inner =
+            tokenizers::Tokenizer::from_str(&doc.to_string()).map_err(|e| tok_err(&g.path, e))?;
+        let eos = id("tokenizer.ggml.eos_token_id");
+        let mut eos_token_ids: Vec<u32> = eos.into_iter().collect();
+        // ChatML models end a turn with <|im_end|> and a text with <|endoftext|>: stop at both.
+        for extra in ["<|im_end|>", "<|endoftext|>", "<|eot_id|>"] {
+            if let Some(i) = inner.token_to_id(extra)
+                && !eos_token_ids.contains(&i)
+            {
+                eos_token_ids.push(i);
+            }
+        }
+        Ok(Tokenizer {
+            inner,
+            bos_token,
+            eos_token: name(eos),
+            eos_token_ids,
+            chat_template: g
+                .meta("tokenizer.chat_template")
+                .and_then(Meta::as_str)
+                .map(str::to_string),
+            add_bos,
+        })
+    }
+
+    /// Token ids of `text`; special tokens written in the text are recognised.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
+        self.inner
+            .encode(text, self.add_bos)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, String> {
+        self.inner
+            .decode(ids, skip_special)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Writes `tokenizer.json` and `tokenizer_config.json` into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<(), String> {
+        self.inner
+            .save(dir.join("tokenizer.json"), false)
+            .map_err(|e| e.to_string())?;
+        let mut cfg = json!({
+            "add_bos_token": self.add_bos,
+            "clean_up_tokenization_spaces": false,
+            "model_max_length": 131072,
+            "tokenizer_class": "PreTrainedTokenizerFast",
+        });
+        if let Some(t) = &self.bos_token {
+            cfg["bos_token"] = json!(t);
+        }
+        if let Some(t) = &self.eos_token {
+            cfg["eos_token"] = json!(t);
+        }
+        if let Some(t) = &self.chat_template {
+            cfg["chat_template"] = json!(t);
+        }
+        let text = serde_json::to_string_pretty(&cfg).map_err(|e| e.to_string())?;
+        std::fs::write(dir.join("tokenizer_config.json"), text + "\n").map_err(|e| e.to_string())
+    }
+}
