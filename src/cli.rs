@@ -25,6 +25,77 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum LmCommand {
+    /// Architecture, parameter count, vocabulary, context, stored dtypes, memory needs.
+    Info {
+        /// A Hugging Face model folder or a .gguf file.
+        model: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate text from a prompt or a chat.
+    Generate {
+        model: PathBuf,
+        /// Raw prompt text (no chat template).
+        #[arg(long, conflicts_with_all = ["chat", "user"])]
+        prompt: Option<String>,
+        /// A JSON file with a list of `{role, content}` messages, rendered with the model's chat template.
+        #[arg(long, conflicts_with = "user")]
+        chat: Option<PathBuf>,
+        /// One user message, rendered with the model's chat template.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value_t = 128)]
+        max_tokens: usize,
+        /// 0 is greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        #[arg(long, default_value_t = 0.0)]
+        min_p: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Stop when the output contains this text (repeatable).
+        #[arg(long)]
+        stop: Vec<String>,
+        /// Keep generating past end-of-sequence tokens (for speed measurements).
+        #[arg(long)]
+        ignore_eos: bool,
+        /// Qwen3: ask for an answer without a thinking block (`enable_thinking=false`).
+        #[arg(long)]
+        no_think: bool,
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: crate::model::commands::Backend,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Log-probabilities of a completion's tokens after a prompt.
+    Logprobs {
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        completion: String,
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: crate::model::commands::Backend,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a GGUF model as a Hugging Face folder (config, safetensors, tokenizer).
+    Convert {
+        model: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Store the weights as bf16 instead of f32.
+        #[arg(long)]
+        bf16: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum Command {
     /// Check rule files and report every problem found.
     Check {
@@ -126,6 +197,11 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         store: Option<PathBuf>,
     },
+    /// Language models: inspect, generate, score completions, convert.
+    Lm {
+        #[command(subcommand)]
+        command: LmCommand,
+    },
     /// Print a JSON Schema: `synthpipe schema pipeline`.
     Schema {
         /// What to describe (`pipeline`).
@@ -187,6 +263,7 @@ pub fn main() -> ExitCode {
             store,
         } => pc::clean(pipeline.as_deref(), &stage, store.as_deref()),
         Command::Schema { what } => pc::schema(&what),
+        Command::Lm { command } => lm(command),
         Command::Check { files } => check(&files),
         Command::Fmt { check, files } => fmt(&files, check),
         Command::Generate {
@@ -203,6 +280,90 @@ pub fn main() -> ExitCode {
             predictions,
             json,
         } => score(&gold, &predictions, json),
+    }
+}
+
+fn lm(command: LmCommand) -> ExitCode {
+    use crate::model::commands as mc;
+    use crate::model::generate::{GenOptions, Sampling};
+    match command {
+        LmCommand::Info { model, json } => mc::info(&model, json),
+        LmCommand::Generate {
+            model,
+            prompt,
+            chat,
+            user,
+            max_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            seed,
+            stop,
+            ignore_eos,
+            no_think,
+            backend,
+            json,
+        } => {
+            let input = match (prompt, chat, user) {
+                (Some(p), _, _) => mc::Input::Prompt(p),
+                (_, _, Some(u)) => {
+                    mc::Input::Chat(vec![crate::model::chat::Message::new("user", &u)])
+                }
+                (_, Some(file), _) => {
+                    let parsed = std::fs::read(&file)
+                        .map_err(|e| e.to_string())
+                        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+                    match parsed {
+                        Ok(m) => mc::Input::Chat(m),
+                        Err(e) => {
+                            eprintln!(
+                                "error[synthpipe::lm::chat_file]: cannot read `{}`: {e}\n  help: the file holds a JSON list of {{\"role\": ..., \"content\": ...}} messages",
+                                file.display()
+                            );
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                (None, None, None) => {
+                    eprintln!(
+                        "error[synthpipe::lm::no_input]: give --prompt TEXT, --user TEXT or --chat FILE"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = GenOptions {
+                max_new_tokens: max_tokens,
+                stop,
+                sampling: Sampling {
+                    temperature,
+                    top_k,
+                    top_p,
+                    min_p,
+                    seed,
+                },
+                ignore_eos,
+                ..GenOptions::default()
+            };
+            mc::generate(
+                &model,
+                &mc::GenerateArgs {
+                    input,
+                    opts,
+                    no_think,
+                    backend,
+                    json,
+                },
+            )
+        }
+        LmCommand::Logprobs {
+            model,
+            prompt,
+            completion,
+            backend,
+            json,
+        } => mc::logprobs(&model, &prompt, &completion, backend, json),
+        LmCommand::Convert { model, out, bf16 } => mc::convert(&model, &out, bf16),
     }
 }
 

@@ -349,7 +349,7 @@ mod config {
     #[test]
     fn unsupported_configs_name_the_field() {
         let p = Path::new("config.json");
-        let cases: [(&str, Json, &str); 6] = [
+        let cases: [(&str, Json, &str); 7] = [
             ("model_type", "mistral".into(), "`model_type`"),
             (
                 "rope_scaling",
@@ -360,6 +360,11 @@ mod config {
             ("num_key_value_heads", 5.into(), "`num_key_value_heads`"),
             ("hidden_act", "gelu".into(), "`hidden_act`"),
             ("mlp_bias", true.into(), "`mlp_bias`"),
+            (
+                "rope_parameters",
+                serde_json::json!({"rope_type": "dynamic", "rope_theta": 1e6}),
+                "`rope_parameters.rope_type`",
+            ),
         ];
         for (field, value, named) in cases {
             let mut j = qwen3_06b();

@@ -218,35 +218,51 @@ impl Config {
                 "synthpipe implements full attention only",
             ));
         }
-        let rope_scaling = match &j["rope_scaling"] {
-            Json::Null => None,
-            r => {
+        // transformers 5 writes `rope_parameters` (theta, type and scaling in one object);
+        // earlier versions write `rope_theta` and `rope_scaling`.
+        let rope = match (&j["rope_parameters"], &j["rope_scaling"]) {
+            (p @ Json::Object(_), _) => Some(("rope_parameters", p)),
+            (_, Json::Null) => None,
+            (_, s) => Some(("rope_scaling", s)),
+        };
+        let rope_scaling = match rope {
+            None => None,
+            Some((key, r)) => {
                 let kind = r["rope_type"]
                     .as_str()
                     .or(r["type"].as_str())
-                    .unwrap_or_default();
-                if kind != "llama3" {
-                    return Err(LoadError::new(
-                        LoadCode::Unsupported,
-                        path,
-                        format!(
-                            "`rope_scaling.rope_type` is `{kind}`; synthpipe implements `llama3` (or none)"
-                        ),
-                        "remove `rope_scaling` for short contexts, or use a checkpoint with llama3 scaling",
-                    ));
+                    .unwrap_or("default");
+                match kind {
+                    "default" => None,
+                    "llama3" => {
+                        let f =
+                            |k: &str| r[k].as_f64().ok_or_else(|| missing(&format!("{key}.{k}")));
+                        Some(Llama3Rope {
+                            factor: f("factor")?,
+                            low_freq_factor: f("low_freq_factor")?,
+                            high_freq_factor: f("high_freq_factor")?,
+                            original_max_position_embeddings: f(
+                                "original_max_position_embeddings",
+                            )?,
+                        })
+                    }
+                    other => {
+                        return Err(LoadError::new(
+                            LoadCode::Unsupported,
+                            path,
+                            format!(
+                                "`{key}.rope_type` is `{other}`; synthpipe implements `llama3` scaling (or none)"
+                            ),
+                            "remove the scaling for short contexts, or use a checkpoint with llama3 scaling",
+                        ));
+                    }
                 }
-                let f = |k: &str| {
-                    r[k].as_f64()
-                        .ok_or_else(|| missing(&format!("rope_scaling.{k}")))
-                };
-                Some(Llama3Rope {
-                    factor: f("factor")?,
-                    low_freq_factor: f("low_freq_factor")?,
-                    high_freq_factor: f("high_freq_factor")?,
-                    original_max_position_embeddings: f("original_max_position_embeddings")?,
-                })
             }
         };
+        let rope_theta = j["rope_parameters"]["rope_theta"]
+            .as_f64()
+            .or(j["rope_theta"].as_f64())
+            .unwrap_or(10000.0);
         let hidden = int("hidden_size")?;
         let heads = int("num_attention_heads")?;
         let head_dim = match j["head_dim"].as_u64() {
@@ -273,7 +289,7 @@ impl Config {
                 .as_u64()
                 .map_or(heads, |v| v as usize),
             head_dim,
-            rope_theta: float("rope_theta", Some(10000.0))?,
+            rope_theta,
             rope_scaling,
             rms_norm_eps: float("rms_norm_eps", Some(1e-6))?,
             tie_word_embeddings: j["tie_word_embeddings"].as_bool().unwrap_or(false),
@@ -400,14 +416,21 @@ impl Config {
             "torch_dtype": dtype,
             "use_cache": true,
         });
+        // Both layouts: transformers 5 reads `rope_parameters`, earlier versions and vLLM
+        // read `rope_theta` / `rope_scaling`.
+        j["rope_parameters"] = json!({"rope_theta": self.rope_theta, "rope_type": "default"});
         if let Some(r) = self.rope_scaling {
-            j["rope_scaling"] = json!({
+            let scaling = json!({
                 "rope_type": "llama3",
                 "factor": r.factor,
                 "low_freq_factor": r.low_freq_factor,
                 "high_freq_factor": r.high_freq_factor,
                 "original_max_position_embeddings": r.original_max_position_embeddings,
             });
+            let mut params = scaling.clone();
+            params["rope_theta"] = json!(self.rope_theta);
+            j["rope_parameters"] = params;
+            j["rope_scaling"] = scaling;
         }
         if let Some(b) = self.bos_token_id {
             j["bos_token_id"] = json!(b);

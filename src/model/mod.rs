@@ -3,9 +3,13 @@
 //! with coded errors for every way a file can be wrong.
 
 pub mod chat;
+pub mod commands;
 pub mod config;
 pub mod error;
+pub mod generate;
 pub mod gguf;
+pub mod load;
+pub mod net;
 pub mod quant;
 pub mod safetensors;
 pub mod tokenizer;

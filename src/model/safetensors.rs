@@ -253,6 +253,9 @@ impl Checkpoint {
     }
 }
 
+/// A named tensor: name, row-major shape, values.
+pub type Named = (String, Vec<usize>, Vec<f32>);
+
 /// f32 → bf16 with round-to-nearest-even (NaN stays NaN).
 pub fn f32_to_bf16(v: f32) -> u16 {
     let b = v.to_bits();
@@ -269,7 +272,7 @@ pub fn write(
     tensors: &[(String, Vec<usize>, Vec<f32>)],
     bf16: bool,
 ) -> std::io::Result<()> {
-    let mut sorted: Vec<&(String, Vec<usize>, Vec<f32>)> = tensors.iter().collect();
+    let mut sorted: Vec<&Named> = tensors.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let width = if bf16 { 2 } else { 4 };
     let mut header = serde_json::Map::new();

@@ -1,0 +1,357 @@
+//! Text generation with a key/value cache: prompts of different lengths left-padded into one
+//! batch, prefilled in chunks, then decoded a token at a time with greedy or seeded sampling
+//! (temperature, top-k, top-p, min-p) until EOS, a stop string or the token budget; and the
+//! log-probabilities of given completions (what GRPO's policy ratio needs), batched.
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, TensorData};
+
+use super::load::Model;
+use super::net::Cache;
+use crate::universe::rng::Rng;
+
+#[derive(Clone, Debug)]
+pub struct Sampling {
+    /// 0: greedy.
+    pub temperature: f64,
+    /// 0: off.
+    pub top_k: usize,
+    /// 1.0: off.
+    pub top_p: f64,
+    /// 0.0: off.
+    pub min_p: f64,
+    pub seed: u64,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            temperature: 0.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GenOptions {
+    pub max_new_tokens: usize,
+    pub stop: Vec<String>,
+    pub sampling: Sampling,
+    /// Prompt tokens fed per forward pass during prefill.
+    pub prefill_chunk: usize,
+    /// Keep going past end-of-sequence tokens (for benchmarks and reference comparisons).
+    pub ignore_eos: bool,
+}
+
+impl Default for GenOptions {
+    fn default() -> Self {
+        GenOptions {
+            max_new_tokens: 128,
+            stop: Vec::new(),
+            sampling: Sampling::default(),
+            prefill_chunk: 512,
+            ignore_eos: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finish {
+    Eos,
+    Stop,
+    Length,
+}
+
+#[derive(Clone, Debug)]
+pub struct Generation {
+    pub tokens: Vec<u32>,
+    pub text: String,
+    pub finish: Finish,
+}
+
+/// Timing of a `generate` call, for tokens/s.
+#[derive(Clone, Debug, Default)]
+pub struct Timing {
+    pub prompt_tokens: usize,
+    pub prefill_seconds: f64,
+    pub new_tokens: usize,
+    pub decode_seconds: f64,
+}
+
+/// Picks a token from `logits` (one row).
+pub fn sample(logits: &[f32], s: &Sampling, rng: &mut Rng) -> u32 {
+    let argmax = || {
+        logits
+            .iter()
+            .enumerate()
+            .fold((0usize, f32::NEG_INFINITY), |b, (i, &v)| {
+                if v > b.1 { (i, v) } else { b }
+            })
+            .0 as u32
+    };
+    if s.temperature <= 0.0 {
+        return argmax();
+    }
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut cands: Vec<(u32, f64)> = logits
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (i as u32, (f64::from(v - max) / s.temperature).exp()))
+        .collect();
+    // Highest probability first, ties by id, so the draw is reproducible.
+    cands.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    if s.top_k > 0 {
+        cands.truncate(s.top_k);
+    }
+    let total: f64 = cands.iter().map(|c| c.1).sum();
+    if s.min_p > 0.0 {
+        let floor = cands[0].1 * s.min_p;
+        cands.retain(|c| c.1 >= floor);
+    }
+    if s.top_p < 1.0 {
+        let mut acc = 0.0;
+        let mut keep = 0;
+        for c in &cands {
+            keep += 1;
+            acc += c.1 / total;
+            if acc >= s.top_p {
+                break;
+            }
+        }
+        cands.truncate(keep.max(1));
+    }
+    let total: f64 = cands.iter().map(|c| c.1).sum();
+    let mut x = rng.unit() * total;
+    for c in &cands {
+        x -= c.1;
+        if x <= 0.0 {
+            return c.0;
+        }
+    }
+    cands.last().map_or_else(argmax, |c| c.0)
+}
+
+fn ids_tensor(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
+    let (b, t) = (rows.len(), rows.first().map_or(0, Vec::len));
+    let flat: Vec<i64> = rows
+        .iter()
+        .flat_map(|r| r.iter().map(|&x| i64::from(x)))
+        .collect();
+    Tensor::<1, Int>::from_data(TensorData::new(flat, [b * t]), device).reshape([b, t])
+}
+
+fn last_logits(logits: Tensor<3>) -> Vec<Vec<f32>> {
+    let [b, t, v] = logits.dims();
+    let last = logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]);
+    let flat = last
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    flat.chunks(v).map(<[f32]>::to_vec).collect()
+}
+
+impl Model {
+    /// Generates a continuation for each prompt (token ids). Rows are independent: the same
+    /// prompt gives the same tokens alone or in a batch (greedy), and a seed fixes sampling.
+    pub fn generate(&self, prompts: &[Vec<u32>], opts: &GenOptions) -> (Vec<Generation>, Timing) {
+        let device = self.net.embed.val().device();
+        let b = prompts.len();
+        let mut timing = Timing::default();
+        if b == 0 {
+            return (Vec::new(), timing);
+        }
+        let pad = self.tokenizer.eos_token_ids.first().copied().unwrap_or(0);
+        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0).max(1);
+        // Left padding: every row's last prompt token is at the same column.
+        let rows: Vec<Vec<u32>> = prompts
+            .iter()
+            .map(|p| {
+                let mut r = vec![pad; longest - p.len().min(longest)];
+                r.extend(p);
+                if r.is_empty() {
+                    r.push(pad)
+                }
+                r
+            })
+            .collect();
+        let valid: Vec<Vec<bool>> = prompts
+            .iter()
+            .map(|p| {
+                let mut v = vec![false; longest - p.len().min(longest)];
+                v.extend(std::iter::repeat_n(true, p.len()));
+                if v.is_empty() {
+                    v.push(false)
+                }
+                v
+            })
+            .collect();
+        timing.prompt_tokens = prompts.iter().map(Vec::len).sum();
+        let started = std::time::Instant::now();
+        let mut cache = Cache::new(self.cfg.num_layers, b);
+        let chunk = opts.prefill_chunk.max(1);
+        let mut logits = Vec::new();
+        let mut at = 0;
+        while at < longest {
+            let end = (at + chunk).min(longest);
+            let ids: Vec<Vec<u32>> = rows.iter().map(|r| r[at..end].to_vec()).collect();
+            let ok: Vec<Vec<bool>> = valid.iter().map(|r| r[at..end].to_vec()).collect();
+            // Only the last position's logits are needed: projecting every prompt position
+            // onto the vocabulary would cost a quarter of the prefill for nothing.
+            let h = self
+                .net
+                .hidden(&self.cfg, ids_tensor(&ids, &device), &ok, &mut cache);
+            if end == longest {
+                let [bb, tt, hh] = h.dims();
+                logits = last_logits(self.net.logits(h.slice([0..bb, tt - 1..tt, 0..hh])));
+            }
+            at = end;
+        }
+        timing.prefill_seconds = started.elapsed().as_secs_f64();
+        let started = std::time::Instant::now();
+        let mut rngs: Vec<Rng> = (0..b)
+            .map(|r| Rng::stream(opts.sampling.seed, &format!("sample/{r}")))
+            .collect();
+        let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];
+        let mut finish: Vec<Option<Finish>> = vec![None; b];
+        for step in 0..opts.max_new_tokens {
+            let mut next = Vec::with_capacity(b);
+            for r in 0..b {
+                if finish[r].is_some() {
+                    next.push(pad);
+                    continue;
+                }
+                let t = sample(&logits[r], &opts.sampling, &mut rngs[r]);
+                next.push(t);
+                if !opts.ignore_eos && self.tokenizer.eos_token_ids.contains(&t) {
+                    finish[r] = Some(Finish::Eos);
+                    continue;
+                }
+                out[r].push(t);
+                timing.new_tokens += 1;
+                if !opts.stop.is_empty() {
+                    let text = self.tokenizer.decode(&out[r], false).unwrap_or_default();
+                    if opts.stop.iter().any(|s| text.contains(s.as_str())) {
+                        finish[r] = Some(Finish::Stop);
+                    }
+                }
+            }
+            if finish.iter().all(Option::is_some) || step + 1 == opts.max_new_tokens {
+                break;
+            }
+            let ids: Vec<Vec<u32>> = next.iter().map(|&t| vec![t]).collect();
+            let ok: Vec<Vec<bool>> = finish.iter().map(|f| vec![f.is_none()]).collect();
+            let l = self
+                .net
+                .forward(&self.cfg, ids_tensor(&ids, &device), &ok, &mut cache);
+            logits = last_logits(l);
+        }
+        timing.decode_seconds = started.elapsed().as_secs_f64();
+        let gens = out
+            .into_iter()
+            .zip(finish)
+            .map(|(tokens, f)| {
+                let mut text = self.tokenizer.decode(&tokens, true).unwrap_or_default();
+                let finish = f.unwrap_or(Finish::Length);
+                if finish == Finish::Stop
+                    && let Some(i) = opts.stop.iter().filter_map(|s| text.find(s.as_str())).min()
+                {
+                    text.truncate(i);
+                }
+                Generation {
+                    tokens,
+                    text,
+                    finish,
+                }
+            })
+            .collect();
+        (gens, timing)
+    }
+
+    /// Full-sequence logits `[t, vocab]` of one sequence, without a cache (for checks).
+    pub fn logits(&self, ids: &[u32]) -> Vec<Vec<f32>> {
+        let device = self.net.embed.val().device();
+        let mut cache = Cache::new(self.cfg.num_layers, 1);
+        let out = self.net.forward(
+            &self.cfg,
+            ids_tensor(&[ids.to_vec()], &device),
+            &[vec![true; ids.len()]],
+            &mut cache,
+        );
+        let v = self.cfg.vocab_size;
+        let flat = out
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        flat.chunks(v).map(<[f32]>::to_vec).collect()
+    }
+
+    /// Log-probability of each completion token given its prompt and the completion so far,
+    /// for a batch of (prompt, completion) pairs.
+    pub fn logprobs(&self, pairs: &[(Vec<u32>, Vec<u32>)]) -> Vec<Vec<f32>> {
+        let device = self.net.embed.val().device();
+        let b = pairs.len();
+        if b == 0 {
+            return Vec::new();
+        }
+        let pad = self.tokenizer.eos_token_ids.first().copied().unwrap_or(0);
+        let len = pairs
+            .iter()
+            .map(|(p, c)| p.len() + c.len())
+            .max()
+            .unwrap_or(1);
+        // Right padding here: every row starts at position 0, padding after the completion.
+        let rows: Vec<Vec<u32>> = pairs
+            .iter()
+            .map(|(p, c)| {
+                let mut r = p.clone();
+                r.extend(c);
+                r.resize(len, pad);
+                r
+            })
+            .collect();
+        let valid: Vec<Vec<bool>> = pairs
+            .iter()
+            .map(|(p, c)| {
+                let mut v = vec![true; p.len() + c.len()];
+                v.resize(len, false);
+                v
+            })
+            .collect();
+        let mut cache = Cache::new(self.cfg.num_layers, b);
+        let logits = self
+            .net
+            .forward(&self.cfg, ids_tensor(&rows, &device), &valid, &mut cache);
+        let lp = log_softmax(logits, 2);
+        // Position i predicts token i + 1.
+        let targets: Vec<i64> = rows
+            .iter()
+            .flat_map(|r| {
+                let mut t: Vec<i64> = r[1..].iter().map(|&x| i64::from(x)).collect();
+                t.push(i64::from(pad));
+                t
+            })
+            .collect();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(targets, [b * len]), &device)
+            .reshape([b, len, 1]);
+        let picked = lp.gather(2, idx).reshape([b, len]);
+        let flat = picked
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(r, (p, c))| {
+                let start = p.len().saturating_sub(1);
+                flat[r * len + start..r * len + start + c.len()].to_vec()
+            })
+            .collect()
+    }
+}

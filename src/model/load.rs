@@ -1,0 +1,369 @@
+//! Building a `Transformer` from a checkpoint — a Hugging Face folder (config.json,
+//! safetensors, tokenizer) or a GGUF file — one tensor at a time, so peak memory stays near
+//! the f32 model's size; and saving a model in Hugging Face's layout.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use serde_json::json;
+
+use super::config::{Arch, Config};
+use super::error::{LoadCode, LoadError};
+use super::gguf::Gguf;
+use super::net::{Attention, Block, Mlp, Transformer};
+use super::safetensors::{self, Checkpoint};
+use super::tokenizer::Tokenizer;
+
+/// A loaded model: architecture, weights, tokenizer.
+pub struct Model {
+    pub cfg: Config,
+    pub net: Transformer,
+    pub tokenizer: Tokenizer,
+    /// Where it came from, for messages.
+    pub source: PathBuf,
+}
+
+enum Weights {
+    Hf(Checkpoint),
+    Gguf(Gguf),
+}
+
+/// A weight's name in each format; `{}` stands for the layer number.
+struct Name {
+    hf: &'static str,
+    gguf: &'static str,
+}
+
+const fn n(hf: &'static str, gguf: &'static str) -> Name {
+    Name { hf, gguf }
+}
+
+const EMBED: Name = n("model.embed_tokens.weight", "token_embd.weight");
+const NORM: Name = n("model.norm.weight", "output_norm.weight");
+const HEAD: Name = n("lm_head.weight", "output.weight");
+const Q: Name = n(
+    "model.layers.{}.self_attn.q_proj.weight",
+    "blk.{}.attn_q.weight",
+);
+const K: Name = n(
+    "model.layers.{}.self_attn.k_proj.weight",
+    "blk.{}.attn_k.weight",
+);
+const V: Name = n(
+    "model.layers.{}.self_attn.v_proj.weight",
+    "blk.{}.attn_v.weight",
+);
+const O: Name = n(
+    "model.layers.{}.self_attn.o_proj.weight",
+    "blk.{}.attn_output.weight",
+);
+const QB: Name = n(
+    "model.layers.{}.self_attn.q_proj.bias",
+    "blk.{}.attn_q.bias",
+);
+const KB: Name = n(
+    "model.layers.{}.self_attn.k_proj.bias",
+    "blk.{}.attn_k.bias",
+);
+const VB: Name = n(
+    "model.layers.{}.self_attn.v_proj.bias",
+    "blk.{}.attn_v.bias",
+);
+const QN: Name = n(
+    "model.layers.{}.self_attn.q_norm.weight",
+    "blk.{}.attn_q_norm.weight",
+);
+const KN: Name = n(
+    "model.layers.{}.self_attn.k_norm.weight",
+    "blk.{}.attn_k_norm.weight",
+);
+const GATE: Name = n(
+    "model.layers.{}.mlp.gate_proj.weight",
+    "blk.{}.ffn_gate.weight",
+);
+const UP: Name = n("model.layers.{}.mlp.up_proj.weight", "blk.{}.ffn_up.weight");
+const DOWN: Name = n(
+    "model.layers.{}.mlp.down_proj.weight",
+    "blk.{}.ffn_down.weight",
+);
+const ATTN_NORM: Name = n(
+    "model.layers.{}.input_layernorm.weight",
+    "blk.{}.attn_norm.weight",
+);
+const MLP_NORM: Name = n(
+    "model.layers.{}.post_attention_layernorm.weight",
+    "blk.{}.ffn_norm.weight",
+);
+
+impl Weights {
+    fn file(&self) -> &Path {
+        match self {
+            Weights::Hf(c) => c
+                .tensors
+                .values()
+                .next()
+                .map_or(Path::new("model.safetensors"), |e| e.file.as_path()),
+            Weights::Gguf(g) => &g.path,
+        }
+    }
+    fn name(&self, n: &Name, layer: usize) -> String {
+        let pat = match self {
+            Weights::Hf(_) => n.hf,
+            Weights::Gguf(_) => n.gguf,
+        };
+        pat.replace("{}", &layer.to_string())
+    }
+    fn has(&self, n: &Name, layer: usize) -> bool {
+        let name = self.name(n, layer);
+        match self {
+            Weights::Hf(c) => c.tensors.contains_key(&name),
+            Weights::Gguf(g) => g.tensor(&name).is_some(),
+        }
+    }
+    /// A tensor with its row-major shape, checked against `want`.
+    fn read(&self, n: &Name, layer: usize, want: &[usize]) -> Result<Vec<f32>, LoadError> {
+        let name = self.name(n, layer);
+        let (shape, values) = match self {
+            Weights::Hf(c) => c.read_f32(&name)?,
+            Weights::Gguf(g) => g.read_f32(&name)?,
+        };
+        if shape != want {
+            return Err(LoadError::new(
+                LoadCode::TensorBounds,
+                self.file(),
+                format!(
+                    "tensor `{name}` has shape {shape:?}, but the configuration needs {want:?}"
+                ),
+                "the weights do not belong to this configuration",
+            ));
+        }
+        Ok(values)
+    }
+}
+
+/// `[rows, cols]` → `[cols, rows]`.
+fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; v.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = v[r * cols + c];
+        }
+    }
+    out
+}
+
+/// llama.cpp stores Llama's q/k projections with each head's rows interleaved for its RoPE
+/// kernel; this undoes that so the rotate-half RoPE of Hugging Face applies.
+fn unpermute(v: &[f32], heads: usize, rows: usize, cols: usize) -> Vec<f32> {
+    let hd = rows / heads;
+    let mut out = vec![0f32; v.len()];
+    for h in 0..heads {
+        for i in 0..hd / 2 {
+            for two in 0..2 {
+                // Source row in GGUF order: (h, i, two); destination in HF order: (h, two, i).
+                let src = h * hd + i * 2 + two;
+                let dst = h * hd + two * (hd / 2) + i;
+                out[dst * cols..(dst + 1) * cols].copy_from_slice(&v[src * cols..(src + 1) * cols]);
+            }
+        }
+    }
+    out
+}
+
+fn param2(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Param<Tensor<2>> {
+    Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
+}
+
+fn param1(values: Vec<f32>, device: &Device) -> Param<Tensor<1>> {
+    let n = values.len();
+    Param::from_tensor(Tensor::from_data(TensorData::new(values, [n]), device))
+}
+
+impl Model {
+    /// Loads a Hugging Face model folder or a `.gguf` file onto `device`.
+    pub fn load(path: &Path, device: &Device) -> Result<Model, LoadError> {
+        let (cfg, weights, tokenizer) = if path.is_dir() {
+            let cfg = Config::from_hf(&path.join("config.json"))?;
+            let tok = Tokenizer::from_hf_dir(path)?;
+            (cfg, Weights::Hf(Checkpoint::open(path)?), tok)
+        } else {
+            let g = Gguf::open(path)?;
+            let cfg = Config::from_gguf(&g)?;
+            let tok = Tokenizer::from_gguf(&g)?;
+            (cfg, Weights::Gguf(g), tok)
+        };
+        let net = build(&cfg, &weights, device)?;
+        Ok(Model {
+            cfg,
+            net,
+            tokenizer,
+            source: path.to_path_buf(),
+        })
+    }
+
+    /// Writes the model in Hugging Face's layout (config.json, model.safetensors,
+    /// tokenizer.json, tokenizer_config.json, generation_config.json) into `dir`.
+    pub fn save_hf(&self, dir: &Path, bf16: bool) -> Result<(), String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        let tensors = export(&self.cfg, &self.net)?;
+        safetensors::write(&dir.join("model.safetensors"), &tensors, bf16)
+            .map_err(|e| format!("cannot write the weights: {e}"))?;
+        let cfg = self
+            .cfg
+            .to_hf_json(if bf16 { "bfloat16" } else { "float32" });
+        let write = |name: &str, v: &serde_json::Value| {
+            let text = serde_json::to_string_pretty(v).map_err(|e| e.to_string())? + "\n";
+            std::fs::write(dir.join(name), text).map_err(|e| format!("cannot write {name}: {e}"))
+        };
+        write("config.json", &cfg)?;
+        let mut gen_cfg = json!({"eos_token_id": self.tokenizer.eos_token_ids});
+        if let Some(b) = self.cfg.bos_token_id {
+            gen_cfg["bos_token_id"] = json!(b);
+        }
+        write("generation_config.json", &gen_cfg)?;
+        self.tokenizer.save(dir)
+    }
+}
+
+fn build(cfg: &Config, w: &Weights, device: &Device) -> Result<Transformer, LoadError> {
+    let (h, i, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+    let (q_out, kv_out) = (
+        cfg.num_heads * cfg.head_dim,
+        cfg.num_kv_heads * cfg.head_dim,
+    );
+    let gguf_llama = matches!(w, Weights::Gguf(_)) && cfg.arch == Arch::Llama;
+    // A projection stored `[out, in]`, kept as `[in, out]`.
+    let proj = |n: &Name,
+                l: usize,
+                out: usize,
+                inp: usize,
+                heads: Option<usize>|
+     -> Result<Param<Tensor<2>>, LoadError> {
+        let mut values = w.read(n, l, &[out, inp])?;
+        if let (true, Some(heads)) = (gguf_llama, heads) {
+            values = unpermute(&values, heads, out, inp);
+        }
+        Ok(param2(transpose(&values, out, inp), [inp, out], device))
+    };
+    let vec1 = |n: &Name, l: usize, len: usize| -> Result<Param<Tensor<1>>, LoadError> {
+        Ok(param1(w.read(n, l, &[len])?, device))
+    };
+    let opt1 = |n: &Name,
+                l: usize,
+                len: usize,
+                wanted: bool|
+     -> Result<Option<Param<Tensor<1>>>, LoadError> {
+        if wanted {
+            vec1(n, l, len).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let mut blocks = Vec::with_capacity(cfg.num_layers);
+    for l in 0..cfg.num_layers {
+        blocks.push(Block {
+            attn_norm: vec1(&ATTN_NORM, l, h)?,
+            attn: Attention {
+                q: proj(&Q, l, q_out, h, Some(cfg.num_heads))?,
+                k: proj(&K, l, kv_out, h, Some(cfg.num_kv_heads))?,
+                v: proj(&V, l, kv_out, h, None)?,
+                o: proj(&O, l, h, q_out, None)?,
+                q_bias: opt1(&QB, l, q_out, cfg.qkv_bias)?,
+                k_bias: opt1(&KB, l, kv_out, cfg.qkv_bias)?,
+                v_bias: opt1(&VB, l, kv_out, cfg.qkv_bias)?,
+                q_norm: opt1(&QN, l, cfg.head_dim, cfg.qk_norm)?,
+                k_norm: opt1(&KN, l, cfg.head_dim, cfg.qk_norm)?,
+            },
+            mlp_norm: vec1(&MLP_NORM, l, h)?,
+            mlp: Mlp {
+                gate: proj(&GATE, l, i, h, None)?,
+                up: proj(&UP, l, i, h, None)?,
+                down: proj(&DOWN, l, h, i, None)?,
+            },
+        });
+    }
+    // Some checkpoints store a head even when the config ties it; the file wins.
+    let lm_head = if w.has(&HEAD, 0) && !cfg.tie_word_embeddings {
+        Some(proj(&HEAD, 0, v, h, None)?)
+    } else if !cfg.tie_word_embeddings {
+        return Err(LoadError::new(
+            LoadCode::MissingTensor,
+            w.file(),
+            format!(
+                "the output projection `{}` is missing and the embeddings are not tied",
+                w.name(&HEAD, 0)
+            ),
+            "the checkpoint is incomplete",
+        ));
+    } else {
+        None
+    };
+    Ok(Transformer {
+        embed: param2(w.read(&EMBED, 0, &[v, h])?, [v, h], device),
+        blocks,
+        norm: vec1(&NORM, 0, h)?,
+        lm_head,
+    })
+}
+
+fn values<const D: usize>(p: &Param<Tensor<D>>) -> Result<Vec<f32>, String> {
+    p.val()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .map_err(|e| format!("cannot read a weight back: {e:?}"))
+}
+
+/// Every weight under its Hugging Face name, `[out, in]` as Hugging Face stores it.
+pub fn export(cfg: &Config, net: &Transformer) -> Result<Vec<safetensors::Named>, String> {
+    let mut out = Vec::new();
+    let name = |n: &Name, l: usize| n.hf.replace("{}", &l.to_string());
+    let mut proj = |n: &Name, l: usize, p: &Param<Tensor<2>>| -> Result<(), String> {
+        let [inp, o] = p.val().dims();
+        out.push((name(n, l), vec![o, inp], transpose(&values(p)?, inp, o)));
+        Ok(())
+    };
+    for (l, b) in net.blocks.iter().enumerate() {
+        proj(&Q, l, &b.attn.q)?;
+        proj(&K, l, &b.attn.k)?;
+        proj(&V, l, &b.attn.v)?;
+        proj(&O, l, &b.attn.o)?;
+        proj(&GATE, l, &b.mlp.gate)?;
+        proj(&UP, l, &b.mlp.up)?;
+        proj(&DOWN, l, &b.mlp.down)?;
+    }
+    if let Some(head) = &net.lm_head {
+        proj(&HEAD, 0, head)?;
+    }
+    let mut vec1 = |n: &Name, l: usize, p: &Param<Tensor<1>>| -> Result<(), String> {
+        let v = values(p)?;
+        out.push((name(n, l), vec![v.len()], v));
+        Ok(())
+    };
+    for (l, b) in net.blocks.iter().enumerate() {
+        vec1(&ATTN_NORM, l, &b.attn_norm)?;
+        vec1(&MLP_NORM, l, &b.mlp_norm)?;
+        for (n, p) in [
+            (&QB, &b.attn.q_bias),
+            (&KB, &b.attn.k_bias),
+            (&VB, &b.attn.v_bias),
+            (&QN, &b.attn.q_norm),
+            (&KN, &b.attn.k_norm),
+        ] {
+            if let Some(p) = p {
+                vec1(n, l, p)?;
+            }
+        }
+    }
+    vec1(&NORM, 0, &net.norm)?;
+    let e = values(&net.embed)?;
+    out.push((
+        EMBED.hf.to_string(),
+        vec![cfg.vocab_size, cfg.hidden_size],
+        e,
+    ));
+    Ok(out)
+}
