@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use common::{root, tmpdir};
+use common::{qwen_gguf, root, tmpdir};
 use serde_json::Value as Json;
 use synthpipe::model::chat::{self, ChatOptions, Message};
 use synthpipe::model::generate::{Finish, GenOptions, Sampling};
@@ -176,29 +176,6 @@ fn saved_models_reload_with_identical_logits() {
         ] {
             assert!(out.join(f).is_file(), "{arch}: {f}");
         }
-    }
-}
-
-fn qwen_gguf() -> Option<PathBuf> {
-    let dir = std::env::var_os("SYNTHPIPE_MODELS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/synthpipe-models"))
-        })?;
-    let p = dir.join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
-    if p.is_file() {
-        Some(p)
-    } else if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is missing: .ci/run fetches it with tests/models/fetch.sh",
-            p.display()
-        );
-    } else {
-        eprintln!(
-            "skipping: {} not fetched (run tests/models/fetch.sh)",
-            p.display()
-        );
-        None
     }
 }
 

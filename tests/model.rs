@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{root, tmpdir};
+use common::{qwen_gguf, root, tmpdir};
 use serde_json::Value as Json;
 use synthpipe::model::error::LoadCode;
 use synthpipe::model::gguf::{Gguf, Meta};
@@ -45,31 +45,6 @@ fn dequantisation_matches_the_reference_for_every_encoding() {
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             assert!(close(*g, *w), "{name} value {i}: {g} vs reference {w}");
         }
-    }
-}
-
-/// The real Qwen2.5-Coder-0.5B-Instruct GGUF, fetched by tests/models/fetch.sh (CI fetches
-/// it; locally, run the script once).
-fn qwen_gguf() -> Option<PathBuf> {
-    let dir = std::env::var_os("SYNTHPIPE_MODELS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/synthpipe-models"))
-        })?;
-    let p = dir.join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
-    if p.is_file() {
-        Some(p)
-    } else if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is missing: .ci/run fetches it with tests/models/fetch.sh",
-            p.display()
-        );
-    } else {
-        eprintln!(
-            "skipping: {} not fetched (run tests/models/fetch.sh)",
-            p.display()
-        );
-        None
     }
 }
 

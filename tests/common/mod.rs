@@ -88,3 +88,29 @@ pub fn tmpdir(suite: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// The real Qwen2.5-Coder-0.5B-Instruct GGUF that tests/models/fetch.sh downloads: `None`
+/// (with a note) when it was not fetched locally; in CI, where .ci/run fetches it, a missing
+/// file fails the test instead of skipping it.
+pub fn qwen_gguf() -> Option<PathBuf> {
+    let dir = std::env::var_os("SYNTHPIPE_MODELS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/synthpipe-models"))
+        })?;
+    let p = dir.join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    if p.is_file() {
+        Some(p)
+    } else if std::env::var_os("CI").is_some() {
+        panic!(
+            "{} is missing: .ci/run fetches it with tests/models/fetch.sh",
+            p.display()
+        );
+    } else {
+        eprintln!(
+            "skipping: {} not fetched (run tests/models/fetch.sh)",
+            p.display()
+        );
+        None
+    }
+}
