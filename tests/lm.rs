@@ -36,6 +36,17 @@ fn load(path: &Path) -> Model {
     Model::load(path, &Device::flex()).unwrap_or_else(|e| panic!("{e}: {}", e.help))
 }
 
+/// The largest difference between our logits and a reference's (rows of JSON numbers).
+fn max_abs_diff(got: &[Vec<f32>], want: &Json) -> f64 {
+    let mut worst = 0f64;
+    for (g, w) in got.iter().zip(want.as_array().unwrap()) {
+        for (a, b) in g.iter().zip(w.as_array().unwrap()) {
+            worst = worst.max((f64::from(*a) - b.as_f64().unwrap()).abs());
+        }
+    }
+    worst
+}
+
 fn argmax(row: &[f32]) -> u32 {
     row.iter()
         .enumerate()
@@ -62,13 +73,7 @@ fn logits_and_greedy_tokens_match_transformers() {
         let r = reference(arch);
         let input = ids(&r["ids"]);
         let got = m.logits(&input);
-        let want = r["logits"].as_array().unwrap();
-        let mut worst = 0f64;
-        for (g, w) in got.iter().zip(want) {
-            for (a, b) in g.iter().zip(w.as_array().unwrap()) {
-                worst = worst.max((f64::from(*a) - b.as_f64().unwrap()).abs());
-            }
-        }
+        let worst = max_abs_diff(&got, &r["logits"]);
         assert!(worst <= 1e-4, "{arch}: max |Δlogit| = {worst}");
         let (gens, _) = m.generate(std::slice::from_ref(&input), &greedy(8));
         assert_eq!(
@@ -231,12 +236,7 @@ fn gguf_models_match_transformers_and_convert_to_hugging_face_layout() {
         let m = load(&path);
         let input = ids(&r["ids"]);
         let got = m.logits(&input);
-        let mut worst = 0f64;
-        for (g, w) in got.iter().zip(r["logits"].as_array().unwrap()) {
-            for (a, b) in g.iter().zip(w.as_array().unwrap()) {
-                worst = worst.max((f64::from(*a) - b.as_f64().unwrap()).abs());
-            }
-        }
+        let worst = max_abs_diff(&got, &r["logits"]);
         // llama: the loader undoes llama.cpp's q/k row permutation.
         assert!(worst <= 1e-4, "{arch}.gguf: max |Δlogit| = {worst}");
         let out = tmpdir("lm", &format!("convert-{arch}"));

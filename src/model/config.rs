@@ -74,6 +74,18 @@ pub struct Config {
     pub eos_token_ids: Vec<u32>,
 }
 
+/// A token-id field of config.json or generation_config.json: one id or a list of ids.
+pub fn token_ids(v: &Json) -> Vec<u32> {
+    match v {
+        Json::Array(a) => a
+            .iter()
+            .filter_map(Json::as_u64)
+            .map(|v| v as u32)
+            .collect(),
+        v => v.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
+    }
+}
+
 impl Config {
     /// Parameters, counting tied embeddings once.
     pub fn parameter_count(&self) -> u64 {
@@ -270,14 +282,7 @@ impl Config {
             None if heads > 0 => hidden / heads,
             None => return Err(missing("num_attention_heads")),
         };
-        let eos = match &j["eos_token_id"] {
-            Json::Array(a) => a
-                .iter()
-                .filter_map(Json::as_u64)
-                .map(|v| v as u32)
-                .collect(),
-            v => v.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-        };
+        let eos = token_ids(&j["eos_token_id"]);
         Config {
             arch,
             vocab_size: int("vocab_size")?,

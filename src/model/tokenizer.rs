@@ -78,15 +78,7 @@ impl Tokenizer {
         if let Ok(b) = std::fs::read(dir.join("generation_config.json"))
             && let Ok(g) = serde_json::from_slice::<Json>(&b)
         {
-            let more: Vec<u32> = match &g["eos_token_id"] {
-                Json::Array(a) => a
-                    .iter()
-                    .filter_map(Json::as_u64)
-                    .map(|v| v as u32)
-                    .collect(),
-                v => v.as_u64().map(|v| vec![v as u32]).unwrap_or_default(),
-            };
-            for id in more {
+            for id in super::config::token_ids(&g["eos_token_id"]) {
                 if !eos_token_ids.contains(&id) {
                     eos_token_ids.push(id);
                 }

@@ -40,13 +40,15 @@ fn open_store(flag: Option<&Path>) -> Result<Store, ExitCode> {
     })
 }
 
+/// The pipeline, validated, and its store: what `run`, `status` and `show` start from.
+fn load_and_open(path: &Path, store: Option<&Path>) -> Result<(Pipeline, Store), ExitCode> {
+    let p = load_or_report(path)?;
+    Ok((p, open_store(store)?))
+}
+
 pub fn run(path: &Path, opts: &Options, store: Option<&Path>) -> ExitCode {
-    let p = match load_or_report(path) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
-    let store = match open_store(store) {
-        Ok(s) => s,
+    let (p, store) = match load_and_open(path, store) {
+        Ok(x) => x,
         Err(c) => return c,
     };
     let started = std::time::Instant::now();
@@ -86,12 +88,8 @@ pub fn run(path: &Path, opts: &Options, store: Option<&Path>) -> ExitCode {
 }
 
 pub fn status(path: &Path, store: Option<&Path>) -> ExitCode {
-    let p = match load_or_report(path) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
-    let store = match open_store(store) {
-        Ok(s) => s,
+    let (p, store) = match load_and_open(path, store) {
+        Ok(x) => x,
         Err(c) => return c,
     };
     let lines = run::status(&p, &store);
@@ -102,12 +100,8 @@ pub fn status(path: &Path, store: Option<&Path>) -> ExitCode {
 }
 
 pub fn show(path: &Path, stage: &str, only_path: bool, store: Option<&Path>) -> ExitCode {
-    let p = match load_or_report(path) {
-        Ok(p) => p,
-        Err(c) => return c,
-    };
-    let store = match open_store(store) {
-        Ok(s) => s,
+    let (p, store) = match load_and_open(path, store) {
+        Ok(x) => x,
         Err(c) => return c,
     };
     let (name, output) = match stage.split_once('.') {
