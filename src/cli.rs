@@ -327,7 +327,7 @@ fn lm(command: LmCommand) -> ExitCode {
                 }
                 (None, None, None) => {
                     eprintln!(
-                        "error[synthpipe::lm::no_input]: give --prompt TEXT, --user TEXT or --chat FILE"
+                        "error[synthpipe::lm::no_input]: nothing to generate from\n  help: give --prompt TEXT, --user TEXT or --chat FILE"
                     );
                     return ExitCode::from(2);
                 }

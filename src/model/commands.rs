@@ -154,7 +154,9 @@ pub fn generate(path: &Path, a: &GenerateArgs) -> ExitCode {
             match chat::render(t, messages, &opts) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("error[synthpipe::lm::chat_template]: {e}");
+                    eprintln!(
+                        "error[synthpipe::lm::chat_template]: {e}\n  help: use --prompt with raw text, or fix the model's chat template"
+                    );
                     return ExitCode::from(2);
                 }
             }
@@ -163,7 +165,9 @@ pub fn generate(path: &Path, a: &GenerateArgs) -> ExitCode {
     let ids = match m.tokenizer.encode(&text) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("error[synthpipe::lm::tokenize]: {e}");
+            eprintln!(
+                "error[synthpipe::lm::tokenize]: {e}\n  help: the model's tokenizer cannot encode this text"
+            );
             return ExitCode::from(2);
         }
     };
@@ -214,7 +218,9 @@ pub fn logprobs(
             return ExitCode::from(2);
         }
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("error[synthpipe::lm::tokenize]: {e}");
+            eprintln!(
+                "error[synthpipe::lm::tokenize]: {e}\n  help: the model's tokenizer cannot encode this text"
+            );
             return ExitCode::from(2);
         }
     };
@@ -254,7 +260,9 @@ pub fn convert(path: &Path, out: &Path, bf16: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error[synthpipe::lm::write]: {e}");
+            eprintln!(
+                "error[synthpipe::lm::write]: {e}\n  help: check the output folder and the free disk space"
+            );
             ExitCode::from(2)
         }
     }

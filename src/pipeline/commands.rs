@@ -14,6 +14,36 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
+/// Prints `error[synthpipe::CODE]: message` and a help line.
+fn error(code: &str, message: impl std::fmt::Display, help: &str) {
+    say(&format!(
+        "error[synthpipe::{code}]: {message}\n  help: {help}"
+    ));
+}
+
+/// The store's exclusive lock for `gc` and `clean`; refused while a run holds it.
+fn lock_exclusive(store: &Store, command: &str) -> Result<super::store::KeyLock, ExitCode> {
+    match store.lock_store(true) {
+        Ok(Some(l)) => Ok(l),
+        Ok(None) => {
+            error(
+                command,
+                "a run is using the store",
+                "try again when it has finished",
+            );
+            Err(ExitCode::from(1))
+        }
+        Err(e) => {
+            error(
+                command,
+                format!("cannot lock the store: {e}"),
+                "check the store folder's permissions",
+            );
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
 fn load_or_report(path: &Path) -> Result<Pipeline, ExitCode> {
     match load::load(path) {
         Ok(p) => Ok(p),
@@ -54,7 +84,7 @@ pub fn run(path: &Path, opts: &Options, store: Option<&Path>) -> ExitCode {
     let started = std::time::Instant::now();
     match run::run(&p, &store, opts, &say) {
         Err(e) => {
-            say(&format!("error[synthpipe::run]: {e}"));
+            error("run", e, "see `synthpipe run --help`");
             ExitCode::from(2)
         }
         Ok(reports) => {
@@ -115,7 +145,7 @@ pub fn show(path: &Path, stage: &str, only_path: bool, store: Option<&Path>) -> 
     } = match run::outputs_of(&p, &store, name) {
         Ok(x) => x,
         Err(e) => {
-            say(&format!("error[synthpipe::show]: {e}"));
+            error("show", e, "name a stage of the pipeline, or `STAGE.OUTPUT`");
             return ExitCode::from(2);
         }
     };
@@ -123,10 +153,11 @@ pub fn show(path: &Path, stage: &str, only_path: bool, store: Option<&Path>) -> 
         && !outs.iter().any(|x| x.0 == o)
     {
         let names: Vec<&str> = outs.iter().map(|x| x.0.as_str()).collect();
-        say(&format!(
-            "error[synthpipe::show]: stage `{name}` has no output `{o}`; its outputs are: {}",
-            names.join(", ")
-        ));
+        error(
+            "show",
+            format!("stage `{name}` has no output `{o}`"),
+            &format!("its outputs are: {}", names.join(", ")),
+        );
         return ExitCode::from(2);
     }
     if only_path {
@@ -178,16 +209,9 @@ pub fn gc(paths: &[std::path::PathBuf], dry_run: bool, store: Option<&Path>) -> 
         Ok(s) => s,
         Err(c) => return c,
     };
-    let _lock = match store.lock_store(true) {
-        Ok(Some(l)) => l,
-        Ok(None) => {
-            say("error[synthpipe::gc]: a run is using the store; try again when it has finished");
-            return ExitCode::from(1);
-        }
-        Err(e) => {
-            say(&format!("error[synthpipe::gc]: cannot lock the store: {e}"));
-            return ExitCode::from(1);
-        }
+    let _lock = match lock_exclusive(&store, "gc") {
+        Ok(l) => l,
+        Err(c) => return c,
     };
     for p in &pipelines {
         keep.extend(run::live_keys(p, &store));
@@ -195,7 +219,11 @@ pub fn gc(paths: &[std::path::PathBuf], dry_run: bool, store: Option<&Path>) -> 
     let keys = match store.keys() {
         Ok(k) => k,
         Err(e) => {
-            say(&format!("error[synthpipe::gc]: cannot list the store: {e}"));
+            error(
+                "gc",
+                format!("cannot list the store: {e}"),
+                "check the store folder's permissions",
+            );
             return ExitCode::from(1);
         }
     };
@@ -205,7 +233,11 @@ pub fn gc(paths: &[std::path::PathBuf], dry_run: bool, store: Option<&Path>) -> 
         if dry_run {
             println!("would remove {k} ({size} bytes)");
         } else if let Err(e) = store.remove(k) {
-            say(&format!("error[synthpipe::gc]: cannot remove {k}: {e}"));
+            error(
+                "gc",
+                format!("cannot remove {k}: {e}"),
+                "check the store folder's permissions",
+            );
             return ExitCode::from(1);
         }
         n += 1;
@@ -238,20 +270,9 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
         Ok(s) => s,
         Err(c) => return c,
     };
-    let lock = match store.lock_store(true) {
-        Ok(Some(l)) => l,
-        Ok(None) => {
-            say(
-                "error[synthpipe::clean]: a run is using the store; try again when it has finished",
-            );
-            return ExitCode::from(1);
-        }
-        Err(e) => {
-            say(&format!(
-                "error[synthpipe::clean]: cannot lock the store: {e}"
-            ));
-            return ExitCode::from(1);
-        }
+    let lock = match lock_exclusive(&store, "clean") {
+        Ok(l) => l,
+        Err(c) => return c,
     };
     let Some(p) = p else {
         drop(lock);
@@ -261,10 +282,11 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                say(&format!(
-                    "error[synthpipe::clean]: cannot remove `{}`: {e}",
-                    root.display()
-                ));
+                error(
+                    "clean",
+                    format!("cannot remove `{}`: {e}", root.display()),
+                    "check the store folder's permissions",
+                );
                 ExitCode::from(1)
             }
         };
@@ -272,13 +294,18 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
     let selected = match run::selection(&p, &[]) {
         Ok(s) => s,
         Err(e) => {
-            say(&format!("error[synthpipe::clean]: {e}"));
+            error("clean", e, "see `synthpipe clean --help`");
             return ExitCode::from(2);
         }
     };
     for s in stages {
         if p.stage(s).is_none() {
-            say(&format!("error[synthpipe::clean]: no stage is named `{s}`"));
+            let names: Vec<&str> = p.stages.iter().map(|x| x.name.as_str()).collect();
+            error(
+                "clean",
+                format!("no stage is named `{s}`"),
+                &format!("the stages are: {}", names.join(", ")),
+            );
             return ExitCode::from(2);
         }
     }
@@ -291,7 +318,11 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
         }
         if let (Some(k), Standing::Fresh) = (&l.key, &l.standing) {
             if let Err(e) = store.remove(k) {
-                say(&format!("error[synthpipe::clean]: cannot remove {k}: {e}"));
+                error(
+                    "clean",
+                    format!("cannot remove {k}: {e}"),
+                    "check the store folder's permissions",
+                );
                 return ExitCode::from(1);
             }
             n += 1;
