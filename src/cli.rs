@@ -69,6 +69,9 @@ pub enum LmCommand {
         no_think: bool,
         #[arg(long, value_enum, default_value = "auto")]
         backend: crate::model::commands::Backend,
+        /// The float type to compute in (bf16/f16 where the backend supports them).
+        #[arg(long, value_enum, default_value = "f32")]
+        dtype: crate::model::commands::Dtype,
         #[arg(long)]
         json: bool,
     },
@@ -81,6 +84,29 @@ pub enum LmCommand {
         completion: String,
         #[arg(long, value_enum, default_value = "auto")]
         backend: crate::model::commands::Backend,
+        /// The float type to compute in (bf16/f16 where the backend supports them).
+        #[arg(long, value_enum, default_value = "f32")]
+        dtype: crate::model::commands::Dtype,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Time prefill of a prompt and greedy decoding (tokens/s), with peak memory.
+    Bench {
+        model: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 128)]
+        new_tokens: usize,
+        /// Prompts decoded together.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Timed repetitions (the best is reported).
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        #[arg(long, value_enum, default_value = "auto")]
+        backend: crate::model::commands::Backend,
+        #[arg(long, value_enum, default_value = "f32")]
+        dtype: crate::model::commands::Dtype,
         #[arg(long)]
         json: bool,
     },
@@ -92,7 +118,74 @@ pub enum LmCommand {
         /// Store the weights as bf16 instead of f32.
         #[arg(long)]
         bf16: bool,
+        /// Overwrite the model files of a non-empty --out folder.
+        #[arg(long)]
+        force: bool,
     },
+    /// Create a small randomly initialised model (seeded) with a tokenizer taken from another
+    /// model or trained on a dataset's text; written in Hugging Face's layout.
+    Init {
+        #[arg(long, value_parser = parse_arch, default_value = "qwen3")]
+        arch: crate::model::config::Arch,
+        #[arg(long, default_value_t = 4)]
+        layers: usize,
+        #[arg(long, default_value_t = 256)]
+        hidden: usize,
+        #[arg(long, default_value_t = 4)]
+        heads: usize,
+        #[arg(long, default_value_t = 2)]
+        kv_heads: usize,
+        /// Default: hidden / heads.
+        #[arg(long)]
+        head_dim: Option<usize>,
+        /// MLP width. Default: 3 × hidden.
+        #[arg(long)]
+        intermediate: Option<usize>,
+        /// Context length (max_position_embeddings).
+        #[arg(long, default_value_t = 4096)]
+        context: usize,
+        #[arg(long, default_value_t = 1_000_000.0)]
+        rope_theta: f64,
+        #[arg(long, default_value_t = 1e-6)]
+        rms_norm_eps: f64,
+        /// A separate output projection instead of one tied to the embeddings.
+        #[arg(long)]
+        untied: bool,
+        /// Take the tokenizer of this model (a Hugging Face folder or a .gguf file).
+        #[arg(
+            long,
+            required_unless_present = "train_tokenizer",
+            conflicts_with = "train_tokenizer"
+        )]
+        tokenizer: Option<PathBuf>,
+        /// Train a byte-level BPE tokenizer on this dataset folder's articles and questions
+        /// (or a text file, one text per line).
+        #[arg(long, requires = "vocab")]
+        train_tokenizer: Option<PathBuf>,
+        /// Vocabulary size of the trained tokenizer, special tokens included (fewer when the
+        /// text runs out of pairs to merge).
+        #[arg(long)]
+        vocab: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Standard deviation of the initial weights (Hugging Face's initializer_range).
+        #[arg(long, default_value_t = 0.02)]
+        init_std: f64,
+        #[arg(long)]
+        out: PathBuf,
+        /// Store the weights as bf16 instead of f32.
+        #[arg(long)]
+        bf16: bool,
+        /// Overwrite the model files of a non-empty --out folder.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn parse_arch(s: &str) -> Result<crate::model::config::Arch, String> {
+    crate::model::config::Arch::parse(s).ok_or_else(|| {
+        format!("`{s}` is not an architecture synthpipe implements (qwen3, qwen2, llama)")
+    })
 }
 
 #[derive(Subcommand, Debug)]
@@ -303,6 +396,7 @@ fn lm(command: LmCommand) -> ExitCode {
             ignore_eos,
             no_think,
             backend,
+            dtype,
             json,
         } => {
             let input = match (prompt, chat, user) {
@@ -352,6 +446,7 @@ fn lm(command: LmCommand) -> ExitCode {
                     opts,
                     no_think,
                     backend,
+                    dtype,
                     json,
                 },
             )
@@ -361,14 +456,94 @@ fn lm(command: LmCommand) -> ExitCode {
             prompt,
             completion,
             backend,
+            dtype,
             json,
-        } => mc::logprobs(&model, &prompt, &completion, backend, json),
-        LmCommand::Convert { model, out, bf16 } => mc::convert(&model, &out, bf16),
+        } => mc::logprobs(&model, &prompt, &completion, (backend, dtype), json),
+        LmCommand::Bench {
+            model,
+            prompt_tokens,
+            new_tokens,
+            batch,
+            repeat,
+            backend,
+            dtype,
+            json,
+        } => mc::bench(
+            &model,
+            &mc::BenchArgs {
+                prompt_tokens,
+                new_tokens,
+                batch,
+                repeat,
+                backend,
+                dtype,
+                json,
+            },
+        ),
+        LmCommand::Convert {
+            model,
+            out,
+            bf16,
+            force,
+        } => mc::convert(&model, &out, bf16, force),
+        LmCommand::Init {
+            arch,
+            layers,
+            hidden,
+            heads,
+            kv_heads,
+            head_dim,
+            intermediate,
+            context,
+            rope_theta,
+            rms_norm_eps,
+            untied,
+            tokenizer,
+            train_tokenizer,
+            vocab,
+            seed,
+            init_std,
+            out,
+            bf16,
+            force,
+        } => {
+            let tokenizer = match (tokenizer, train_tokenizer, vocab) {
+                (Some(p), _, _) => mc::TokenizerSource::From(p),
+                (None, Some(data), Some(vocab)) => mc::TokenizerSource::Train { data, vocab },
+                _ => {
+                    eprintln!(
+                        "error[synthpipe::lm::no_tokenizer]: no tokenizer\n  help: give --tokenizer MODEL, or --train-tokenizer DATASET --vocab N"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            mc::init(&mc::InitArgs {
+                shape: crate::model::init::Shape {
+                    arch,
+                    layers,
+                    hidden,
+                    heads,
+                    kv_heads,
+                    head_dim,
+                    intermediate,
+                    context,
+                    rope_theta,
+                    rms_norm_eps,
+                    tie_embeddings: !untied,
+                },
+                tokenizer,
+                seed,
+                init_std,
+                out,
+                bf16,
+                force,
+            })
+        }
     }
 }
 
 /// Peak resident memory of this process in MiB (Linux `VmHWM`), or `None` elsewhere.
-fn peak_rss_mib() -> Option<f64> {
+pub fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: f64 = status
         .lines()

@@ -248,3 +248,310 @@ fn gguf_models_match_transformers_and_convert_to_hugging_face_layout() {
         );
     }
 }
+
+/// llama.cpp's name for a Hugging Face weight (the Llama subset).
+fn gguf_name(hf: &str) -> String {
+    let fixed = [
+        ("model.embed_tokens.weight", "token_embd.weight"),
+        ("model.norm.weight", "output_norm.weight"),
+        ("lm_head.weight", "output.weight"),
+    ];
+    if let Some((_, g)) = fixed.iter().find(|(h, _)| *h == hf) {
+        return g.to_string();
+    }
+    let rest = hf.strip_prefix("model.layers.").unwrap();
+    let (layer, part) = rest.split_once('.').unwrap();
+    let part = match part {
+        "self_attn.q_proj.weight" => "attn_q.weight",
+        "self_attn.k_proj.weight" => "attn_k.weight",
+        "self_attn.v_proj.weight" => "attn_v.weight",
+        "self_attn.o_proj.weight" => "attn_output.weight",
+        "mlp.gate_proj.weight" => "ffn_gate.weight",
+        "mlp.up_proj.weight" => "ffn_up.weight",
+        "mlp.down_proj.weight" => "ffn_down.weight",
+        "input_layernorm.weight" => "attn_norm.weight",
+        "post_attention_layernorm.weight" => "ffn_norm.weight",
+        other => panic!("unexpected tensor {other}"),
+    };
+    format!("blk.{layer}.{part}")
+}
+
+/// llama.cpp's q/k row order: each head's two rotary halves interleaved.
+fn permute(v: &[f32], heads: usize, rows: usize, cols: usize) -> Vec<f32> {
+    let hd = rows / heads;
+    let mut out = vec![0f32; v.len()];
+    for h in 0..heads {
+        for two in 0..2 {
+            for i in 0..hd / 2 {
+                let (src, dst) = (h * hd + two * hd / 2 + i, h * hd + 2 * i + two);
+                out[dst * cols..(dst + 1) * cols].copy_from_slice(&v[src * cols..(src + 1) * cols]);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn llama3_rope_scaling_comes_back_from_a_gguf_rope_freqs_tensor() {
+    use synthpipe::model::config::Config;
+    use synthpipe::model::gguf::{Gguf, Meta};
+    use synthpipe::model::safetensors::Checkpoint;
+    // The tiny Llama with llama3 scaling, written as llama.cpp's converter writes it.
+    let hf = tiny("llama");
+    let cfg = Config::from_hf(&hf.join("config.json")).unwrap();
+    let r = cfg.rope_scaling.expect("the tiny llama has llama3 scaling");
+    let plain = Gguf::open(&root().join("tests/fixtures/models/tiny-llama.gguf")).unwrap();
+    let meta: Vec<(String, Meta)> = plain
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let ck = Checkpoint::open(&hf).unwrap();
+    let mut tensors = Vec::new();
+    for name in ck.tensors.keys() {
+        let (shape, mut values) = ck.read_f32(name).unwrap();
+        if name.ends_with("q_proj.weight") {
+            values = permute(&values, cfg.num_heads, shape[0], shape[1]);
+        } else if name.ends_with("k_proj.weight") {
+            values = permute(&values, cfg.num_kv_heads, shape[0], shape[1]);
+        }
+        tensors.push((gguf_name(name), shape, values));
+    }
+    // The divisors as llama.cpp's convert_hf_to_gguf.py computes them.
+    let (low, high) = (
+        r.original_max_position_embeddings / r.low_freq_factor,
+        r.original_max_position_embeddings / r.high_freq_factor,
+    );
+    let divisors: Vec<f32> = (0..cfg.head_dim / 2)
+        .map(|i| {
+            let freq = 1.0 / cfg.rope_theta.powf((2 * i) as f64 / cfg.head_dim as f64);
+            let wavelen = 2.0 * std::f64::consts::PI / freq;
+            let d = if wavelen < high {
+                1.0
+            } else if wavelen > low {
+                r.factor
+            } else {
+                let smooth = (r.original_max_position_embeddings / wavelen - r.low_freq_factor)
+                    / (r.high_freq_factor - r.low_freq_factor);
+                1.0 / ((1.0 - smooth) / r.factor + smooth)
+            };
+            d as f32
+        })
+        .collect();
+    assert!(divisors.iter().any(|&d| d > 1.0));
+    tensors.push(("rope_freqs.weight".into(), vec![divisors.len()], divisors));
+    let dir = tmpdir("lm", "llama3-gguf");
+    let path = dir.join("tiny-llama3.gguf");
+    common::write_gguf(&path, &meta, &tensors);
+
+    let back = Config::from_gguf(&Gguf::open(&path).unwrap()).unwrap();
+    assert_eq!(back.rope_scaling, Some(r));
+    let m = load(&path);
+    let rf = reference("llama");
+    let worst = max_abs_diff(&m.logits(&ids(&rf["ids"])), &rf["logits"]);
+    assert!(worst <= 1e-4, "llama3 GGUF: max |Δlogit| = {worst}");
+
+    // Divisors no llama3 scaling produces are refused with a code, not run wrongly.
+    let n = tensors.len() - 1;
+    tensors[n].2[0] = 3.0;
+    common::write_gguf(&path, &meta, &tensors);
+    let e = Config::from_gguf(&Gguf::open(&path).unwrap()).unwrap_err();
+    assert_eq!(e.code.name(), "unsupported", "{e}");
+}
+
+/// A small family dataset to train tokenizers on.
+fn family_dataset(name: &str) -> PathBuf {
+    let dir = tmpdir("lm", name);
+    let data = dir.join("data");
+    let o = common::synthpipe(
+        &[
+            "generate",
+            root().join("rules/family.rules").to_str().unwrap(),
+            "--out",
+            data.to_str().unwrap(),
+            "--seed",
+            "1..=2",
+        ],
+        &dir,
+    );
+    assert!(o.status.success(), "{}", common::describe(&o));
+    data
+}
+
+#[test]
+fn lm_init_trains_a_tokenizer_and_writes_a_seeded_model() {
+    let data = family_dataset("init-data");
+    let dir = data.parent().unwrap().to_path_buf();
+    let init = |out: &str, seed: &str, extra: &[&str]| {
+        let mut args = vec![
+            "lm",
+            "init",
+            "--arch",
+            "qwen3",
+            "--layers",
+            "2",
+            "--hidden",
+            "64",
+            "--heads",
+            "4",
+            "--kv-heads",
+            "2",
+            "--train-tokenizer",
+            "data",
+            "--vocab",
+            "600",
+            "--seed",
+            seed,
+            "--out",
+            out,
+        ];
+        args.extend_from_slice(extra);
+        common::synthpipe(&args, &dir)
+    };
+    for (out, seed) in [("a", "1"), ("b", "1"), ("c", "2")] {
+        let o = init(out, seed, &[]);
+        assert!(o.status.success(), "{}", common::describe(&o));
+    }
+    let bytes = |out: &str, f: &str| std::fs::read(dir.join(out).join(f)).unwrap();
+    assert_eq!(
+        bytes("a", "model.safetensors"),
+        bytes("b", "model.safetensors")
+    );
+    assert_eq!(bytes("a", "tokenizer.json"), bytes("b", "tokenizer.json"));
+    assert_ne!(
+        bytes("a", "model.safetensors"),
+        bytes("c", "model.safetensors")
+    );
+    assert_eq!(bytes("a", "tokenizer.json"), bytes("c", "tokenizer.json"));
+
+    let m = load(&dir.join("a"));
+    assert_eq!(
+        (m.cfg.vocab_size, m.cfg.num_layers, m.cfg.head_dim),
+        (600, 2, 16)
+    );
+    assert_eq!(m.tokenizer.vocab_size(), 600);
+    // Every parameter the config counts is in the file.
+    let ck = synthpipe::model::safetensors::Checkpoint::open(&dir.join("a")).unwrap();
+    let stored: usize = ck
+        .tensors
+        .keys()
+        .map(|n| ck.read_f32(n).unwrap().1.len())
+        .sum();
+    assert_eq!(stored as u64, m.cfg.parameter_count());
+    // The tokenizer reads the dataset's text losslessly, in fewer tokens than bytes, and keeps
+    // the chat tokens whole.
+    let article = std::fs::read_to_string(data.join("articles.jsonl")).unwrap();
+    let text: Json = serde_json::from_str(article.lines().next().unwrap()).unwrap();
+    let text = text["text"].as_str().unwrap();
+    let ids = m.tokenizer.encode(text).unwrap();
+    assert_eq!(m.tokenizer.decode(&ids, false).unwrap(), text);
+    assert!(
+        ids.len() * 2 < text.len(),
+        "{} tokens for {} bytes",
+        ids.len(),
+        text.len()
+    );
+    let rendered = chat::render(
+        m.tokenizer.chat_template.as_ref().unwrap(),
+        &[Message::new("user", "Who is the mother of Ada?")],
+        &ChatOptions {
+            add_generation_prompt: true,
+            ..ChatOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        rendered,
+        "<|im_start|>user\nWho is the mother of Ada?<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let chat_ids = m.tokenizer.encode(&rendered).unwrap();
+    assert_eq!(
+        chat_ids[0],
+        m.tokenizer.inner.token_to_id("<|im_start|>").unwrap()
+    );
+    assert!(
+        m.tokenizer
+            .eos_token_ids
+            .contains(&m.tokenizer.inner.token_to_id("<|im_end|>").unwrap())
+    );
+    // A random model generates (anything) within its budget.
+    let (gens, _) = m.generate(&[chat_ids], &greedy(5));
+    assert_eq!(gens[0].tokens.len(), 5);
+
+    // Writing over a model needs --force; bad shapes and vocabularies are coded errors.
+    let o = init("a", "1", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("synthpipe::lm::out_exists"));
+    assert!(init("a", "1", &["--force"]).status.success());
+    let o = common::synthpipe(
+        &[
+            "lm",
+            "init",
+            "--heads",
+            "3",
+            "--kv-heads",
+            "2",
+            "--hidden",
+            "48",
+            "--tokenizer",
+            "a",
+            "--out",
+            "d",
+        ],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--kv-heads"),
+        "{}",
+        common::describe(&o)
+    );
+    let o = common::synthpipe(
+        &[
+            "lm",
+            "init",
+            "--train-tokenizer",
+            "data",
+            "--vocab",
+            "100",
+            "--out",
+            "e",
+        ],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::describe(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("synthpipe::lm::train_tokenizer"));
+    // --tokenizer takes another model's tokenizer.
+    let o = common::synthpipe(
+        &[
+            "lm",
+            "init",
+            "--tokenizer",
+            "a",
+            "--out",
+            "f",
+            "--layers",
+            "1",
+        ],
+        &dir,
+    );
+    assert!(o.status.success(), "{}", common::describe(&o));
+    assert_eq!(bytes("a", "tokenizer.json"), bytes("f", "tokenizer.json"));
+}
+
+#[test]
+fn wgpu_computes_what_flex_computes() {
+    // On a machine without a GPU this runs wgpu on the software Vulkan driver: slow to compile
+    // its shaders, so one small model and a few tokens.
+    if !common::vulkan_available() {
+        return;
+    }
+    let path = tiny("qwen3");
+    let m = Model::load(&path, &Device::wgpu(Default::default())).unwrap();
+    let r = reference("qwen3");
+    let input = ids(&r["ids"]);
+    let worst = max_abs_diff(&m.logits(&input), &r["logits"]);
+    assert!(worst <= 1e-4, "wgpu: max |Δlogit| = {worst}");
+    let (gens, _) = m.generate(std::slice::from_ref(&input), &greedy(4));
+    assert_eq!(gens[0].tokens, ids(&r["greedy"])[..4]);
+}

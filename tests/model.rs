@@ -542,3 +542,38 @@ mod tokenizer {
         assert!(chat::render("{% if %}", &[], &ChatOptions::default()).is_err());
     }
 }
+
+#[test]
+fn trained_tokenizers_depend_only_on_their_text() {
+    use synthpipe::model::tokenizer::{TRAINED_SPECIALS, Tokenizer};
+    let texts: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                "The mother of Person {i} is Ada Hart. Ada Hart's job is baker number {}. Ünïcode ✓ {i}",
+                i * 7
+            )
+        })
+        .collect();
+    let train = || Tokenizer::train(texts.clone().into_iter(), 300).unwrap();
+    let (a, b) = (train(), train());
+    let json = |t: &Tokenizer| t.inner.to_string(false).unwrap();
+    assert_eq!(json(&a), json(&b), "two trainings on the same text differ");
+    assert_eq!(a.vocab_size(), 300);
+    for (id, s) in TRAINED_SPECIALS.iter().enumerate() {
+        assert_eq!(a.inner.token_to_id(s), Some(id as u32));
+    }
+    // Byte-level: any text round-trips, even characters never seen in training.
+    for text in [
+        "The mother of Person 5 is Ada Hart.",
+        "日本語 🙂 \t\n x",
+        "<|im_start|>user\nhi<|im_end|>",
+    ] {
+        let ids = a.encode(text).unwrap();
+        assert_eq!(a.decode(&ids, false).unwrap(), text);
+    }
+    assert_eq!(
+        a.encode("<|im_start|>user").unwrap()[0],
+        a.inner.token_to_id("<|im_start|>").unwrap()
+    );
+    assert!(Tokenizer::train(texts.into_iter(), 200).is_err());
+}

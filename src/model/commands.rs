@@ -1,4 +1,4 @@
-//! The `synthpipe lm` commands: `info`, `generate`, `logprobs` and `convert`. MODEL is a
+//! The `synthpipe lm` commands: `info`, `generate`, `logprobs`, `convert` and `init`. MODEL is a
 //! Hugging Face folder or a `.gguf` file. Exit codes: 0 success, 2 a model that cannot be
 //! loaded (a coded diagnostic) or bad usage.
 
@@ -19,19 +19,104 @@ use super::load::Model;
 /// Which burn backend runs the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
-    /// A GPU through wgpu when one is present, else `flex` (today: `flex`).
+    /// A GPU through wgpu when wgpu finds a hardware adapter, else `flex`.
     Auto,
     /// wgpu (on a machine without a GPU: a software Vulkan driver, much slower than flex).
     Wgpu,
     /// burn's pure-Rust CPU backend.
     Flex,
+    /// burn's CUDA backend (built with `--features cuda`).
+    #[cfg(feature = "cuda")]
+    Cuda,
+    /// burn's Vulkan backend through wgpu with SPIR-V kernels (built with `--features vulkan`).
+    #[cfg(feature = "vulkan")]
+    Vulkan,
+}
+
+/// The float type the model computes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dtype {
+    F32,
+    Bf16,
+    F16,
+}
+
+/// Whether this Linux machine has a GPU device node at all. Without one, loading the Vulkan
+/// drivers just to find lavapipe costs time and makes them print noise on stderr.
+fn gpu_device_node() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let dri = std::fs::read_dir("/dev/dri").is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    });
+    dri || Path::new("/dev/nvidia0").exists() || Path::new("/dev/dxg").exists()
+}
+
+/// The name of a hardware GPU adapter wgpu can reach (integrated, discrete or virtual — not a
+/// software rasteriser such as lavapipe), if there is one.
+pub fn gpu_adapter() -> Option<String> {
+    use burn::backend::wgpu::wgpu;
+    if !gpu_device_node() {
+        return None;
+    }
+    let backends = wgpu::Backends::PRIMARY;
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
+    futures_lite::future::block_on(instance.enumerate_adapters(backends))
+        .iter()
+        .map(wgpu::Adapter::get_info)
+        .find(|i| {
+            matches!(
+                i.device_type,
+                wgpu::DeviceType::DiscreteGpu
+                    | wgpu::DeviceType::IntegratedGpu
+                    | wgpu::DeviceType::VirtualGpu
+            )
+        })
+        .map(|i| i.name)
+}
+
+/// The backend `b` stands for: `Auto` is wgpu when [`gpu_adapter`] finds a GPU, else flex.
+pub fn resolve(b: Backend) -> Backend {
+    match b {
+        #[cfg(feature = "cuda")]
+        Backend::Auto if Path::new("/dev/nvidia0").exists() => Backend::Cuda,
+        Backend::Auto if gpu_adapter().is_some() => Backend::Wgpu,
+        Backend::Auto => Backend::Flex,
+        other => other,
+    }
 }
 
 pub fn device(b: Backend) -> Device {
-    match b {
+    match resolve(b) {
         Backend::Wgpu => Device::wgpu(Default::default()),
-        Backend::Auto | Backend::Flex => Device::flex(),
+        #[cfg(feature = "cuda")]
+        Backend::Cuda => Device::cuda(0),
+        #[cfg(feature = "vulkan")]
+        Backend::Vulkan => Device::vulkan(Default::default()),
+        _ => Device::flex(),
     }
+}
+
+/// The device for `b` computing in `dtype`, or a message when the backend lacks that type.
+pub fn device_with(b: Backend, dtype: Dtype) -> Result<Device, String> {
+    use burn::tensor::FloatDType;
+    let mut d = device(b);
+    let (want, name) = match dtype {
+        Dtype::F32 => return Ok(d),
+        Dtype::Bf16 => (FloatDType::BF16, "bf16"),
+        Dtype::F16 => (FloatDType::F16, "f16"),
+    };
+    if !d.supports_dtype(want) {
+        return Err(format!("the {b:?} backend does not compute in {name}"));
+    }
+    d.configure(want)
+        .map_err(|e| format!("cannot switch the {b:?} backend to {name}: {e:?}"))?;
+    Ok(d)
 }
 
 fn report(e: &LoadError) -> ExitCode {
@@ -127,13 +212,25 @@ pub struct GenerateArgs {
     pub opts: GenOptions,
     pub no_think: bool,
     pub backend: Backend,
+    pub dtype: Dtype,
     pub json: bool,
 }
 
+/// Loads `path` onto the device for `backend` in `dtype`, or reports why not (exit 2).
+fn load_on(path: &Path, backend: Backend, dtype: Dtype) -> Result<Model, ExitCode> {
+    let device = device_with(backend, dtype).map_err(|e| {
+        eprintln!(
+            "error[synthpipe::lm::dtype]: {e}\n  help: use --dtype f32, or another --backend"
+        );
+        ExitCode::from(2)
+    })?;
+    Model::load(path, &device).map_err(|e| report(&e))
+}
+
 pub fn generate(path: &Path, a: &GenerateArgs) -> ExitCode {
-    let m = match Model::load(path, &device(a.backend)) {
+    let m = match load_on(path, a.backend, a.dtype) {
         Ok(m) => m,
-        Err(e) => return report(&e),
+        Err(code) => return code,
     };
     let text = match &a.input {
         Input::Prompt(p) => p.clone(),
@@ -202,12 +299,12 @@ pub fn logprobs(
     path: &Path,
     prompt: &str,
     completion: &str,
-    backend: Backend,
+    (backend, dtype): (Backend, Dtype),
     as_json: bool,
 ) -> ExitCode {
-    let m = match Model::load(path, &device(backend)) {
+    let m = match load_on(path, backend, dtype) {
         Ok(m) => m,
-        Err(e) => return report(&e),
+        Err(code) => return code,
     };
     let (p, c) = match (m.tokenizer.encode(prompt), m.tokenizer.encode(completion)) {
         (Ok(p), Ok(c)) if !p.is_empty() => (p, c),
@@ -244,7 +341,10 @@ pub fn logprobs(
     ExitCode::SUCCESS
 }
 
-pub fn convert(path: &Path, out: &Path, bf16: bool) -> ExitCode {
+pub fn convert(path: &Path, out: &Path, bf16: bool, force: bool) -> ExitCode {
+    if let Err(code) = check_out(out, force) {
+        return code;
+    }
     let m = match Model::load(path, &Device::flex()) {
         Ok(m) => m,
         Err(e) => return report(&e),
@@ -266,4 +366,175 @@ pub fn convert(path: &Path, out: &Path, bf16: bool) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Where `lm init` gets its tokenizer.
+pub enum TokenizerSource {
+    /// An existing model's (folder or `.gguf`).
+    From(std::path::PathBuf),
+    /// Trained on a dataset's text (or a text file), with this many tokens.
+    Train {
+        data: std::path::PathBuf,
+        vocab: usize,
+    },
+}
+
+pub struct InitArgs {
+    pub shape: super::init::Shape,
+    pub tokenizer: TokenizerSource,
+    pub seed: u64,
+    pub init_std: f64,
+    pub out: std::path::PathBuf,
+    pub bf16: bool,
+    pub force: bool,
+}
+
+/// Refuses to write a model over another unless asked to.
+fn check_out(out: &Path, force: bool) -> Result<(), ExitCode> {
+    let occupied = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
+    if occupied && !force {
+        eprintln!(
+            "error[synthpipe::lm::out_exists]: `{}` exists and is not empty\n  help: choose another --out, or pass --force to overwrite the model files in it",
+            out.display()
+        );
+        return Err(ExitCode::from(2));
+    }
+    Ok(())
+}
+
+pub fn init(a: &InitArgs) -> ExitCode {
+    use super::init::{dataset_texts, tokenizer_of};
+    use super::tokenizer::Tokenizer;
+    if let Err(code) = check_out(&a.out, a.force) {
+        return code;
+    }
+    let tokenizer = match &a.tokenizer {
+        TokenizerSource::From(p) => match tokenizer_of(p) {
+            Ok(t) => t,
+            Err(e) => return report(&e),
+        },
+        TokenizerSource::Train { data, vocab } => {
+            let trained =
+                dataset_texts(data).and_then(|texts| Tokenizer::train(texts.into_iter(), *vocab));
+            match trained {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!(
+                        "error[synthpipe::lm::train_tokenizer]: {e}\n  help: --train-tokenizer takes a dataset folder written by `synthpipe generate` (or a text file), and --vocab at least 259"
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let cfg = match a
+        .shape
+        .config(tokenizer.vocab_size(), tokenizer.eos_token_ids.clone())
+    {
+        Ok(c) => c,
+        Err(e) => return report(&e),
+    };
+    let m = match Model::init(cfg, tokenizer, a.seed, a.init_std, &Device::flex()) {
+        Ok(m) => m,
+        Err(e) => return report(&e),
+    };
+    match m.save_hf(&a.out, a.bf16) {
+        Ok(()) => {
+            eprintln!(
+                "wrote {} ({}, {:.2} M parameters, vocabulary {}, seed {})",
+                a.out.display(),
+                m.cfg.arch.name(),
+                m.cfg.parameter_count() as f64 / 1e6,
+                m.cfg.vocab_size,
+                a.seed
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "error[synthpipe::lm::write]: {e}\n  help: check the output folder and the free disk space"
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub struct BenchArgs {
+    pub prompt_tokens: usize,
+    pub new_tokens: usize,
+    pub batch: usize,
+    pub repeat: usize,
+    pub backend: Backend,
+    pub dtype: Dtype,
+    pub json: bool,
+}
+
+/// Prose for benchmark prompts: ordinary English, so the tokenizer splits it as it would
+/// real input.
+const BENCH_TEXT: &str = "The history of the river valley begins with the farmers who settled \
+along its banks, built terraces on the hills and traded grain with the towns downstream. Over \
+the centuries the valley saw floods, droughts, wars and long years of peace; each left its mark \
+on the villages, the churches and the stories people told their children. ";
+
+pub fn bench(path: &Path, a: &BenchArgs) -> ExitCode {
+    let load_start = std::time::Instant::now();
+    let m = match load_on(path, a.backend, a.dtype) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let load_seconds = load_start.elapsed().as_secs_f64();
+    let mut ids = Vec::new();
+    while ids.len() < a.prompt_tokens {
+        match m.tokenizer.encode(&BENCH_TEXT.repeat(8)) {
+            Ok(more) if !more.is_empty() => ids.extend(more),
+            _ => {
+                eprintln!(
+                    "error[synthpipe::lm::tokenize]: the model's tokenizer cannot encode the benchmark text\n  help: benchmark a model with a text tokenizer"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    ids.truncate(a.prompt_tokens.max(1));
+    let prompts = vec![ids; a.batch.max(1)];
+    let opts = GenOptions {
+        max_new_tokens: a.new_tokens,
+        ignore_eos: true,
+        ..GenOptions::default()
+    };
+    let (mut best_prefill, mut best_decode) = (0f64, 0f64);
+    let mut last = None;
+    for _ in 0..a.repeat.max(1) {
+        let (_, t) = m.generate(&prompts, &opts);
+        best_prefill = best_prefill.max(t.prompt_tokens as f64 / t.prefill_seconds.max(1e-9));
+        best_decode = best_decode.max(t.new_tokens as f64 / t.decode_seconds.max(1e-9));
+        last = Some(t);
+    }
+    let t = last.unwrap_or_default();
+    let peak = crate::cli::peak_rss_mib();
+    let j = json!({
+        "model": path.display().to_string(),
+        "backend": format!("{:?}", a.backend).to_lowercase(),
+        "resolved_backend": format!("{:?}", resolve(a.backend)).to_lowercase(),
+        "dtype": format!("{:?}", a.dtype).to_lowercase(),
+        "threads": std::thread::available_parallelism().map_or(1, usize::from),
+        "load_seconds": load_seconds,
+        "batch": a.batch.max(1),
+        "prompt_tokens": t.prompt_tokens,
+        "new_tokens": t.new_tokens,
+        "prefill_tokens_per_s": best_prefill,
+        "decode_tokens_per_s": best_decode,
+        "peak_rss_mib": peak,
+    });
+    if a.json {
+        println!("{j}");
+    } else {
+        println!(
+            "prefill {} tokens: {best_prefill:.1} tokens/s\ndecode {} tokens: {best_decode:.1} tokens/s\nload {load_seconds:.1} s, peak memory {}",
+            t.prompt_tokens,
+            t.new_tokens,
+            peak.map_or("unknown".into(), |p| format!("{p:.0} MiB"))
+        );
+    }
+    ExitCode::SUCCESS
 }

@@ -51,6 +51,65 @@ pub struct Llama3Rope {
     pub original_max_position_embeddings: f64,
 }
 
+impl Llama3Rope {
+    /// Each frequency's divisor under this scaling (llama.cpp's `rope_freqs` tensor).
+    pub fn divisors(&self, theta: f64, head_dim: usize) -> Vec<f64> {
+        let low = self.original_max_position_embeddings / self.low_freq_factor;
+        let high = self.original_max_position_embeddings / self.high_freq_factor;
+        (0..head_dim / 2)
+            .map(|i| {
+                let f = 1.0 / theta.powf(2.0 * i as f64 / head_dim as f64);
+                let wavelen = 2.0 * std::f64::consts::PI / f;
+                if wavelen < high {
+                    1.0
+                } else if wavelen > low {
+                    self.factor
+                } else {
+                    let smooth = (self.original_max_position_embeddings / wavelen
+                        - self.low_freq_factor)
+                        / (self.high_freq_factor - self.low_freq_factor);
+                    1.0 / ((1.0 - smooth) / self.factor + smooth)
+                }
+            })
+            .collect()
+    }
+
+    /// The scaling whose divisors are `divisors`: the factor is the largest divisor; the
+    /// other parameters are searched among the values Llama 3 releases use and powers of two
+    /// for the original context.
+    pub fn fit(divisors: &[f32], theta: f64, head_dim: usize) -> Option<Llama3Rope> {
+        if divisors.len() != head_dim / 2 {
+            return None;
+        }
+        let factor = divisors.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        if !factor.is_finite() || factor < 1.0 {
+            return None;
+        }
+        let factor = f64::from(factor);
+        for original in (4..=20).map(|p| f64::from(1u32 << p)) {
+            for (low_freq_factor, high_freq_factor) in
+                [(1.0, 4.0), (1.0, 2.0), (2.0, 4.0), (1.0, 8.0)]
+            {
+                let r = Llama3Rope {
+                    factor,
+                    low_freq_factor,
+                    high_freq_factor,
+                    original_max_position_embeddings: original,
+                };
+                let fits = r
+                    .divisors(theta, head_dim)
+                    .iter()
+                    .zip(divisors)
+                    .all(|(a, &b)| (a - f64::from(b)).abs() <= 1e-4 * a.abs().max(1.0));
+                if fits {
+                    return Some(r);
+                }
+            }
+        }
+        None
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub arch: Arch,
@@ -113,7 +172,7 @@ impl Config {
     }
 
     /// Checks the relations between sizes that the model code relies on.
-    fn validate(self, file: &Path) -> Result<Config, LoadError> {
+    pub(crate) fn validate(self, file: &Path) -> Result<Config, LoadError> {
         let fail = |field: &str, why: String| {
             Err(LoadError::new(
                 LoadCode::Unsupported,
@@ -354,6 +413,10 @@ impl Config {
             .meta(&key("attention.key_length"))
             .and_then(Meta::as_u64)
             .map_or(hidden.checked_div(heads).unwrap_or(0), |v| v as usize);
+        let rope_theta = g
+            .meta(&key("rope.freq_base"))
+            .and_then(Meta::as_f64)
+            .unwrap_or(10000.0);
         let rope_scaling = match g.meta(&key("rope.scaling.type")).and_then(Meta::as_str) {
             None | Some("none") => None,
             Some(other) => {
@@ -361,8 +424,27 @@ impl Config {
                     LoadCode::Unsupported,
                     &g.path,
                     format!("`{}` is `{other}`", key("rope.scaling.type")),
-                    "synthpipe implements GGUF models without RoPE scaling (llama3 scaling comes with a rope_freqs tensor it does not read yet)",
+                    "synthpipe implements GGUF models without RoPE scaling, or with Llama 3's (a rope_freqs tensor)",
                 ));
+            }
+        };
+        // llama.cpp stores Llama 3's RoPE scaling as a per-frequency divisor tensor; recover
+        // the scaling parameters from it so the model runs and saves as Hugging Face has it.
+        let rope_scaling = match g.tensor("rope_freqs.weight") {
+            None => rope_scaling,
+            Some(_) => {
+                let (_, factors) = g.read_f32("rope_freqs.weight")?;
+                match Llama3Rope::fit(&factors, rope_theta, head_dim) {
+                    Some(r) => Some(r),
+                    None => {
+                        return Err(LoadError::new(
+                            LoadCode::Unsupported,
+                            &g.path,
+                            "the `rope_freqs.weight` tensor does not follow Llama 3's RoPE scaling",
+                            "synthpipe implements Llama 3 RoPE scaling; convert the original Hugging Face model instead",
+                        ));
+                    }
+                }
             }
         };
         let tok = |k: &str| g.meta(k).and_then(Meta::as_u64).map(|v| v as u32);
@@ -378,10 +460,7 @@ impl Config {
                 .and_then(Meta::as_u64)
                 .map_or(heads, |v| v as usize),
             head_dim,
-            rope_theta: g
-                .meta(&key("rope.freq_base"))
-                .and_then(Meta::as_f64)
-                .unwrap_or(10000.0),
+            rope_theta,
             rope_scaling,
             rms_norm_eps: g
                 .meta(&key("attention.layer_norm_rms_epsilon"))

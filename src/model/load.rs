@@ -28,6 +28,13 @@ pub struct Model {
 enum Weights {
     Hf(Checkpoint),
     Gguf(Gguf),
+    /// A fresh model: Hugging Face's initialisation (normal with standard deviation `std` for
+    /// projections and embeddings, ones for norms, zeros for biases), each tensor from its own
+    /// stream named after it, so the values do not depend on the loading order.
+    Random {
+        seed: u64,
+        std: f64,
+    },
 }
 
 /// A weight's name in each format; `{}` stands for the layer number.
@@ -106,11 +113,12 @@ impl Weights {
                 .next()
                 .map_or(Path::new("model.safetensors"), |e| e.file.as_path()),
             Weights::Gguf(g) => &g.path,
+            Weights::Random { .. } => Path::new("(random initialisation)"),
         }
     }
     fn name(&self, n: &Name, layer: usize) -> String {
         let pat = match self {
-            Weights::Hf(_) => n.hf,
+            Weights::Hf(_) | Weights::Random { .. } => n.hf,
             Weights::Gguf(_) => n.gguf,
         };
         pat.replace("{}", &layer.to_string())
@@ -120,6 +128,7 @@ impl Weights {
         match self {
             Weights::Hf(c) => c.tensors.contains_key(&name),
             Weights::Gguf(g) => g.tensor(&name).is_some(),
+            Weights::Random { .. } => true,
         }
     }
     /// A tensor with its row-major shape, checked against `want`.
@@ -128,6 +137,17 @@ impl Weights {
         let (shape, values) = match self {
             Weights::Hf(c) => c.read_f32(&name)?,
             Weights::Gguf(g) => g.read_f32(&name)?,
+            Weights::Random { seed, std } => {
+                let len = want.iter().product();
+                let values = if name.ends_with(".bias") {
+                    vec![0.0; len]
+                } else if name.contains("norm") {
+                    vec![1.0; len]
+                } else {
+                    normals(*seed, &name, *std, len)
+                };
+                (want.to_vec(), values)
+            }
         };
         if shape != want {
             return Err(LoadError::new(
@@ -141,6 +161,21 @@ impl Weights {
         }
         Ok(values)
     }
+}
+
+/// `len` draws from N(0, std²) by Box–Muller on the stream named `name`.
+fn normals(seed: u64, name: &str, std: f64, len: usize) -> Vec<f32> {
+    let mut rng = crate::universe::rng::Rng::stream(seed, name);
+    let mut out = Vec::with_capacity(len + 1);
+    while out.len() < len {
+        // 1 - unit() lies in (0, 1], so the logarithm is finite.
+        let r = (-2.0 * (1.0 - rng.unit()).ln()).sqrt() * std;
+        let a = std::f64::consts::TAU * rng.unit();
+        out.push((r * a.cos()) as f32);
+        out.push((r * a.sin()) as f32);
+    }
+    out.truncate(len);
+    out
 }
 
 /// `[rows, cols]` → `[cols, rows]`.
@@ -200,6 +235,23 @@ impl Model {
             net,
             tokenizer,
             source: path.to_path_buf(),
+        })
+    }
+
+    /// A randomly initialised model of `cfg` (seeded: the same seed gives the same weights).
+    pub fn init(
+        cfg: Config,
+        tokenizer: Tokenizer,
+        seed: u64,
+        std: f64,
+        device: &Device,
+    ) -> Result<Model, LoadError> {
+        let net = build(&cfg, &Weights::Random { seed, std }, device)?;
+        Ok(Model {
+            cfg,
+            net,
+            tokenizer,
+            source: PathBuf::from("(random initialisation)"),
         })
     }
 

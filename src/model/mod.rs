@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub mod init;
 pub mod load;
 pub mod net;
 pub mod quant;

@@ -9,6 +9,7 @@ use burn::module::{Module, Param};
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Int, TensorData};
+use rayon::prelude::*;
 
 use super::config::Config;
 
@@ -50,6 +51,11 @@ pub struct Transformer {
     pub lm_head: Option<Param<Tensor<2>>>,
 }
 
+/// The score added for a key a query must not see: far below any real score (exp gives 0 in
+/// f32) yet finite in f16, so a row with nothing to see (left padding) averages instead of
+/// producing NaNs that would reach real rows through 0 · NaN.
+const MASKED: f32 = -1e4;
+
 /// Keys and values of the positions seen so far, per layer: `[batch, kv_heads, seen, head_dim]`.
 #[derive(Clone, Debug)]
 pub struct Cache {
@@ -75,28 +81,13 @@ impl Cache {
 
 /// RoPE inverse frequencies, with Llama 3's scaling when configured.
 pub fn inv_freq(cfg: &Config) -> Vec<f64> {
-    let half = cfg.head_dim / 2;
-    (0..half)
+    let divisors = cfg
+        .rope_scaling
+        .map(|r| r.divisors(cfg.rope_theta, cfg.head_dim));
+    (0..cfg.head_dim / 2)
         .map(|i| {
             let f = 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / cfg.head_dim as f64);
-            match cfg.rope_scaling {
-                None => f,
-                Some(r) => {
-                    let wavelen = 2.0 * std::f64::consts::PI / f;
-                    let low = r.original_max_position_embeddings / r.low_freq_factor;
-                    let high = r.original_max_position_embeddings / r.high_freq_factor;
-                    if wavelen < high {
-                        f
-                    } else if wavelen > low {
-                        f / r.factor
-                    } else {
-                        let smooth = (r.original_max_position_embeddings / wavelen
-                            - r.low_freq_factor)
-                            / (r.high_freq_factor - r.low_freq_factor);
-                        (1.0 - smooth) * f / r.factor + smooth * f
-                    }
-                }
-            }
+            divisors.as_ref().map_or(f, |d| f / d[i])
         })
         .collect()
 }
@@ -110,13 +101,52 @@ fn rms_norm<const D: usize>(x: Tensor<D>, w: &Param<Tensor<1>>, eps: f64) -> Ten
     normed * w.reshape(shape)
 }
 
+/// Rows up to which a projection is split into column blocks computed on separate threads.
+/// burn's CPU backend runs a matrix-vector product (one decode step) on one thread, which
+/// leaves the other cores idle on the most memory-bound part of generation.
+const SPLIT_ROWS: usize = 8;
+
 /// `x · w (+ b)` for `x: [.., in]`, `w: [in, out]`.
 fn linear(x: Tensor<3>, w: &Param<Tensor<2>>, b: Option<&Param<Tensor<1>>>) -> Tensor<3> {
-    let y = x.matmul(w.val().unsqueeze_dim(0));
+    let [batch, t, _] = x.dims();
+    let y = if batch * t <= SPLIT_ROWS {
+        // Split over the input dimension: a block of rows of `w` is contiguous, so no
+        // thread copies its part of the weights; the partial products are summed.
+        let w = w.val();
+        let [inp, out] = w.dims();
+        // The blocks and the order of the sum are fixed, so the result does not depend on
+        // the number of threads.
+        let partials: Vec<Tensor<3>> = split_ranges(inp)
+            .into_par_iter()
+            .map(|r| {
+                x.clone()
+                    .slice([0..batch, 0..t, r.clone()])
+                    .matmul(w.clone().slice([r, 0..out]).unsqueeze_dim(0))
+            })
+            .collect();
+        let mut partials = partials.into_iter();
+        let first = partials
+            .next()
+            .unwrap_or_else(|| x.clone().matmul(w.unsqueeze_dim(0)));
+        partials.fold(first, |a, b| a + b)
+    } else {
+        x.matmul(w.val().unsqueeze_dim(0))
+    };
     match b {
         Some(b) => y + b.val().unsqueeze_dim::<2>(0).unsqueeze_dim(0),
         None => y,
     }
+}
+
+/// Blocks a split projection is cut into: fixed, not the thread count, so that results are
+/// the same on any machine; enough to keep 8 cores busy.
+const SPLIT_BLOCKS: usize = 8;
+
+/// `0..n` in up to [`SPLIT_BLOCKS`] contiguous blocks of at least 64.
+fn split_ranges(n: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = SPLIT_BLOCKS.min(n.div_ceil(64)).max(1);
+    let step = n.div_ceil(parts);
+    (0..n).step_by(step).map(|s| s..(s + step).min(n)).collect()
 }
 
 /// Rotates `x: [batch, heads, t, head_dim]` by the angles of its positions (`cos`, `sin`:
@@ -165,7 +195,7 @@ impl Transformer {
         for (r, row) in valid.iter().enumerate() {
             let mut p = cache.next_pos[r];
             for &ok in row {
-                positions.push(p as f32);
+                positions.push(p as f64);
                 if ok {
                     p += 1;
                 }
@@ -173,19 +203,27 @@ impl Transformer {
             cache.next_pos[r] = p;
             cache.valid[r].extend_from_slice(row);
         }
+        // cos/sin tables computed on the host in f64: positions are exact integers there,
+        // whatever float type the device computes in (bf16 cannot even hold position 257).
         let freqs = inv_freq(cfg);
-        let half = cfg.head_dim / 2;
-        let pos = Tensor::<1>::from_data(TensorData::new(positions, [batch * t]), &device)
-            .reshape([batch * t, 1]);
-        let f = Tensor::<1>::from_data(
-            TensorData::new(freqs.iter().map(|&v| v as f32).collect::<Vec<_>>(), [half]),
-            &device,
-        )
-        .reshape([1, half]);
-        let angles = pos.matmul(f); // [b*t, half]
-        let angles =
-            Tensor::cat(vec![angles.clone(), angles], 1).reshape([batch, 1, t, cfg.head_dim]);
-        let (cos, sin) = (angles.clone().cos(), angles.sin());
+        let (half, hd) = (cfg.head_dim / 2, cfg.head_dim);
+        let mut cos = Vec::with_capacity(batch * t * hd);
+        let mut sin = Vec::with_capacity(batch * t * hd);
+        for &p in &positions {
+            for _ in 0..2 {
+                for f in &freqs {
+                    let a = p * f;
+                    cos.push(a.cos() as f32);
+                    sin.push(a.sin() as f32);
+                }
+            }
+        }
+        debug_assert_eq!(cos.len(), batch * t * 2 * half);
+        let table = |v: Vec<f32>| {
+            Tensor::<1>::from_data(TensorData::new(v, [batch * t * hd]), &device)
+                .reshape([batch, 1, t, hd])
+        };
+        let (cos, sin) = (table(cos), table(sin));
 
         // Mask [batch, 1, t, seen]: a query sees earlier-or-same real keys.
         let seen = cache.seen();
@@ -195,7 +233,7 @@ impl Transformer {
             for i in 0..t {
                 for j in 0..seen {
                     let blocked = j > past + i || !cache.valid[r][j];
-                    mask.push(if blocked { -1e30f32 } else { 0.0 });
+                    mask.push(if blocked { MASKED } else { 0.0 });
                 }
             }
         }
@@ -218,8 +256,26 @@ impl Transformer {
     /// Projects hidden states to logits over the vocabulary.
     pub fn logits(&self, h: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
-            Some(w) => h.matmul(w.val().unsqueeze_dim(0)),
-            None => h.matmul(self.embed.val().transpose().unsqueeze_dim(0)),
+            Some(w) => linear(h, w, None),
+            // (E · hᵀ)ᵀ rather than h · Eᵀ: the embedding stays in its row-major layout, so
+            // the largest matrix of the model is never transposed into a copy. Few rows
+            // (decoding): vocabulary blocks on separate threads, as in `linear`.
+            None => {
+                let [b, t, d] = h.dims();
+                let e = self.embed.val();
+                let v = e.dims()[0];
+                let ht = h.reshape([b * t, d]).transpose();
+                let y = if b * t <= SPLIT_ROWS {
+                    let rows: Vec<Tensor<2>> = split_ranges(v)
+                        .into_par_iter()
+                        .map(|r| e.clone().slice([r, 0..d]).matmul(ht.clone()))
+                        .collect();
+                    Tensor::cat(rows, 0)
+                } else {
+                    e.matmul(ht)
+                };
+                y.transpose().reshape([b, t, v])
+            }
         }
     }
 }
@@ -254,24 +310,23 @@ impl Attention {
             None => (k, v),
         };
         *cache = Some((k.clone(), v.clone()));
+        // Grouped-query attention without copying keys and values per query head: the
+        // `rep` query heads sharing a key/value head are stacked as extra query rows
+        // (head j reads key/value head j / rep, as Hugging Face's repeat_kv arranges them).
         let s = k.dims()[2];
         let rep = h / kvh;
-        let expand = |x: Tensor<4>| -> Tensor<4> {
-            if rep == 1 {
-                x
-            } else {
-                x.unsqueeze_dim::<5>(2)
-                    .expand([b, kvh, rep, s, hd])
-                    .reshape([b, h, s, hd])
-            }
-        };
-        let (k, v) = (expand(k), expand(v));
+        let q = q.reshape([b, kvh, rep * t, hd]);
         let scores = q
             .matmul(k.swap_dims(2, 3))
             .mul_scalar(1.0 / (hd as f64).sqrt())
-            + mask.clone();
-        let probs = softmax(scores, 3);
-        let out = probs.matmul(v).swap_dims(1, 2).reshape([b, t, h * hd]);
+            .reshape([b, kvh, rep, t, s])
+            + mask.clone().unsqueeze_dim::<5>(1);
+        let probs = softmax(scores.reshape([b, kvh, rep * t, s]), 3);
+        let out = probs
+            .matmul(v)
+            .reshape([b, h, t, hd])
+            .swap_dims(1, 2)
+            .reshape([b, t, h * hd]);
         linear(out, &self.o, None)
     }
 }

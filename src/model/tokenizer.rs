@@ -263,3 +263,83 @@ impl Tokenizer {
         std::fs::write(dir.join("tokenizer_config.json"), text + "\n").map_err(|e| e.to_string())
     }
 }
+
+/// The chat template of a tokenizer trained here: ChatML, as Qwen writes it.
+pub const CHATML_TEMPLATE: &str = "{%- for message in messages %}{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
+
+/// Special tokens of a tokenizer trained here, in id order (ids 0, 1, 2).
+pub const TRAINED_SPECIALS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+
+impl Tokenizer {
+    /// Trains a byte-level BPE tokenizer of `vocab` tokens (specials included) on `texts`,
+    /// with Qwen2's pre-tokenizer and ChatML special tokens, so a model trained from scratch
+    /// reads prompts the way the Qwen models do. The merges depend only on the texts: ties
+    /// between equally frequent pairs are broken by the pair, not by hash order.
+    pub fn train<I>(texts: I, vocab: usize) -> Result<Tokenizer, String>
+    where
+        I: Iterator<Item = String> + Send,
+    {
+        use tokenizers::models::TrainerWrapper;
+        use tokenizers::models::bpe::BpeTrainer;
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+
+        let floor = 256 + TRAINED_SPECIALS.len();
+        if vocab < floor {
+            return Err(format!(
+                "a vocabulary of {vocab} cannot hold the 256 byte tokens and {} special tokens (at least {floor})",
+                TRAINED_SPECIALS.len()
+            ));
+        }
+        let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false});
+        let doc = json!({
+            "version": "1.0",
+            "truncation": null,
+            "padding": null,
+            "added_tokens": [],
+            "normalizer": {"type": "NFC"},
+            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": QWEN2_SPLIT}, "behavior": "Isolated", "invert": false},
+                byte_level,
+            ]},
+            "post_processor": byte_level,
+            "decoder": byte_level,
+            "model": {
+                "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
+                "ignore_merges": false, "vocab": {}, "merges": [],
+            },
+        });
+        let mut inner =
+            tokenizers::Tokenizer::from_str(&doc.to_string()).map_err(|e| e.to_string())?;
+        let mut trainer = TrainerWrapper::BpeTrainer(
+            BpeTrainer::builder()
+                .vocab_size(vocab)
+                .show_progress(false)
+                .special_tokens(
+                    TRAINED_SPECIALS
+                        .iter()
+                        .map(|s| tokenizers::AddedToken::from(*s, true))
+                        .collect(),
+                )
+                .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+                .build(),
+        );
+        inner
+            .train(&mut trainer, texts)
+            .map_err(|e| format!("training the tokenizer failed: {e}"))?;
+        let id = |t: &str| {
+            inner
+                .token_to_id(t)
+                .ok_or_else(|| format!("the trained tokenizer lacks `{t}`"))
+        };
+        let eos_token_ids = vec![id("<|im_end|>")?, id("<|endoftext|>")?];
+        Ok(Tokenizer {
+            inner,
+            bos_token: None,
+            eos_token_ids,
+            eos_token: Some("<|im_end|>".into()),
+            chat_template: Some(CHATML_TEMPLATE.into()),
+            add_bos: false,
+        })
+    }
+}

@@ -114,3 +114,101 @@ pub fn qwen_gguf() -> Option<PathBuf> {
         None
     }
 }
+
+/// Whether a Vulkan driver is installed for wgpu (on a CPU-only machine: mesa's lavapipe,
+/// which .ci/run installs). Missing in CI is a failure, not a skip.
+pub fn vulkan_available() -> bool {
+    let found = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
+        .iter()
+        .any(|d| std::fs::read_dir(d).is_ok_and(|mut e| e.next().is_some()));
+    if !found && std::env::var_os("CI").is_some() {
+        panic!("no Vulkan driver: .ci/run installs mesa-vulkan-drivers and libvulkan1");
+    }
+    if !found {
+        eprintln!("skipping: no Vulkan driver (apt install mesa-vulkan-drivers libvulkan1)");
+    }
+    found
+}
+
+/// Writes a GGUF v3 file: `meta` in order, then F32 tensors given row-major (`shape` as
+/// Hugging Face writes it; GGUF lists dimensions fastest-varying first).
+pub fn write_gguf(
+    path: &Path,
+    meta: &[(String, synthpipe::model::gguf::Meta)],
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+) {
+    use synthpipe::model::gguf::Meta;
+    fn s(b: &mut Vec<u8>, t: &str) {
+        b.extend((t.len() as u64).to_le_bytes());
+        b.extend(t.as_bytes());
+    }
+    fn type_of(m: &Meta) -> u32 {
+        match m {
+            Meta::U8(_) => 0,
+            Meta::I8(_) => 1,
+            Meta::U16(_) => 2,
+            Meta::I16(_) => 3,
+            Meta::U32(_) => 4,
+            Meta::I32(_) => 5,
+            Meta::F32(_) => 6,
+            Meta::Bool(_) => 7,
+            Meta::Str(_) => 8,
+            Meta::Array(_) => 9,
+            Meta::U64(_) => 10,
+            Meta::I64(_) => 11,
+            Meta::F64(_) => 12,
+        }
+    }
+    fn value(b: &mut Vec<u8>, m: &Meta) {
+        match m {
+            Meta::U8(v) => b.push(*v),
+            Meta::I8(v) => b.extend(v.to_le_bytes()),
+            Meta::U16(v) => b.extend(v.to_le_bytes()),
+            Meta::I16(v) => b.extend(v.to_le_bytes()),
+            Meta::U32(v) => b.extend(v.to_le_bytes()),
+            Meta::I32(v) => b.extend(v.to_le_bytes()),
+            Meta::U64(v) => b.extend(v.to_le_bytes()),
+            Meta::I64(v) => b.extend(v.to_le_bytes()),
+            Meta::F32(v) => b.extend(v.to_le_bytes()),
+            Meta::F64(v) => b.extend(v.to_le_bytes()),
+            Meta::Bool(v) => b.push(u8::from(*v)),
+            Meta::Str(v) => s(b, v),
+            Meta::Array(items) => {
+                b.extend(items.first().map_or(8, type_of).to_le_bytes());
+                b.extend((items.len() as u64).to_le_bytes());
+                for i in items {
+                    value(b, i);
+                }
+            }
+        }
+    }
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend((tensors.len() as u64).to_le_bytes());
+    b.extend((meta.len() as u64).to_le_bytes());
+    for (k, m) in meta {
+        s(&mut b, k);
+        b.extend(type_of(m).to_le_bytes());
+        value(&mut b, m);
+    }
+    let mut offset = 0u64;
+    for (name, shape, values) in tensors {
+        s(&mut b, name);
+        b.extend((shape.len() as u32).to_le_bytes());
+        for d in shape.iter().rev() {
+            b.extend((*d as u64).to_le_bytes());
+        }
+        b.extend(0u32.to_le_bytes());
+        b.extend(offset.to_le_bytes());
+        offset += (values.len() as u64 * 4).next_multiple_of(32);
+    }
+    b.resize(b.len().next_multiple_of(32), 0);
+    for (_, _, values) in tensors {
+        let start = b.len();
+        for v in values {
+            b.extend(v.to_le_bytes());
+        }
+        b.resize(start + (values.len() * 4).next_multiple_of(32), 0);
+    }
+    std::fs::write(path, b).unwrap();
+}
