@@ -72,10 +72,12 @@ fn logits_and_greedy_tokens_match_transformers() {
         let m = load(&tiny(arch));
         let r = reference(arch);
         let input = ids(&r["ids"]);
-        let got = m.logits(&input);
+        let got = m.logits(&input).unwrap();
         let worst = max_abs_diff(&got, &r["logits"]);
         assert!(worst <= 1e-4, "{arch}: max |Δlogit| = {worst}");
-        let (gens, _) = m.generate(std::slice::from_ref(&input), &greedy(8));
+        let (gens, _) = m
+            .generate(std::slice::from_ref(&input), &greedy(8))
+            .unwrap();
         assert_eq!(
             gens[0].tokens,
             ids(&r["greedy"]),
@@ -89,10 +91,12 @@ fn cached_generation_equals_full_recomputation() {
     for arch in ARCHS {
         let m = load(&tiny(arch));
         let prompt = ids(&reference(arch)["ids"]);
-        let (gens, _) = m.generate(std::slice::from_ref(&prompt), &greedy(10));
+        let (gens, _) = m
+            .generate(std::slice::from_ref(&prompt), &greedy(10))
+            .unwrap();
         let mut seq = prompt.clone();
         for _ in 0..10 {
-            let logits = m.logits(&seq);
+            let logits = m.logits(&seq).unwrap();
             seq.push(argmax(logits.last().unwrap()));
         }
         assert_eq!(gens[0].tokens, seq[prompt.len()..], "{arch}");
@@ -104,15 +108,18 @@ fn batched_generation_agrees_with_one_prompt_at_a_time() {
     let m = load(&tiny("qwen2"));
     let full = ids(&reference("qwen2")["ids"]);
     let prompts = vec![full.clone(), full[..5].to_vec(), full[3..12].to_vec()];
-    let (batch, _) = m.generate(&prompts, &greedy(6));
+    let (batch, _) = m.generate(&prompts, &greedy(6)).unwrap();
     for (p, b) in prompts.iter().zip(&batch) {
-        let (one, _) = m.generate(std::slice::from_ref(p), &greedy(6));
+        let (one, _) = m.generate(std::slice::from_ref(p), &greedy(6)).unwrap();
         assert_eq!(one[0].tokens, b.tokens);
     }
     // Chunked prefill gives the same as one pass.
     let mut chunked = greedy(6);
     chunked.prefill_chunk = 4;
-    assert_eq!(m.generate(&prompts, &chunked).0[0].tokens, batch[0].tokens);
+    assert_eq!(
+        m.generate(&prompts, &chunked).unwrap().0[0].tokens,
+        batch[0].tokens
+    );
 }
 
 #[test]
@@ -131,9 +138,18 @@ fn seeded_sampling_is_reproducible() {
         },
         ..GenOptions::default()
     };
-    let a = m.generate(std::slice::from_ref(&prompt), &opts(1)).0;
-    let b = m.generate(std::slice::from_ref(&prompt), &opts(1)).0;
-    let c = m.generate(std::slice::from_ref(&prompt), &opts(2)).0;
+    let a = m
+        .generate(std::slice::from_ref(&prompt), &opts(1))
+        .unwrap()
+        .0;
+    let b = m
+        .generate(std::slice::from_ref(&prompt), &opts(1))
+        .unwrap()
+        .0;
+    let c = m
+        .generate(std::slice::from_ref(&prompt), &opts(2))
+        .unwrap()
+        .0;
     assert_eq!(a[0].tokens, b[0].tokens);
     assert_ne!(
         a[0].tokens, c[0].tokens,
@@ -146,11 +162,13 @@ fn logprobs_are_the_log_softmax_of_the_logits() {
     let m = load(&tiny("llama"));
     let seq = ids(&reference("llama")["ids"]);
     let (prompt, completion) = (seq[..6].to_vec(), seq[6..].to_vec());
-    let lp = m.logprobs(&[
-        (prompt.clone(), completion.clone()),
-        (seq[..3].to_vec(), seq[3..5].to_vec()),
-    ]);
-    let logits = m.logits(&seq);
+    let lp = m
+        .logprobs(&[
+            (prompt.clone(), completion.clone()),
+            (seq[..3].to_vec(), seq[3..5].to_vec()),
+        ])
+        .unwrap();
+    let logits = m.logits(&seq).unwrap();
     for (k, &tok) in completion.iter().enumerate() {
         let row = &logits[prompt.len() - 1 + k];
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -171,7 +189,11 @@ fn saved_models_reload_with_identical_logits() {
         m.save_hf(&out, false).unwrap();
         let back = load(&out);
         let seq = ids(&reference(arch)["ids"]);
-        assert_eq!(m.logits(&seq), back.logits(&seq), "{arch}");
+        assert_eq!(
+            m.logits(&seq).unwrap(),
+            back.logits(&seq).unwrap(),
+            "{arch}"
+        );
         for f in [
             "config.json",
             "model.safetensors",
@@ -217,7 +239,7 @@ fn the_real_qwen_gguf_answers_simple_questions() {
         max_new_tokens: 12,
         ..GenOptions::default()
     };
-    let (gens, timing) = m.generate(&prompts, &opts);
+    let (gens, timing) = m.generate(&prompts, &opts).unwrap();
     for ((q, want), g) in questions.iter().zip(&gens) {
         assert!(g.text.to_lowercase().contains(want), "{q} → {:?}", g.text);
         assert_eq!(g.finish, Finish::Eos, "{q} → {:?}", g.text);
@@ -235,14 +257,14 @@ fn gguf_models_match_transformers_and_convert_to_hugging_face_layout() {
         .unwrap();
         let m = load(&path);
         let input = ids(&r["ids"]);
-        let got = m.logits(&input);
+        let got = m.logits(&input).unwrap();
         let worst = max_abs_diff(&got, &r["logits"]);
         // llama: the loader undoes llama.cpp's q/k row permutation.
         assert!(worst <= 1e-4, "{arch}.gguf: max |Δlogit| = {worst}");
         let out = tmpdir("lm", &format!("convert-{arch}"));
         m.save_hf(&out, false).unwrap();
         assert_eq!(
-            load(&out).logits(&input),
+            load(&out).logits(&input).unwrap(),
             got,
             "{arch}: GGUF → HF folder → reload"
         );
@@ -348,7 +370,7 @@ fn llama3_rope_scaling_comes_back_from_a_gguf_rope_freqs_tensor() {
     assert_eq!(back.rope_scaling, Some(r));
     let m = load(&path);
     let rf = reference("llama");
-    let worst = max_abs_diff(&m.logits(&ids(&rf["ids"])), &rf["logits"]);
+    let worst = max_abs_diff(&m.logits(&ids(&rf["ids"])).unwrap(), &rf["logits"]);
     assert!(worst <= 1e-4, "llama3 GGUF: max |Δlogit| = {worst}");
 
     // Divisors no llama3 scaling produces are refused with a code, not run wrongly.
@@ -475,7 +497,7 @@ fn lm_init_trains_a_tokenizer_and_writes_a_seeded_model() {
             .contains(&m.tokenizer.inner.token_to_id("<|im_end|>").unwrap())
     );
     // A random model generates (anything) within its budget.
-    let (gens, _) = m.generate(&[chat_ids], &greedy(5));
+    let (gens, _) = m.generate(&[chat_ids], &greedy(5)).unwrap();
     assert_eq!(gens[0].tokens.len(), 5);
 
     // Writing over a model needs --force; bad shapes and vocabularies are coded errors.
@@ -550,8 +572,10 @@ fn wgpu_computes_what_flex_computes() {
     let m = Model::load(&path, &Device::wgpu(Default::default())).unwrap();
     let r = reference("qwen3");
     let input = ids(&r["ids"]);
-    let worst = max_abs_diff(&m.logits(&input), &r["logits"]);
+    let worst = max_abs_diff(&m.logits(&input).unwrap(), &r["logits"]);
     assert!(worst <= 1e-4, "wgpu: max |Δlogit| = {worst}");
-    let (gens, _) = m.generate(std::slice::from_ref(&input), &greedy(4));
+    let (gens, _) = m
+        .generate(std::slice::from_ref(&input), &greedy(4))
+        .unwrap();
     assert_eq!(gens[0].tokens, ids(&r["greedy"])[..4]);
 }

@@ -119,6 +119,14 @@ pub fn device_with(b: Backend, dtype: Dtype) -> Result<Device, String> {
     Ok(d)
 }
 
+/// The backend failed while running the model (out of device memory, a lost device).
+fn backend_failed(e: &str) -> ExitCode {
+    eprintln!(
+        "error[synthpipe::lm::backend]: {e}\n  help: use a smaller batch or prompt, another --backend, or a machine with more (device) memory"
+    );
+    ExitCode::from(2)
+}
+
 fn report(e: &LoadError) -> ExitCode {
     let handler =
         miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
@@ -268,7 +276,10 @@ pub fn generate(path: &Path, a: &GenerateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (gens, t) = m.generate(&[ids], &a.opts);
+    let (gens, t) = match m.generate(&[ids], &a.opts) {
+        Ok(x) => x,
+        Err(e) => return backend_failed(&e),
+    };
     let g = &gens[0];
     let prefill_tps = t.prompt_tokens as f64 / t.prefill_seconds.max(1e-9);
     let decode_tps = t.new_tokens as f64 / t.decode_seconds.max(1e-9);
@@ -321,7 +332,10 @@ pub fn logprobs(
             return ExitCode::from(2);
         }
     };
-    let lp = m.logprobs(&[(p, c.clone())]).pop().unwrap_or_default();
+    let lp = match m.logprobs(&[(p, c.clone())]) {
+        Ok(mut rows) => rows.pop().unwrap_or_default(),
+        Err(e) => return backend_failed(&e),
+    };
     let total: f32 = lp.iter().sum();
     let pieces: Vec<String> = c
         .iter()
@@ -505,7 +519,10 @@ pub fn bench(path: &Path, a: &BenchArgs) -> ExitCode {
     let (mut best_prefill, mut best_decode) = (0f64, 0f64);
     let mut last = None;
     for _ in 0..a.repeat.max(1) {
-        let (_, t) = m.generate(&prompts, &opts);
+        let (_, t) = match m.generate(&prompts, &opts) {
+            Ok(x) => x,
+            Err(e) => return backend_failed(&e),
+        };
         best_prefill = best_prefill.max(t.prompt_tokens as f64 / t.prefill_seconds.max(1e-9));
         best_decode = best_decode.max(t.new_tokens as f64 / t.decode_seconds.max(1e-9));
         last = Some(t);

@@ -144,26 +144,36 @@ fn ids_tensor(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
     Tensor::<1, Int>::from_data(TensorData::new(flat, [b * t]), device).reshape([b, t])
 }
 
-fn last_logits(logits: Tensor<3>) -> Vec<Vec<f32>> {
+/// A tensor's values as f32, or why the backend could not produce them (out of device
+/// memory, a lost device): an error for the caller to report, never a panic.
+fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, String> {
+    t.try_into_data()
+        .map_err(|e| format!("the backend failed: {e}"))?
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| format!("cannot read the backend's output: {e:?}"))
+}
+
+fn last_logits(logits: Tensor<3>) -> Result<Vec<Vec<f32>>, String> {
     let [b, t, v] = logits.dims();
     let last = logits.slice([0..b, t - 1..t, 0..v]).reshape([b, v]);
-    let flat = last
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap_or_default();
-    flat.chunks(v).map(<[f32]>::to_vec).collect()
+    Ok(read_f32(last)?.chunks(v).map(<[f32]>::to_vec).collect())
 }
 
 impl Model {
     /// Generates a continuation for each prompt (token ids). Rows are independent: the same
     /// prompt gives the same tokens alone or in a batch (greedy), and a seed fixes sampling.
-    pub fn generate(&self, prompts: &[Vec<u32>], opts: &GenOptions) -> (Vec<Generation>, Timing) {
+    /// Fails only when the backend does (e.g. out of device memory).
+    pub fn generate(
+        &self,
+        prompts: &[Vec<u32>],
+        opts: &GenOptions,
+    ) -> Result<(Vec<Generation>, Timing), String> {
         let device = self.net.embed.val().device();
         let b = prompts.len();
         let mut timing = Timing::default();
         if b == 0 {
-            return (Vec::new(), timing);
+            return Ok((Vec::new(), timing));
         }
         let pad = self.tokenizer.eos_token_ids.first().copied().unwrap_or(0);
         let longest = prompts.iter().map(Vec::len).max().unwrap_or(0).max(1);
@@ -207,7 +217,7 @@ impl Model {
                 .hidden(&self.cfg, ids_tensor(&ids, &device), &ok, &mut cache);
             if end == longest {
                 let [bb, tt, hh] = h.dims();
-                logits = last_logits(self.net.logits(h.slice([0..bb, tt - 1..tt, 0..hh])));
+                logits = last_logits(self.net.logits(h.slice([0..bb, tt - 1..tt, 0..hh])))?;
             }
             at = end;
         }
@@ -248,7 +258,7 @@ impl Model {
             let l = self
                 .net
                 .forward(&self.cfg, ids_tensor(&ids, &device), &ok, &mut cache);
-            logits = last_logits(l);
+            logits = last_logits(l)?;
         }
         timing.decode_seconds = started.elapsed().as_secs_f64();
         let gens = out
@@ -269,11 +279,11 @@ impl Model {
                 }
             })
             .collect();
-        (gens, timing)
+        Ok((gens, timing))
     }
 
     /// Full-sequence logits `[t, vocab]` of one sequence, without a cache (for checks).
-    pub fn logits(&self, ids: &[u32]) -> Vec<Vec<f32>> {
+    pub fn logits(&self, ids: &[u32]) -> Result<Vec<Vec<f32>>, String> {
         let device = self.net.embed.val().device();
         let mut cache = Cache::new(self.cfg.num_layers, 1);
         let out = self.net.forward(
@@ -283,21 +293,16 @@ impl Model {
             &mut cache,
         );
         let v = self.cfg.vocab_size;
-        let flat = out
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        flat.chunks(v).map(<[f32]>::to_vec).collect()
+        Ok(read_f32(out)?.chunks(v).map(<[f32]>::to_vec).collect())
     }
 
     /// Log-probability of each completion token given its prompt and the completion so far,
     /// for a batch of (prompt, completion) pairs.
-    pub fn logprobs(&self, pairs: &[(Vec<u32>, Vec<u32>)]) -> Vec<Vec<f32>> {
+    pub fn logprobs(&self, pairs: &[(Vec<u32>, Vec<u32>)]) -> Result<Vec<Vec<f32>>, String> {
         let device = self.net.embed.val().device();
         let b = pairs.len();
         if b == 0 {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let pad = self.tokenizer.eos_token_ids.first().copied().unwrap_or(0);
         let len = pairs
@@ -340,18 +345,14 @@ impl Model {
         let idx = Tensor::<1, Int>::from_data(TensorData::new(targets, [b * len]), &device)
             .reshape([b, len, 1]);
         let picked = lp.gather(2, idx).reshape([b, len]);
-        let flat = picked
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .unwrap_or_default();
-        pairs
+        let flat = read_f32(picked)?;
+        Ok(pairs
             .iter()
             .enumerate()
             .map(|(r, (p, c))| {
                 let start = p.len().saturating_sub(1);
                 flat[r * len + start..r * len + start + c.len()].to_vec()
             })
-            .collect()
+            .collect())
     }
 }

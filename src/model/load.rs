@@ -363,7 +363,8 @@ fn build(cfg: &Config, w: &Weights, device: &Device) -> Result<Transformer, Load
 
 fn values<const D: usize>(p: &Param<Tensor<D>>) -> Result<Vec<f32>, String> {
     p.val()
-        .into_data()
+        .try_into_data()
+        .map_err(|e| format!("cannot read a weight back: {e}"))?
         .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|e| format!("cannot read a weight back: {e:?}"))
