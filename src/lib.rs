@@ -1,8 +1,9 @@
 //! synthpipe: rule-generated multi-hop reasoning data, RL fine-tuning and evaluation.
 //!
 //! `lang` owns the rule language (syntax → AST → checker → IR); `universe` generation
-//! (worlds, queries, questions, articles, datasets); `score` answer scoring; `cli` the
-//! command line.
+//! (worlds, queries, questions, articles, datasets); `score` answer scoring; `pipeline`
+//! cached pipelines of stages; `model` language models on burn; `rl` rewards (and, as it
+//! grows, GRPO and SFT); `cli` the command line.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -10,5 +11,6 @@ pub mod lang;
 pub mod model;
 pub mod pipeline;
 pub mod progress;
+pub mod rl;
 pub mod score;
 pub mod universe;

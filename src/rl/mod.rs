@@ -1,0 +1,4 @@
+//! Reinforcement learning on generated questions: rewards (burn-free, pure functions); GRPO
+//! and SFT build on them.
+
+pub mod reward;
