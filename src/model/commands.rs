@@ -491,8 +491,10 @@ the centuries the valley saw floods, droughts, wars and long years of peace; eac
 on the villages, the churches and the stories people told their children. ";
 
 pub fn bench(path: &Path, a: &BenchArgs) -> ExitCode {
+    // Resolved once: `auto` probes the GPUs, and the report names what actually ran.
+    let backend = resolve(a.backend);
     let load_start = std::time::Instant::now();
-    let m = match load_on(path, a.backend, a.dtype) {
+    let m = match load_on(path, backend, a.dtype) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -532,7 +534,7 @@ pub fn bench(path: &Path, a: &BenchArgs) -> ExitCode {
     let j = json!({
         "model": path.display().to_string(),
         "backend": format!("{:?}", a.backend).to_lowercase(),
-        "resolved_backend": format!("{:?}", resolve(a.backend)).to_lowercase(),
+        "resolved_backend": format!("{backend:?}").to_lowercase(),
         "dtype": format!("{:?}", a.dtype).to_lowercase(),
         "threads": std::thread::available_parallelism().map_or(1, usize::from),
         "load_seconds": load_seconds,

@@ -17,6 +17,42 @@ const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}
 /// Llama 3's: numbers in groups of up to three digits.
 const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
+/// Hugging Face's byte-level pre-tokenizer/decoder settings, as Qwen and Llama 3 use them.
+fn byte_level() -> Json {
+    json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false})
+}
+
+/// A `tokenizer.json` document for a byte-level BPE: `split` regex then byte-level
+/// pre-tokenisation, the given normaliser, added tokens, post-processor and model.
+fn bpe_document(
+    split: &str,
+    normalizer: Json,
+    added: Json,
+    post: Json,
+    ignore_merges: bool,
+    vocab: Json,
+    merges: Json,
+) -> Json {
+    json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": normalizer,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": split}, "behavior": "Isolated", "invert": false},
+            byte_level(),
+        ]},
+        "post_processor": post,
+        "decoder": byte_level(),
+        "model": {
+            "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
+            "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false,
+            "ignore_merges": ignore_merges, "vocab": vocab, "merges": merges,
+        },
+    })
+}
+
 pub struct Tokenizer {
     pub inner: tokenizers::Tokenizer,
     /// The token text that starts a sequence, if the model uses one.
@@ -161,7 +197,6 @@ impl Tokenizer {
                 _ => {}
             }
         }
-        let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false});
         let id = |k: &str| g.meta(k).and_then(Meta::as_u64).map(|v| v as u32);
         let name = |i: Option<u32>| i.and_then(|i| tokens.get(i as usize).cloned());
         let add_bos = g
@@ -176,26 +211,17 @@ impl Tokenizer {
                 "pair": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
                 "special_tokens": {b: {"id": b, "ids": [id("tokenizer.ggml.bos_token_id")], "tokens": [b]}},
             }),
-            _ => byte_level.clone(),
+            _ => byte_level(),
         };
-        let doc = json!({
-            "version": "1.0",
-            "truncation": null,
-            "padding": null,
-            "added_tokens": added,
-            "normalizer": normalizer,
-            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-                {"type": "Split", "pattern": {"Regex": split}, "behavior": "Isolated", "invert": false},
-                byte_level,
-            ]},
-            "post_processor": post,
-            "decoder": byte_level,
-            "model": {
-                "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
-                "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false,
-                "ignore_merges": ignore_merges, "vocab": vocab, "merges": merges,
-            },
-        });
+        let doc = bpe_document(
+            split,
+            normalizer,
+            Json::Array(added),
+            post,
+            ignore_merges,
+            Json::Object(vocab),
+            json!(merges),
+        );
         let inner =
             tokenizers::Tokenizer::from_str(&doc.to_string()).map_err(|e| tok_err(&g.path, e))?;
         let eos = id("tokenizer.ggml.eos_token_id");
@@ -290,25 +316,16 @@ impl Tokenizer {
                 TRAINED_SPECIALS.len()
             ));
         }
-        let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false});
-        let doc = json!({
-            "version": "1.0",
-            "truncation": null,
-            "padding": null,
-            "added_tokens": [],
-            "normalizer": {"type": "NFC"},
-            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
-                {"type": "Split", "pattern": {"Regex": QWEN2_SPLIT}, "behavior": "Isolated", "invert": false},
-                byte_level,
-            ]},
-            "post_processor": byte_level,
-            "decoder": byte_level,
-            "model": {
-                "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
-                "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
-                "ignore_merges": false, "vocab": {}, "merges": [],
-            },
-        });
+        // An empty model to train: training replaces it with the learnt vocabulary and merges.
+        let doc = bpe_document(
+            QWEN2_SPLIT,
+            json!({"type": "NFC"}),
+            json!([]),
+            byte_level(),
+            false,
+            json!({}),
+            json!([]),
+        );
         let mut inner =
             tokenizers::Tokenizer::from_str(&doc.to_string()).map_err(|e| e.to_string())?;
         let mut trainer = TrainerWrapper::BpeTrainer(
