@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Param;
+use burn::module::{Module, Param};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use serde_json::json;
@@ -253,6 +253,17 @@ impl Model {
             tokenizer,
             source: PathBuf::from("(random initialisation)"),
         })
+    }
+
+    /// The same weights without autodiff: what rollouts and scoring use while a copy trains
+    /// (the tensors are shared, not copied).
+    pub fn valid(&self) -> Model {
+        Model {
+            cfg: self.cfg.clone(),
+            net: self.net.valid(),
+            tokenizer: self.tokenizer.clone(),
+            source: self.source.clone(),
+        }
     }
 
     /// Writes the model in Hugging Face's layout (config.json, model.safetensors,

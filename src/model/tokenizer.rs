@@ -53,6 +53,7 @@ fn bpe_document(
     })
 }
 
+#[derive(Clone)]
 pub struct Tokenizer {
     pub inner: tokenizers::Tokenizer,
     /// The token text that starts a sequence, if the model uses one.
@@ -251,6 +252,14 @@ impl Tokenizer {
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
         self.inner
             .encode(text, self.add_bos)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Token ids of a continuation: like `encode`, but never with a BOS in front.
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>, String> {
+        self.inner
+            .encode(text, false)
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| e.to_string())
     }
