@@ -417,8 +417,9 @@ fn check_out(out: &Path, force: bool) -> Result<(), ExitCode> {
 }
 
 pub fn init(a: &InitArgs) -> ExitCode {
-    use super::init::{dataset_texts, tokenizer_of};
+    use super::init::tokenizer_of;
     use super::tokenizer::Tokenizer;
+    use crate::rl::prompt::tokenizer_texts;
     if let Err(code) = check_out(&a.out, a.force) {
         return code;
     }
@@ -429,7 +430,7 @@ pub fn init(a: &InitArgs) -> ExitCode {
         },
         TokenizerSource::Train { data, vocab } => {
             let trained =
-                dataset_texts(data).and_then(|texts| Tokenizer::train(texts.into_iter(), *vocab));
+                tokenizer_texts(data).and_then(|texts| Tokenizer::train(texts.into_iter(), *vocab));
             match trained {
                 Ok(t) => t,
                 Err(e) => {

@@ -638,6 +638,22 @@ impl Validator {
                     None
                 }
             },
+            Ty::Choice(words) => match n.as_str() {
+                Some(s) if words.contains(&s) => Some(json!(s)),
+                Some(s) => {
+                    self.err(
+                        Code::InvalidValue,
+                        n.span,
+                        format!("`{}` cannot be `{s}`", ps.name),
+                    )
+                    .help = Some(format!("use {}", spec::describe(ps.ty)));
+                    None
+                }
+                None => {
+                    self.expected(n, &spec::describe(ps.ty));
+                    None
+                }
+            },
             Ty::StrList => match &n.value {
                 Value::Seq(items) => {
                     let mut out = Vec::new();
@@ -923,6 +939,20 @@ impl Validator {
                     "check the path and its permissions".into(),
                 )),
             },
+            InputKind::Model
+                if !(path.join("config.json").is_file()
+                    || (path.is_file() && path.extension().is_some_and(|e| e == "gguf"))) =>
+            {
+                Err((
+                    Code::MissingFile,
+                    format!(
+                        "`{}` is not a model (neither a folder with config.json nor a .gguf file)",
+                        path.display()
+                    ),
+                    "give a Hugging Face model folder, a .gguf file, or `{from: STAGE.model}`"
+                        .into(),
+                ))
+            }
             InputKind::Dataset if !path.join("questions.jsonl").is_file() => Err((
                 Code::MissingFile,
                 format!(

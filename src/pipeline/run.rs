@@ -447,7 +447,23 @@ fn build(
         .num_threads(cores.max(1))
         .build()
         .map_err(|e| format!("cannot start {cores} threads: {e}"))?;
-    let result = pool.install(|| stages::execute(s.kind.name, &ctx));
+    // A panic in an executor is a bug; it becomes this stage's error instead of taking the
+    // scheduler down with it.
+    let result = pool.install(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            stages::execute(s.kind.name, &ctx)
+        }))
+        .unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(format!(
+                "internal error: {msg} (this is a bug in synthpipe)"
+            ))
+        })
+    });
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);

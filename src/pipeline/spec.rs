@@ -35,6 +35,8 @@ pub enum Ty {
     Range,
     /// A list of mappings, each with the given fields.
     List(&'static [ParamSpec]),
+    /// One of the given words.
+    Choice(&'static [&'static str]),
 }
 
 /// What an input must be.
@@ -46,6 +48,8 @@ pub enum InputKind {
     Dataset,
     /// Gold questions: a dataset folder or output, or a `questions.jsonl` file.
     Questions,
+    /// A language model: a Hugging Face folder, a `.gguf` file, or a `model` output.
+    Model,
     /// Any file.
     File,
 }
@@ -56,6 +60,9 @@ impl InputKind {
             InputKind::Rules => "a rule file",
             InputKind::Dataset => "a dataset (a folder or a stage's dataset output)",
             InputKind::Questions => "questions (a dataset or a questions.jsonl file)",
+            InputKind::Model => {
+                "a model (a Hugging Face folder, a .gguf file or a stage's model output)"
+            }
             InputKind::File => "a file",
         }
     }
@@ -67,6 +74,7 @@ impl InputKind {
                 InputKind::Dataset | InputKind::Questions,
                 OutputKind::Dataset
             ) | (InputKind::File, OutputKind::Metrics)
+                | (InputKind::Model, OutputKind::Model)
         )
     }
 }
@@ -78,6 +86,8 @@ pub enum OutputKind {
     Dataset,
     /// A folder with `metrics.json`.
     Metrics,
+    /// A model folder in Hugging Face's layout.
+    Model,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -334,8 +344,372 @@ pub const SCORE: KindSpec = KindSpec {
     exclusive: false,
 };
 
+const fn int(name: &'static str, min: i64, default: &'static str, doc: &'static str) -> ParamSpec {
+    p(name, Ty::Int { min, max: i64::MAX }, Some(default), doc)
+}
+
+const fn float(name: &'static str, default: &'static str, doc: &'static str) -> ParamSpec {
+    p(
+        name,
+        Ty::Float {
+            min: 0.0,
+            max: 1e12,
+        },
+        Some(default),
+        doc,
+    )
+}
+
+const BACKEND: ParamSpec = p(
+    "backend",
+    Ty::Choice(&["auto", "flex", "wgpu", "cuda", "vulkan"]),
+    Some("\"auto\""),
+    "burn backend: `auto` (a GPU through wgpu when there is one, else flex), `flex` (CPU), `wgpu`; `cuda`/`vulkan` need a build with that feature",
+);
+const DTYPE: ParamSpec = p(
+    "dtype",
+    Ty::Choice(&["f32", "bf16", "f16"]),
+    Some("\"f32\""),
+    "the float type the model computes in",
+);
+const MODEL_IN: ParamSpec = req(
+    "model",
+    Ty::Input(InputKind::Model),
+    "the model: a Hugging Face folder, a .gguf file, or `{from: STAGE.model}`",
+);
+const DATASET_IN: ParamSpec = req(
+    "dataset",
+    Ty::Input(InputKind::Dataset),
+    "the questions (with their universes' articles)",
+);
+const EXAMPLES_IN: ParamSpec = p(
+    "examples_from",
+    Ty::Input(InputKind::Dataset),
+    None,
+    "where worked examples come from (default: `dataset`); always a universe other than the question's",
+);
+const EXAMPLES: ParamSpec = int(
+    "examples",
+    0,
+    "11",
+    "worked chain-of-thought examples in each prompt (the paper: 11)",
+);
+const EVIDENCE: ParamSpec = p(
+    "evidence",
+    Ty::Bool,
+    Some("true"),
+    "put every article of the question's universe into the prompt",
+);
+const CHAT: ParamSpec = p(
+    "chat",
+    Ty::Bool,
+    Some("true"),
+    "format prompts with the model's chat template (false: plain text ending in `Answer:`)",
+);
+const THINKING: ParamSpec = p(
+    "enable_thinking",
+    Ty::Bool,
+    None,
+    "Qwen3's thinking switch for the chat template (unset: the template's default)",
+);
+const MAX_PROMPT: ParamSpec = int("max_prompt_tokens", 1, "6000", "prompt budget in tokens");
+const MAX_COMPLETION: ParamSpec = int(
+    "max_completion_tokens",
+    1,
+    "4096",
+    "completion budget in tokens (also the reference answers' for SFT)",
+);
+const OVERFLOW: ParamSpec = p(
+    "overflow",
+    Ty::Choice(&["skip", "error"]),
+    Some("\"skip\""),
+    "a question over a token budget is skipped (and counted in metrics.json) or stops the stage",
+);
+const STEPS: ParamSpec = int(
+    "steps",
+    0,
+    "0",
+    "training steps (0: one pass over the questions)",
+);
+const MICRO: ParamSpec = int(
+    "micro_batch",
+    0,
+    "0",
+    "sequences per forward/backward pass, gradients accumulated over the step (0: all at once)",
+);
+const SCHEDULE: ParamSpec = p(
+    "lr_schedule",
+    Ty::Choice(&["linear", "constant"]),
+    Some("\"linear\""),
+    "`linear`: decay to 0 over the run without warm-up (the paper)",
+);
+const WD: ParamSpec = float("weight_decay", "0.0", "AdamW's decoupled weight decay");
+const BETA1: ParamSpec = float("adam_beta1", "0.9", "AdamW β₁");
+const BETA2: ParamSpec = float("adam_beta2", "0.999", "AdamW β₂");
+const ADAM_EPS: ParamSpec = float("adam_epsilon", "1e-8", "AdamW ε");
+const CLIP: ParamSpec = float(
+    "max_grad_norm",
+    "1.0",
+    "clip the global gradient norm to this (0: no clipping)",
+);
+const ORDER: ParamSpec = p(
+    "order",
+    Ty::Choice(&["shuffle", "ascending", "descending"]),
+    Some("\"shuffle\""),
+    "question order: a seeded shuffle per pass, or by ascending / descending difficulty (curricula)",
+);
+const CKPT: ParamSpec = int(
+    "checkpoint_every",
+    0,
+    "0",
+    "steps between resumable checkpoints (0: every 10 % of the steps)",
+);
+const SAVE_BF16: ParamSpec = p(
+    "save_bf16",
+    Ty::Bool,
+    Some("false"),
+    "save the trained weights in bf16 instead of f32",
+);
+const TRAIN_OUTPUTS: &[OutputSpec] = &[
+    OutputSpec {
+        name: "model",
+        kind: OutputKind::Model,
+        doc: "the trained model, a Hugging Face folder",
+    },
+    OutputSpec {
+        name: "metrics",
+        kind: OutputKind::Metrics,
+        doc: "metrics.jsonl (one line per step) and a summary in metrics.json",
+    },
+];
+
+pub const LM_INIT: KindSpec = KindSpec {
+    name: "lm_init",
+    version: 1,
+    doc: "A new model with seeded random weights (as `synthpipe lm init`): a byte-level BPE tokenizer trained on a dataset's text, or another model's tokenizer.",
+    params: &[
+        p(
+            "dataset",
+            Ty::Input(InputKind::Dataset),
+            None,
+            "train the tokenizer on this dataset's articles, questions and answers",
+        ),
+        p(
+            "tokenizer",
+            Ty::Input(InputKind::Model),
+            None,
+            "or take this model's tokenizer",
+        ),
+        int(
+            "vocab",
+            259,
+            "4096",
+            "vocabulary size of a trained tokenizer (at most)",
+        ),
+        p(
+            "arch",
+            Ty::Choice(&["qwen3", "qwen2", "llama"]),
+            Some("\"qwen3\""),
+            "architecture",
+        ),
+        int("layers", 1, "4", "decoder blocks"),
+        int("hidden", 1, "256", "hidden size"),
+        int("heads", 1, "4", "attention heads"),
+        int(
+            "kv_heads",
+            1,
+            "2",
+            "key/value heads (grouped-query attention)",
+        ),
+        int("intermediate", 0, "0", "MLP size (0: 3 × hidden)"),
+        int("context", 1, "4096", "maximum positions"),
+        float("rope_theta", "1000000.0", "RoPE base"),
+        p(
+            "tie_embeddings",
+            Ty::Bool,
+            Some("true"),
+            "share the input embedding with the output layer",
+        ),
+        float(
+            "init_std",
+            "0.02",
+            "standard deviation of the random weights",
+        ),
+        SEED,
+    ],
+    outputs: &[OutputSpec {
+        name: "model",
+        kind: OutputKind::Model,
+        doc: "the new model, a Hugging Face folder",
+    }],
+    cpus: 0,
+    exclusive: false,
+};
+
+pub const SFT: KindSpec = KindSpec {
+    name: "sft",
+    version: 1,
+    doc: "Supervised fine-tuning on rule-derived chain-of-thought answers (written hop by hop from each question's program): a warm start for a model trained from scratch, and a baseline for GRPO. Resumes from its last checkpoint when killed.",
+    params: &[
+        MODEL_IN,
+        DATASET_IN,
+        EXAMPLES_IN,
+        STEPS,
+        int("batch", 1, "8", "sequences per step"),
+        MICRO,
+        float("learning_rate", "1e-5", "peak learning rate"),
+        SCHEDULE,
+        WD,
+        BETA1,
+        BETA2,
+        ADAM_EPS,
+        CLIP,
+        MAX_PROMPT,
+        MAX_COMPLETION,
+        OVERFLOW,
+        EXAMPLES,
+        EVIDENCE,
+        CHAT,
+        THINKING,
+        ORDER,
+        CKPT,
+        BACKEND,
+        DTYPE,
+        SAVE_BF16,
+        SEED,
+    ],
+    outputs: TRAIN_OUTPUTS,
+    cpus: 0,
+    exclusive: true,
+};
+
+pub const GRPO: KindSpec = KindSpec {
+    name: "grpo",
+    version: 1,
+    doc: "GRPO with verifiable rewards (TRL 0.21 semantics; defaults are the paper's recipe): groups of sampled completions per question, set-F1 rewards of the last <answer> span, group-normalised advantages, the clipped objective, AdamW with linear decay. Resumes from its last checkpoint when killed.",
+    params: &[
+        MODEL_IN,
+        DATASET_IN,
+        EXAMPLES_IN,
+        STEPS,
+        int("batch", 1, "2", "prompts per step"),
+        int("group_size", 1, "16", "completions sampled per prompt (G)"),
+        MICRO,
+        float("learning_rate", "1e-6", "peak learning rate"),
+        SCHEDULE,
+        WD,
+        BETA1,
+        BETA2,
+        ADAM_EPS,
+        CLIP,
+        float("temperature", "1.0", "sampling temperature of the rollouts"),
+        float("top_p", "1.0", "nucleus sampling of the rollouts (1: off)"),
+        int("top_k", 0, "0", "top-k sampling of the rollouts (0: off)"),
+        p(
+            "loss_type",
+            Ty::Choice(&["bnpo", "grpo", "dr_grpo", "dapo"]),
+            Some("\"bnpo\""),
+            "how token losses are aggregated (docs/training.md)",
+        ),
+        float(
+            "epsilon",
+            "0.2",
+            "lower clip of the importance ratio (1 − ε)",
+        ),
+        p(
+            "epsilon_high",
+            Ty::Float {
+                min: 0.0,
+                max: 1e12,
+            },
+            None,
+            "upper clip (1 + ε_high; default ε; DAPO uses 0.28)",
+        ),
+        float(
+            "beta",
+            "0.0",
+            "weight of the KL penalty to the starting model (0: none)",
+        ),
+        int(
+            "iterations",
+            1,
+            "1",
+            "μ: optimiser steps per batch of rollouts",
+        ),
+        p(
+            "scale_rewards",
+            Ty::Bool,
+            Some("true"),
+            "divide advantages by the group's standard deviation",
+        ),
+        p(
+            "mask_truncated_completions",
+            Ty::Bool,
+            Some("false"),
+            "leave completions cut by the budget out of the loss",
+        ),
+        float("reward_f1", "1.0", "weight of the set-F1 reward"),
+        float("reward_em", "0.0", "weight of the exact-match reward"),
+        float(
+            "reward_format",
+            "0.0",
+            "weight of the format reward (ends in <answer>…</answer>)",
+        ),
+        MAX_PROMPT,
+        MAX_COMPLETION,
+        OVERFLOW,
+        EXAMPLES,
+        EVIDENCE,
+        CHAT,
+        THINKING,
+        ORDER,
+        CKPT,
+        BACKEND,
+        DTYPE,
+        SAVE_BF16,
+        SEED,
+    ],
+    outputs: TRAIN_OUTPUTS,
+    cpus: 0,
+    exclusive: true,
+};
+
+pub const EVALUATE: KindSpec = KindSpec {
+    name: "evaluate",
+    version: 1,
+    doc: "Answer a dataset's questions with a model (the training prompts; sampling defaults are the paper's evaluation settings) and score them: predictions.jsonl and metrics.json (EM, F1 overall and by hops, difficulty and question type).",
+    params: &[
+        MODEL_IN,
+        DATASET_IN,
+        EXAMPLES_IN,
+        int("batch", 1, "8", "questions generated together"),
+        float("temperature", "0.6", "sampling temperature (0: greedy)"),
+        float("top_p", "0.95", "nucleus sampling (1: off)"),
+        int("top_k", 0, "20", "top-k sampling (0: off)"),
+        MAX_PROMPT,
+        MAX_COMPLETION,
+        OVERFLOW,
+        EXAMPLES,
+        EVIDENCE,
+        CHAT,
+        THINKING,
+        BACKEND,
+        DTYPE,
+        SEED,
+    ],
+    outputs: &[OutputSpec {
+        name: "results",
+        kind: OutputKind::Metrics,
+        doc: "predictions.jsonl (id, generation, extracted answer, scores) and metrics.json",
+    }],
+    cpus: 0,
+    exclusive: true,
+};
+
 /// Every stage kind, in documentation order.
-pub const KINDS: &[&KindSpec] = &[&GENERATE, &SPLIT, &MIX, &SCORE];
+pub const KINDS: &[&KindSpec] = &[
+    &GENERATE, &SPLIT, &MIX, &SCORE, &LM_INIT, &SFT, &GRPO, &EVALUATE,
+];
 
 pub fn kind(name: &str) -> Option<&'static KindSpec> {
     KINDS.iter().copied().find(|k| k.name == name)
@@ -447,6 +821,7 @@ fn param_schema(p: &ParamSpec) -> Json {
         Ty::Float { min, max } => json!({"type": "number", "minimum": min, "maximum": max}),
         Ty::Bool => json!({"type": "boolean"}),
         Ty::Str => json!({"type": "string"}),
+        Ty::Choice(words) => json!({"type": "string", "enum": words}),
         Ty::StrList => json!({"type": "array", "items": {"type": "string"}}),
         Ty::Seeds => seeds,
         Ty::Settings => {
@@ -495,6 +870,14 @@ pub fn describe(ty: Ty) -> String {
         Ty::Float { min, max } => format!("a number in {min}..={max}"),
         Ty::Bool => "`true` or `false`".into(),
         Ty::Str => "a string".into(),
+        Ty::Choice(words) => format!(
+            "one of {}",
+            words
+                .iter()
+                .map(|w| format!("`{w}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         Ty::StrList => "a list of strings".into(),
         Ty::Seeds => "seeds: an integer, a list of integers or a string like \"1..=10\"".into(),
         Ty::Settings => "a mapping of rule-file parameters to values".into(),

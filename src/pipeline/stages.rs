@@ -45,6 +45,8 @@ pub fn execute(kind: &str, ctx: &Ctx) -> Result<(), String> {
         "split" => split(ctx),
         "mix" => mix(ctx),
         "score" => score(ctx),
+        "lm_init" => lm_init(ctx),
+        "sft" | "grpo" | "evaluate" => train(kind, ctx),
         other => Err(format!(
             "no executor for stage kind `{other}` (this is a bug in synthpipe)"
         )),
@@ -511,4 +513,94 @@ fn score(ctx: &Ctx) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n";
     std::fs::write(out.join("metrics.json"), text).map_err(|e| format!("cannot write metrics: {e}"))
+}
+
+/// The training parameters of a `sft` / `grpo` / `evaluate` stage: its resolved
+/// parameters, less the inputs and unset ones.
+fn train_params(ctx: &Ctx) -> Result<crate::rl::train::TrainParams, String> {
+    let mut m = serde_json::Map::new();
+    for (k, v) in ctx.params {
+        if v.is_null() || ctx.inputs.contains_key(k) || k == "examples_from" {
+            continue;
+        }
+        m.insert(k.clone(), v.clone());
+    }
+    serde_json::from_value(Json::Object(m))
+        .map_err(|e| format!("bad training parameters (this is a bug in synthpipe): {e}"))
+}
+
+fn train(kind: &str, ctx: &Ctx) -> Result<(), String> {
+    use crate::rl::train::{self, Job};
+    let params = train_params(ctx)?;
+    let batch = params.batch;
+    let (out_model, out_metrics) = match kind {
+        "evaluate" => (ctx.output("results")?, ctx.output("results")?),
+        _ => (ctx.output("model")?, ctx.output("metrics")?),
+    };
+    let job = Job {
+        params,
+        model: ctx.input("model")?,
+        dataset: ctx.input("dataset")?,
+        examples: ctx.inputs.get("examples_from").map(PathBuf::as_path),
+        out_model,
+        out_metrics,
+        scratch: ctx.scratch,
+        progress: ctx.progress,
+    };
+    match kind {
+        "sft" => train::sft(&job),
+        "grpo" => train::grpo(&job),
+        _ => train::evaluate(&job, batch, out_metrics),
+    }
+}
+
+fn lm_init(ctx: &Ctx) -> Result<(), String> {
+    use crate::model::config::Arch;
+    use crate::model::init::{Shape, tokenizer_of};
+    use crate::model::load::Model;
+    use crate::model::tokenizer::Tokenizer;
+    use crate::rl::prompt::tokenizer_texts;
+    let int = |k: &str| ctx.params[k].as_u64().unwrap_or(0) as usize;
+    let float = |k: &str| ctx.params[k].as_f64().unwrap_or(0.0);
+    let tokenizer = match (ctx.inputs.get("tokenizer"), ctx.inputs.get("dataset")) {
+        (Some(t), _) => tokenizer_of(t).map_err(|e| e.to_string())?,
+        (None, Some(d)) => {
+            let texts = tokenizer_texts(d)?;
+            Tokenizer::train(texts.into_iter(), int("vocab"))?
+        }
+        (None, None) => {
+            return Err("give `dataset` (to train a tokenizer) or `tokenizer` (a model)".into());
+        }
+    };
+    let arch = match ctx.params["arch"].as_str() {
+        Some("qwen2") => Arch::Qwen2,
+        Some("llama") => Arch::Llama,
+        _ => Arch::Qwen3,
+    };
+    let shape = Shape {
+        arch,
+        layers: int("layers"),
+        hidden: int("hidden"),
+        heads: int("heads"),
+        kv_heads: int("kv_heads"),
+        head_dim: None,
+        intermediate: Some(int("intermediate")).filter(|&i| i > 0),
+        context: int("context"),
+        rope_theta: float("rope_theta"),
+        rms_norm_eps: 1e-6,
+        tie_embeddings: ctx.params["tie_embeddings"].as_bool().unwrap_or(true),
+    };
+    let cfg = shape
+        .config(tokenizer.vocab_size(), tokenizer.eos_token_ids.clone())
+        .map_err(|e| e.to_string())?;
+    let seed = ctx.params["seed"].as_u64().unwrap_or(0);
+    let m = Model::init(
+        cfg,
+        tokenizer,
+        seed,
+        float("init_std"),
+        &burn::prelude::Device::flex(),
+    )
+    .map_err(|e| e.to_string())?;
+    m.save_hf(ctx.output("model")?, false)
 }

@@ -414,10 +414,8 @@ impl AdamW {
             1.0
         };
         self.steps += 1;
-        let n = self.accumulated.len();
-        if self.moments.len() < n {
-            self.moments.resize(n, None);
-        }
+        let n = self.accumulated.len().max(self.moments.len());
+        self.moments.resize(n, None);
         let mut m = Step {
             opt: self,
             lr,
@@ -489,8 +487,14 @@ impl ModuleMapper for Step<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let i = self.index;
         self.index += 1;
-        let Some(g) = self.opt.accumulated.get_mut(i).and_then(Option::take) else {
-            return param;
+        // A parameter without gradients this step (the passes were skipped because the
+        // gradient is exactly 0) steps with a zero gradient, as PyTorch's would.
+        let g = match self.opt.accumulated.get_mut(i).and_then(Option::take) {
+            Some(g) => g,
+            None => match self.opt.moments.get(i) {
+                Some(Some((m, _))) => m.zeros_like(),
+                _ => return param,
+            },
         };
         let (b1, b2, eps, wd) = (
             self.opt.beta1,
@@ -500,6 +504,9 @@ impl ModuleMapper for Step<'_> {
         );
         let t = self.opt.steps as i32;
         let g = g.inner().mul_scalar(self.coef);
+        if self.opt.moments.len() <= i {
+            self.opt.moments.resize(i + 1, None);
+        }
         let (m, v) = match self.opt.moments[i].take() {
             Some((m, v)) => (
                 m.mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1),

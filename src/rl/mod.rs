@@ -4,3 +4,4 @@
 pub mod grpo;
 pub mod prompt;
 pub mod reward;
+pub mod train;

@@ -114,6 +114,19 @@ impl Dataset {
     }
 }
 
+/// What a model trained on a generated dataset reads and writes, for training its
+/// tokenizer: the dataset's text (articles, questions, answers), the instruction, and the
+/// chain of thought of every question (so `<answer>` and the reasoning phrases get tokens).
+pub fn tokenizer_texts(dir: &Path) -> Result<Vec<String>, String> {
+    let mut texts = crate::model::init::dataset_texts(dir)?;
+    if dir.join("questions.jsonl").is_file() {
+        let qs: Vec<Question> = read_jsonl(&dir.join("questions.jsonl"))?;
+        texts.extend(qs.iter().map(chain_of_thought));
+        texts.push(INSTRUCTION.to_string());
+    }
+    Ok(texts)
+}
+
 /// `a`, `a and b`, `a, b and c`; `none` when empty.
 fn list(xs: &[String]) -> String {
     match xs {
@@ -443,12 +456,14 @@ impl Prompter<'_> {
         }
     }
 
-    /// Encodes `q`; `Err(Overflow)` when the prompt or the target is over its budget.
+    /// Encodes `q`; `Err(Overflow)` when the prompt or (`with_target`) the target is over
+    /// its budget. Without `with_target` the target is left empty (evaluation).
     pub fn encode(
         &self,
         q: &Question,
         evidence: Option<&str>,
         examples: &[Question],
+        with_target: bool,
     ) -> Result<Result<Encoded, Overflow>, String> {
         let prompt = self
             .tokenizer
@@ -459,6 +474,12 @@ impl Prompter<'_> {
                 what: "prompt",
                 tokens: prompt.len(),
                 budget: self.max_prompt_tokens,
+            }));
+        }
+        if !with_target {
+            return Ok(Ok(Encoded {
+                prompt,
+                target: Vec::new(),
             }));
         }
         let target = self.tokenizer.encode_plain(&self.target_text(q))?;

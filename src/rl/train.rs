@@ -1,0 +1,872 @@
+//! The training loops behind the `sft` and `grpo` stages: questions turned into prompts and
+//! rule-derived reference answers, batches in a seeded order, SFT's cross-entropy or GRPO's
+//! rollouts → rewards → advantages → clipped objective, AdamW with linear decay, per-step
+//! metrics, and checkpoints in the stage's scratch folder from which a killed run resumes
+//! to the same weights bit for bit on the CPU.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::grpo::{
+    self, AdamW, LossConfig, LossStats, LossType, Scale, completion_logprobs, completion_mask,
+};
+use super::prompt::{Dataset, Encoded, Examples, PromptOptions, Prompter, Question};
+use super::reward::{self, Rewards, Weights};
+use crate::model::commands::{Backend, Dtype, device_with};
+use crate::model::generate::{Finish, GenOptions, Sampling};
+use crate::model::load::Model;
+use crate::universe::rng::Rng;
+
+/// Every setting of a training stage. Defaults are the paper's GRPO recipe (DESIGN.md §5);
+/// the `sft` stage's table overrides the learning rate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainParams {
+    pub seed: u64,
+    /// Optimiser steps (× `iterations` for GRPO); 0: one pass over the questions.
+    pub steps: u64,
+    /// Prompts per step (GRPO: each sampled `group_size` times); SFT: sequences per step.
+    pub batch: usize,
+    /// Sequences per forward/backward pass (gradients are accumulated); 0: the whole step.
+    pub micro_batch: usize,
+    pub learning_rate: f64,
+    /// `linear` (decay to 0, no warm-up) or `constant`.
+    pub lr_schedule: String,
+    pub weight_decay: f64,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_epsilon: f64,
+    /// Global gradient-norm clip (0: none).
+    pub max_grad_norm: f64,
+    pub max_prompt_tokens: usize,
+    pub max_completion_tokens: usize,
+    /// `skip` questions over a token budget (counted in the metrics) or stop with an `error`.
+    pub overflow: String,
+    pub examples: usize,
+    pub evidence: bool,
+    pub chat: bool,
+    pub enable_thinking: Option<bool>,
+    /// `shuffle` (a new seeded order each pass), `ascending` or `descending` difficulty.
+    pub order: String,
+    /// Steps between checkpoints; 0: every 10 % of the steps.
+    pub checkpoint_every: u64,
+    pub backend: String,
+    pub dtype: String,
+    /// Save the trained weights in bf16 (half the size) instead of f32.
+    pub save_bf16: bool,
+    // GRPO only.
+    pub group_size: usize,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub top_k: usize,
+    pub loss_type: LossType,
+    pub epsilon: f64,
+    /// Default: `epsilon`.
+    pub epsilon_high: Option<f64>,
+    pub beta: f64,
+    /// μ: optimiser steps per batch of rollouts.
+    pub iterations: usize,
+    pub scale_rewards: bool,
+    pub mask_truncated_completions: bool,
+    pub reward_f1: f64,
+    pub reward_em: f64,
+    pub reward_format: f64,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        TrainParams {
+            seed: 0,
+            steps: 0,
+            batch: 2,
+            micro_batch: 0,
+            learning_rate: 1e-6,
+            lr_schedule: "linear".into(),
+            weight_decay: 0.0,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_epsilon: 1e-8,
+            max_grad_norm: 1.0,
+            max_prompt_tokens: 6000,
+            max_completion_tokens: 4096,
+            overflow: "skip".into(),
+            examples: 11,
+            evidence: true,
+            chat: true,
+            enable_thinking: None,
+            order: "shuffle".into(),
+            checkpoint_every: 0,
+            backend: "auto".into(),
+            dtype: "f32".into(),
+            save_bf16: false,
+            group_size: 16,
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            loss_type: LossType::Bnpo,
+            epsilon: 0.2,
+            epsilon_high: None,
+            beta: 0.0,
+            iterations: 1,
+            scale_rewards: true,
+            mask_truncated_completions: false,
+            reward_f1: 1.0,
+            reward_em: 0.0,
+            reward_format: 0.0,
+        }
+    }
+}
+
+impl TrainParams {
+    pub fn prompt_options(&self) -> PromptOptions {
+        PromptOptions {
+            examples: self.examples,
+            evidence: self.evidence,
+            chat: self.chat,
+            enable_thinking: self.enable_thinking,
+            seed: self.seed,
+        }
+    }
+    fn weights(&self) -> Weights {
+        Weights {
+            f1: self.reward_f1,
+            em: self.reward_em,
+            format: self.reward_format,
+        }
+    }
+    fn device(&self) -> Result<Device, String> {
+        use clap::ValueEnum;
+        let b = Backend::from_str(&self.backend, true)
+            .map_err(|_| format!("unknown backend `{}`", self.backend))?;
+        let d = Dtype::from_str(&self.dtype, true)
+            .map_err(|_| format!("unknown dtype `{}`", self.dtype))?;
+        device_with(b, d)
+    }
+}
+
+/// Paths a training job reads and writes.
+pub struct Job<'a> {
+    pub params: TrainParams,
+    pub model: &'a Path,
+    pub dataset: &'a Path,
+    /// Where worked examples come from (default: the training dataset).
+    pub examples: Option<&'a Path>,
+    pub out_model: &'a Path,
+    pub out_metrics: &'a Path,
+    pub scratch: &'a Path,
+    pub progress: bool,
+}
+
+/// A question ready for training.
+struct Item {
+    q: Question,
+    enc: Encoded,
+}
+
+/// Encodes every question of the job's dataset; returns the items and how many were
+/// skipped for their budgets.
+fn prepare(job: &Job, model: &Model, with_target: bool) -> Result<(Vec<Item>, usize), String> {
+    let p = &job.params;
+    let data = Dataset::load(job.dataset)?;
+    let pool = match job.examples {
+        Some(path) => Dataset::load(path)?.questions,
+        None => data.questions.clone(),
+    };
+    let examples = Examples::choose(&pool, p.examples, p.seed);
+    let prompter = Prompter {
+        tokenizer: &model.tokenizer,
+        opts: p.prompt_options(),
+        max_prompt_tokens: p.max_prompt_tokens,
+        max_completion_tokens: p.max_completion_tokens,
+    };
+    let mut items = Vec::with_capacity(data.questions.len());
+    let mut skipped = 0;
+    for q in data.questions {
+        let ex = if p.examples == 0 {
+            &[][..]
+        } else {
+            examples.for_universe(&q.universe).ok_or_else(|| {
+                format!(
+                    "no worked examples for universe `{}`: the examples need questions of another universe",
+                    q.universe
+                )
+            })?
+        };
+        let evidence = if p.evidence {
+            Some(
+                data.evidence
+                    .get(&q.universe)
+                    .map(String::as_str)
+                    .ok_or_else(|| {
+                        format!("universe `{}` has no articles for the evidence", q.universe)
+                    })?,
+            )
+        } else {
+            None
+        };
+        match prompter.encode(&q, evidence, ex, with_target)? {
+            Ok(enc) => items.push(Item { q, enc }),
+            Err(over) if p.overflow == "skip" => {
+                let _ = over;
+                skipped += 1;
+            }
+            Err(over) => {
+                return Err(format!(
+                    "{over}; raise max_prompt_tokens / max_completion_tokens, use fewer examples, or set `overflow: skip`"
+                ));
+            }
+        }
+    }
+    if items.is_empty() {
+        return Err(format!(
+            "no question of `{}` fits the token budgets ({skipped} skipped)",
+            job.dataset.display()
+        ));
+    }
+    Ok((items, skipped))
+}
+
+/// The item indices of pass `epoch`.
+fn pass_order(items: &[Item], order: &str, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    match order {
+        "ascending" => idx.sort_by_key(|&i| (items[i].q.difficulty, i)),
+        "descending" => idx.sort_by_key(|&i| (std::cmp::Reverse(items[i].q.difficulty), i)),
+        _ => Rng::stream(seed, &format!("order/{epoch}")).shuffle(&mut idx),
+    }
+    idx
+}
+
+/// The items of step `step`: consecutive slices of the passes laid end to end.
+fn step_items(items: &[Item], p: &TrainParams, step: u64) -> Vec<usize> {
+    let n = items.len() as u64;
+    (0..p.batch as u64)
+        .map(|k| {
+            let at = step * p.batch as u64 + k;
+            let epoch = at / n;
+            pass_order(items, &p.order, p.seed, epoch)[(at % n) as usize]
+        })
+        .collect()
+}
+
+fn micro_ranges(n: usize, micro: usize) -> Vec<std::ops::Range<usize>> {
+    let m = if micro == 0 { n.max(1) } else { micro };
+    (0..n).step_by(m).map(|s| s..(s + m).min(n)).collect()
+}
+
+/// Resumable state in the scratch folder: the model after `step` steps, the optimiser's
+/// moments, and the metrics lines so far.
+struct Checkpoints {
+    dir: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointState {
+    step: u64,
+    optimiser_steps: u64,
+}
+
+impl Checkpoints {
+    fn current(&self) -> PathBuf {
+        self.dir.join("checkpoint")
+    }
+    fn metrics(&self) -> PathBuf {
+        self.dir.join("metrics.jsonl")
+    }
+
+    /// Loads the last checkpoint, if a complete one exists.
+    fn load(&self, device: &Device) -> Result<Option<(Model, AdamW, u64)>, String> {
+        let dir = self.current();
+        let Ok(text) = std::fs::read_to_string(dir.join("state.json")) else {
+            return Ok(None);
+        };
+        let state: CheckpointState =
+            serde_json::from_str(&text).map_err(|e| format!("a damaged checkpoint: {e}"))?;
+        let model = Model::load(&dir.join("model"), device).map_err(|e| e.to_string())?;
+        let tensors = crate::model::safetensors::Checkpoint::open(&dir.join("optimiser"))
+            .and_then(|c| {
+                c.tensors
+                    .keys()
+                    .map(|name| c.read_f32(name).map(|(shape, v)| (name.clone(), shape, v)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| format!("cannot read the optimiser state: {e}"))?;
+        let mut opt = AdamW::new(0.9, 0.999, 1e-8, 0.0);
+        opt.restore(state.optimiser_steps, tensors, device);
+        Ok(Some((model, opt, state.step)))
+    }
+
+    /// Writes a checkpoint next to the current one, then swaps it in, so a kill at any
+    /// moment leaves one complete checkpoint.
+    fn save(&self, model: &Model, opt: &AdamW, step: u64) -> Result<(), String> {
+        let tmp = self.dir.join("checkpoint.tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        model.save_hf(&tmp.join("model"), false)?;
+        std::fs::create_dir_all(tmp.join("optimiser")).map_err(|e| e.to_string())?;
+        crate::model::safetensors::write(
+            &tmp.join("optimiser").join("model.safetensors"),
+            &opt.state()?,
+            false,
+        )
+        .map_err(|e| format!("cannot write the optimiser state: {e}"))?;
+        let state = CheckpointState {
+            step,
+            optimiser_steps: opt.steps,
+        };
+        std::fs::write(
+            tmp.join("state.json"),
+            serde_json::to_string(&state).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| format!("cannot write a checkpoint: {e}"))?;
+        let cur = self.current();
+        let old = self.dir.join("checkpoint.old");
+        let _ = std::fs::remove_dir_all(&old);
+        if cur.exists() {
+            std::fs::rename(&cur, &old).map_err(|e| format!("cannot swap checkpoints: {e}"))?;
+        }
+        std::fs::rename(&tmp, &cur).map_err(|e| format!("cannot swap checkpoints: {e}"))?;
+        let _ = std::fs::remove_dir_all(&old);
+        Ok(())
+    }
+
+    /// Keeps the first `steps` metrics lines (those the checkpoint covers).
+    fn truncate_metrics(&self, steps: u64) -> Result<(), String> {
+        let text = std::fs::read_to_string(self.metrics()).unwrap_or_default();
+        let kept: String = text
+            .lines()
+            .take(steps as usize)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(self.metrics(), kept).map_err(|e| format!("cannot write metrics: {e}"))
+    }
+
+    fn read_metrics(&self) -> Result<Vec<serde_json::Value>, String> {
+        let text = std::fs::read_to_string(self.metrics())
+            .map_err(|e| format!("cannot read metrics: {e}"))?;
+        text.lines()
+            .map(|l| serde_json::from_str(l).map_err(|e| format!("damaged metrics: {e}")))
+            .collect()
+    }
+
+    fn append_metrics(&self, line: &serde_json::Value) -> Result<(), String> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.metrics())
+            .map_err(|e| format!("cannot write metrics: {e}"))?;
+        writeln!(f, "{line}").map_err(|e| format!("cannot write metrics: {e}"))
+    }
+}
+
+/// A progress bar with the step, the latest reward or loss, and the ETA.
+fn bar(wanted: bool, total: u64, label: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !wanted || !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(total);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{label} {{elapsed:>4}} [{{bar:20}}] step {{pos}}/{{len}} {{msg}} eta {{eta}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    b
+}
+
+/// Shared set-up of both loops: the device, the model (from the last checkpoint when there
+/// is one), the optimiser, the items and the step count.
+struct Setup {
+    model: Model,
+    opt: AdamW,
+    start: u64,
+    total: u64,
+    items: Vec<Item>,
+    skipped: usize,
+    ckpt: Checkpoints,
+    every: u64,
+}
+
+fn setup(job: &Job) -> Result<Setup, String> {
+    let p = &job.params;
+    let device = p.device()?.autodiff();
+    std::fs::create_dir_all(job.scratch).map_err(|e| format!("cannot create scratch: {e}"))?;
+    let ckpt = Checkpoints {
+        dir: job.scratch.to_path_buf(),
+    };
+    let (model, mut opt, start) = match ckpt.load(&device)? {
+        Some(x) => x,
+        None => {
+            let m = Model::load(job.model, &device).map_err(|e| e.to_string())?;
+            (m, AdamW::new(0.0, 0.0, 0.0, 0.0), 0)
+        }
+    };
+    opt.beta1 = p.adam_beta1;
+    opt.beta2 = p.adam_beta2;
+    opt.eps = p.adam_epsilon;
+    opt.weight_decay = p.weight_decay;
+    ckpt.truncate_metrics(start)?;
+    let (items, skipped) = prepare(job, &model, true)?;
+    let total = if p.steps > 0 {
+        p.steps
+    } else {
+        (items.len() as u64).div_ceil(p.batch.max(1) as u64)
+    };
+    let every = if p.checkpoint_every > 0 {
+        p.checkpoint_every
+    } else {
+        total.div_ceil(10).max(1)
+    };
+    Ok(Setup {
+        model,
+        opt,
+        start,
+        total,
+        items,
+        skipped,
+        ckpt,
+        every,
+    })
+}
+
+fn learning_rate(p: &TrainParams, opt_step: u64, opt_total: u64) -> f64 {
+    if p.lr_schedule == "constant" {
+        p.learning_rate
+    } else {
+        grpo::linear_lr(p.learning_rate, opt_step, opt_total)
+    }
+}
+
+/// Writes the outputs: the model folder and the metrics folder (metrics.jsonl and a
+/// summary in metrics.json).
+fn finish(job: &Job, s: &Setup, summary: serde_json::Value) -> Result<(), String> {
+    s.model.save_hf(job.out_model, job.params.save_bf16)?;
+    std::fs::create_dir_all(job.out_metrics).map_err(|e| e.to_string())?;
+    std::fs::copy(s.ckpt.metrics(), job.out_metrics.join("metrics.jsonl"))
+        .map_err(|e| format!("cannot copy metrics: {e}"))?;
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n";
+    std::fs::write(job.out_metrics.join("metrics.json"), text)
+        .map_err(|e| format!("cannot write metrics.json: {e}"))
+}
+
+fn mean(xs: impl IntoIterator<Item = f64>) -> f64 {
+    let (s, n) = xs
+        .into_iter()
+        .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 { 0.0 } else { s / n as f64 }
+}
+
+fn std_dev(xs: &[f64]) -> f64 {
+    let m = mean(xs.iter().copied());
+    mean(xs.iter().map(|x| (x - m).powi(2))).sqrt()
+}
+
+fn pad_id(m: &Model) -> u32 {
+    m.tokenizer.eos_token_ids.first().copied().unwrap_or(0)
+}
+
+/// Supervised fine-tuning on the rule-derived chains of thought.
+pub fn sft(job: &Job) -> Result<(), String> {
+    let p = &job.params;
+    let mut s = setup(job)?;
+    let pb = bar(job.progress, s.total, "sft");
+    pb.set_position(s.start);
+    for step in s.start..s.total {
+        let started = Instant::now();
+        let idx = step_items(&s.items, p, step);
+        let prompts: Vec<Vec<u32>> = idx.iter().map(|&i| s.items[i].enc.prompt.clone()).collect();
+        let targets: Vec<Vec<u32>> = idx.iter().map(|&i| s.items[i].enc.target.clone()).collect();
+        let tokens: f64 = targets.iter().map(|t| t.len() as f64).sum();
+        let mut loss_sum = 0.0;
+        for r in micro_ranges(idx.len(), p.micro_batch) {
+            let lp = completion_logprobs(
+                &s.model.net,
+                &s.model.cfg,
+                pad_id(&s.model),
+                &prompts[r.clone()],
+                &targets[r.clone()],
+            );
+            let mask = completion_mask(&targets[r.clone()], &vec![true; r.len()]);
+            let loss = grpo::nll_loss(lp, &mask, tokens);
+            loss_sum += f64::from(
+                loss.clone()
+                    .inner()
+                    .try_into_scalar::<f32>()
+                    .map_err(|e| format!("the backend failed: {e:?}"))?,
+            );
+            let grads = loss.backward();
+            s.opt.accumulate(&s.model.net, &grads);
+        }
+        let lr = learning_rate(p, step, s.total);
+        let net = s.model.net.clone();
+        let (net, norm) = s.opt.step(net, lr, p.max_grad_norm)?;
+        s.model.net = net;
+        let secs = started.elapsed().as_secs_f64();
+        s.ckpt.append_metrics(&json!({
+            "step": step + 1,
+            "loss": loss_sum,
+            "grad_norm": norm,
+            "learning_rate": lr,
+            "tokens": tokens,
+            "tokens_per_second": (tokens + prompts.iter().map(|x| x.len() as f64).sum::<f64>()) / secs,
+            "step_seconds": secs,
+        }))?;
+        if (step + 1) % s.every == 0 && step + 1 < s.total {
+            s.ckpt.save(&s.model, &s.opt, step + 1)?;
+        }
+        pb.inc(1);
+        pb.set_message(format!("loss {loss_sum:.3}"));
+    }
+    pb.finish_and_clear();
+    let losses: Vec<f64> = s
+        .ckpt
+        .read_metrics()?
+        .iter()
+        .map(|m| m["loss"].as_f64().unwrap_or(0.0))
+        .collect();
+    let tenth = losses.len().div_ceil(10);
+    let summary = json!({
+        "kind": "sft",
+        "steps": s.total,
+        "questions": s.items.len(),
+        "skipped_for_budget": s.skipped,
+        "loss_first_tenth": mean(losses.iter().take(tenth).copied()),
+        "loss_last_tenth": mean(losses.iter().rev().take(tenth).copied()),
+    });
+    finish(job, &s, summary)
+}
+
+/// One step's rollouts: per completion its tokens (with the EOS when it stopped), whether
+/// it was cut by the budget, and its rewards.
+struct Rollouts {
+    completions: Vec<Vec<u32>>,
+    truncated: Vec<bool>,
+    rewards: Vec<Rewards>,
+    new_tokens: usize,
+    seconds: f64,
+}
+
+fn rollouts(
+    model: &Model,
+    items: &[&Item],
+    p: &TrainParams,
+    seed: u64,
+) -> Result<Rollouts, String> {
+    let started = Instant::now();
+    let policy = model.valid();
+    let g = p.group_size.max(1);
+    let prompts: Vec<Vec<u32>> = items
+        .iter()
+        .flat_map(|it| std::iter::repeat_n(it.enc.prompt.clone(), g))
+        .collect();
+    let opts = GenOptions {
+        max_new_tokens: p.max_completion_tokens,
+        stop: Vec::new(),
+        sampling: Sampling {
+            temperature: p.temperature,
+            top_k: p.top_k,
+            top_p: p.top_p,
+            min_p: 0.0,
+            seed,
+        },
+        prefill_chunk: 512,
+        ignore_eos: false,
+    };
+    let (gens, timing) = policy.generate(&prompts, &opts)?;
+    let eos = pad_id(model);
+    let weights = p.weights();
+    let mut out = Rollouts {
+        completions: Vec::with_capacity(gens.len()),
+        truncated: Vec::with_capacity(gens.len()),
+        rewards: Vec::with_capacity(gens.len()),
+        new_tokens: timing.new_tokens,
+        seconds: 0.0,
+    };
+    for (k, out_k) in gens.into_iter().enumerate() {
+        let q = &items[k / g].q;
+        out.rewards
+            .push(reward::reward(&out_k.text, &q.answers, &weights));
+        let mut toks = out_k.tokens;
+        // The EOS the model chose is part of what it is trained on (TRL's mask includes it).
+        if out_k.finish == Finish::Eos {
+            toks.push(eos);
+        }
+        out.truncated.push(out_k.finish == Finish::Length);
+        out.completions.push(toks);
+    }
+    out.seconds = started.elapsed().as_secs_f64();
+    Ok(out)
+}
+
+/// Group relative policy optimisation with verifiable rewards.
+pub fn grpo(job: &Job) -> Result<(), String> {
+    let p = &job.params;
+    let mu = p.iterations.max(1) as u64;
+    let mut s = setup(job)?;
+    let cfg = LossConfig {
+        loss_type: p.loss_type,
+        epsilon: p.epsilon,
+        epsilon_high: p.epsilon_high.unwrap_or(p.epsilon),
+        beta: p.beta,
+        max_completion_tokens: p.max_completion_tokens,
+    };
+    // The frozen reference (only with a KL term): the starting model, without autodiff.
+    let reference = if p.beta != 0.0 {
+        Some(Model::load(job.model, &p.device()?).map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let pb = bar(job.progress, s.total, "grpo");
+    pb.set_position(s.start);
+    for step in s.start..s.total {
+        let started = Instant::now();
+        let idx = step_items(&s.items, p, step);
+        let items: Vec<&Item> = idx.iter().map(|&i| &s.items[i]).collect();
+        let seed = Rng::stream(p.seed, &format!("rollouts/{step}")).next_u64();
+        let ro = rollouts(&s.model, &items, p, seed)?;
+        let g = p.group_size.max(1);
+        let totals: Vec<f64> = ro.rewards.iter().map(|r| r.total).collect();
+        let adv: Vec<f32> = grpo::advantages(&totals, g, p.scale_rewards)
+            .into_iter()
+            .map(|a| a as f32)
+            .collect();
+        let prompts: Vec<Vec<u32>> = items
+            .iter()
+            .flat_map(|it| std::iter::repeat_n(it.enc.prompt.clone(), g))
+            .collect();
+        let keep: Vec<bool> = ro
+            .truncated
+            .iter()
+            .map(|&t| !(t && p.mask_truncated_completions))
+            .collect();
+        let mask = completion_mask(&ro.completions, &keep);
+        let ranges = micro_ranges(prompts.len(), p.micro_batch);
+        let scale = Scale {
+            micro_batches: ranges.len(),
+            batch_tokens: Scale::whole(&mask).batch_tokens,
+        };
+        let pad = pad_id(&s.model);
+        // Log-probabilities of the sampling policy (needed when μ > 1 moves the policy
+        // away from it) and of the reference, without gradients.
+        let frozen = |m: &Model| -> Result<Vec<Tensor<2>>, String> {
+            ranges
+                .iter()
+                .map(|r| {
+                    Ok(completion_logprobs(
+                        &m.net,
+                        &m.cfg,
+                        pad,
+                        &prompts[r.clone()],
+                        &ro.completions[r.clone()],
+                    )
+                    .inner())
+                })
+                .collect()
+        };
+        let old = if mu > 1 {
+            Some(frozen(&s.model.valid())?)
+        } else {
+            None
+        };
+        let refs = match &reference {
+            Some(m) => Some(frozen(m)?),
+            None => None,
+        };
+        // Nothing to learn when every advantage is 0 and there is no KL term: the
+        // gradient is exactly 0, so the passes are skipped (AdamW still steps).
+        let idle = cfg.beta == 0.0 && adv.iter().all(|&a| a == 0.0);
+        let mut stats = Vec::new();
+        let mut loss_sum = 0.0;
+        let mut norm = 0.0;
+        let mut lr = 0.0;
+        for it in 0..mu {
+            if !idle {
+                for (k, r) in ranges.iter().enumerate() {
+                    let lp = completion_logprobs(
+                        &s.model.net,
+                        &s.model.cfg,
+                        pad,
+                        &prompts[r.clone()],
+                        &ro.completions[r.clone()],
+                    );
+                    let dev = lp.device();
+                    let (loss, st) = grpo::policy_loss(
+                        lp,
+                        old.as_ref()
+                            .map(|o| o[k].clone().autodiff().to_device(&dev)),
+                        refs.as_ref()
+                            .map(|o| o[k].clone().autodiff().to_device(&dev)),
+                        &adv[r.clone()],
+                        &mask[r.clone()],
+                        &cfg,
+                        scale,
+                    )?;
+                    loss_sum += f64::from(
+                        loss.clone()
+                            .inner()
+                            .try_into_scalar::<f32>()
+                            .map_err(|e| format!("the backend failed: {e:?}"))?,
+                    );
+                    stats.push(st);
+                    let grads = loss.backward();
+                    s.opt.accumulate(&s.model.net, &grads);
+                }
+            }
+            let opt_step = step * mu + it;
+            lr = learning_rate(p, opt_step, s.total * mu);
+            let net = s.model.net.clone();
+            let (net, n) = s.opt.step(net, lr, p.max_grad_norm)?;
+            s.model.net = net;
+            norm = n;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let tokens: f64 = stats.iter().map(|x| x.tokens).sum();
+        let weighted = |f: fn(&LossStats) -> f64| {
+            if tokens > 0.0 {
+                stats.iter().map(|x| f(x) * x.tokens).sum::<f64>() / tokens
+            } else {
+                0.0
+            }
+        };
+        let reward_mean = mean(totals.iter().copied());
+        let lens: Vec<f64> = ro.completions.iter().map(|c| c.len() as f64).collect();
+        s.ckpt.append_metrics(&json!({
+            "step": step + 1,
+            "reward_mean": reward_mean,
+            "reward_std": std_dev(&totals),
+            "f1": mean(ro.rewards.iter().map(|r| r.f1)),
+            "em": mean(ro.rewards.iter().map(|r| r.em)),
+            "format_rate": mean(ro.rewards.iter().map(|r| r.format)),
+            "loss": loss_sum / mu as f64,
+            "kl": weighted(|x| x.kl),
+            "clip_low": weighted(|x| x.clip_low),
+            "clip_high": weighted(|x| x.clip_high),
+            "clip_region": weighted(|x| x.clip_region),
+            "grad_norm": norm,
+            "learning_rate": lr,
+            "completion_length": mean(lens.iter().copied()),
+            "truncated_rate": mean(ro.truncated.iter().map(|&t| f64::from(u8::from(t)))),
+            "tokens_per_second": ro.new_tokens as f64 / ro.seconds.max(1e-9),
+            "rollout_seconds": ro.seconds,
+            "step_seconds": secs,
+        }))?;
+        if (step + 1) % s.every == 0 && step + 1 < s.total {
+            s.ckpt.save(&s.model, &s.opt, step + 1)?;
+        }
+        pb.inc(1);
+        pb.set_message(format!("reward {reward_mean:.3}"));
+    }
+    pb.finish_and_clear();
+    // From the metrics file, which covers steps before a resume too.
+    let rewards: Vec<f64> = s
+        .ckpt
+        .read_metrics()?
+        .iter()
+        .map(|m| m["reward_mean"].as_f64().unwrap_or(0.0))
+        .collect();
+    let tenth = rewards.len().div_ceil(10);
+    let summary = json!({
+        "kind": "grpo",
+        "steps": s.total,
+        "questions": s.items.len(),
+        "skipped_for_budget": s.skipped,
+        "reward_first_tenth": mean(rewards.iter().take(tenth).copied()),
+        "reward_last_tenth": mean(rewards.iter().rev().take(tenth).copied()),
+    });
+    finish(job, &s, summary)
+}
+
+/// Answers every question of the job's dataset with the model (the training prompts) and
+/// scores the answers: `predictions.jsonl` and `metrics.json` in `out`.
+pub fn evaluate(job: &Job, batch: usize, out: &Path) -> Result<(), String> {
+    use crate::score::{GoldRecord, Prediction};
+    let p = &job.params;
+    let model = Model::load(job.model, &p.device()?).map_err(|e| e.to_string())?;
+    let (items, skipped) = prepare(job, &model, false)?;
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create the output: {e}"))?;
+    let pb = bar(
+        job.progress,
+        items.len().div_ceil(batch.max(1)) as u64,
+        "evaluate",
+    );
+    let mut lines = String::new();
+    let mut preds = Vec::with_capacity(items.len());
+    let mut f1_sum = 0.0;
+    let weights = p.weights();
+    for (b, chunk) in items.chunks(batch.max(1)).enumerate() {
+        let prompts: Vec<Vec<u32>> = chunk.iter().map(|it| it.enc.prompt.clone()).collect();
+        let opts = GenOptions {
+            max_new_tokens: p.max_completion_tokens,
+            stop: Vec::new(),
+            sampling: Sampling {
+                temperature: p.temperature,
+                top_k: p.top_k,
+                top_p: p.top_p,
+                min_p: 0.0,
+                seed: Rng::stream(p.seed, &format!("evaluate/{b}")).next_u64(),
+            },
+            prefill_chunk: 512,
+            ignore_eos: false,
+        };
+        let (gens, _) = model.generate(&prompts, &opts)?;
+        for (it, g) in chunk.iter().zip(gens) {
+            let r = reward::reward(&g.text, &it.q.answers, &weights);
+            f1_sum += r.f1;
+            let answers = reward::predicted(&g.text);
+            let prompt_hash = blake3::hash(
+                &it.enc
+                    .prompt
+                    .iter()
+                    .flat_map(|t| t.to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            );
+            lines.push_str(
+                &json!({
+                    "id": it.q.id,
+                    "prompt_hash": format!("b3:{}", prompt_hash.to_hex()),
+                    "generation": g.text,
+                    "prediction": reward::last_answer(&g.text).unwrap_or(""),
+                    "answers": answers,
+                    "f1": r.f1,
+                    "em": r.em,
+                    "format": r.format,
+                    "truncated": g.finish == Finish::Length,
+                })
+                .to_string(),
+            );
+            lines.push('\n');
+            preds.push(Prediction {
+                id: it.q.id.clone(),
+                answers,
+                line: preds.len() + 1,
+            });
+        }
+        pb.inc(1);
+        pb.set_message(format!("F1 {:.3}", f1_sum / preds.len().max(1) as f64));
+    }
+    pb.finish_and_clear();
+    let gold: Vec<GoldRecord> = items
+        .iter()
+        .map(|it| GoldRecord {
+            id: it.q.id.clone(),
+            answers: it.q.answers.clone(),
+            hops: Some(it.q.hops),
+            difficulty: Some(it.q.difficulty),
+            kind: Some(it.q.question_type.clone()),
+        })
+        .collect();
+    let report = crate::score::evaluate(&gold, &preds);
+    std::fs::write(out.join("predictions.jsonl"), lines)
+        .map_err(|e| format!("cannot write predictions: {e}"))?;
+    let mut summary = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+    summary["skipped_for_budget"] = json!(skipped);
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n";
+    std::fs::write(out.join("metrics.json"), text)
+        .map_err(|e| format!("cannot write metrics.json: {e}"))
+}

@@ -1,0 +1,264 @@
+//! Training stages end to end on a tiny model: `lm_init` → `sft` → `grpo` → `evaluate`
+//! through `synthpipe run`; a run killed with SIGKILL during SFT and again during GRPO
+//! resumes from its checkpoints to byte-identical weights; the spec's GRPO defaults are the
+//! paper's recipe.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{describe, root, synthpipe, tmpdir};
+use serde_json::Value as Json;
+
+/// A small family universe, a tiny model, a short SFT warm start (so that some sampled
+/// completions end in an answer and GRPO has rewards to learn from), a few GRPO steps with
+/// checkpoints every 2 steps, and an evaluation.
+fn pipeline(rules: &Path) -> String {
+    format!(
+        r#"name: resume
+stages:
+  family:
+    kind: generate
+    rules: {rules}
+    seeds: "1..=12"
+    set:
+      max_tree_size: 4
+      friend_degree: 1.0
+      question_depth: 4
+      relations: easy
+      aggregation: false
+      questions_per_template: 2
+  split:
+    kind: split
+    dataset: {{from: family.dataset}}
+    train: "3..=12"
+    test: "1..=2"
+  tiny:
+    kind: lm_init
+    dataset: {{from: split.train}}
+    vocab: 600
+    layers: 2
+    hidden: 64
+    heads: 4
+    kv_heads: 2
+    context: 1024
+    seed: 5
+  sft:
+    kind: sft
+    model: {{from: tiny.model}}
+    dataset: {{from: split.train}}
+    examples: 0
+    evidence: false
+    steps: 150
+    batch: 8
+    micro_batch: 4
+    learning_rate: 0.005
+    checkpoint_every: 30
+    backend: flex
+    out: out/sft
+  grpo:
+    kind: grpo
+    model: {{from: sft.model}}
+    dataset: {{from: split.train}}
+    examples: 0
+    evidence: false
+    steps: 6
+    batch: 2
+    group_size: 4
+    micro_batch: 4
+    learning_rate: 0.001
+    max_completion_tokens: 32
+    reward_format: 0.5
+    checkpoint_every: 2
+    backend: flex
+    seed: 3
+    out: out/grpo
+  test:
+    kind: evaluate
+    model: {{from: grpo.model}}
+    dataset: {{from: split.test}}
+    examples: 0
+    evidence: false
+    max_completion_tokens: 24
+    backend: flex
+    out: out/test
+"#,
+        rules = rules.display()
+    )
+}
+
+fn setup(name: &str) -> PathBuf {
+    let dir = tmpdir("train", name);
+    std::fs::write(
+        dir.join("p.yaml"),
+        pipeline(&root().join("rules/family.rules")),
+    )
+    .unwrap();
+    dir
+}
+
+/// Keys of stages whose scratch folder holds a complete checkpoint.
+fn checkpointed(store: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(store.join("scratch")) else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter(|e| e.path().join("checkpoint/state.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Starts a run and SIGKILLs it as soon as a stage not in `seen` has a checkpoint; returns
+/// that stage's scratch key. `None` if the run finished first.
+fn run_until_checkpoint(dir: &Path, seen: &[String]) -> Option<String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_synthpipe"))
+        .args(["run", "p.yaml", "--store", "store"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(k) = checkpointed(&dir.join("store"))
+            .into_iter()
+            .find(|k| !seen.contains(k))
+        {
+            child.kill().unwrap(); // SIGKILL on Unix
+            child.wait().unwrap();
+            return Some(k);
+        }
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Metrics lines without their timings (which differ between runs).
+fn metrics(path: &Path) -> Vec<Json> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut j: Json = serde_json::from_str(l).unwrap();
+            let m = j.as_object_mut().unwrap();
+            m.retain(|k, _| !k.contains("seconds") && !k.contains("per_second"));
+            j
+        })
+        .collect()
+}
+
+#[test]
+fn killed_training_resumes_to_identical_weights() {
+    // Uninterrupted.
+    let a = setup("straight");
+    let o = synthpipe(&["run", "p.yaml", "--store", "store"], &a);
+    assert!(o.status.success(), "{}", describe(&o));
+
+    // Killed once during SFT and once during GRPO, each after a checkpoint, then finished.
+    let b = setup("killed");
+    let first = run_until_checkpoint(&b, &[]).expect("the run ended before SFT checkpointed");
+    let second = run_until_checkpoint(&b, std::slice::from_ref(&first))
+        .expect("the run ended before GRPO checkpointed");
+    assert_ne!(first, second);
+    let o = synthpipe(&["run", "p.yaml", "--store", "store"], &b);
+    assert!(o.status.success(), "{}", describe(&o));
+
+    for stage in ["sft", "grpo"] {
+        let wa = std::fs::read(a.join("out").join(stage).join("model/model.safetensors")).unwrap();
+        let wb = std::fs::read(b.join("out").join(stage).join("model/model.safetensors")).unwrap();
+        assert!(
+            wa == wb,
+            "{stage}: resumed weights differ from the uninterrupted run's"
+        );
+        let ma = metrics(&a.join("out").join(stage).join("metrics/metrics.jsonl"));
+        let mb = metrics(&b.join("out").join(stage).join("metrics/metrics.jsonl"));
+        assert_eq!(ma, mb, "{stage}: metrics differ");
+    }
+    let sft = metrics(&a.join("out/sft/metrics/metrics.jsonl"));
+    assert_eq!(sft.len(), 150);
+    let loss = |i: usize| sft[i]["loss"].as_f64().unwrap();
+    assert!(
+        loss(39) < loss(0),
+        "SFT loss did not fall: {} → {}",
+        loss(0),
+        loss(39)
+    );
+    // GRPO learned something: some steps had reward differences inside a group, so a
+    // non-zero gradient (otherwise the resume check above would be trivial).
+    let grpo = metrics(&a.join("out/grpo/metrics/metrics.jsonl"));
+    assert_eq!(grpo.len(), 6);
+    assert!(
+        grpo.iter().any(|m| m["grad_norm"].as_f64().unwrap() > 0.0),
+        "no GRPO step had a gradient: {grpo:?}"
+    );
+    for m in &grpo {
+        for key in [
+            "reward_mean",
+            "reward_std",
+            "f1",
+            "format_rate",
+            "loss",
+            "kl",
+            "clip_region",
+            "grad_norm",
+            "learning_rate",
+            "completion_length",
+        ] {
+            assert!(m[key].is_number(), "metrics lack {key}: {m}");
+        }
+    }
+    // The evaluation scored every test question.
+    let report: Json = serde_json::from_str(
+        &std::fs::read_to_string(a.join("out/test/results/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    let preds = std::fs::read_to_string(a.join("out/test/results/predictions.jsonl")).unwrap();
+    assert_eq!(
+        report["overall"]["questions"].as_u64().unwrap() as usize,
+        preds.lines().count()
+    );
+}
+
+#[test]
+fn grpo_defaults_are_the_papers_recipe() {
+    use synthpipe::pipeline::spec::GRPO;
+    use synthpipe::rl::grpo::LossType;
+    use synthpipe::rl::train::TrainParams;
+    let mut m = serde_json::Map::new();
+    for p in GRPO.params {
+        if let Some(d) = p.default {
+            m.insert(p.name.into(), serde_json::from_str(d).unwrap());
+        }
+    }
+    let params: TrainParams = serde_json::from_value(Json::Object(m)).unwrap();
+    assert_eq!(params, TrainParams::default());
+    // DESIGN.md §5.
+    assert_eq!((params.group_size, params.batch), (16, 2));
+    assert_eq!(params.learning_rate, 1e-6);
+    assert_eq!(params.lr_schedule, "linear");
+    assert_eq!((params.weight_decay, params.max_grad_norm), (0.0, 1.0));
+    assert_eq!(
+        (params.beta, params.epsilon, params.iterations),
+        (0.0, 0.2, 1)
+    );
+    assert_eq!(params.loss_type, LossType::Bnpo);
+    assert!(params.scale_rewards);
+    assert_eq!(params.temperature, 1.0);
+    assert_eq!(
+        (params.max_completion_tokens, params.max_prompt_tokens),
+        (4096, 6000)
+    );
+    assert_eq!(params.examples, 11);
+    assert_eq!(
+        (params.reward_f1, params.reward_em, params.reward_format),
+        (1.0, 0.0, 0.0)
+    );
+}
