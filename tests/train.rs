@@ -262,3 +262,137 @@ fn grpo_defaults_are_the_papers_recipe() {
         (1.0, 0.0, 0.0)
     );
 }
+
+/// A generated family dataset of two small universes.
+fn family_dataset(name: &str) -> PathBuf {
+    let dir = tmpdir("train", name);
+    let rules = root().join("rules/family.rules");
+    let o = synthpipe(
+        &[
+            "generate",
+            rules.to_str().unwrap(),
+            "--out",
+            "data",
+            "--seed",
+            "1..=2",
+            "--set",
+            "max_tree_size=4",
+            "--set",
+            "question_depth=5",
+            "--set",
+            "questions_per_template=1",
+            "--set",
+            "relations=easy",
+        ],
+        &dir,
+    );
+    assert!(o.status.success(), "{}", describe(&o));
+    dir.join("data")
+}
+
+#[test]
+fn prompts_show_evidence_examples_from_another_universe_and_the_question() {
+    use synthpipe::rl::prompt::{Dataset, Examples, chain_of_thought, prompt_text};
+    let data = Dataset::load(&family_dataset("prompt")).unwrap();
+    let q = data
+        .questions
+        .iter()
+        .find(|q| q.hops >= 2)
+        .expect("a two-hop question");
+    let examples = Examples::choose(&data.questions, 2, 0);
+    let ex = examples.for_universe(&q.universe).unwrap();
+    assert!(ex.iter().all(|e| e.universe != q.universe));
+    let text = prompt_text(
+        q,
+        data.evidence.get(&q.universe).map(String::as_str),
+        ex,
+        false,
+    );
+    insta::assert_snapshot!("family_prompt", text);
+    // Every generated question's chain of thought names each intermediate answer and ends
+    // with the gold answers.
+    for q in &data.questions {
+        let cot = chain_of_thought(q);
+        assert!(
+            cot.ends_with(&format!("<answer>{}</answer>.", q.answers.join(", "))),
+            "{cot}"
+        );
+        assert!(!cot.contains("Step "), "an op without a sentence: {cot}");
+        for (step, out) in q.program.steps.iter().zip(&q.intermediate) {
+            if step.op == "name" {
+                continue;
+            }
+            for x in out {
+                assert!(cot.contains(x.as_str()), "{cot} lacks {x}");
+            }
+        }
+    }
+}
+
+#[test]
+fn encoded_prompts_use_the_chat_template_and_respect_budgets() {
+    use synthpipe::model::tokenizer::Tokenizer;
+    use synthpipe::rl::prompt::{Dataset, PromptOptions, Prompter};
+    let dir = family_dataset("encode");
+    let data = Dataset::load(&dir).unwrap();
+    let tok = Tokenizer::train(
+        synthpipe::rl::prompt::tokenizer_texts(&dir)
+            .unwrap()
+            .into_iter(),
+        400,
+    )
+    .unwrap();
+    let q = &data.questions[0];
+    let evidence = data.evidence.get(&q.universe).map(String::as_str);
+    let prompter = |chat: bool, max_prompt: usize, max_completion: usize| Prompter {
+        tokenizer: &tok,
+        opts: PromptOptions {
+            examples: 0,
+            chat,
+            ..PromptOptions::default()
+        },
+        max_prompt_tokens: max_prompt,
+        max_completion_tokens: max_completion,
+    };
+    let p = prompter(true, 100_000, 100_000);
+    let rendered = p.render(q, evidence, &[]).unwrap();
+    assert!(rendered.starts_with("<|im_start|>user\n"), "{rendered}");
+    assert!(
+        rendered.ends_with("<|im_end|>\n<|im_start|>assistant\n"),
+        "{rendered}"
+    );
+    let enc = p.encode(q, evidence, &[], true).unwrap().unwrap();
+    let im_end = tok.inner.token_to_id("<|im_end|>").unwrap();
+    assert_eq!(enc.target.last(), Some(&im_end), "the target ends the turn");
+    assert_eq!(
+        tok.decode(&enc.target, true).unwrap(),
+        synthpipe::rl::prompt::chain_of_thought(q)
+    );
+    // Budgets: one token short of the prompt, or of the target, is an overflow.
+    let over = prompter(true, enc.prompt.len() - 1, 100_000)
+        .encode(q, evidence, &[], true)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!((over.what, over.tokens), ("prompt", enc.prompt.len()));
+    let over = prompter(true, 100_000, enc.target.len() - 1)
+        .encode(q, evidence, &[], true)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(over.what, "reference answer");
+    // Without a target (evaluation) only the prompt counts.
+    assert!(
+        prompter(true, 100_000, 1)
+            .encode(q, evidence, &[], false)
+            .unwrap()
+            .is_ok()
+    );
+    // Plain prompts end in `Answer:`, and the target starts with a space.
+    let plain = prompter(false, 100_000, 100_000);
+    assert!(
+        plain
+            .render(q, evidence, &[])
+            .unwrap()
+            .ends_with("\nAnswer:")
+    );
+    assert!(plain.target_text(q).starts_with(' '));
+}

@@ -23,10 +23,13 @@ pub fn predicted(text: &str) -> Vec<String> {
     last_answer(text).map(split_prediction).unwrap_or_default()
 }
 
-/// Whether the completion ends in a complete answer span (only whitespace after it).
+/// Whether the completion ends in a complete answer span: after it only whitespace and
+/// closing punctuation (`The answer is <answer>x</answer>.` is well formed).
 pub fn well_formed(text: &str) -> bool {
     match (text.rfind(CLOSE), last_answer(text)) {
-        (Some(close), Some(_)) => text[close + CLOSE.len()..].trim().is_empty(),
+        (Some(close), Some(_)) => text[close + CLOSE.len()..]
+            .chars()
+            .all(|c| c.is_whitespace() || matches!(c, '.' | '!' | ')' | '"' | '\'')),
         _ => false,
     }
 }
@@ -131,7 +134,9 @@ mod tests {
     #[test]
     fn format_and_weighted_sums() {
         assert!(well_formed("reasoning <answer>x</answer>\n"));
+        assert!(well_formed("So the answer is <answer>x</answer>.\n"));
         assert!(!well_formed("<answer>x</answer> and more"));
+        assert!(!well_formed("<answer>x</answer>. Because"));
         assert!(!well_formed("<answer>x"));
         let w = Weights {
             f1: 0.5,

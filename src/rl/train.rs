@@ -548,6 +548,8 @@ struct Rollouts {
     completions: Vec<Vec<u32>>,
     truncated: Vec<bool>,
     rewards: Vec<Rewards>,
+    /// The first completion's text, for a look at what the policy writes.
+    sample: String,
     new_tokens: usize,
     seconds: f64,
 }
@@ -585,6 +587,7 @@ fn rollouts(
         completions: Vec::with_capacity(gens.len()),
         truncated: Vec::with_capacity(gens.len()),
         rewards: Vec::with_capacity(gens.len()),
+        sample: gens.first().map(|g| g.text.clone()).unwrap_or_default(),
         new_tokens: timing.new_tokens,
         seconds: 0.0,
     };
@@ -751,10 +754,12 @@ pub fn grpo(job: &Job) -> Result<(), String> {
             "grad_norm": norm,
             "learning_rate": lr,
             "completion_length": mean(lens.iter().copied()),
+            "prompt_length": mean(items.iter().map(|it| it.enc.prompt.len() as f64)),
             "truncated_rate": mean(ro.truncated.iter().map(|&t| f64::from(u8::from(t)))),
             "tokens_per_second": ro.new_tokens as f64 / ro.seconds.max(1e-9),
             "rollout_seconds": ro.seconds,
             "step_seconds": secs,
+            "sample": ro.sample,
         }))?;
         if (step + 1) % s.every == 0 && step + 1 < s.total {
             s.ckpt.save(&s.model, &s.opt, step + 1)?;
