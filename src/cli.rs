@@ -253,12 +253,18 @@ pub enum Command {
         /// The store (default: $SYNTHPIPE_STORE, else .synthpipe in the current folder).
         #[arg(long, value_name = "DIR")]
         store: Option<PathBuf>,
+        /// Override a value of the pipeline's `params:` (repeatable), e.g. `--param model=../Qwen3-0.6B`.
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+        param: Vec<(String, String)>,
     },
     /// Say for each stage whether its output is fresh, stale or missing, and why.
     Status {
         pipeline: PathBuf,
         #[arg(long, value_name = "DIR")]
         store: Option<PathBuf>,
+        /// Override a value of the pipeline's `params:` (repeatable), e.g. `--param model=../Qwen3-0.6B`.
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+        param: Vec<(String, String)>,
     },
     /// Show where a stage's outputs are (`STAGE` or `STAGE.OUTPUT`).
     Show {
@@ -269,6 +275,9 @@ pub enum Command {
         path: bool,
         #[arg(long, value_name = "DIR")]
         store: Option<PathBuf>,
+        /// Override a value of the pipeline's `params:` (repeatable), e.g. `--param model=../Qwen3-0.6B`.
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_assignment)]
+        param: Vec<(String, String)>,
     },
     /// Remove store entries that none of the given pipelines uses now.
     Gc {
@@ -326,8 +335,10 @@ pub fn main() -> ExitCode {
             dry_run,
             jobs,
             store,
+            param,
         } => pc::run(
             &pipeline,
+            &param,
             &crate::pipeline::run::Options {
                 stages: stage,
                 force,
@@ -338,13 +349,18 @@ pub fn main() -> ExitCode {
             },
             store.as_deref(),
         ),
-        Command::Status { pipeline, store } => pc::status(&pipeline, store.as_deref()),
+        Command::Status {
+            pipeline,
+            store,
+            param,
+        } => pc::status(&pipeline, &param, store.as_deref()),
         Command::Show {
             pipeline,
             stage,
             path,
             store,
-        } => pc::show(&pipeline, &stage, path, store.as_deref()),
+            param,
+        } => pc::show(&pipeline, &param, &stage, path, store.as_deref()),
         Command::Gc {
             pipelines,
             dry_run,

@@ -842,3 +842,46 @@ stages:
     // The generate stage wants every core, so the splits start only after it.
     assert!(t("a", "start") >= t("gen", "stage"), "{at:?}");
 }
+
+#[test]
+fn param_overrides_replace_declared_values_and_reject_unknown_names() {
+    let dir = tmpdir("pipeline", "param");
+    let store = dir.join("store");
+    let st = store.to_str().unwrap();
+    let qs = root().join("pipelines/quickstart.yaml");
+    let f = qs.to_str().unwrap();
+    let first = run_ok(&["run", f, "--store", st], &dir);
+    assert_eq!(outcomes(&first)["family"], "built", "{first}");
+    // The same value as declared: everything fresh; another value: the stages using it
+    // are stale, and `status` with the same override agrees.
+    let same = run_ok(
+        &["run", f, "--store", st, "--dry-run", "--param", "depth=9"],
+        &dir,
+    );
+    assert_eq!(outcomes(&same)["family"], "fresh", "{same}");
+    let other = run_ok(
+        &["run", f, "--store", st, "--param", "depth=10"],
+        &dir,
+    );
+    assert_eq!(outcomes(&other)["family"], "built", "{other}");
+    let status = run_ok(
+        &["status", f, "--store", st, "--param", "depth=10"],
+        &dir,
+    );
+    assert!(!status.contains("stale"), "{status}");
+    // An undeclared name, and a value of the wrong type, are coded errors.
+    let o = synthpipe(&["run", f, "--store", st, "--param", "dpeth=3"], &dir);
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("synthpipe::pipeline::unknown_param_ref"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`params:` declares: depth, per_template"),
+        "{err}"
+    );
+    let o = synthpipe(&["run", f, "--store", st, "--param", "depth=deep"], &dir);
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("question_depth"));
+}

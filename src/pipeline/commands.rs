@@ -45,7 +45,12 @@ fn lock_exclusive(store: &Store, command: &str) -> Result<super::store::KeyLock,
 }
 
 fn load_or_report(path: &Path) -> Result<Pipeline, ExitCode> {
-    match load::load(path) {
+    load_with_or_report(path, &[])
+}
+
+/// Loads `path` with `--param` overrides, or prints its diagnostics.
+fn load_with_or_report(path: &Path, params: &[(String, String)]) -> Result<Pipeline, ExitCode> {
+    match load::load_with(path, params) {
         Ok(p) => Ok(p),
         Err(f) => {
             crate::cli::print_diags(&f.diagnostics, path, &f.text);
@@ -71,13 +76,22 @@ fn open_store(flag: Option<&Path>) -> Result<Store, ExitCode> {
 }
 
 /// The pipeline, validated, and its store: what `run`, `status` and `show` start from.
-fn load_and_open(path: &Path, store: Option<&Path>) -> Result<(Pipeline, Store), ExitCode> {
-    let p = load_or_report(path)?;
+fn load_and_open(
+    path: &Path,
+    params: &[(String, String)],
+    store: Option<&Path>,
+) -> Result<(Pipeline, Store), ExitCode> {
+    let p = load_with_or_report(path, params)?;
     Ok((p, open_store(store)?))
 }
 
-pub fn run(path: &Path, opts: &Options, store: Option<&Path>) -> ExitCode {
-    let (p, store) = match load_and_open(path, store) {
+pub fn run(
+    path: &Path,
+    params: &[(String, String)],
+    opts: &Options,
+    store: Option<&Path>,
+) -> ExitCode {
+    let (p, store) = match load_and_open(path, params, store) {
         Ok(x) => x,
         Err(c) => return c,
     };
@@ -117,8 +131,8 @@ pub fn run(path: &Path, opts: &Options, store: Option<&Path>) -> ExitCode {
     }
 }
 
-pub fn status(path: &Path, store: Option<&Path>) -> ExitCode {
-    let (p, store) = match load_and_open(path, store) {
+pub fn status(path: &Path, params: &[(String, String)], store: Option<&Path>) -> ExitCode {
+    let (p, store) = match load_and_open(path, params, store) {
         Ok(x) => x,
         Err(c) => return c,
     };
@@ -129,8 +143,14 @@ pub fn status(path: &Path, store: Option<&Path>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-pub fn show(path: &Path, stage: &str, only_path: bool, store: Option<&Path>) -> ExitCode {
-    let (p, store) = match load_and_open(path, store) {
+pub fn show(
+    path: &Path,
+    params: &[(String, String)],
+    stage: &str,
+    only_path: bool,
+    store: Option<&Path>,
+) -> ExitCode {
+    let (p, store) = match load_and_open(path, params, store) {
         Ok(x) => x,
         Err(c) => return c,
     };

@@ -64,6 +64,12 @@ pub struct Failure {
 
 /// Reads and validates `path`.
 pub fn load(path: &Path) -> Result<Pipeline, Failure> {
+    load_with(path, &[])
+}
+
+/// Reads and validates `path` with some of its `params:` values replaced (`--param
+/// NAME=VALUE`); a value is read as a YAML scalar (integer, number, boolean or string).
+pub fn load_with(path: &Path, overrides: &[(String, String)]) -> Result<Pipeline, Failure> {
     let text = match std::fs::read(path) {
         Ok(b) => match String::from_utf8(b) {
             Ok(t) => t,
@@ -91,7 +97,7 @@ pub fn load(path: &Path) -> Result<Pipeline, Failure> {
             });
         }
     };
-    match load_str(&text, path) {
+    match load_str_with(&text, path, overrides) {
         Ok(p) => Ok(p),
         Err(diagnostics) => Err(Failure { text, diagnostics }),
     }
@@ -100,12 +106,22 @@ pub fn load(path: &Path) -> Result<Pipeline, Failure> {
 /// Validates pipeline text as if it were the file `path` (relative paths resolve against
 /// its folder).
 pub fn load_str(text: &str, path: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
+    load_str_with(text, path, &[])
+}
+
+/// [`load_str`] with `--param` overrides.
+pub fn load_str_with(
+    text: &str,
+    path: &Path,
+    overrides: &[(String, String)],
+) -> Result<Pipeline, Vec<Diagnostic>> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut v = Validator {
         dir: dir.clone(),
         diags: Vec::new(),
         params: BTreeMap::new(),
         file_digests: BTreeMap::new(),
+        overrides: overrides.to_vec(),
     };
     let root = match yaml::parse(text) {
         Ok(n) => n,
@@ -166,6 +182,8 @@ struct Validator {
     dir: PathBuf,
     diags: Vec<Diagnostic>,
     params: BTreeMap<String, Node>,
+    /// `--param NAME=VALUE` from the command line.
+    overrides: Vec<(String, String)>,
     file_digests: BTreeMap<PathBuf, Option<(String, Option<crate::lang::ir::Ir>)>>,
 }
 
@@ -189,6 +207,39 @@ impl Validator {
     }
 
     /// Checks a mapping's keys against `known`, reporting unknown ones with a suggestion.
+    /// Replaces declared parameters' values by `--param` overrides, read as YAML scalars and
+    /// placed at the declared value (so a diagnostic about the value points there). An
+    /// override of an undeclared parameter is an error at `params_at`.
+    fn apply_overrides(&mut self, params_at: Span) {
+        for (name, text) in std::mem::take(&mut self.overrides) {
+            let Some(old) = self.params.get(&name) else {
+                let names: Vec<String> = self.params.keys().cloned().collect();
+                self.err(
+                    Code::UnknownParamRef,
+                    params_at,
+                    format!("`--param {name}=…`: the pipeline declares no parameter `{name}`"),
+                )
+                .help = Some(if names.is_empty() {
+                    "this pipeline has no `params:`".into()
+                } else {
+                    format!("`params:` declares: {}", names.join(", "))
+                });
+                continue;
+            };
+            let value = match text.trim() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                t => t
+                    .parse::<i64>()
+                    .map(Value::Int)
+                    .or_else(|_| t.parse::<f64>().map(Value::Float))
+                    .unwrap_or_else(|_| Value::Str(text.clone())),
+            };
+            let span = old.span;
+            self.params.insert(name, Node { span, value });
+        }
+    }
+
     fn keys<'n>(
         &mut self,
         map: &'n [(Node, Node)],
@@ -281,6 +332,8 @@ impl Validator {
                 None => self.expected(p, "a mapping of names to values"),
             }
         }
+        let params_at = keys.get("params").map_or(doc_start, |(k, _)| k.span);
+        self.apply_overrides(params_at);
         let mut defaults: BTreeMap<&'static str, Vec<(Node, Node)>> = BTreeMap::new();
         if let Some((_, d)) = keys.get("defaults") {
             match d.as_map() {
