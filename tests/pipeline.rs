@@ -720,6 +720,7 @@ fn mutated_pipeline_files_never_panic() {
     let sources: Vec<(PathBuf, String)> = [
         "pipelines/quickstart.yaml",
         "pipelines/phantomwiki-paper.yaml",
+        "pipelines/paper.yaml",
     ]
     .iter()
     .map(|p| {
@@ -859,15 +860,9 @@ fn param_overrides_replace_declared_values_and_reject_unknown_names() {
         &dir,
     );
     assert_eq!(outcomes(&same)["family"], "fresh", "{same}");
-    let other = run_ok(
-        &["run", f, "--store", st, "--param", "depth=10"],
-        &dir,
-    );
+    let other = run_ok(&["run", f, "--store", st, "--param", "depth=10"], &dir);
     assert_eq!(outcomes(&other)["family"], "built", "{other}");
-    let status = run_ok(
-        &["status", f, "--store", st, "--param", "depth=10"],
-        &dir,
-    );
+    let status = run_ok(&["status", f, "--store", st, "--param", "depth=10"], &dir);
     assert!(!status.contains("stale"), "{status}");
     // An undeclared name, and a value of the wrong type, are coded errors.
     let o = synthpipe(&["run", f, "--store", st, "--param", "dpeth=3"], &dir);
@@ -884,4 +879,52 @@ fn param_overrides_replace_declared_values_and_reject_unknown_names() {
     let o = synthpipe(&["run", f, "--store", st, "--param", "depth=deep"], &dir);
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("question_depth"));
+}
+
+#[test]
+fn paper_pipeline_is_the_papers_recipe_for_a_given_model() {
+    let model = root().join("tests/fixtures/models/tiny-qwen3");
+    let path = root().join("pipelines/paper.yaml");
+    // Without the model folder the file says so, at the parameter.
+    if !root().join("models/Qwen3-0.6B").exists() {
+        let f = load::load(&path).unwrap_err();
+        assert!(
+            f.diagnostics
+                .iter()
+                .any(|d| d.code == Code::MissingFile && d.message.contains("Qwen3-0.6B")),
+            "{:?}",
+            f.diagnostics
+        );
+    }
+    let p = load::load_with(&path, &[("model".into(), model.display().to_string())])
+        .unwrap_or_else(|f| panic!("{:?}", f.diagnostics));
+    let grpo = &p.stages[p.stage("grpo").unwrap()];
+    let spec_default = |name: &str| -> Json {
+        let d = synthpipe::pipeline::spec::GRPO
+            .param(name)
+            .unwrap()
+            .default
+            .unwrap();
+        serde_json::from_str(d).unwrap()
+    };
+    // Only the step count is set; everything else is the kind's default (the paper's).
+    for name in [
+        "group_size",
+        "batch",
+        "learning_rate",
+        "beta",
+        "epsilon",
+        "loss_type",
+        "temperature",
+        "max_completion_tokens",
+        "examples",
+    ] {
+        assert_eq!(grpo.params[name], spec_default(name), "{name}");
+    }
+    for stage in ["base", "trained"] {
+        let s = &p.stages[p.stage(stage).unwrap()];
+        assert_eq!(s.params["temperature"], 0.6);
+        assert_eq!(s.params["top_p"], 0.95);
+        assert_eq!(s.params["top_k"], 20);
+    }
 }
