@@ -51,10 +51,11 @@ pub struct Transformer {
     pub lm_head: Option<Param<Tensor<2>>>,
 }
 
-/// The score added for a key a query must not see: far below any real score (exp gives 0 in
-/// f32) yet finite in f16, so a row with nothing to see (left padding) averages instead of
-/// producing NaNs that would reach real rows through 0 · NaN.
-const MASKED: f32 = -1e4;
+/// The score added for a key a query must not see: −∞, so its weight is exactly 0 (and the
+/// CPU's `exp` takes its fast path: a large finite negative score underflows through libm's
+/// slow error-handling path, which cost a fifth of a training step). Every query sees at
+/// least its own position (see the mask below), so no row is all −∞ and no NaN appears.
+const MASKED: f32 = f32::NEG_INFINITY;
 
 /// Keys and values of the positions seen so far, per layer: `[batch, kv_heads, seen, head_dim]`.
 #[derive(Clone, Debug)]
@@ -232,7 +233,10 @@ impl Transformer {
         for r in 0..batch {
             for i in 0..t {
                 for j in 0..seen {
-                    let blocked = j > past + i || !cache.valid[r][j];
+                    // A padding query sees itself only: its output is never used, but
+                    // a row with every key blocked would be NaN.
+                    let own = j == past + i;
+                    let blocked = j > past + i || (!cache.valid[r][j] && !own);
                     mask.push(if blocked { MASKED } else { 0.0 });
                 }
             }
