@@ -234,6 +234,9 @@ fn grpo_defaults_are_the_papers_recipe() {
     use synthpipe::rl::train::TrainParams;
     let mut m = serde_json::Map::new();
     for p in GRPO.params {
+        if synthpipe::rl::train::DRAW_KEYS.contains(&p.name) {
+            continue;
+        }
         if let Some(d) = p.default {
             m.insert(p.name.into(), serde_json::from_str(d).unwrap());
         }
@@ -395,4 +398,82 @@ fn encoded_prompts_use_the_chat_template_and_respect_budgets() {
             .ends_with("\nAnswer:")
     );
     assert!(plain.target_text(q).starts_with(' '));
+}
+
+#[test]
+fn grpo_draws_new_universes_on_the_fly_and_never_a_held_out_one() {
+    let dir = tmpdir("train", "draw");
+    let rules = root().join("rules/family.rules");
+    let yaml = format!(
+        r#"name: draw
+stages:
+  held_out:
+    kind: generate
+    rules: {rules}
+    seeds: "2..=3"
+    set: {{max_tree_size: 4, question_depth: 4}}
+  tiny:
+    kind: lm_init
+    dataset: {{from: held_out.dataset}}
+    vocab: 400
+    layers: 1
+    hidden: 32
+    heads: 2
+    kv_heads: 1
+  grpo:
+    kind: grpo
+    model: {{from: tiny.model}}
+    rules: {rules}
+    set: {{max_tree_size: 4}}
+    first_seed: 2
+    holdout: {{from: held_out.dataset}}
+    reward_low: 0.1
+    reward_high: 0.5
+    adapt_window: 1
+    depth_min: 3
+    depth_max: 5
+    banks: [easy, all]
+    steps: 3
+    batch: 1
+    group_size: 2
+    examples: 0
+    max_completion_tokens: 8
+    backend: flex
+    out: out
+  both:
+    kind: sft
+    model: {{from: tiny.model}}
+    rules: {rules}
+    dataset: {{from: held_out.dataset}}
+"#,
+        rules = rules.display()
+    );
+    std::fs::write(dir.join("p.yaml"), &yaml).unwrap();
+    // `both` has a dataset and rules: refused before anything runs.
+    let o = synthpipe(&["run", "p.yaml", "--store", "store"], &dir);
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("exactly one of `dataset` and `rules`"),
+        "{}",
+        describe(&o)
+    );
+    let fixed = yaml.replace("    rules: {rules}\n    dataset:", "    dataset:");
+    let fixed = fixed.replace(
+        &format!("    rules: {}\n    dataset:", rules.display()),
+        "    dataset:",
+    );
+    std::fs::write(dir.join("p.yaml"), fixed).unwrap();
+    let o = synthpipe(
+        &["run", "p.yaml", "--store", "store", "--stage", "grpo"],
+        &dir,
+    );
+    assert!(o.status.success(), "{}", describe(&o));
+    let m = metrics(&dir.join("out/metrics/metrics.jsonl"));
+    let seeds: Vec<u64> = m
+        .iter()
+        .map(|l| l["universe_seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds, vec![4, 5, 6], "seeds 2 and 3 are held out");
+    // A fresh model earns no reward: below the band at the easiest level, it stays there.
+    assert!(m.iter().all(|l| l["level"] == 0), "{m:?}");
 }

@@ -1042,6 +1042,29 @@ impl Validator {
     fn kind_rules(&mut self, draft: &mut Draft, keys: &BTreeMap<String, (&Node, &Node)>) {
         match draft.kind.name {
             "generate" => self.resolve_settings(draft),
+            "sft" | "grpo" => {
+                self.resolve_settings(draft);
+                // Counted as written, so an input that failed its own check is not
+                // reported twice.
+                let given = ["dataset", "rules"]
+                    .iter()
+                    .filter(|k| keys.contains_key(**k))
+                    .count();
+                if given != 1 {
+                    self.err(
+                        Code::MissingKey,
+                        draft.name_span,
+                        format!(
+                            "a `{}` stage needs exactly one of `dataset` and `rules`",
+                            draft.kind.name
+                        ),
+                    )
+                    .help = Some(
+                        "give `dataset: {from: STAGE.OUTPUT}` for fixed questions, or `rules: FILE` to draw new universes every step"
+                            .into(),
+                    );
+                }
+            }
             "split" => {
                 let parts = ["train", "dev", "test"];
                 let explicit_seeds = parts.iter().any(|p| {

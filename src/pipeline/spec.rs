@@ -382,6 +382,36 @@ const DATASET_IN: ParamSpec = req(
     Ty::Input(InputKind::Dataset),
     "the questions (with their universes' articles)",
 );
+const TRAIN_DATASET: ParamSpec = p(
+    "dataset",
+    Ty::Input(InputKind::Dataset),
+    None,
+    "the training questions (with their universes' articles); or give `rules`",
+);
+const DRAW_RULES: ParamSpec = p(
+    "rules",
+    Ty::Input(InputKind::Rules),
+    None,
+    "draw questions on the fly from this rule file instead of `dataset`: a new universe every step",
+);
+const DRAW_SET: ParamSpec = p(
+    "set",
+    Ty::Settings,
+    None,
+    "values for the rule file's parameters (with `rules`)",
+);
+const DRAW_FIRST: ParamSpec = int(
+    "first_seed",
+    0,
+    "1000000",
+    "seed of the first universe drawn on the fly; each step takes the next",
+);
+const DRAW_HOLDOUT: ParamSpec = p(
+    "holdout",
+    Ty::Input(InputKind::Dataset),
+    None,
+    "universes never drawn on the fly: their seeds are skipped (e.g. `{from: split.test}`)",
+);
 const EXAMPLES_IN: ParamSpec = p(
     "examples_from",
     Ty::Input(InputKind::Dataset),
@@ -552,7 +582,11 @@ pub const SFT: KindSpec = KindSpec {
     doc: "Supervised fine-tuning on rule-derived chain-of-thought answers (written hop by hop from each question's program): a warm start for a model trained from scratch, and a baseline for GRPO. Resumes from its last checkpoint when killed.",
     params: &[
         MODEL_IN,
-        DATASET_IN,
+        TRAIN_DATASET,
+        DRAW_RULES,
+        DRAW_SET,
+        DRAW_FIRST,
+        DRAW_HOLDOUT,
         EXAMPLES_IN,
         STEPS,
         int("batch", 1, "8", "sequences per step"),
@@ -589,7 +623,47 @@ pub const GRPO: KindSpec = KindSpec {
     doc: "GRPO with verifiable rewards (TRL 0.21 semantics; defaults are the paper's recipe): groups of sampled completions per question, set-F1 rewards of the last <answer> span, group-normalised advantages, the clipped objective, AdamW with linear decay. Resumes from its last checkpoint when killed.",
     params: &[
         MODEL_IN,
-        DATASET_IN,
+        TRAIN_DATASET,
+        DRAW_RULES,
+        DRAW_SET,
+        DRAW_FIRST,
+        DRAW_HOLDOUT,
+        float(
+            "reward_low",
+            "0.0",
+            "with `rules`: below this mean reward (over `adapt_window` steps) the questions get easier",
+        ),
+        float(
+            "reward_high",
+            "0.0",
+            "with `rules`: above this the questions get harder (0: no adaptive difficulty)",
+        ),
+        int(
+            "adapt_window",
+            1,
+            "4",
+            "steps at one difficulty before the reward is judged",
+        ),
+        p(
+            "depth_param",
+            Ty::Str,
+            Some("\"question_depth\""),
+            "the rule parameter the adaptive difficulty moves first",
+        ),
+        int("depth_min", 0, "3", "the easiest value of `depth_param`"),
+        int("depth_max", 0, "20", "the hardest value of `depth_param`"),
+        p(
+            "bank_param",
+            Ty::Str,
+            Some("\"relations\""),
+            "the rule parameter naming the relation bank",
+        ),
+        p(
+            "banks",
+            Ty::StrList,
+            Some("[]"),
+            "relation banks from easy to hard, stepped through after `depth_max` (e.g. `[easy, all]`)",
+        ),
         EXAMPLES_IN,
         STEPS,
         int("batch", 1, "2", "prompts per step"),

@@ -515,12 +515,73 @@ fn score(ctx: &Ctx) -> Result<(), String> {
     std::fs::write(out.join("metrics.json"), text).map_err(|e| format!("cannot write metrics: {e}"))
 }
 
+/// How a `sft` / `grpo` stage draws questions on the fly, when it has `rules`.
+fn draw(ctx: &Ctx) -> Result<Option<crate::rl::train::Draw>, String> {
+    let Some(rules) = ctx.inputs.get("rules") else {
+        return Ok(None);
+    };
+    let set: Vec<(String, String)> = ctx.params["set"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        Json::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), text)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut holdout = BTreeSet::new();
+    if let Some(h) = ctx.inputs.get("holdout") {
+        let data = crate::rl::prompt::Dataset::load(h)?;
+        holdout.extend(data.questions.iter().map(|q| q.seed));
+    }
+    let num = |k: &str| ctx.params.get(k).and_then(Json::as_f64).unwrap_or(0.0);
+    let int = |k: &str| ctx.params.get(k).and_then(Json::as_i64).unwrap_or(0);
+    let text = |k: &str| {
+        ctx.params
+            .get(k)
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (low, high) = (num("reward_low"), num("reward_high"));
+    Ok(Some(crate::rl::train::Draw {
+        rules: rules.clone(),
+        set,
+        first_seed: int("first_seed").max(0) as u64,
+        holdout,
+        band: (high > 0.0).then_some((low, high)),
+        window: int("adapt_window").max(1) as usize,
+        depth_param: text("depth_param"),
+        depth_min: int("depth_min"),
+        depth_max: int("depth_max"),
+        bank_param: text("bank_param"),
+        banks: ctx
+            .params
+            .get("banks")
+            .and_then(Json::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }))
+}
+
 /// The training parameters of a `sft` / `grpo` / `evaluate` stage: its resolved
 /// parameters, less the inputs and unset ones.
 fn train_params(ctx: &Ctx) -> Result<crate::rl::train::TrainParams, String> {
     let mut m = serde_json::Map::new();
     for (k, v) in ctx.params {
-        if v.is_null() || ctx.inputs.contains_key(k) || k == "examples_from" {
+        if v.is_null()
+            || ctx.inputs.contains_key(k)
+            || crate::rl::train::DRAW_KEYS.contains(&k.as_str())
+        {
             continue;
         }
         m.insert(k.clone(), v.clone());
@@ -540,7 +601,8 @@ fn train(kind: &str, ctx: &Ctx) -> Result<(), String> {
     let job = Job {
         params,
         model: ctx.input("model")?,
-        dataset: ctx.input("dataset")?,
+        dataset: ctx.inputs.get("dataset").map(PathBuf::as_path),
+        draw: draw(ctx)?,
         examples: ctx.inputs.get("examples_from").map(PathBuf::as_path),
         out_model,
         out_metrics,

@@ -153,7 +153,9 @@ impl TrainParams {
 pub struct Job<'a> {
     pub params: TrainParams,
     pub model: &'a Path,
-    pub dataset: &'a Path,
+    /// A fixed dataset of questions, or (`draw`) universes generated on the fly.
+    pub dataset: Option<&'a Path>,
+    pub draw: Option<Draw>,
     /// Where worked examples come from (default: the training dataset).
     pub examples: Option<&'a Path>,
     pub out_model: &'a Path,
@@ -162,22 +164,120 @@ pub struct Job<'a> {
     pub progress: bool,
 }
 
+/// Stage parameters that describe where questions come from (`examples_from`, [`Draw`]),
+/// not [`TrainParams`].
+pub const DRAW_KEYS: &[&str] = &[
+    "examples_from",
+    "rules",
+    "set",
+    "first_seed",
+    "holdout",
+    "reward_low",
+    "reward_high",
+    "adapt_window",
+    "depth_param",
+    "depth_min",
+    "depth_max",
+    "bank_param",
+    "banks",
+];
+
+/// Questions drawn on the fly from the generator: a new universe every step (never one of
+/// the held-out seeds), optionally with an adaptive difficulty that keeps the mean reward
+/// in a band by moving the question depth and then the relation bank.
+#[derive(Clone, Debug)]
+pub struct Draw {
+    pub rules: PathBuf,
+    /// Values for the rule file's parameters.
+    pub set: Vec<(String, String)>,
+    pub first_seed: u64,
+    pub holdout: std::collections::BTreeSet<u64>,
+    /// `Some((low, high))`: adapt the difficulty to keep the reward in this band.
+    pub band: Option<(f64, f64)>,
+    /// Steps at one level before the reward is judged.
+    pub window: usize,
+    pub depth_param: String,
+    pub depth_min: i64,
+    pub depth_max: i64,
+    pub bank_param: String,
+    /// Relation banks from easiest to hardest (empty: the depth alone moves).
+    pub banks: Vec<String>,
+}
+
+impl Draw {
+    /// The universe seed of step `step`: the `step`-th seed from `first_seed` on that is
+    /// not held out.
+    fn seed(&self, step: u64) -> u64 {
+        let mut seed = self.first_seed;
+        let mut left = step;
+        loop {
+            if !self.holdout.contains(&seed) {
+                if left == 0 {
+                    return seed;
+                }
+                left -= 1;
+            }
+            seed += 1;
+        }
+    }
+
+    fn levels(&self) -> i64 {
+        (self.depth_max - self.depth_min + 1).max(1) * self.banks.len().max(1) as i64
+    }
+
+    /// The rule-parameter values of difficulty `level` (none without a band).
+    fn level_settings(&self, level: i64) -> Vec<(String, String)> {
+        if self.band.is_none() {
+            return Vec::new();
+        }
+        let span = (self.depth_max - self.depth_min + 1).max(1);
+        let level = level.clamp(0, self.levels() - 1);
+        let mut out = vec![(
+            self.depth_param.clone(),
+            (self.depth_min + level % span).to_string(),
+        )];
+        if let Some(bank) = self.banks.get((level / span) as usize) {
+            out.push((self.bank_param.clone(), bank.clone()));
+        }
+        out
+    }
+
+    /// The next level after steps at `level` whose mean rewards are `recent`.
+    fn adapt(&self, level: i64, recent: &[f64]) -> i64 {
+        let Some((low, high)) = self.band else {
+            return level;
+        };
+        if recent.len() < self.window.max(1) {
+            return level;
+        }
+        let m = recent.iter().sum::<f64>() / recent.len() as f64;
+        if m > high {
+            (level + 1).min(self.levels() - 1)
+        } else if m < low {
+            (level - 1).max(0)
+        } else {
+            level
+        }
+    }
+}
+
 /// A question ready for training.
+#[derive(Clone)]
 struct Item {
     q: Question,
     enc: Encoded,
 }
 
-/// Encodes every question of the job's dataset; returns the items and how many were
-/// skipped for their budgets.
-fn prepare(job: &Job, model: &Model, with_target: bool) -> Result<(Vec<Item>, usize), String> {
-    let p = &job.params;
-    let data = Dataset::load(job.dataset)?;
-    let pool = match job.examples {
-        Some(path) => Dataset::load(path)?.questions,
-        None => data.questions.clone(),
-    };
-    let examples = Examples::choose(&pool, p.examples, p.seed);
+/// Encodes every question of `data`, with worked examples from `pool`; returns the items
+/// and how many were skipped for their budgets.
+fn encode_all(
+    p: &TrainParams,
+    data: Dataset,
+    pool: &[Question],
+    model: &Model,
+    with_target: bool,
+) -> Result<(Vec<Item>, usize), String> {
+    let examples = Examples::choose(pool, p.examples, p.seed);
     let prompter = Prompter {
         tokenizer: &model.tokenizer,
         opts: p.prompt_options(),
@@ -211,10 +311,7 @@ fn prepare(job: &Job, model: &Model, with_target: bool) -> Result<(Vec<Item>, us
         };
         match prompter.encode(&q, evidence, ex, with_target)? {
             Ok(enc) => items.push(Item { q, enc }),
-            Err(over) if p.overflow == "skip" => {
-                let _ = over;
-                skipped += 1;
-            }
+            Err(_) if p.overflow == "skip" => skipped += 1,
             Err(over) => {
                 return Err(format!(
                     "{over}; raise max_prompt_tokens / max_completion_tokens, use fewer examples, or set `overflow: skip`"
@@ -222,13 +319,69 @@ fn prepare(job: &Job, model: &Model, with_target: bool) -> Result<(Vec<Item>, us
             }
         }
     }
+    Ok((items, skipped))
+}
+
+/// The worked-example pool: `examples_from`, else the questions themselves.
+fn example_pool(job: &Job, own: &[Question]) -> Result<Vec<Question>, String> {
+    match job.examples {
+        Some(path) => Ok(Dataset::load(path)?.questions),
+        None => Ok(own.to_vec()),
+    }
+}
+
+/// Encodes every question of the job's fixed dataset.
+fn prepare(job: &Job, model: &Model, with_target: bool) -> Result<(Vec<Item>, usize), String> {
+    let path = job
+        .dataset
+        .ok_or("the stage needs `dataset` (or `rules` to draw questions on the fly)")?;
+    let data = Dataset::load(path)?;
+    let pool = example_pool(job, &data.questions)?;
+    let (items, skipped) = encode_all(&job.params, data, &pool, model, with_target)?;
     if items.is_empty() {
         return Err(format!(
             "no question of `{}` fits the token budgets ({skipped} skipped)",
-            job.dataset.display()
+            path.display()
         ));
     }
     Ok((items, skipped))
+}
+
+/// Generates the universe of step `step` at difficulty `level` into the scratch folder and
+/// returns `batch` of its questions (in a seeded order, repeated if it has fewer).
+fn draw_items(
+    job: &Job,
+    draw: &Draw,
+    ir: &crate::lang::ir::Ir,
+    pool: &[Question],
+    model: &Model,
+    (step, level): (u64, i64),
+    with_target: bool,
+) -> Result<(Vec<Item>, u64), String> {
+    use crate::universe::{dataset, params::Params};
+    let p = &job.params;
+    let mut set = draw.set.clone();
+    for (k, v) in draw.level_settings(level) {
+        set.retain(|(n, _)| n != &k);
+        set.push((k, v));
+    }
+    let params = Params::resolve(ir, &set).map_err(|e| e.to_string())?;
+    let seed = draw.seed(step);
+    let dir = job.scratch.join("drawn");
+    let _ = std::fs::remove_dir_all(&dir);
+    dataset::generate(ir, &params, &[seed], &dir, &dataset::Options::default())
+        .map_err(|e| format!("cannot generate universe {seed}: {e}"))?;
+    let data = Dataset::load(&dir)?;
+    let (mut items, _) = encode_all(p, data, pool, model, with_target)?;
+    if items.is_empty() {
+        return Err(format!(
+            "universe {seed} has no question that fits the token budgets; lower the difficulty or raise the budgets"
+        ));
+    }
+    let mut rng = Rng::stream(p.seed, &format!("draw/{step}"));
+    rng.shuffle(&mut items);
+    let n = items.len();
+    Ok(((0..p.batch).map(|k| items[k % n].clone()).collect(), seed))
 }
 
 /// The item indices of pass `epoch`.
@@ -383,17 +536,21 @@ fn bar(wanted: bool, total: u64, label: &str) -> indicatif::ProgressBar {
 /// Shared set-up of both loops: the device, the model (from the last checkpoint when there
 /// is one), the optimiser, the items and the step count.
 struct Setup {
+    with_target: bool,
     model: Model,
     opt: AdamW,
     start: u64,
     total: u64,
     items: Vec<Item>,
     skipped: usize,
+    /// Drawing on the fly: the rule file's IR and the worked-example pool.
+    drawn: Option<(crate::lang::ir::Ir, Vec<Question>)>,
     ckpt: Checkpoints,
     every: u64,
 }
 
-fn setup(job: &Job) -> Result<Setup, String> {
+/// `with_target`: the reference answers are needed (SFT) and must fit the completion budget.
+fn setup(job: &Job, with_target: bool) -> Result<Setup, String> {
     let p = &job.params;
     let device = p.device()?.autodiff();
     std::fs::create_dir_all(job.scratch).map_err(|e| format!("cannot create scratch: {e}"))?;
@@ -412,7 +569,33 @@ fn setup(job: &Job) -> Result<Setup, String> {
     opt.eps = p.adam_epsilon;
     opt.weight_decay = p.weight_decay;
     ckpt.truncate_metrics(start)?;
-    let (items, skipped) = prepare(job, &model, true)?;
+    let (items, skipped, drawn) = match &job.draw {
+        None => {
+            let (items, skipped) = prepare(job, &model, with_target)?;
+            (items, skipped, None)
+        }
+        Some(draw) => {
+            if p.steps == 0 {
+                return Err("drawing questions on the fly needs `steps` (there is no pass over a fixed set)".into());
+            }
+            let (_, checked) = crate::lang::check_file(&draw.rules)
+                .map_err(|e| format!("cannot read `{}`: {e}", draw.rules.display()))?;
+            let ir = checked.ir.ok_or_else(|| {
+                format!(
+                    "`{}` has errors; run `synthpipe check` on it",
+                    draw.rules.display()
+                )
+            })?;
+            let pool = match job.examples {
+                Some(path) => Dataset::load(path)?.questions,
+                None if p.examples == 0 => Vec::new(),
+                None => {
+                    return Err("worked examples for questions drawn on the fly need `examples_from` (or `examples: 0`)".into());
+                }
+            };
+            (Vec::new(), 0, Some((ir, pool)))
+        }
+    };
     let total = if p.steps > 0 {
         p.steps
     } else {
@@ -424,15 +607,45 @@ fn setup(job: &Job) -> Result<Setup, String> {
         total.div_ceil(10).max(1)
     };
     Ok(Setup {
+        with_target,
         model,
         opt,
         start,
         total,
         items,
         skipped,
+        drawn,
         ckpt,
         every,
     })
+}
+
+impl Setup {
+    /// The questions of step `step` (at difficulty `level` when drawn on the fly), and the
+    /// drawn universe's seed.
+    fn batch(&self, job: &Job, step: u64, level: i64) -> Result<(Vec<Item>, Option<u64>), String> {
+        match (&self.drawn, &job.draw) {
+            (Some((ir, pool)), Some(draw)) => {
+                let (items, seed) = draw_items(
+                    job,
+                    draw,
+                    ir,
+                    pool,
+                    &self.model,
+                    (step, level),
+                    self.with_target,
+                )?;
+                Ok((items, Some(seed)))
+            }
+            _ => Ok((
+                step_items(&self.items, &job.params, step)
+                    .into_iter()
+                    .map(|i| self.items[i].clone())
+                    .collect(),
+                None,
+            )),
+        }
+    }
 }
 
 fn learning_rate(p: &TrainParams, opt_step: u64, opt_total: u64) -> f64 {
@@ -474,17 +687,17 @@ fn pad_id(m: &Model) -> u32 {
 /// Supervised fine-tuning on the rule-derived chains of thought.
 pub fn sft(job: &Job) -> Result<(), String> {
     let p = &job.params;
-    let mut s = setup(job)?;
+    let mut s = setup(job, true)?;
     let pb = bar(job.progress, s.total, "sft");
     pb.set_position(s.start);
     for step in s.start..s.total {
         let started = Instant::now();
-        let idx = step_items(&s.items, p, step);
-        let prompts: Vec<Vec<u32>> = idx.iter().map(|&i| s.items[i].enc.prompt.clone()).collect();
-        let targets: Vec<Vec<u32>> = idx.iter().map(|&i| s.items[i].enc.target.clone()).collect();
+        let (batch, universe) = s.batch(job, step, 0)?;
+        let prompts: Vec<Vec<u32>> = batch.iter().map(|it| it.enc.prompt.clone()).collect();
+        let targets: Vec<Vec<u32>> = batch.iter().map(|it| it.enc.target.clone()).collect();
         let tokens: f64 = targets.iter().map(|t| t.len() as f64).sum();
         let mut loss_sum = 0.0;
-        for r in micro_ranges(idx.len(), p.micro_batch) {
+        for r in micro_ranges(batch.len(), p.micro_batch) {
             let lp = completion_logprobs(
                 &s.model.net,
                 &s.model.cfg,
@@ -510,6 +723,7 @@ pub fn sft(job: &Job) -> Result<(), String> {
         let secs = started.elapsed().as_secs_f64();
         s.ckpt.append_metrics(&json!({
             "step": step + 1,
+            "universe_seed": universe,
             "loss": loss_sum,
             "grad_norm": norm,
             "learning_rate": lr,
@@ -607,11 +821,21 @@ fn rollouts(
     Ok(out)
 }
 
+/// Records a step's mean reward at `level` and moves the level when the window is full.
+fn advance(draw: &Draw, level: &mut i64, recent: &mut Vec<f64>, reward: f64) {
+    recent.push(reward);
+    let next = draw.adapt(*level, recent);
+    if next != *level || recent.len() >= draw.window.max(1) {
+        recent.clear();
+    }
+    *level = next;
+}
+
 /// Group relative policy optimisation with verifiable rewards.
 pub fn grpo(job: &Job) -> Result<(), String> {
     let p = &job.params;
     let mu = p.iterations.max(1) as u64;
-    let mut s = setup(job)?;
+    let mut s = setup(job, false)?;
     let cfg = LossConfig {
         loss_type: p.loss_type,
         epsilon: p.epsilon,
@@ -627,10 +851,24 @@ pub fn grpo(job: &Job) -> Result<(), String> {
     };
     let pb = bar(job.progress, s.total, "grpo");
     pb.set_position(s.start);
+    // The adaptive difficulty's state is a function of the metrics so far: replayed, it is
+    // the same after a resume.
+    let (mut level, mut recent) = (0i64, Vec::new());
+    if let Some(draw) = &job.draw {
+        for m in s.ckpt.read_metrics()? {
+            level = m["level"].as_i64().unwrap_or(0);
+            advance(
+                draw,
+                &mut level,
+                &mut recent,
+                m["reward_mean"].as_f64().unwrap_or(0.0),
+            );
+        }
+    }
     for step in s.start..s.total {
         let started = Instant::now();
-        let idx = step_items(&s.items, p, step);
-        let items: Vec<&Item> = idx.iter().map(|&i| &s.items[i]).collect();
+        let (batch, universe) = s.batch(job, step, level)?;
+        let items: Vec<&Item> = batch.iter().collect();
         let seed = Rng::stream(p.seed, &format!("rollouts/{step}")).next_u64();
         let ro = rollouts(&s.model, &items, p, seed)?;
         let g = p.group_size.max(1);
@@ -759,8 +997,13 @@ pub fn grpo(job: &Job) -> Result<(), String> {
             "tokens_per_second": ro.new_tokens as f64 / ro.seconds.max(1e-9),
             "rollout_seconds": ro.seconds,
             "step_seconds": secs,
+            "universe_seed": universe,
+            "level": level,
             "sample": ro.sample,
         }))?;
+        if let Some(draw) = &job.draw {
+            advance(draw, &mut level, &mut recent, reward_mean);
+        }
         if (step + 1) % s.every == 0 && step + 1 < s.total {
             s.ckpt.save(&s.model, &s.opt, step + 1)?;
         }
@@ -874,4 +1117,64 @@ pub fn evaluate(job: &Job, batch: usize, out: &Path) -> Result<(), String> {
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n";
     std::fs::write(out.join("metrics.json"), text)
         .map_err(|e| format!("cannot write metrics.json: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draw(band: Option<(f64, f64)>, banks: &[&str]) -> Draw {
+        Draw {
+            rules: PathBuf::new(),
+            set: Vec::new(),
+            first_seed: 10,
+            holdout: [11, 12, 14].into_iter().collect(),
+            band,
+            window: 2,
+            depth_param: "question_depth".into(),
+            depth_min: 3,
+            depth_max: 5,
+            bank_param: "relations".into(),
+            banks: banks.iter().map(|b| b.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn drawn_universes_skip_held_out_seeds() {
+        let d = draw(None, &[]);
+        let seeds: Vec<u64> = (0..4).map(|k| d.seed(k)).collect();
+        assert_eq!(seeds, vec![10, 13, 15, 16]);
+    }
+
+    #[test]
+    fn difficulty_moves_depth_then_bank_within_the_band() {
+        let d = draw(Some((0.2, 0.6)), &["easy", "all"]);
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(d.levels(), 6);
+        assert_eq!(
+            d.level_settings(0),
+            vec![pair("question_depth", "3"), pair("relations", "easy")]
+        );
+        assert_eq!(
+            d.level_settings(4),
+            vec![pair("question_depth", "4"), pair("relations", "all")]
+        );
+        // Judged only once the window is full; up above the band, down below, capped.
+        assert_eq!(d.adapt(1, &[0.9]), 1);
+        assert_eq!(d.adapt(1, &[0.9, 0.7]), 2);
+        assert_eq!(d.adapt(1, &[0.1, 0.1]), 0);
+        assert_eq!(d.adapt(0, &[0.1, 0.1]), 0);
+        assert_eq!(d.adapt(5, &[1.0, 1.0]), 5);
+        assert_eq!(d.adapt(3, &[0.4, 0.4]), 3);
+        // Replaying the rewards gives the same levels (what a resume does).
+        let (mut level, mut recent) = (0, Vec::new());
+        let mut path = Vec::new();
+        for r in [0.9, 0.9, 0.9, 0.7, 0.1, 0.0, 0.5, 0.5] {
+            advance(&d, &mut level, &mut recent, r);
+            path.push(level);
+        }
+        assert_eq!(path, vec![0, 1, 1, 2, 2, 1, 1, 1]);
+        // Without a band nothing is overridden.
+        assert!(draw(None, &["easy"]).level_settings(3).is_empty());
+    }
 }
