@@ -63,7 +63,7 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
 }
 
-fn values(t: Tensor<2>) -> Vec<f32> {
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.inner()
         .into_data()
         .convert::<f32>()
@@ -355,15 +355,7 @@ fn model_gradient_matches_finite_differences_for_every_loss_type() {
             .collect();
         synthpipe::rl::grpo::matrix(&rows, c, &device)
     };
-    let norm0: Vec<f32> = m
-        .net
-        .norm
-        .val()
-        .inner()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap();
+    let norm0: Vec<f32> = values(m.net.norm.val());
     for loss_type in TYPES {
         let cfg = LossConfig {
             loss_type,
@@ -390,16 +382,7 @@ fn model_gradient_matches_finite_differences_for_every_loss_type() {
         let want = hand(&base);
         assert!(close(got, want, 1e-4), "{loss_type:?}: {got} vs {want}");
         let grads = loss.backward();
-        let g: Vec<f32> = m
-            .net
-            .norm
-            .val()
-            .grad(&grads)
-            .unwrap()
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap();
+        let g: Vec<f32> = values(m.net.norm.val().grad(&grads).unwrap());
         for i in [0, 5, 17, 31] {
             let h = 1e-2f32;
             let at = |d: f32| {
@@ -442,25 +425,8 @@ fn adamw_first_step_moves_each_weight_by_the_learning_rate() {
     )
     .unwrap();
     let grads = loss.backward();
-    let before: Vec<f32> = m
-        .net
-        .norm
-        .val()
-        .inner()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .unwrap();
-    let g: Vec<f32> = m
-        .net
-        .norm
-        .val()
-        .grad(&grads)
-        .unwrap()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .unwrap();
+    let before: Vec<f32> = values(m.net.norm.val());
+    let g: Vec<f32> = values(m.net.norm.val().grad(&grads).unwrap());
     let mut opt = AdamW::new(0.9, 0.999, 1e-8, 0.0);
     opt.accumulate(&m.net, &grads);
     let norm = opt.grad_norm().unwrap();
@@ -469,14 +435,7 @@ fn adamw_first_step_moves_each_weight_by_the_learning_rate() {
     // No clipping (max norm far above): the first Adam step is lr · g / (|g| + ε).
     let (net, reported) = opt.step(m.net, lr, 1e9).unwrap();
     assert_eq!(reported, norm);
-    let after: Vec<f32> = net
-        .norm
-        .val()
-        .inner()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .unwrap();
+    let after: Vec<f32> = values(net.norm.val());
     for i in 0..before.len() {
         let gi = f64::from(g[i]);
         let want = f64::from(before[i]) - lr * gi / (gi.abs() + 1e-8);

@@ -146,7 +146,7 @@ fn ids_tensor(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
 
 /// A tensor's values as f32, or why the backend could not produce them (out of device
 /// memory, a lost device): an error for the caller to report, never a panic.
-fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, String> {
+pub(crate) fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, String> {
     t.try_into_data()
         .map_err(|e| format!("the backend failed: {e}"))?
         .convert::<f32>()

@@ -53,18 +53,9 @@ pub fn execute(kind: &str, ctx: &Ctx) -> Result<(), String> {
     }
 }
 
-fn generate(ctx: &Ctx) -> Result<(), String> {
-    use crate::universe::{dataset, params::Params};
-    let rules = ctx.input("rules")?;
-    let (_, checked) = crate::lang::check_file(rules)
-        .map_err(|e| format!("cannot read `{}`: {e}", rules.display()))?;
-    let ir = checked.ir.ok_or_else(|| {
-        format!(
-            "`{}` has errors; run `synthpipe check` on it",
-            rules.display()
-        )
-    })?;
-    let set: Vec<(String, String)> = ctx.params["set"]
+/// A stage's `set` (resolved against its rule file) as `NAME=VALUE` pairs.
+fn settings(ctx: &Ctx) -> Vec<(String, String)> {
+    ctx.params["set"]
         .as_object()
         .map(|m| {
             m.iter()
@@ -77,7 +68,21 @@ fn generate(ctx: &Ctx) -> Result<(), String> {
                 })
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn generate(ctx: &Ctx) -> Result<(), String> {
+    use crate::universe::{dataset, params::Params};
+    let rules = ctx.input("rules")?;
+    let (_, checked) = crate::lang::check_file(rules)
+        .map_err(|e| format!("cannot read `{}`: {e}", rules.display()))?;
+    let ir = checked.ir.ok_or_else(|| {
+        format!(
+            "`{}` has errors; run `synthpipe check` on it",
+            rules.display()
+        )
+    })?;
+    let set = settings(ctx);
     let params = Params::resolve(&ir, &set).map_err(|e| e.to_string())?;
     let seeds: Vec<u64> =
         serde_json::from_value(ctx.params["seeds"].clone()).map_err(|e| e.to_string())?;
@@ -520,20 +525,7 @@ fn draw(ctx: &Ctx) -> Result<Option<crate::rl::train::Draw>, String> {
     let Some(rules) = ctx.inputs.get("rules") else {
         return Ok(None);
     };
-    let set: Vec<(String, String)> = ctx.params["set"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    let text = match v {
-                        Json::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    (k.clone(), text)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let set = settings(ctx);
     let mut holdout = BTreeSet::new();
     if let Some(h) = ctx.inputs.get("holdout") {
         let data = crate::rl::prompt::Dataset::load(h)?;

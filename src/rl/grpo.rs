@@ -212,13 +212,14 @@ pub struct LossStats {
     pub tokens: f64,
 }
 
-fn host(t: Tensor<2>) -> Result<Vec<f32>, String> {
-    t.inner()
-        .try_into_data()
-        .map_err(|e| format!("the backend failed: {e}"))?
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| format!("cannot read the backend's output: {e:?}"))
+/// Host values of a tensor (in or out of the autodiff graph).
+fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, String> {
+    crate::model::generate::read_f32(t.inner())
+}
+
+/// The value of a one-element tensor, e.g. a loss.
+pub fn scalar(t: &Tensor<1>) -> Result<f64, String> {
+    Ok(host(t.clone())?.first().copied().map_or(0.0, f64::from))
 }
 
 /// The GRPO loss of one micro-batch. `logp`: the current policy's completion
@@ -387,13 +388,7 @@ impl AdamW {
     pub fn grad_norm(&self) -> Result<f64, String> {
         let mut total = 0.0f64;
         for g in self.accumulated.iter().flatten() {
-            let s: f32 = g
-                .clone()
-                .square()
-                .sum()
-                .try_into_scalar()
-                .map_err(|e| format!("the backend failed: {e:?}"))?;
-            total += f64::from(s);
+            total += scalar(&g.clone().square().sum())?;
         }
         Ok(total.sqrt())
     }
@@ -433,13 +428,7 @@ impl AdamW {
         for (i, m) in self.moments.iter().enumerate() {
             if let Some((m1, m2)) = m {
                 for (name, t) in [("m", m1), ("v", m2)] {
-                    let v = t
-                        .clone()
-                        .try_into_data()
-                        .map_err(|e| format!("the backend failed: {e}"))?
-                        .convert::<f32>()
-                        .try_into_vec::<f32>()
-                        .map_err(|e| format!("cannot read the optimiser state: {e:?}"))?;
+                    let v = host(t.clone())?;
                     out.push((format!("{name}.{i}"), vec![v.len()], v));
                 }
             }

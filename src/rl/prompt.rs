@@ -63,7 +63,6 @@ pub struct Question {
 #[serde(default)]
 struct Article {
     universe: String,
-    title: String,
     text: String,
 }
 
@@ -105,7 +104,6 @@ impl Dataset {
             }
             e.push_str(a.text.trim_end());
             e.push('\n');
-            let _ = a.title;
         }
         Ok(Dataset {
             questions,

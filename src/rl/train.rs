@@ -132,6 +132,23 @@ impl TrainParams {
             seed: self.seed,
         }
     }
+    /// Sampling as the stage says, up to the completion budget.
+    fn gen_options(&self, seed: u64) -> GenOptions {
+        GenOptions {
+            max_new_tokens: self.max_completion_tokens,
+            stop: Vec::new(),
+            sampling: Sampling {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                min_p: 0.0,
+                seed,
+            },
+            prefill_chunk: 512,
+            ignore_eos: false,
+        }
+    }
+
     fn weights(&self) -> Weights {
         Weights {
             f1: self.reward_f1,
@@ -432,8 +449,9 @@ impl Checkpoints {
         self.dir.join("metrics.jsonl")
     }
 
-    /// Loads the last checkpoint, if a complete one exists.
-    fn load(&self, device: &Device) -> Result<Option<(Model, AdamW, u64)>, String> {
+    /// Loads the last checkpoint, if a complete one exists: the model, and the optimiser's
+    /// state restored into `opt`; returns the model and the steps it covers.
+    fn load(&self, device: &Device, opt: &mut AdamW) -> Result<Option<(Model, u64)>, String> {
         let dir = self.current();
         let Ok(text) = std::fs::read_to_string(dir.join("state.json")) else {
             return Ok(None);
@@ -449,9 +467,8 @@ impl Checkpoints {
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(|e| format!("cannot read the optimiser state: {e}"))?;
-        let mut opt = AdamW::new(0.9, 0.999, 1e-8, 0.0);
         opt.restore(state.optimiser_steps, tensors, device);
-        Ok(Some((model, opt, state.step)))
+        Ok(Some((model, state.step)))
     }
 
     /// Writes a checkpoint next to the current one, then swaps it in, so a kill at any
@@ -557,17 +574,14 @@ fn setup(job: &Job, with_target: bool) -> Result<Setup, String> {
     let ckpt = Checkpoints {
         dir: job.scratch.to_path_buf(),
     };
-    let (model, mut opt, start) = match ckpt.load(&device)? {
+    let mut opt = AdamW::new(p.adam_beta1, p.adam_beta2, p.adam_epsilon, p.weight_decay);
+    let (model, start) = match ckpt.load(&device, &mut opt)? {
         Some(x) => x,
-        None => {
-            let m = Model::load(job.model, &device).map_err(|e| e.to_string())?;
-            (m, AdamW::new(0.0, 0.0, 0.0, 0.0), 0)
-        }
+        None => (
+            Model::load(job.model, &device).map_err(|e| e.to_string())?,
+            0,
+        ),
     };
-    opt.beta1 = p.adam_beta1;
-    opt.beta2 = p.adam_beta2;
-    opt.eps = p.adam_epsilon;
-    opt.weight_decay = p.weight_decay;
     ckpt.truncate_metrics(start)?;
     let (items, skipped, drawn) = match &job.draw {
         None => {
@@ -621,6 +635,23 @@ fn setup(job: &Job, with_target: bool) -> Result<Setup, String> {
 }
 
 impl Setup {
+    /// One optimiser step on the accumulated gradients; returns the gradient norm.
+    fn apply(&mut self, lr: f64, max_norm: f64) -> Result<f64, String> {
+        let (net, norm) = self.opt.step(self.model.net.clone(), lr, max_norm)?;
+        self.model.net = net;
+        Ok(norm)
+    }
+
+    /// Records finished step `step` (0-based): its metrics line, then a checkpoint when
+    /// one is due (never after the last step: the output follows).
+    fn record(&self, step: u64, line: &serde_json::Value) -> Result<(), String> {
+        self.ckpt.append_metrics(line)?;
+        if (step + 1).is_multiple_of(self.every) && step + 1 < self.total {
+            self.ckpt.save(&self.model, &self.opt, step + 1)?;
+        }
+        Ok(())
+    }
+
     /// The questions of step `step` (at difficulty `level` when drawn on the fly), and the
     /// drawn universe's seed.
     fn batch(&self, job: &Job, step: u64, level: i64) -> Result<(Vec<Item>, Option<u64>), String> {
@@ -657,8 +688,25 @@ fn learning_rate(p: &TrainParams, opt_step: u64, opt_total: u64) -> f64 {
 }
 
 /// Writes the outputs: the model folder and the metrics folder (metrics.jsonl and a
-/// summary in metrics.json).
-fn finish(job: &Job, s: &Setup, summary: serde_json::Value) -> Result<(), String> {
+/// summary in metrics.json: `LABEL_first_tenth` / `LABEL_last_tenth`, the mean of metric
+/// `field` over the first and the last tenth of the steps, read from the metrics file so
+/// that steps before a resume count too).
+fn finish(job: &Job, s: &Setup, kind: &str, field: &str, label: &str) -> Result<(), String> {
+    let values: Vec<f64> = s
+        .ckpt
+        .read_metrics()?
+        .iter()
+        .map(|m| m[field].as_f64().unwrap_or(0.0))
+        .collect();
+    let tenth = values.len().div_ceil(10);
+    let summary = json!({
+        "kind": kind,
+        "steps": s.total,
+        "questions": s.items.len(),
+        "skipped_for_budget": s.skipped,
+        format!("{label}_first_tenth"): mean(values.iter().take(tenth).copied()),
+        format!("{label}_last_tenth"): mean(values.iter().rev().take(tenth).copied()),
+    });
     s.model.save_hf(job.out_model, job.params.save_bf16)?;
     std::fs::create_dir_all(job.out_metrics).map_err(|e| e.to_string())?;
     std::fs::copy(s.ckpt.metrics(), job.out_metrics.join("metrics.jsonl"))
@@ -707,21 +755,14 @@ pub fn sft(job: &Job) -> Result<(), String> {
             );
             let mask = completion_mask(&targets[r.clone()], &vec![true; r.len()]);
             let loss = grpo::nll_loss(lp, &mask, tokens);
-            loss_sum += f64::from(
-                loss.clone()
-                    .inner()
-                    .try_into_scalar::<f32>()
-                    .map_err(|e| format!("the backend failed: {e:?}"))?,
-            );
+            loss_sum += grpo::scalar(&loss)?;
             let grads = loss.backward();
             s.opt.accumulate(&s.model.net, &grads);
         }
         let lr = learning_rate(p, step, s.total);
-        let net = s.model.net.clone();
-        let (net, norm) = s.opt.step(net, lr, p.max_grad_norm)?;
-        s.model.net = net;
+        let norm = s.apply(lr, p.max_grad_norm)?;
         let secs = started.elapsed().as_secs_f64();
-        s.ckpt.append_metrics(&json!({
+        s.record(step, &json!({
             "step": step + 1,
             "universe_seed": universe,
             "loss": loss_sum,
@@ -731,34 +772,18 @@ pub fn sft(job: &Job) -> Result<(), String> {
             "tokens_per_second": (tokens + prompts.iter().map(|x| x.len() as f64).sum::<f64>()) / secs,
             "step_seconds": secs,
         }))?;
-        if (step + 1) % s.every == 0 && step + 1 < s.total {
-            s.ckpt.save(&s.model, &s.opt, step + 1)?;
-        }
         pb.inc(1);
         pb.set_message(format!("loss {loss_sum:.3}"));
     }
     pb.finish_and_clear();
-    let losses: Vec<f64> = s
-        .ckpt
-        .read_metrics()?
-        .iter()
-        .map(|m| m["loss"].as_f64().unwrap_or(0.0))
-        .collect();
-    let tenth = losses.len().div_ceil(10);
-    let summary = json!({
-        "kind": "sft",
-        "steps": s.total,
-        "questions": s.items.len(),
-        "skipped_for_budget": s.skipped,
-        "loss_first_tenth": mean(losses.iter().take(tenth).copied()),
-        "loss_last_tenth": mean(losses.iter().rev().take(tenth).copied()),
-    });
-    finish(job, &s, summary)
+    finish(job, &s, "sft", "loss", "loss")
 }
 
 /// One step's rollouts: per completion its tokens (with the EOS when it stopped), whether
 /// it was cut by the budget, and its rewards.
 struct Rollouts {
+    /// Each prompt repeated once per completion of its group.
+    prompts: Vec<Vec<u32>>,
     completions: Vec<Vec<u32>>,
     truncated: Vec<bool>,
     rewards: Vec<Rewards>,
@@ -781,23 +806,12 @@ fn rollouts(
         .iter()
         .flat_map(|it| std::iter::repeat_n(it.enc.prompt.clone(), g))
         .collect();
-    let opts = GenOptions {
-        max_new_tokens: p.max_completion_tokens,
-        stop: Vec::new(),
-        sampling: Sampling {
-            temperature: p.temperature,
-            top_k: p.top_k,
-            top_p: p.top_p,
-            min_p: 0.0,
-            seed,
-        },
-        prefill_chunk: 512,
-        ignore_eos: false,
-    };
+    let opts = p.gen_options(seed);
     let (gens, timing) = policy.generate(&prompts, &opts)?;
     let eos = pad_id(model);
     let weights = p.weights();
     let mut out = Rollouts {
+        prompts,
         completions: Vec::with_capacity(gens.len()),
         truncated: Vec::with_capacity(gens.len()),
         rewards: Vec::with_capacity(gens.len()),
@@ -877,10 +891,7 @@ pub fn grpo(job: &Job) -> Result<(), String> {
             .into_iter()
             .map(|a| a as f32)
             .collect();
-        let prompts: Vec<Vec<u32>> = items
-            .iter()
-            .flat_map(|it| std::iter::repeat_n(it.enc.prompt.clone(), g))
-            .collect();
+        let prompts = &ro.prompts;
         let keep: Vec<bool> = ro
             .truncated
             .iter()
@@ -948,12 +959,7 @@ pub fn grpo(job: &Job) -> Result<(), String> {
                         &cfg,
                         scale,
                     )?;
-                    loss_sum += f64::from(
-                        loss.clone()
-                            .inner()
-                            .try_into_scalar::<f32>()
-                            .map_err(|e| format!("the backend failed: {e:?}"))?,
-                    );
+                    loss_sum += grpo::scalar(&loss)?;
                     stats.push(st);
                     let grads = loss.backward();
                     s.opt.accumulate(&s.model.net, &grads);
@@ -961,10 +967,7 @@ pub fn grpo(job: &Job) -> Result<(), String> {
             }
             let opt_step = step * mu + it;
             lr = learning_rate(p, opt_step, s.total * mu);
-            let net = s.model.net.clone();
-            let (net, n) = s.opt.step(net, lr, p.max_grad_norm)?;
-            s.model.net = net;
-            norm = n;
+            norm = s.apply(lr, p.max_grad_norm)?;
         }
         let secs = started.elapsed().as_secs_f64();
         let tokens: f64 = stats.iter().map(|x| x.tokens).sum();
@@ -977,57 +980,41 @@ pub fn grpo(job: &Job) -> Result<(), String> {
         };
         let reward_mean = mean(totals.iter().copied());
         let lens: Vec<f64> = ro.completions.iter().map(|c| c.len() as f64).collect();
-        s.ckpt.append_metrics(&json!({
-            "step": step + 1,
-            "reward_mean": reward_mean,
-            "reward_std": std_dev(&totals),
-            "f1": mean(ro.rewards.iter().map(|r| r.f1)),
-            "em": mean(ro.rewards.iter().map(|r| r.em)),
-            "format_rate": mean(ro.rewards.iter().map(|r| r.format)),
-            "loss": loss_sum / mu as f64,
-            "kl": weighted(|x| x.kl),
-            "clip_low": weighted(|x| x.clip_low),
-            "clip_high": weighted(|x| x.clip_high),
-            "clip_region": weighted(|x| x.clip_region),
-            "grad_norm": norm,
-            "learning_rate": lr,
-            "completion_length": mean(lens.iter().copied()),
-            "prompt_length": mean(items.iter().map(|it| it.enc.prompt.len() as f64)),
-            "truncated_rate": mean(ro.truncated.iter().map(|&t| f64::from(u8::from(t)))),
-            "tokens_per_second": ro.new_tokens as f64 / ro.seconds.max(1e-9),
-            "rollout_seconds": ro.seconds,
-            "step_seconds": secs,
-            "universe_seed": universe,
-            "level": level,
-            "sample": ro.sample,
-        }))?;
+        s.record(
+            step,
+            &json!({
+                "step": step + 1,
+                "reward_mean": reward_mean,
+                "reward_std": std_dev(&totals),
+                "f1": mean(ro.rewards.iter().map(|r| r.f1)),
+                "em": mean(ro.rewards.iter().map(|r| r.em)),
+                "format_rate": mean(ro.rewards.iter().map(|r| r.format)),
+                "loss": loss_sum / mu as f64,
+                "kl": weighted(|x| x.kl),
+                "clip_low": weighted(|x| x.clip_low),
+                "clip_high": weighted(|x| x.clip_high),
+                "clip_region": weighted(|x| x.clip_region),
+                "grad_norm": norm,
+                "learning_rate": lr,
+                "completion_length": mean(lens.iter().copied()),
+                "prompt_length": mean(items.iter().map(|it| it.enc.prompt.len() as f64)),
+                "truncated_rate": mean(ro.truncated.iter().map(|&t| f64::from(u8::from(t)))),
+                "tokens_per_second": ro.new_tokens as f64 / ro.seconds.max(1e-9),
+                "rollout_seconds": ro.seconds,
+                "step_seconds": secs,
+                "universe_seed": universe,
+                "level": level,
+                "sample": ro.sample,
+            }),
+        )?;
         if let Some(draw) = &job.draw {
             advance(draw, &mut level, &mut recent, reward_mean);
-        }
-        if (step + 1) % s.every == 0 && step + 1 < s.total {
-            s.ckpt.save(&s.model, &s.opt, step + 1)?;
         }
         pb.inc(1);
         pb.set_message(format!("reward {reward_mean:.3}"));
     }
     pb.finish_and_clear();
-    // From the metrics file, which covers steps before a resume too.
-    let rewards: Vec<f64> = s
-        .ckpt
-        .read_metrics()?
-        .iter()
-        .map(|m| m["reward_mean"].as_f64().unwrap_or(0.0))
-        .collect();
-    let tenth = rewards.len().div_ceil(10);
-    let summary = json!({
-        "kind": "grpo",
-        "steps": s.total,
-        "questions": s.items.len(),
-        "skipped_for_budget": s.skipped,
-        "reward_first_tenth": mean(rewards.iter().take(tenth).copied()),
-        "reward_last_tenth": mean(rewards.iter().rev().take(tenth).copied()),
-    });
-    finish(job, &s, summary)
+    finish(job, &s, "grpo", "reward_mean", "reward")
 }
 
 /// Answers every question of the job's dataset with the model (the training prompts) and
@@ -1049,19 +1036,7 @@ pub fn evaluate(job: &Job, batch: usize, out: &Path) -> Result<(), String> {
     let weights = p.weights();
     for (b, chunk) in items.chunks(batch.max(1)).enumerate() {
         let prompts: Vec<Vec<u32>> = chunk.iter().map(|it| it.enc.prompt.clone()).collect();
-        let opts = GenOptions {
-            max_new_tokens: p.max_completion_tokens,
-            stop: Vec::new(),
-            sampling: Sampling {
-                temperature: p.temperature,
-                top_k: p.top_k,
-                top_p: p.top_p,
-                min_p: 0.0,
-                seed: Rng::stream(p.seed, &format!("evaluate/{b}")).next_u64(),
-            },
-            prefill_chunk: 512,
-            ignore_eos: false,
-        };
+        let opts = p.gen_options(Rng::stream(p.seed, &format!("evaluate/{b}")).next_u64());
         let (gens, _) = model.generate(&prompts, &opts)?;
         for (it, g) in chunk.iter().zip(gens) {
             let r = reward::reward(&g.text, &it.q.answers, &weights);
