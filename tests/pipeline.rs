@@ -235,6 +235,7 @@ fn outcomes(out: &str) -> BTreeMap<String, String> {
 const QUICK: &str = "name: q
 params:
   depth: 9
+  per_template: 5
 stages:
   family:
     kind: generate
@@ -243,7 +244,7 @@ stages:
     set:
       max_tree_size: 20
       question_depth: ${params.depth}
-      questions_per_template: 5
+      questions_per_template: ${params.per_template}
   films:
     kind: generate
     rules: RULES/wiki.rules
@@ -862,8 +863,8 @@ fn param_overrides_replace_declared_values_and_reject_unknown_names() {
     let dir = tmpdir("pipeline", "param");
     let store = dir.join("store");
     let st = store.to_str().unwrap();
-    let qs = root().join("pipelines/quickstart.yaml");
-    let f = qs.to_str().unwrap();
+    let file = write_pipeline(&dir, "p.yaml", QUICK);
+    let f = file.to_str().unwrap();
     let first = run_ok(&["run", f, "--store", st], &dir);
     assert_eq!(outcomes(&first)["family"], "built", "{first}");
     // The same value as declared: everything fresh; another value: the stages using it
