@@ -1,4 +1,4 @@
-//! The command line: argument parsing and the `check`, `fmt`, `generate` and `score` commands;
+//! The command line: argument parsing and the `check`, `fmt`, `generate`, `score` and `eval` commands;
 //! the pipeline commands (`run`, `status`, `show`, `gc`, `clean`, `schema`) live in
 //! `pipeline::commands`.
 //!
@@ -309,6 +309,31 @@ pub enum Command {
         /// What to describe (`pipeline`).
         what: String,
     },
+    /// Score predictions on a real benchmark (HotpotQA, 2Wiki, MuSiQue, CofCA) or a
+    /// synthpipe dataset with the benchmark's official metric, by stratum, with the
+    /// composition probe.
+    Eval {
+        /// hotpotqa, 2wiki, musique, cofca or synthetic.
+        #[arg(long, value_parser = parse_benchmark)]
+        benchmark: crate::eval::bench::Benchmark,
+        /// The benchmark file (JSON array or JSON Lines; for synthetic, a dataset folder).
+        #[arg(long)]
+        data: PathBuf,
+        /// JSON Lines of {id, prediction} (optional `generation`), or HotpotQA's
+        /// {"answer": {id: text}} file.
+        #[arg(long)]
+        predictions: PathBuf,
+        /// Another run's predictions on the same questions: adds the paired difference
+        /// (this run − baseline) of F1 and EM with its standard error and significance.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        /// 2WikiMultiHopQA's id_aliases.json (answers also match the answer entity's aliases).
+        #[arg(long)]
+        aliases: Option<PathBuf>,
+        /// Print the full evaluation as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Score predictions against gold answers (EM, precision, recall, F1).
     Score {
         /// Gold questions, JSONL with `id` and `answers` (optional `hops`, `difficulty`, `type`).
@@ -384,6 +409,21 @@ pub fn main() -> ExitCode {
             threads,
             stats,
         } => generate(&rules, &out, &seeds.0, &set, derived, threads, stats),
+        Command::Eval {
+            benchmark,
+            data,
+            predictions,
+            baseline,
+            aliases,
+            json,
+        } => eval(
+            benchmark,
+            &data,
+            &predictions,
+            baseline.as_deref(),
+            aliases.as_deref(),
+            json,
+        ),
         Command::Score {
             gold,
             predictions,
@@ -703,6 +743,62 @@ fn score(gold: &Path, predictions: &Path, json: bool) -> ExitCode {
     // A closed pipe (`| head`) is not a failure worth a panic; print! would panic on it.
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     ExitCode::SUCCESS
+}
+
+fn parse_benchmark(s: &str) -> Result<crate::eval::bench::Benchmark, String> {
+    crate::eval::bench::Benchmark::parse(s).ok_or_else(|| {
+        format!("unknown benchmark `{s}`; expected hotpotqa, 2wiki, musique, cofca or synthetic")
+    })
+}
+
+/// Exit 0 with the evaluation on stdout; 1 when it was computed but some data records
+/// were skipped (their diagnostics on stderr); 2 when nothing could be scored.
+fn eval(
+    bench: crate::eval::bench::Benchmark,
+    data: &Path,
+    predictions: &Path,
+    baseline: Option<&Path>,
+    aliases: Option<&Path>,
+    json: bool,
+) -> ExitCode {
+    let found = crate::eval::eval_files(bench, data, predictions, baseline, aliases);
+    let (evaluation, warnings) = match found {
+        Ok(r) => r,
+        Err(errors) => {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(crate::score::render_errors(&errors, color()).as_bytes());
+            let _ = writeln!(err, "eval failed: {} error(s)", errors.len());
+            return ExitCode::from(2);
+        }
+    };
+    if !warnings.is_empty() {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(crate::score::render_errors(&warnings, color()).as_bytes());
+        let _ = writeln!(
+            err,
+            "{} record(s) of the data file were skipped; the rest were scored",
+            warnings.len()
+        );
+    }
+    let out = if json {
+        match serde_json::to_string_pretty(&evaluation) {
+            Ok(s) => s + "\n",
+            Err(e) => {
+                eprintln!(
+                    "error: cannot serialise the evaluation: {e} (this is a bug in synthpipe)"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        evaluation.table()
+    };
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    if warnings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// A parsed `--seed` list (a newtype: clap would read a bare `Vec` as a repeated flag).

@@ -1,12 +1,14 @@
 //! synthpipe: rule-generated multi-hop reasoning data, RL fine-tuning and evaluation.
 //!
 //! `lang` owns the rule language (syntax → AST → checker → IR); `universe` generation
-//! (worlds, queries, questions, articles, datasets); `score` answer scoring; `pipeline`
+//! (worlds, queries, questions, articles, datasets); `score` answer scoring; `eval` real
+//! benchmarks (loaders, official metrics, strata, the composition probe); `pipeline`
 //! cached pipelines of stages; `model` language models on burn; `rl` rewards (and, as it
 //! grows, GRPO and SFT); `cli` the command line.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod eval;
 pub mod lang;
 pub mod model;
 pub mod pipeline;

@@ -337,6 +337,27 @@ impl ScoreError {
         self
     }
 
+    /// A problem with one line of a file (`text` is that line, for the snippet).
+    pub fn at_line(code: ErrorCode, file: &str, line: usize, text: &str, message: String) -> Self {
+        Self::at(code, file, line, text, message)
+    }
+
+    /// A problem with a whole file (unreadable, empty, …).
+    pub fn whole(code: ErrorCode, file: &str, message: String) -> Self {
+        ScoreError {
+            code,
+            file: file.to_owned(),
+            line: None,
+            message,
+            help: String::new(),
+            snippet: None,
+        }
+    }
+
+    pub fn with_help(self, help: impl Into<String>) -> Self {
+        self.help(help)
+    }
+
     fn label(mut self, label: impl Into<String>) -> Self {
         if let Some(s) = &mut self.snippet {
             s.label = label.into();
@@ -482,6 +503,20 @@ fn object(file: &str, no: usize, raw: &[u8]) -> Result<Map<String, Value>, Score
             Err(bad(file, no, text, msg))
         }
     }
+}
+
+/// One JSON object of a file: its 1-based line, that line's text (for diagnostics), and
+/// the object.
+pub type Located = (usize, String, Map<String, Value>);
+
+/// Every non-blank line of a JSON Lines file as an object with its line number and text,
+/// or the `bad_record` error saying why not.
+pub fn jsonl_objects(file: &str, bytes: &[u8]) -> Vec<Result<Located, ScoreError>> {
+    lines(bytes)
+        .map(|(no, raw)| {
+            object(file, no, raw).map(|m| (no, String::from_utf8_lossy(raw).into_owned(), m))
+        })
+        .collect()
 }
 
 fn bad(file: &str, no: usize, text: &str, message: String) -> ScoreError {
