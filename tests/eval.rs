@@ -683,3 +683,44 @@ fn a_baseline_run_gives_the_paired_difference_and_the_table_shows_it() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+#[test]
+fn the_evaluate_stage_answers_a_benchmark_and_scores_it_officially() {
+    let dir = tmpdir("eval", "stage");
+    let model = root().join("tests/fixtures/models/tiny-qwen3");
+    let yaml = format!(
+        "name: e\nstages:\n  musique:\n    kind: evaluate\n    model: {}\n    benchmark: musique\n    data: {}\n    examples: 2\n    chat: false\n    max_completion_tokens: 12\n    temperature: 0\n    backend: flex\n    out: results\n",
+        model.display(),
+        fixture("musique.jsonl").display()
+    );
+    std::fs::write(dir.join("p.yaml"), yaml).unwrap();
+    let o = synthpipe(&["run", "p.yaml", "--store", "store"], &dir);
+    assert!(o.status.success(), "{}", describe(&o));
+    let preds = std::fs::read_to_string(dir.join("results/results/predictions.jsonl")).unwrap();
+    let rows: Vec<Json> = preds
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        for key in ["id", "prompt_hash", "generation", "prediction", "f1", "em"] {
+            assert!(!r[key].is_null(), "{key} missing: {r}");
+        }
+    }
+    let m: Json = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("results/results/metrics.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["benchmark"], "musique");
+    assert_eq!(m["overall"]["questions"], 2);
+    assert!(m["strata"]["hops"]["3"].is_object(), "{m}");
+    assert_eq!(m["probe"].as_array().unwrap().len(), 5);
+
+    // A benchmark stage needs `data`, not `dataset`.
+    let bad = "name: e\nstages:\n  x:\n    kind: evaluate\n    model: m.gguf\n    benchmark: hotpotqa\n    dataset: d\n";
+    std::fs::write(dir.join("bad.yaml"), bad).unwrap();
+    let o = synthpipe(&["run", "bad.yaml", "--store", "store"], &dir);
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("needs `data` and no `dataset`"), "{err}");
+}

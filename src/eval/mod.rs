@@ -7,6 +7,7 @@
 
 pub mod bench;
 pub mod metrics;
+pub mod prompt;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

@@ -1065,6 +1065,30 @@ impl Validator {
                     );
                 }
             }
+            "evaluate" => {
+                let synthetic = draft
+                    .params
+                    .get("benchmark")
+                    .is_none_or(|b| b.as_str() == Some("synthetic"));
+                let (want, other) = if synthetic {
+                    ("dataset", "data")
+                } else {
+                    ("data", "dataset")
+                };
+                if !keys.contains_key(want) || keys.contains_key(other) {
+                    self.err(
+                        Code::MissingKey,
+                        draft.name_span,
+                        format!(
+                            "this `evaluate` stage needs `{want}` and no `{other}`"
+                        ),
+                    )
+                    .help = Some(
+                        "give `dataset: {from: STAGE.OUTPUT}` for synthpipe questions, or `benchmark: hotpotqa|2wiki|musique|cofca` with `data: FILE` for a real benchmark"
+                            .into(),
+                    );
+                }
+            }
             "split" => {
                 let parts = ["train", "dev", "test"];
                 let explicit_seeds = parts.iter().any(|p| {

@@ -377,11 +377,6 @@ const MODEL_IN: ParamSpec = req(
     Ty::Input(InputKind::Model),
     "the model: a Hugging Face folder, a .gguf file, or `{from: STAGE.model}`",
 );
-const DATASET_IN: ParamSpec = req(
-    "dataset",
-    Ty::Input(InputKind::Dataset),
-    "the questions (with their universes' articles)",
-);
 const TRAIN_DATASET: ParamSpec = p(
     "dataset",
     Ty::Input(InputKind::Dataset),
@@ -751,10 +746,39 @@ pub const GRPO: KindSpec = KindSpec {
 pub const EVALUATE: KindSpec = KindSpec {
     name: "evaluate",
     version: 1,
-    doc: "Answer a dataset's questions with a model (the training prompts; sampling defaults are the paper's evaluation settings) and score them: predictions.jsonl and metrics.json (EM, F1 overall and by hops, difficulty and question type).",
+    doc: "Answer a synthpipe dataset's questions (the training prompts) or a real benchmark's (reading comprehension with worked examples) with a model, sampling with the paper's evaluation settings, and score them: predictions.jsonl and metrics.json (EM, F1 ± s.e.m. overall and by stratum; for benchmarks also the composition probe).",
     params: &[
         MODEL_IN,
-        DATASET_IN,
+        p(
+            "dataset",
+            Ty::Input(InputKind::Dataset),
+            None,
+            "a synthpipe dataset's questions (with their universes' articles); or give `benchmark` and `data`",
+        ),
+        p(
+            "benchmark",
+            Ty::Choice(&["synthetic", "hotpotqa", "2wiki", "musique", "cofca"]),
+            Some("\"synthetic\""),
+            "which questions: `synthetic` reads `dataset`; a real benchmark reads `data`, with its official metric and strata",
+        ),
+        p(
+            "data",
+            Ty::Input(InputKind::File),
+            None,
+            "the benchmark file (its official JSON array or JSON Lines)",
+        ),
+        p(
+            "aliases",
+            Ty::Input(InputKind::File),
+            None,
+            "2WikiMultiHopQA's id_aliases.json (answers also match the answer entity's aliases)",
+        ),
+        int(
+            "limit",
+            0,
+            "0",
+            "score only the first N questions of `data` (0: all)",
+        ),
         EXAMPLES_IN,
         int("batch", 1, "8", "questions generated together"),
         float("temperature", "0.6", "sampling temperature (0: greedy)"),

@@ -601,9 +601,25 @@ fn train(kind: &str, ctx: &Ctx) -> Result<(), String> {
         scratch: ctx.scratch,
         progress: ctx.progress,
     };
-    match kind {
-        "sft" => train::sft(&job),
-        "grpo" => train::grpo(&job),
+    let bench = ctx
+        .params
+        .get("benchmark")
+        .and_then(Json::as_str)
+        .and_then(crate::eval::bench::Benchmark::parse)
+        .filter(|b| *b != crate::eval::bench::Benchmark::Synthetic);
+    match (kind, bench) {
+        ("sft", _) => train::sft(&job),
+        ("grpo", _) => train::grpo(&job),
+        (_, Some(bench)) => train::evaluate_benchmark(
+            &job,
+            &train::BenchmarkJob {
+                bench,
+                data: ctx.input("data")?,
+                aliases: ctx.inputs.get("aliases").map(PathBuf::as_path),
+                limit: ctx.params.get("limit").and_then(Json::as_u64).unwrap_or(0) as usize,
+            },
+            out_metrics,
+        ),
         _ => train::evaluate(&job, batch, out_metrics),
     }
 }

@@ -426,7 +426,12 @@ impl Prompter<'_> {
         evidence: Option<&str>,
         examples: &[Question],
     ) -> Result<String, String> {
-        let text = prompt_text(q, evidence, examples, self.opts.chat);
+        self.wrap(prompt_text(q, evidence, examples, self.opts.chat))
+    }
+
+    /// A prompt's text as the model sees it: through its chat template as one user turn
+    /// (with the generation prompt), or as is for plain-text prompts.
+    pub fn wrap(&self, text: String) -> Result<String, String> {
         if !self.opts.chat {
             return Ok(text);
         }

@@ -185,6 +185,10 @@ pub struct Job<'a> {
 /// not [`TrainParams`].
 pub const DRAW_KEYS: &[&str] = &[
     "examples_from",
+    "benchmark",
+    "data",
+    "aliases",
+    "limit",
     "rules",
     "set",
     "first_seed",
@@ -1089,6 +1093,133 @@ pub fn evaluate(job: &Job, batch: usize, out: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot write predictions: {e}"))?;
     let mut summary = serde_json::to_value(&report).map_err(|e| e.to_string())?;
     summary["skipped_for_budget"] = json!(skipped);
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n";
+    std::fs::write(out.join("metrics.json"), text)
+        .map_err(|e| format!("cannot write metrics.json: {e}"))
+}
+
+/// What a benchmark evaluation reads besides the model and the prompt settings.
+pub struct BenchmarkJob<'a> {
+    pub bench: crate::eval::bench::Benchmark,
+    pub data: &'a Path,
+    pub aliases: Option<&'a Path>,
+    /// Score only the first `limit` records (0: all).
+    pub limit: usize,
+}
+
+/// Answers a real benchmark's questions (reading-comprehension prompts) and scores them
+/// with its official metric: predictions.jsonl and metrics.json (an `eval::Evaluation`
+/// with strata and the composition probe, plus what was skipped).
+pub fn evaluate_benchmark(job: &Job, b: &BenchmarkJob, out: &Path) -> Result<(), String> {
+    use crate::eval::{self, bench};
+    let p = &job.params;
+    let diagnostics = |errors: &[crate::score::ScoreError]| {
+        errors
+            .iter()
+            .map(|e| format!("{}: {e}", e.code.full()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let aliases = b
+        .aliases
+        .map(bench::load_aliases)
+        .transpose()
+        .map_err(|e| diagnostics(&e))?;
+    let loaded = bench::load_file(b.bench, b.data, aliases.as_ref());
+    if !loaded.errors.is_empty() {
+        // Malformed records are reported and left out; the rest are evaluated.
+        eprintln!("{}", diagnostics(&loaded.errors));
+    }
+    let mut records = loaded.records;
+    if b.limit > 0 {
+        records.truncate(b.limit);
+    }
+    if records.is_empty() {
+        return Err(format!(
+            "no {} record could be read from `{}`",
+            b.bench.name(),
+            b.data.display()
+        ));
+    }
+    let model = Model::load(job.model, &p.device()?).map_err(|e| e.to_string())?;
+    let prompter = Prompter {
+        tokenizer: &model.tokenizer,
+        opts: p.prompt_options(),
+        max_prompt_tokens: p.max_prompt_tokens,
+        max_completion_tokens: p.max_completion_tokens,
+    };
+    let mut items = Vec::with_capacity(records.len());
+    let mut skipped = 0;
+    for r in &records {
+        let text = eval::prompt::prompt_text(b.bench, r, p.examples, p.chat);
+        let prompt = model.tokenizer.encode(&prompter.wrap(text)?)?;
+        if prompt.len() > p.max_prompt_tokens {
+            if p.overflow == "skip" {
+                skipped += 1;
+                continue;
+            }
+            return Err(format!(
+                "question `{}`: its prompt has {} tokens, over the budget of {}; raise max_prompt_tokens, use fewer examples, or set `overflow: skip`",
+                r.id,
+                prompt.len(),
+                p.max_prompt_tokens
+            ));
+        }
+        items.push((r, prompt));
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create the output: {e}"))?;
+    let batch = p.batch.max(1);
+    let pb = bar(job.progress, items.len().div_ceil(batch) as u64, "evaluate");
+    let (mut lines, mut answers, mut f1_sum) = (String::new(), Vec::new(), 0.0);
+    for (i, chunk) in items.chunks(batch).enumerate() {
+        let prompts: Vec<Vec<u32>> = chunk.iter().map(|(_, t)| t.clone()).collect();
+        let opts = p.gen_options(Rng::stream(p.seed, &format!("evaluate/{i}")).next_u64());
+        let (gens, _) = model.generate(&prompts, &opts)?;
+        for ((r, prompt), g) in chunk.iter().zip(gens) {
+            let answer = reward::last_answer(&g.text).unwrap_or("").to_string();
+            let s = eval::score_one(b.bench, r, &answer);
+            f1_sum += s.f1;
+            let hash = blake3::hash(
+                &prompt
+                    .iter()
+                    .flat_map(|t| t.to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            );
+            lines.push_str(
+                &json!({
+                    "id": r.id,
+                    "prompt_hash": format!("b3:{}", hash.to_hex()),
+                    "generation": g.text,
+                    "prediction": answer,
+                    "f1": s.f1,
+                    "em": s.em,
+                    "precision": s.precision,
+                    "recall": s.recall,
+                    "format": reward::well_formed(&g.text),
+                    "truncated": g.finish == Finish::Length,
+                })
+                .to_string(),
+            );
+            lines.push('\n');
+            answers.push(eval::Answer {
+                id: r.id.clone(),
+                answer,
+                generation: Some(g.text),
+                line: 0,
+            });
+        }
+        pb.inc(1);
+        pb.set_message(format!("F1 {:.3}", f1_sum / answers.len().max(1) as f64));
+    }
+    pb.finish_and_clear();
+    let scored: Vec<bench::Record> = items.iter().map(|(r, _)| (*r).clone()).collect();
+    let evaluation = eval::evaluate(b.bench, &scored, &answers, "predictions.jsonl")
+        .map_err(|e| diagnostics(&e))?;
+    std::fs::write(out.join("predictions.jsonl"), lines)
+        .map_err(|e| format!("cannot write predictions: {e}"))?;
+    let mut summary = serde_json::to_value(&evaluation).map_err(|e| e.to_string())?;
+    summary["skipped_for_budget"] = json!(skipped);
+    summary["skipped_records"] = json!(loaded.errors.len());
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n";
     std::fs::write(out.join("metrics.json"), text)
         .map_err(|e| format!("cannot write metrics.json: {e}"))
