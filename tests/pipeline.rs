@@ -910,8 +910,15 @@ fn paper_pipeline_is_the_papers_recipe_for_a_given_model() {
             f.diagnostics
         );
     }
-    let p = load::load_with(&path, &[("model".into(), model.display().to_string())])
-        .unwrap_or_else(|f| panic!("{:?}", f.diagnostics));
+    // The benchmark files: the fixtures stand in for the shared dev samples.
+    let eval = |f: &str| root().join("tests/fixtures/eval").join(f).display().to_string();
+    let overrides = [
+        ("model".to_string(), model.display().to_string()),
+        ("hotpotqa".into(), eval("hotpotqa.json")),
+        ("twowiki".into(), eval("2wiki.jsonl")),
+        ("musique".into(), eval("musique.jsonl")),
+    ];
+    let p = load::load_with(&path, &overrides).unwrap_or_else(|f| panic!("{:?}", f.diagnostics));
     let grpo = &p.stages[p.stage("grpo").unwrap()];
     let spec_default = |name: &str| -> Json {
         let d = synthpipe::pipeline::spec::GRPO
@@ -935,9 +942,19 @@ fn paper_pipeline_is_the_papers_recipe_for_a_given_model() {
     ] {
         assert_eq!(grpo.params[name], spec_default(name), "{name}");
     }
-    for stage in ["base", "trained"] {
+    for stage in [
+        "base",
+        "trained",
+        "base_hotpotqa",
+        "trained_hotpotqa",
+        "base_2wiki",
+        "trained_2wiki",
+        "base_musique",
+        "trained_musique",
+    ] {
         let s = &p.stages[p.stage(stage).unwrap()];
         assert_eq!(s.params["temperature"], 0.6);
+        assert_eq!(s.params["max_completion_tokens"], 4096);
         assert_eq!(s.params["top_p"], 0.95);
         assert_eq!(s.params["top_k"], 20);
     }
