@@ -911,7 +911,13 @@ fn paper_pipeline_is_the_papers_recipe_for_a_given_model() {
         );
     }
     // The benchmark files: the fixtures stand in for the shared dev samples.
-    let eval = |f: &str| root().join("tests/fixtures/eval").join(f).display().to_string();
+    let eval = |f: &str| {
+        root()
+            .join("tests/fixtures/eval")
+            .join(f)
+            .display()
+            .to_string()
+    };
     let overrides = [
         ("model".to_string(), model.display().to_string()),
         ("hotpotqa".into(), eval("hotpotqa.json")),

@@ -745,7 +745,8 @@ pub const GRPO: KindSpec = KindSpec {
 
 pub const EVALUATE: KindSpec = KindSpec {
     name: "evaluate",
-    version: 1,
+    // 2: metrics.json is an `eval::Evaluation` (F1 / EM ± s.e.m., strata, probe).
+    version: 2,
     doc: "Answer a synthpipe dataset's questions (the training prompts) or a real benchmark's (reading comprehension with worked examples) with a model, sampling with the paper's evaluation settings, and score them: predictions.jsonl and metrics.json (EM, F1 ± s.e.m. overall and by stratum; for benchmarks also the composition probe).",
     params: &[
         MODEL_IN,

@@ -1024,7 +1024,7 @@ pub fn grpo(job: &Job) -> Result<(), String> {
 /// Answers every question of the job's dataset with the model (the training prompts) and
 /// scores the answers: `predictions.jsonl` and `metrics.json` in `out`.
 pub fn evaluate(job: &Job, batch: usize, out: &Path) -> Result<(), String> {
-    use crate::score::{GoldRecord, Prediction};
+    use crate::eval::{self, bench::Benchmark};
     let p = &job.params;
     let model = Model::load(job.model, &p.device()?).map_err(|e| e.to_string())?;
     let (items, skipped) = prepare(job, &model, false)?;
@@ -1068,27 +1068,34 @@ pub fn evaluate(job: &Job, batch: usize, out: &Path) -> Result<(), String> {
                 .to_string(),
             );
             lines.push('\n');
-            preds.push(Prediction {
+            preds.push(eval::Answer {
                 id: it.q.id.clone(),
-                answers,
-                line: preds.len() + 1,
+                answer: reward::last_answer(&g.text).unwrap_or("").to_string(),
+                generation: Some(g.text),
+                line: 0,
             });
         }
         pb.inc(1);
         pb.set_message(format!("F1 {:.3}", f1_sum / preds.len().max(1) as f64));
     }
     pb.finish_and_clear();
-    let gold: Vec<GoldRecord> = items
-        .iter()
-        .map(|it| GoldRecord {
-            id: it.q.id.clone(),
-            answers: it.q.answers.clone(),
-            hops: Some(it.q.hops),
-            difficulty: Some(it.q.difficulty),
-            kind: Some(it.q.question_type.clone()),
-        })
+    // The same questions as records of the `synthetic` benchmark: F1 ± s.e.m. by
+    // difficulty, hops and type, and the composition probe over the program's steps.
+    let dir = job.dataset.ok_or("the stage needs `dataset`")?;
+    let loaded = eval::bench::load_file(Benchmark::Synthetic, dir, None);
+    let asked: std::collections::BTreeSet<&str> = items.iter().map(|it| it.q.id.as_str()).collect();
+    let records: Vec<_> = loaded
+        .records
+        .into_iter()
+        .filter(|r| asked.contains(r.id.as_str()))
         .collect();
-    let report = crate::score::evaluate(&gold, &preds);
+    let report = eval::evaluate(Benchmark::Synthetic, &records, &preds, "predictions.jsonl")
+        .map_err(|e| {
+            format!(
+                "{} prediction(s) do not match the dataset (this is a bug in synthpipe)",
+                e.len()
+            )
+        })?;
     std::fs::write(out.join("predictions.jsonl"), lines)
         .map_err(|e| format!("cannot write predictions: {e}"))?;
     let mut summary = serde_json::to_value(&report).map_err(|e| e.to_string())?;
