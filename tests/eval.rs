@@ -34,21 +34,30 @@ const SHARED: &[(Benchmark, &str)] = &[
     (Benchmark::Musique, "musique_ans_dev_subset.jsonl"),
 ];
 
+/// Runs `synthpipe eval` on a benchmark file and predictions, with `extra` flags.
+fn eval_cmd(
+    bench: &str,
+    data: &Path,
+    predictions: &Path,
+    extra: &[&str],
+    dir: &Path,
+) -> std::process::Output {
+    let mut args = vec![
+        "eval",
+        "--benchmark",
+        bench,
+        "--data",
+        data.to_str().unwrap(),
+        "--predictions",
+        predictions.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    synthpipe(&args, dir)
+}
+
 /// Runs `synthpipe eval --json` and returns the evaluation.
 fn eval_json(bench: &str, data: &Path, predictions: &Path, dir: &Path) -> Json {
-    let o = synthpipe(
-        &[
-            "eval",
-            "--benchmark",
-            bench,
-            "--data",
-            data.to_str().unwrap(),
-            "--predictions",
-            predictions.to_str().unwrap(),
-            "--json",
-        ],
-        dir,
-    );
+    let o = eval_cmd(bench, data, predictions, &["--json"], dir);
     assert!(o.status.success(), "{}", describe(&o));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -395,18 +404,7 @@ fn malformed_records_are_diagnosed_and_the_rest_still_loads() {
             ("ok-2".into(), "Kelmora".into()),
         ],
     );
-    let o = synthpipe(
-        &[
-            "eval",
-            "--benchmark",
-            "hotpotqa",
-            "--data",
-            path.to_str().unwrap(),
-            "--predictions",
-            preds.to_str().unwrap(),
-        ],
-        &dir,
-    );
+    let o = eval_cmd("hotpotqa", &path, &preds, &[], &dir);
     assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("overall"), "{out}");
@@ -448,19 +446,12 @@ fn predictions_in_either_layout_score_alike_and_unknown_ids_are_errors() {
     assert_eq!(a["overall"]["em"]["mean"], 0.25);
     assert_eq!(a["overall"]["missing"], 1);
     // With it, an exact alias match.
-    let o = synthpipe(
-        &[
-            "eval",
-            "--benchmark",
-            "2wiki",
-            "--data",
-            data.to_str().unwrap(),
-            "--predictions",
-            jsonl.to_str().unwrap(),
-            "--aliases",
-            fixture("id_aliases.json").to_str().unwrap(),
-            "--json",
-        ],
+    let aliases = fixture("id_aliases.json");
+    let o = eval_cmd(
+        "2wiki",
+        &data,
+        &jsonl,
+        &["--aliases", aliases.to_str().unwrap(), "--json"],
         &dir,
     );
     assert!(o.status.success(), "{}", describe(&o));
@@ -468,18 +459,7 @@ fn predictions_in_either_layout_score_alike_and_unknown_ids_are_errors() {
     assert_eq!(with["overall"]["em"]["mean"], 0.5);
 
     write_predictions(&jsonl, &[("nope".into(), "x".into())]);
-    let o = synthpipe(
-        &[
-            "eval",
-            "--benchmark",
-            "2wiki",
-            "--data",
-            data.to_str().unwrap(),
-            "--predictions",
-            jsonl.to_str().unwrap(),
-        ],
-        &dir,
-    );
+    let o = eval_cmd("2wiki", &data, &jsonl, &[], &dir);
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("synthpipe::score::unknown_id"));
     let o = synthpipe(
@@ -651,24 +631,9 @@ fn a_baseline_run_gives_the_paired_difference_and_the_table_shows_it() {
             ("3hop1__1_2_3".into(), "Osterby".into()),
         ],
     );
-    let args = |json: bool| {
-        let mut a = vec![
-            "eval",
-            "--benchmark",
-            "musique",
-            "--data",
-            data.to_str().unwrap(),
-            "--predictions",
-            trained.to_str().unwrap(),
-            "--baseline",
-            base.to_str().unwrap(),
-        ];
-        if json {
-            a.push("--json");
-        }
-        a
-    };
-    let o = synthpipe(&args(true), &dir);
+    let baseline = ["--baseline", base.to_str().unwrap()];
+    let with_json = [baseline[0], baseline[1], "--json"];
+    let o = eval_cmd("musique", &data, &trained, &with_json, &dir);
     assert!(o.status.success(), "{}", describe(&o));
     let e: Json = serde_json::from_slice(&o.stdout).unwrap();
     let v = &e["versus_baseline"]["f1"];
@@ -676,7 +641,7 @@ fn a_baseline_run_gives_the_paired_difference_and_the_table_shows_it() {
     assert_eq!(v["b"], 1.0);
     assert_eq!(v["mean"], 1.0);
     assert_eq!(v["sem"], 0.0);
-    let o = synthpipe(&args(false), &dir);
+    let o = eval_cmd("musique", &data, &trained, &baseline, &dir);
     assert!(o.status.success(), "{}", describe(&o));
     insta::assert_snapshot!(
         "eval_table_with_baseline",
