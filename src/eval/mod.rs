@@ -299,7 +299,7 @@ pub fn evaluate(
     })
 }
 
-/// For each hop count n and k ≤ n: the share of generations that mention the k-th gold
+/// For each chain length n and k ≤ n: the share of generations that mention the k-th gold
 /// intermediate answer (any accepted string of it). Questions without intermediate
 /// answers, or without a prediction, are left out.
 fn probe(records: &[Record], by_id: &BTreeMap<&str, &Answer>) -> Vec<ProbeCell> {
@@ -309,7 +309,9 @@ fn probe(records: &[Record], by_id: &BTreeMap<&str, &Answer>) -> Vec<ProbeCell> 
             continue;
         };
         let text = a.generation.as_deref().unwrap_or(&a.answer);
-        let n = r.hops.unwrap_or(r.intermediate.len() as u64);
+        // The chain's length: the hop count for MuSiQue and CofCA; for synthpipe questions
+        // the program's reasoning steps (hops, intersections, comparisons), so k ≤ n.
+        let n = r.intermediate.len() as u64;
         for (k, accepted) in r.intermediate.iter().enumerate() {
             let cell = cells.entry((n, k + 1)).or_default();
             cell.1 += 1;
