@@ -203,12 +203,24 @@ fn elements(file: &str, bytes: &[u8]) -> Vec<Result<Located, ScoreError>> {
     }
     let start = first.unwrap_or(0);
     let mut out = Vec::new();
-    let line_of = |at: usize| 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+    // Elements come in order, so lines are counted once over the file, not per element
+    // (official files are tens of MB, often on one line).
+    let (mut counted_to, mut lines_before) = (0usize, 0usize);
+    let mut line_of = |at: usize| {
+        lines_before += bytes[counted_to..at]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        counted_to = at;
+        1 + lines_before
+    };
+    // A diagnostic shows the start of the element's line, never the rest of a huge line.
     let text_at = |at: usize| {
-        let end = bytes[at..]
+        let limit = (at + 512).min(bytes.len());
+        let end = bytes[at..limit]
             .iter()
             .position(|&b| b == b'\n')
-            .map_or(bytes.len(), |e| at + e);
+            .map_or(limit, |e| at + e);
         String::from_utf8_lossy(&bytes[at..end]).into_owned()
     };
     let (spans, tail) = array_spans(bytes, start);
