@@ -385,13 +385,19 @@ fn every_layout_loads_into_the_common_record() {
 #[test]
 fn malformed_records_are_diagnosed_and_the_rest_still_loads() {
     let path = fixture("hotpotqa_bad.json");
-    let l = load_file(Benchmark::HotpotQa, &path, None);
+    // Named relative to the crate, so the rendering (wrapped at 100 columns) does not
+    // depend on where the checkout lives.
+    let l = synthpipe::eval::bench::load_bytes(
+        Benchmark::HotpotQa,
+        "tests/fixtures/eval/hotpotqa_bad.json",
+        &std::fs::read(&path).unwrap(),
+        None,
+    );
     let ids: Vec<&str> = l.records.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["ok-1", "ok-2"]);
     let lines: Vec<Option<usize>> = l.errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, [Some(3), Some(4), Some(5), Some(7)]);
-    let rendered = synthpipe::score::render_errors(&l.errors, false)
-        .replace(&root().display().to_string(), "<root>");
+    let rendered = synthpipe::score::render_errors(&l.errors, false);
     insta::assert_snapshot!("malformed_hotpotqa", rendered);
 
     // Through the CLI: the good records are scored, the bad ones reported, exit 1.
