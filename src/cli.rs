@@ -720,25 +720,36 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Exit 0 with the report on stdout, or 2 with every load error on stderr.
 fn score(gold: &Path, predictions: &Path, json: bool) -> ExitCode {
-    let report = match crate::score::score_files(gold, predictions) {
-        Ok(r) => r,
-        Err(errors) => {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(crate::score::render_errors(&errors, color()).as_bytes());
-            let _ = writeln!(err, "score failed: {} error(s)", errors.len());
-            return ExitCode::from(2);
-        }
-    };
+    match crate::score::score_files(gold, predictions) {
+        Ok(report) => print_result(&report, json, || report.table()),
+        Err(errors) => load_failed("score", &errors),
+    }
+}
+
+/// Renders load errors on stderr with a count line; exit 2.
+fn load_failed(command: &str, errors: &[crate::score::ScoreError]) -> ExitCode {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(crate::score::render_errors(errors, color()).as_bytes());
+    let _ = writeln!(err, "{command} failed: {} error(s)", errors.len());
+    ExitCode::from(2)
+}
+
+/// Prints a result as pretty JSON or as its table: exit 0 (2 if it cannot be serialised).
+fn print_result(
+    value: &impl serde::Serialize,
+    json: bool,
+    table: impl FnOnce() -> String,
+) -> ExitCode {
     let out = if json {
-        match serde_json::to_string_pretty(&report) {
+        match serde_json::to_string_pretty(value) {
             Ok(s) => s + "\n",
             Err(e) => {
-                eprintln!("error: cannot serialise the report: {e} (this is a bug in synthpipe)");
+                eprintln!("error: cannot serialise the result: {e} (this is a bug in synthpipe)");
                 return ExitCode::from(2);
             }
         }
     } else {
-        report.table()
+        table()
     };
     // A closed pipe (`| head`) is not a failure worth a panic; print! would panic on it.
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
@@ -764,12 +775,7 @@ fn eval(
     let found = crate::eval::eval_files(bench, data, predictions, baseline, aliases);
     let (evaluation, warnings) = match found {
         Ok(r) => r,
-        Err(errors) => {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(crate::score::render_errors(&errors, color()).as_bytes());
-            let _ = writeln!(err, "eval failed: {} error(s)", errors.len());
-            return ExitCode::from(2);
-        }
+        Err(errors) => return load_failed("eval", &errors),
     };
     if !warnings.is_empty() {
         let mut err = std::io::stderr().lock();
@@ -780,22 +786,9 @@ fn eval(
             warnings.len()
         );
     }
-    let out = if json {
-        match serde_json::to_string_pretty(&evaluation) {
-            Ok(s) => s + "\n",
-            Err(e) => {
-                eprintln!(
-                    "error: cannot serialise the evaluation: {e} (this is a bug in synthpipe)"
-                );
-                return ExitCode::from(2);
-            }
-        }
-    } else {
-        evaluation.table()
-    };
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
-    if warnings.is_empty() {
-        ExitCode::SUCCESS
+    let code = print_result(&evaluation, json, || evaluation.table());
+    if warnings.is_empty() || code != ExitCode::SUCCESS {
+        code
     } else {
         ExitCode::from(1)
     }

@@ -1023,6 +1023,12 @@ pub fn grpo(job: &Job) -> Result<(), String> {
 
 /// Answers every question of the job's dataset with the model (the training prompts) and
 /// scores the answers: `predictions.jsonl` and `metrics.json` in `out`.
+/// The identity of a prompt in predictions.jsonl: blake3 of its token ids.
+fn prompt_hash(tokens: &[u32]) -> String {
+    let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
+    format!("b3:{}", blake3::hash(&bytes).to_hex())
+}
+
 pub fn evaluate(job: &Job, batch: usize, out: &Path) -> Result<(), String> {
     use crate::eval::{self, bench::Benchmark};
     let p = &job.params;
@@ -1046,17 +1052,10 @@ pub fn evaluate(job: &Job, batch: usize, out: &Path) -> Result<(), String> {
             let r = reward::reward(&g.text, &it.q.answers, &weights);
             f1_sum += r.f1;
             let answers = reward::predicted(&g.text);
-            let prompt_hash = blake3::hash(
-                &it.enc
-                    .prompt
-                    .iter()
-                    .flat_map(|t| t.to_le_bytes())
-                    .collect::<Vec<u8>>(),
-            );
             lines.push_str(
                 &json!({
                     "id": it.q.id,
-                    "prompt_hash": format!("b3:{}", prompt_hash.to_hex()),
+                    "prompt_hash": prompt_hash(&it.enc.prompt),
                     "generation": g.text,
                     "prediction": reward::last_answer(&g.text).unwrap_or(""),
                     "answers": answers,
@@ -1186,16 +1185,10 @@ pub fn evaluate_benchmark(job: &Job, b: &BenchmarkJob, out: &Path) -> Result<(),
             let answer = reward::last_answer(&g.text).unwrap_or("").to_string();
             let s = eval::score_one(b.bench, r, &answer);
             f1_sum += s.f1;
-            let hash = blake3::hash(
-                &prompt
-                    .iter()
-                    .flat_map(|t| t.to_le_bytes())
-                    .collect::<Vec<u8>>(),
-            );
             lines.push_str(
                 &json!({
                     "id": r.id,
-                    "prompt_hash": format!("b3:{}", hash.to_hex()),
+                    "prompt_hash": prompt_hash(prompt),
                     "generation": g.text,
                     "prediction": answer,
                     "f1": s.f1,
