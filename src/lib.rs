@@ -3,8 +3,8 @@
 //! `lang` owns the rule language (syntax → AST → checker → IR); `universe` generation
 //! (worlds, queries, questions, articles, datasets); `score` answer scoring; `eval` real
 //! benchmarks (loaders, official metrics, strata, the composition probe); `pipeline`
-//! cached pipelines of stages; `model` language models on burn; `rl` rewards (and, as it
-//! grows, GRPO and SFT); `cli` the command line.
+//! cached pipelines of stages; `model` language models on burn; `rl` rewards, SFT and
+//! GRPO; `report` HTML and Markdown reports with plots; `cli` the command line.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -13,6 +13,7 @@ pub mod lang;
 pub mod model;
 pub mod pipeline;
 pub mod progress;
+pub mod report;
 pub mod rl;
 pub mod score;
 pub mod universe;

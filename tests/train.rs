@@ -505,6 +505,7 @@ fn quickstart_short_variant_trains_and_scores_held_out_universes() {
         "grpo",
         "eval_sft",
         "eval_grpo",
+        "report",
     ] {
         assert!(
             log.contains(&format!("] {stage} (")),
@@ -559,4 +560,25 @@ fn quickstart_short_variant_trains_and_scores_held_out_universes() {
     assert!(loss(19) < loss(0), "SFT loss did not fall: {sft:?}");
     let grpo = metrics(&path_of("grpo", "metrics").join("metrics.jsonl"));
     assert_eq!(grpo.len(), 4);
+    // The report: both models on the held-out questions, paired, with training curves; the
+    // run's log says where the page is.
+    let report = path_of("report", "report");
+    assert!(log.contains("/report/report.html"), "{log}");
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    for want in [
+        "| held-out universes | ",
+        "| GRPO | ",
+        "GRPO − baseline",
+        "### By difficulty",
+        "## Training",
+        "| SFT | sft | 20 | loss |",
+        "| GRPO | grpo | 4 | reward |",
+        "CofCA: not evaluated in this run",
+    ] {
+        assert!(md.contains(want), "no `{want}` in the report:\n{md}");
+    }
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    let figures = md.matches("](plots/").count();
+    assert!(figures >= 5, "{md}");
+    assert_eq!(html.matches("<svg").count(), figures);
 }

@@ -5,16 +5,17 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::score::{ErrorCode, Located, ScoreError};
 
 /// The benchmarks synthpipe knows how to read, score and stratify.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Benchmark {
     HotpotQa,
+    #[serde(rename = "2wiki")]
     TwoWiki,
     Musique,
     Cofca,

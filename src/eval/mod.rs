@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::score::{ErrorCode, ScoreError, Scores};
@@ -126,16 +126,19 @@ pub fn parse_predictions(file: &str, bytes: &[u8]) -> Result<Vec<Answer>, Vec<Sc
 }
 
 /// Scores of one question.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
     pub id: String,
     #[serde(flatten)]
     pub scores: Scores,
     pub missing: bool,
+    /// Axis → the question's stratum there, so that two runs can be compared per stratum.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub strata: BTreeMap<String, String>,
 }
 
 /// Mean metrics of a group of questions, F1 and EM with their spread.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Group {
     pub questions: usize,
     pub missing: usize,
@@ -147,7 +150,7 @@ pub struct Group {
 
 /// The composition probe for one (hop count, k): how many generations mention the k-th
 /// gold intermediate answer.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProbeCell {
     pub hops: u64,
     pub k: usize,
@@ -157,7 +160,7 @@ pub struct ProbeCell {
 }
 
 /// Everything a report shows about one model on one benchmark.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
     pub benchmark: Benchmark,
     pub overall: Group,
@@ -166,13 +169,13 @@ pub struct Evaluation {
     pub probe: Vec<ProbeCell>,
     /// Against a baseline run on the same questions (`--baseline`): F1 and EM of this run
     /// minus the baseline's, paired by question.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versus_baseline: Option<Versus>,
     pub questions: Vec<Scored>,
 }
 
 /// Paired differences (this run − baseline) of F1 and EM.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Versus {
     pub f1: metrics::Paired,
     pub em: metrics::Paired,
@@ -258,25 +261,26 @@ pub fn evaluate(
     let by_id: BTreeMap<&str, &Answer> = answers.iter().map(|a| (a.id.as_str(), a)).collect();
     let scored: Vec<Scored> = records
         .iter()
-        .map(|r| match by_id.get(r.id.as_str()) {
-            Some(a) => Scored {
+        .map(|r| {
+            let answer = by_id.get(r.id.as_str());
+            Scored {
                 id: r.id.clone(),
-                scores: score_one(bench, r, &a.answer),
-                missing: false,
-            },
-            None => Scored {
-                id: r.id.clone(),
-                scores: Scores::default(),
-                missing: true,
-            },
+                scores: answer.map_or_else(Scores::default, |a| score_one(bench, r, &a.answer)),
+                missing: answer.is_none(),
+                strata: bench
+                    .axes()
+                    .iter()
+                    .map(|axis| (axis.to_string(), stratum(axis, r)))
+                    .collect(),
+            }
         })
         .collect();
     let all: Vec<&Scored> = scored.iter().collect();
     let mut strata = BTreeMap::new();
     for axis in bench.axes() {
         let mut groups: BTreeMap<String, Vec<&Scored>> = BTreeMap::new();
-        for (r, s) in records.iter().zip(&scored) {
-            groups.entry(stratum(axis, r)).or_default().push(s);
+        for s in &scored {
+            groups.entry(s.strata[*axis].clone()).or_default().push(s);
         }
         strata.insert(
             axis.to_string(),

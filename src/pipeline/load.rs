@@ -1089,6 +1089,47 @@ impl Validator {
                     );
                 }
             }
+            "report" => {
+                if let Some((_, v)) = keys.get("expect")
+                    && let Value::Seq(items) = &v.value
+                {
+                    for i in items {
+                        if let Some(w) = i.as_str()
+                            && crate::eval::bench::Benchmark::parse(w).is_none()
+                        {
+                            self.err(
+                                Code::InvalidValue,
+                                i.span,
+                                format!("`{w}` is not a benchmark"),
+                            )
+                            .help = Some(
+                                "expect any of hotpotqa, 2wiki, musique, cofca, synthetic".into(),
+                            );
+                        }
+                    }
+                }
+                let models: Vec<&str> = draft
+                    .params
+                    .get("evaluations")
+                    .and_then(Json::as_array)
+                    .map(|a| a.iter().filter_map(|e| e["model"].as_str()).collect())
+                    .unwrap_or_default();
+                if let Some((_, v)) = keys.get("baseline")
+                    && let Some(b) = draft.params.get("baseline").and_then(Json::as_str)
+                    && !models.is_empty()
+                    && !models.contains(&b)
+                {
+                    let help = did_you_mean(b, models.iter().copied()).unwrap_or_else(|| {
+                        format!("the evaluated models are: {}", models.join(", "))
+                    });
+                    self.err(
+                        Code::InvalidValue,
+                        v.span,
+                        format!("`{b}` is not the `model` of any evaluation"),
+                    )
+                    .help = Some(help);
+                }
+            }
             "split" => {
                 let parts = ["train", "dev", "test"];
                 let explicit_seeds = parts.iter().any(|p| {

@@ -11,6 +11,7 @@ use std::time::Instant;
 use serde_json::{Value as Json, json};
 
 use super::load::{Input, Pipeline, Stage};
+use super::spec::OutputKind;
 use super::stages::{self, Ctx};
 use super::store::{self, OutputRecord, Record, StageState, Store};
 
@@ -294,6 +295,18 @@ pub fn run(
                 "[{counter}/{total}] {} ({}): {line}",
                 s.name, s.kind.name
             ));
+            // A report is read in a browser: say where it is.
+            if let (Outcome::Cached | Outcome::Built, Some(key)) = (&report.outcome, &report.key) {
+                for o in s
+                    .kind
+                    .outputs
+                    .iter()
+                    .filter(|o| o.kind == OutputKind::Report)
+                {
+                    let page = store.output_dir(key).join(o.name).join("report.html");
+                    say(&format!("      {}", page.display()));
+                }
+            }
             done.insert(i, report);
         }
     });

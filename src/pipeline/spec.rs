@@ -52,6 +52,10 @@ pub enum InputKind {
     Model,
     /// Any file.
     File,
+    /// An `evaluate` stage's results.
+    Evaluation,
+    /// A training stage's (`sft`, `grpo`) metrics.
+    Training,
 }
 
 impl InputKind {
@@ -64,6 +68,8 @@ impl InputKind {
                 "a model (a Hugging Face folder, a .gguf file or a stage's model output)"
             }
             InputKind::File => "a file",
+            InputKind::Evaluation => "an evaluation (an `evaluate` stage's results)",
+            InputKind::Training => "a training log (an `sft` or `grpo` stage's metrics)",
         }
     }
     /// Whether an upstream output of this kind can feed this input.
@@ -73,8 +79,12 @@ impl InputKind {
             (
                 InputKind::Dataset | InputKind::Questions,
                 OutputKind::Dataset
-            ) | (InputKind::File, OutputKind::Metrics)
-                | (InputKind::Model, OutputKind::Model)
+            ) | (
+                InputKind::File,
+                OutputKind::Metrics | OutputKind::Evaluation | OutputKind::Training
+            ) | (InputKind::Model, OutputKind::Model)
+                | (InputKind::Evaluation, OutputKind::Evaluation)
+                | (InputKind::Training, OutputKind::Training)
         )
     }
 }
@@ -88,6 +98,12 @@ pub enum OutputKind {
     Metrics,
     /// A model folder in Hugging Face's layout.
     Model,
+    /// An evaluation: `predictions.jsonl` and `metrics.json` (an `eval::Evaluation`).
+    Evaluation,
+    /// A training log: `metrics.jsonl` (one line per step) and `metrics.json`.
+    Training,
+    /// A report folder: `report.html`, `report.md` and `plots/`.
+    Report,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -503,7 +519,7 @@ const TRAIN_OUTPUTS: &[OutputSpec] = &[
     },
     OutputSpec {
         name: "metrics",
-        kind: OutputKind::Metrics,
+        kind: OutputKind::Training,
         doc: "metrics.jsonl (one line per step) and a summary in metrics.json",
     },
 ];
@@ -746,7 +762,8 @@ pub const GRPO: KindSpec = KindSpec {
 pub const EVALUATE: KindSpec = KindSpec {
     name: "evaluate",
     // 2: metrics.json is an `eval::Evaluation` (F1 / EM ± s.e.m., strata, probe).
-    version: 2,
+    // 3: each scored question carries its strata; 2Wiki is named `2wiki`.
+    version: 3,
     doc: "Answer a synthpipe dataset's questions (the training prompts) or a real benchmark's (reading comprehension with worked examples) with a model, sampling with the paper's evaluation settings, and score them: predictions.jsonl and metrics.json (EM, F1 ± s.e.m. overall and by stratum; for benchmarks also the composition probe).",
     params: &[
         MODEL_IN,
@@ -798,16 +815,88 @@ pub const EVALUATE: KindSpec = KindSpec {
     ],
     outputs: &[OutputSpec {
         name: "results",
-        kind: OutputKind::Metrics,
+        kind: OutputKind::Evaluation,
         doc: "predictions.jsonl (id, generation, extracted answer, scores) and metrics.json",
     }],
     cpus: 0,
     exclusive: true,
 };
 
+const REPORT_EVAL: &[ParamSpec] = &[
+    req(
+        "from",
+        Ty::Ref(InputKind::Evaluation),
+        "an evaluate stage's results, `STAGE.results`",
+    ),
+    req(
+        "model",
+        Ty::Str,
+        "the model's name in the report (`base`, `trained`, …): evaluations with the same name are one model's",
+    ),
+    p(
+        "name",
+        Ty::Str,
+        None,
+        "what the report calls these questions (default: the benchmark's name); evaluations with the same name are compared",
+    ),
+];
+
+const REPORT_TRAIN: &[ParamSpec] = &[
+    req(
+        "from",
+        Ty::Ref(InputKind::Training),
+        "an sft or grpo stage's metrics, `STAGE.metrics`",
+    ),
+    req("model", Ty::Str, "the trained model's name in the report"),
+];
+
+pub const REPORT: KindSpec = KindSpec {
+    name: "report",
+    version: 1,
+    doc: "A report of a run: a self-contained HTML page and a Markdown summary with F1 / EM ± s.e.m. per benchmark and stratum, paired differences against a baseline model, the composition probe, training curves, and plots (SVG and PNG); benchmarks expected but not evaluated are listed as unavailable.",
+    params: &[
+        p(
+            "title",
+            Ty::Str,
+            Some("\"synthpipe report\""),
+            "the report's heading",
+        ),
+        req(
+            "evaluations",
+            Ty::List(REPORT_EVAL),
+            "evaluations to report, each with its model's name",
+        ),
+        p(
+            "training",
+            Ty::List(REPORT_TRAIN),
+            None,
+            "training logs to plot (reward, F1 and completion length per step for GRPO; loss for SFT)",
+        ),
+        p(
+            "baseline",
+            Ty::Str,
+            None,
+            "the model the others are compared with (default: the first evaluation's model)",
+        ),
+        p(
+            "expect",
+            Ty::StrList,
+            Some("[\"hotpotqa\", \"2wiki\", \"musique\", \"cofca\"]"),
+            "benchmarks the report accounts for: those without an evaluation are listed as unavailable",
+        ),
+    ],
+    outputs: &[OutputSpec {
+        name: "report",
+        kind: OutputKind::Report,
+        doc: "report.html (self-contained), report.md and plots/ (SVG and PNG)",
+    }],
+    cpus: 1,
+    exclusive: false,
+};
+
 /// Every stage kind, in documentation order.
 pub const KINDS: &[&KindSpec] = &[
-    &GENERATE, &SPLIT, &MIX, &SCORE, &LM_INIT, &SFT, &GRPO, &EVALUATE,
+    &GENERATE, &SPLIT, &MIX, &SCORE, &LM_INIT, &SFT, &GRPO, &EVALUATE, &REPORT,
 ];
 
 pub fn kind(name: &str) -> Option<&'static KindSpec> {

@@ -1,6 +1,7 @@
 //! The stage kinds' executors: thin adapters from resolved parameters and input paths to the
 //! library calls (`universe::dataset::generate`, `score::score_files`) and the dataset
-//! operations `split` and `mix`, which work record by record on dataset folders.
+//! operations `split` and `mix`, which work record by record on dataset folders, and
+//! `report` (`report::write`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -47,6 +48,7 @@ pub fn execute(kind: &str, ctx: &Ctx) -> Result<(), String> {
         "score" => score(ctx),
         "lm_init" => lm_init(ctx),
         "sft" | "grpo" | "evaluate" => train(kind, ctx),
+        "report" => report(ctx),
         other => Err(format!(
             "no executor for stage kind `{other}` (this is a bug in synthpipe)"
         )),
@@ -622,6 +624,42 @@ fn train(kind: &str, ctx: &Ctx) -> Result<(), String> {
         ),
         _ => train::evaluate(&job, batch, out_metrics),
     }
+}
+
+fn report(ctx: &Ctx) -> Result<(), String> {
+    use crate::report::{EvalInput, Options, TrainInput};
+    let items = |key: &str| ctx.params[key].as_array().cloned().unwrap_or_default();
+    let text = |v: &Json| v.as_str().map(str::to_string);
+    let evals = items("evaluations")
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            Ok(EvalInput {
+                model: text(&e["model"]).unwrap_or_default(),
+                name: text(&e["name"]),
+                dir: ctx.input(&format!("evaluations.{i}.from"))?.to_path_buf(),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let training = items("training")
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            Ok(TrainInput {
+                model: text(&t["model"]).unwrap_or_default(),
+                dir: ctx.input(&format!("training.{i}.from"))?.to_path_buf(),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let opts = Options {
+        title: text(&ctx.params["title"]).unwrap_or_else(|| "synthpipe report".into()),
+        baseline: text(&ctx.params["baseline"]),
+        expect: items("expect")
+            .iter()
+            .filter_map(|b| crate::eval::bench::Benchmark::parse(b.as_str()?))
+            .collect(),
+    };
+    crate::report::write(&opts, &evals, &training, ctx.output("report")?)
 }
 
 fn lm_init(ctx: &Ctx) -> Result<(), String> {
