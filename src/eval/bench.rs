@@ -117,6 +117,8 @@ pub struct Record {
     pub hops: Option<u64>,
     /// Synthetic questions only.
     pub difficulty: Option<u64>,
+    /// Synthetic questions only: the universe asked about (its articles are the evidence).
+    pub universe: Option<String>,
     /// For each hop k (in order), the accepted strings of the k-th gold intermediate
     /// answer; the last hop's is the final answer. Empty when the dataset has none.
     pub intermediate: Vec<Vec<String>>,
@@ -478,6 +480,7 @@ fn record(
         kind: None,
         hops: None,
         difficulty: None,
+        universe: None,
         intermediate: vec![],
         line: 0,
     };
@@ -596,6 +599,7 @@ fn record(
                 kind: Some(string(m, "question_type")?),
                 hops: Some(uint(m, "hops")?),
                 difficulty: Some(uint(m, "difficulty")?),
+                universe: opt_string(m, "universe")?,
                 intermediate,
                 ..blank
             })
@@ -677,18 +681,8 @@ fn load_synthetic(path: &Path) -> Loaded {
             });
         }
     }
-    let universes: BTreeMap<String, String> = bytes
-        .split(|&b| b == b'\n')
-        .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
-        .filter_map(|v| {
-            Some((
-                v.get("id")?.as_str()?.to_string(),
-                v.get("universe")?.as_str()?.to_string(),
-            ))
-        })
-        .collect();
     for r in &mut out.records {
-        if let Some(ps) = universes.get(&r.id).and_then(|u| by_universe.get(u)) {
+        if let Some(ps) = r.universe.as_ref().and_then(|u| by_universe.get(u)) {
             r.paragraphs = ps.clone();
         }
     }

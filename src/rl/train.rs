@@ -18,7 +18,7 @@ use super::grpo::{
 use super::prompt::{Dataset, Encoded, Examples, PromptOptions, Prompter, Question};
 use super::reward::{self, Rewards, Weights};
 use crate::model::commands::{Backend, Dtype, device_with};
-use crate::model::generate::{Finish, GenOptions, Sampling};
+use crate::model::generate::{Finish, GenOptions, Generation, Sampling};
 use crate::model::load::Model;
 use crate::universe::rng::Rng;
 
@@ -1021,63 +1021,82 @@ pub fn grpo(job: &Job) -> Result<(), String> {
     finish(job, &s, "grpo", "reward_mean", "reward")
 }
 
-/// Answers every question of the job's dataset with the model (the training prompts) and
-/// scores the answers: `predictions.jsonl` and `metrics.json` in `out`.
+/// Generates an answer to every prompt, `batch` at a time, with the evaluation's sampling
+/// (a seeded stream per batch), under a progress bar with the running F1. `score(i, g)`
+/// scores prompt `i`'s generation and returns its F1 and its predictions.jsonl line; the
+/// lines come back joined, in prompt order.
+fn answer_all(
+    job: &Job,
+    model: &Model,
+    prompts: &[Vec<u32>],
+    batch: usize,
+    mut score: impl FnMut(usize, &Generation) -> (f64, serde_json::Value),
+) -> Result<String, String> {
+    let p = &job.params;
+    let batch = batch.max(1);
+    let pb = bar(
+        job.progress,
+        prompts.len().div_ceil(batch) as u64,
+        "evaluate",
+    );
+    let (mut lines, mut f1_sum) = (String::new(), 0.0);
+    for (b, chunk) in prompts.chunks(batch).enumerate() {
+        let opts = p.gen_options(Rng::stream(p.seed, &format!("evaluate/{b}")).next_u64());
+        let (gens, _) = model.generate(chunk, &opts)?;
+        for (j, g) in gens.iter().enumerate() {
+            let (f1, line) = score(b * batch + j, g);
+            f1_sum += f1;
+            lines.push_str(&line.to_string());
+            lines.push('\n');
+        }
+        pb.inc(1);
+        let done = (b * batch + chunk.len()).max(1);
+        pb.set_message(format!("F1 {:.3}", f1_sum / done as f64));
+    }
+    pb.finish_and_clear();
+    Ok(lines)
+}
+
 /// The identity of a prompt in predictions.jsonl: blake3 of its token ids.
 fn prompt_hash(tokens: &[u32]) -> String {
     let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
     format!("b3:{}", blake3::hash(&bytes).to_hex())
 }
 
+/// Answers every question of the job's dataset with the model (the training prompts) and
+/// scores the answers: `predictions.jsonl` and `metrics.json` in `out`.
 pub fn evaluate(job: &Job, batch: usize, out: &Path) -> Result<(), String> {
     use crate::eval::{self, bench::Benchmark};
     let p = &job.params;
     let model = Model::load(job.model, &p.device()?).map_err(|e| e.to_string())?;
     let (items, skipped) = prepare(job, &model, false)?;
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create the output: {e}"))?;
-    let pb = bar(
-        job.progress,
-        items.len().div_ceil(batch.max(1)) as u64,
-        "evaluate",
-    );
-    let mut lines = String::new();
-    let mut preds = Vec::with_capacity(items.len());
-    let mut f1_sum = 0.0;
+    let prompts: Vec<Vec<u32>> = items.iter().map(|it| it.enc.prompt.clone()).collect();
     let weights = p.weights();
-    for (b, chunk) in items.chunks(batch.max(1)).enumerate() {
-        let prompts: Vec<Vec<u32>> = chunk.iter().map(|it| it.enc.prompt.clone()).collect();
-        let opts = p.gen_options(Rng::stream(p.seed, &format!("evaluate/{b}")).next_u64());
-        let (gens, _) = model.generate(&prompts, &opts)?;
-        for (it, g) in chunk.iter().zip(gens) {
-            let r = reward::reward(&g.text, &it.q.answers, &weights);
-            f1_sum += r.f1;
-            let answers = reward::predicted(&g.text);
-            lines.push_str(
-                &json!({
-                    "id": it.q.id,
-                    "prompt_hash": prompt_hash(&it.enc.prompt),
-                    "generation": g.text,
-                    "prediction": reward::last_answer(&g.text).unwrap_or(""),
-                    "answers": answers,
-                    "f1": r.f1,
-                    "em": r.em,
-                    "format": r.format,
-                    "truncated": g.finish == Finish::Length,
-                })
-                .to_string(),
-            );
-            lines.push('\n');
-            preds.push(eval::Answer {
-                id: it.q.id.clone(),
-                answer: reward::last_answer(&g.text).unwrap_or("").to_string(),
-                generation: Some(g.text),
-                line: 0,
-            });
-        }
-        pb.inc(1);
-        pb.set_message(format!("F1 {:.3}", f1_sum / preds.len().max(1) as f64));
-    }
-    pb.finish_and_clear();
+    let mut preds = Vec::with_capacity(items.len());
+    let lines = answer_all(job, &model, &prompts, batch, |i, g| {
+        let it = &items[i];
+        let r = reward::reward(&g.text, &it.q.answers, &weights);
+        let answer = reward::last_answer(&g.text).unwrap_or("").to_string();
+        preds.push(eval::Answer {
+            id: it.q.id.clone(),
+            answer: answer.clone(),
+            generation: Some(g.text.clone()),
+            line: 0,
+        });
+        let line = json!({
+            "id": it.q.id,
+            "prompt_hash": prompt_hash(&it.enc.prompt),
+            "generation": g.text,
+            "prediction": answer,
+            "answers": reward::predicted(&g.text),
+            "f1": r.f1,
+            "em": r.em,
+            "format": r.format,
+            "truncated": g.finish == Finish::Length,
+        });
+        (r.f1, line)
+    })?;
     // The same questions as records of the `synthetic` benchmark: F1 ± s.e.m. by
     // difficulty, hops and type, and the composition probe over the program's steps.
     let dir = job.dataset.ok_or("the stage needs `dataset`")?;
@@ -1174,44 +1193,32 @@ pub fn evaluate_benchmark(job: &Job, b: &BenchmarkJob, out: &Path) -> Result<(),
         items.push((r, prompt));
     }
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create the output: {e}"))?;
-    let batch = p.batch.max(1);
-    let pb = bar(job.progress, items.len().div_ceil(batch) as u64, "evaluate");
-    let (mut lines, mut answers, mut f1_sum) = (String::new(), Vec::new(), 0.0);
-    for (i, chunk) in items.chunks(batch).enumerate() {
-        let prompts: Vec<Vec<u32>> = chunk.iter().map(|(_, t)| t.clone()).collect();
-        let opts = p.gen_options(Rng::stream(p.seed, &format!("evaluate/{i}")).next_u64());
-        let (gens, _) = model.generate(&prompts, &opts)?;
-        for ((r, prompt), g) in chunk.iter().zip(gens) {
-            let answer = reward::last_answer(&g.text).unwrap_or("").to_string();
-            let s = eval::score_one(b.bench, r, &answer);
-            f1_sum += s.f1;
-            lines.push_str(
-                &json!({
-                    "id": r.id,
-                    "prompt_hash": prompt_hash(prompt),
-                    "generation": g.text,
-                    "prediction": answer,
-                    "f1": s.f1,
-                    "em": s.em,
-                    "precision": s.precision,
-                    "recall": s.recall,
-                    "format": reward::well_formed(&g.text),
-                    "truncated": g.finish == Finish::Length,
-                })
-                .to_string(),
-            );
-            lines.push('\n');
-            answers.push(eval::Answer {
-                id: r.id.clone(),
-                answer,
-                generation: Some(g.text),
-                line: 0,
-            });
-        }
-        pb.inc(1);
-        pb.set_message(format!("F1 {:.3}", f1_sum / answers.len().max(1) as f64));
-    }
-    pb.finish_and_clear();
+    let prompts: Vec<Vec<u32>> = items.iter().map(|(_, t)| t.clone()).collect();
+    let mut answers = Vec::with_capacity(items.len());
+    let lines = answer_all(job, &model, &prompts, p.batch, |i, g| {
+        let (r, prompt) = &items[i];
+        let answer = reward::last_answer(&g.text).unwrap_or("").to_string();
+        let s = eval::score_one(b.bench, r, &answer);
+        answers.push(eval::Answer {
+            id: r.id.clone(),
+            answer: answer.clone(),
+            generation: Some(g.text.clone()),
+            line: 0,
+        });
+        let line = json!({
+            "id": r.id,
+            "prompt_hash": prompt_hash(prompt),
+            "generation": g.text,
+            "prediction": answer,
+            "f1": s.f1,
+            "em": s.em,
+            "precision": s.precision,
+            "recall": s.recall,
+            "format": reward::well_formed(&g.text),
+            "truncated": g.finish == Finish::Length,
+        });
+        (s.f1, line)
+    })?;
     let scored: Vec<bench::Record> = items.iter().map(|(r, _)| (*r).clone()).collect();
     let evaluation = eval::evaluate(b.bench, &scored, &answers, "predictions.jsonl")
         .map_err(|e| diagnostics(&e))?;
