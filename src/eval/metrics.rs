@@ -156,7 +156,8 @@ pub struct Estimate {
 /// Bootstrap resamples behind every interval; enough for two stable decimals.
 pub const BOOTSTRAP: usize = 1000;
 
-fn mean(xs: &[f64]) -> f64 {
+/// The arithmetic mean; 0 for no values.
+pub fn mean(xs: &[f64]) -> f64 {
     if xs.is_empty() {
         0.0
     } else {

@@ -11,6 +11,7 @@ use serde_json::{Value as Json, json};
 use super::diag::{Code, Diagnostic};
 use super::spec::{self, InputKind, KindSpec, ParamSpec, Ty};
 use super::yaml::{self, Node, Value};
+use crate::eval::bench::Benchmark;
 use crate::lang::ast::Span;
 use crate::lang::diag::did_you_mean;
 
@@ -1095,16 +1096,17 @@ impl Validator {
                 {
                     for i in items {
                         if let Some(w) = i.as_str()
-                            && crate::eval::bench::Benchmark::parse(w).is_none()
+                            && Benchmark::parse(w).is_none()
                         {
                             self.err(
                                 Code::InvalidValue,
                                 i.span,
                                 format!("`{w}` is not a benchmark"),
                             )
-                            .help = Some(
-                                "expect any of hotpotqa, 2wiki, musique, cofca, synthetic".into(),
-                            );
+                            .help = Some(format!(
+                                "expect any of {}",
+                                Benchmark::ALL.map(Benchmark::name).join(", ")
+                            ));
                         }
                     }
                 }

@@ -701,21 +701,15 @@ fn training_section(b: &mut Builder, training: &[TrainInput]) -> Result<(), Stri
             if points.is_empty() {
                 continue;
             }
-            let tenth = points.len().div_ceil(10);
-            let mean = |xs: &mut dyn Iterator<Item = f64>| {
-                let v: Vec<f64> = xs.collect();
-                v.iter().sum::<f64>() / v.len().max(1) as f64
-            };
+            let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+            let tenth = ys.len().div_ceil(10);
             rows.push(vec![
                 t.model.clone(),
                 kind.clone(),
                 points.len().to_string(),
                 name.to_string(),
-                format!("{:.3}", mean(&mut points.iter().take(tenth).map(|p| p.1))),
-                format!(
-                    "{:.3}",
-                    mean(&mut points.iter().rev().take(tenth).map(|p| p.1))
-                ),
+                format!("{:.3}", metrics::mean(&ys[..tenth])),
+                format!("{:.3}", metrics::mean(&ys[ys.len() - tenth..])),
             ]);
             let w = (points.len() / 20).max(1);
             let mut lines = vec![Line {

@@ -133,15 +133,13 @@ impl Chart {
         match self {
             Chart::Bars(b) => bars(root, b),
             Chart::Lines(l) => {
-                let (body, title) = if l.title.is_empty() {
-                    (root.clone(), None)
+                let body = if l.title.is_empty() {
+                    root.clone()
                 } else {
                     let (top, body) = root.split_vertically(30);
-                    (body, Some(top))
-                };
-                if let Some(top) = title {
                     top.titled(&l.title, ("sans-serif", 18)).map_err(err)?;
-                }
+                    body
+                };
                 let areas = body.split_evenly((1, l.panels.len().max(1)));
                 for (area, panel) in areas.iter().zip(&l.panels) {
                     lines(area, panel)?;
@@ -250,14 +248,7 @@ fn bars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &Bars) -> Result<(
             .map_err(err)?;
     }
     if b.series.len() > 1 {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, 13)?;
     }
     Ok(())
 }
@@ -351,14 +342,22 @@ fn lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, p: &Panel) -> Result
         }
     }
     if labelled {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, 12)?;
     }
     Ok(())
+}
+
+/// The series' legend: a boxed list in the upper right, over the data.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    font_size: u32,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", font_size))
+        .draw()
+        .map_err(err)
 }

@@ -1023,14 +1023,15 @@ pub fn grpo(job: &Job) -> Result<(), String> {
 
 /// Generates an answer to every prompt, `batch` at a time, with the evaluation's sampling
 /// (a seeded stream per batch), under a progress bar with the running F1. `score(i, g)`
-/// scores prompt `i`'s generation and returns its F1 and its predictions.jsonl line; the
-/// lines come back joined, in prompt order.
+/// scores prompt `i`'s generation (handed over, so its text can be kept without a copy)
+/// and returns its F1 and its predictions.jsonl line; the lines come back joined, in
+/// prompt order.
 fn answer_all(
     job: &Job,
     model: &Model,
     prompts: &[Vec<u32>],
     batch: usize,
-    mut score: impl FnMut(usize, &Generation) -> (f64, serde_json::Value),
+    mut score: impl FnMut(usize, Generation) -> (f64, serde_json::Value),
 ) -> Result<String, String> {
     let p = &job.params;
     let batch = batch.max(1);
@@ -1043,7 +1044,7 @@ fn answer_all(
     for (b, chunk) in prompts.chunks(batch).enumerate() {
         let opts = p.gen_options(Rng::stream(p.seed, &format!("evaluate/{b}")).next_u64());
         let (gens, _) = model.generate(chunk, &opts)?;
-        for (j, g) in gens.iter().enumerate() {
+        for (j, g) in gens.into_iter().enumerate() {
             let (f1, line) = score(b * batch + j, g);
             f1_sum += f1;
             lines.push_str(&line.to_string());
@@ -1078,12 +1079,6 @@ pub fn evaluate(job: &Job, batch: usize, out: &Path) -> Result<(), String> {
         let it = &items[i];
         let r = reward::reward(&g.text, &it.q.answers, &weights);
         let answer = reward::last_answer(&g.text).unwrap_or("").to_string();
-        preds.push(eval::Answer {
-            id: it.q.id.clone(),
-            answer: answer.clone(),
-            generation: Some(g.text.clone()),
-            line: 0,
-        });
         let line = json!({
             "id": it.q.id,
             "prompt_hash": prompt_hash(&it.enc.prompt),
@@ -1094,6 +1089,12 @@ pub fn evaluate(job: &Job, batch: usize, out: &Path) -> Result<(), String> {
             "em": r.em,
             "format": r.format,
             "truncated": g.finish == Finish::Length,
+        });
+        preds.push(eval::Answer {
+            id: it.q.id.clone(),
+            answer,
+            generation: Some(g.text),
+            line: 0,
         });
         (r.f1, line)
     })?;
@@ -1199,12 +1200,6 @@ pub fn evaluate_benchmark(job: &Job, b: &BenchmarkJob, out: &Path) -> Result<(),
         let (r, prompt) = &items[i];
         let answer = reward::last_answer(&g.text).unwrap_or("").to_string();
         let s = eval::score_one(b.bench, r, &answer);
-        answers.push(eval::Answer {
-            id: r.id.clone(),
-            answer: answer.clone(),
-            generation: Some(g.text.clone()),
-            line: 0,
-        });
         let line = json!({
             "id": r.id,
             "prompt_hash": prompt_hash(prompt),
@@ -1216,6 +1211,12 @@ pub fn evaluate_benchmark(job: &Job, b: &BenchmarkJob, out: &Path) -> Result<(),
             "recall": s.recall,
             "format": reward::well_formed(&g.text),
             "truncated": g.finish == Finish::Length,
+        });
+        answers.push(eval::Answer {
+            id: r.id.clone(),
+            answer,
+            generation: Some(g.text),
+            line: 0,
         });
         (s.f1, line)
     })?;
