@@ -1,6 +1,9 @@
 //! Pipeline overhead: the shipped pipelines run from an empty store, then rerun with
 //! everything cached (what a researcher does all day), each as a fresh `synthpipe run`
-//! process. Run with `cargo bench --bench pipeline`; results go in BENCHMARKS.md.
+//! process; with `-- --million`, also what rehashing a stage's input against its run record
+//! costs on the 1,000,000-person dataset (`synthpipe verify`, the same check `run` makes
+//! before a stage reads an upstream output). Run with `cargo bench --bench pipeline`;
+//! results go in BENCHMARKS.md.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,4 +55,71 @@ fn main() {
             .collect::<String>();
         println!("| `{pipeline}`{params} | {stages} | {first:.3} s | {rerun:.3} s |");
     }
+    if std::env::args().any(|a| a == "--million") {
+        integrity(&bin, &root);
+    }
+}
+
+/// Generates the million-person dataset through a pipeline, then times `synthpipe verify`
+/// (a blake3 rehash of every output file) three times; the best is the cost of the input
+/// check a downstream stage pays before reading it.
+fn integrity(bin: &Path, root: &Path) {
+    let dir = std::env::temp_dir().join(format!("synthpipe-bench-verify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pipeline = dir.join("million.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "name: million\nstages:\n  people:\n    kind: generate\n    rules: {}\n    set: {{trees: 20000, questions_per_template: 2000}}\n",
+            root.join("rules/family.rules").display()
+        ),
+    )
+    .unwrap();
+    let store = dir.join("store");
+    let p = pipeline.to_str().unwrap();
+    let generate = run(bin, root, p, &[], &store);
+    let bytes: u64 = walk(&store.join("outputs"));
+    let verify = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let out = Command::new(bin)
+                .args(["verify", p, "--store"])
+                .arg(&store)
+                .output()
+                .expect("synthpipe verify runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min);
+    let gb = bytes as f64 / 1e9;
+    println!();
+    println!("| dataset | bytes | generate stage | rehash (`verify`, best of 3) | rate |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| family.rules, 1,000,000 people, 108,000 questions | {gb:.2} GB | {generate:.1} s | {verify:.2} s | {:.2} GB/s |",
+        gb / verify
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn walk(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p)
+                    } else {
+                        e.metadata().map_or(0, |m| m.len())
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }

@@ -299,6 +299,19 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         store: Option<PathBuf>,
     },
+    /// Rehash stored outputs against their run records and report damaged entries (of a
+    /// pipeline's stages, or of the whole store); `--repair` removes them.
+    Verify {
+        pipeline: Option<PathBuf>,
+        /// Remove damaged entries, so the next run rebuilds them.
+        #[arg(long)]
+        repair: bool,
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+        /// Override a value of the pipeline's `params:` (repeatable).
+        #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_assignment, requires = "pipeline")]
+        param: Vec<(String, String)>,
+    },
     /// Language models: inspect, generate, score completions, convert.
     Lm {
         #[command(subcommand)]
@@ -397,6 +410,12 @@ pub fn main() -> ExitCode {
             store,
         } => pc::clean(pipeline.as_deref(), &stage, store.as_deref()),
         Command::Schema { what } => pc::schema(&what),
+        Command::Verify {
+            pipeline,
+            repair,
+            store,
+            param,
+        } => pc::verify(pipeline.as_deref(), &param, repair, store.as_deref()),
         Command::Lm { command } => lm(command),
         Command::Check { files } => check(&files),
         Command::Fmt { check, files } => fmt(&files, check),
@@ -857,17 +876,8 @@ fn generate(
     };
     let generated = match result {
         Ok(g) => g,
-        Err(GenError::Io(e)) => {
-            eprintln!(
-                "error[synthpipe::cli::write]: {e}\n  help: check the path and its permissions"
-            );
-            return ExitCode::from(2);
-        }
         Err(e) => {
-            eprintln!(
-                "error[synthpipe::generate]: {e}\n  help: see `synthpipe generate --help` and the parameters declared in `{}`",
-                rules.display()
-            );
+            eprintln!("error[{}]: {e}\n  help: {}", e.code(), e.help());
             return ExitCode::from(2);
         }
     };

@@ -18,6 +18,12 @@ fn data_raw() -> Option<PathBuf> {
         .unwrap_or_else(|| root().join("../shared/data-raw"));
     if dir.join("README.md").is_file() {
         Some(dir)
+    } else if std::env::var_os("CI").is_some() {
+        // CI must run these: a missing folder there is a failure, never a silent pass.
+        panic!(
+            "the shared dev samples are not at {} (CI needs them; set SYNTHPIPE_DATA_RAW)",
+            dir.display()
+        );
     } else {
         eprintln!(
             "skipped: the shared dev samples are not at {} (set SYNTHPIPE_DATA_RAW)",

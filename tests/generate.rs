@@ -284,3 +284,105 @@ fn what_users_see_is_snapshotted_and_quiet_off_a_terminal() {
     let text: Vec<String> = seen.into_values().collect();
     insta::assert_snapshot!("family_questions", text.join("\n"));
 }
+
+/// Managers with and without clubs: a line whose relation is empty for some of them.
+const MANAGERS: &str = r#"
+pool names = ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay", "Gus", "Hal"];
+pool club_names = ["Rovers", "United"];
+
+entity manager count 8 {
+    name: key pool names;
+    gender: enum { female, male };
+}
+
+entity club count 2 {
+    name: key pool club_names;
+}
+
+relation manages(club: club, manager: manager) {
+    generate function(from: club);
+    say club: "club" / "clubs";
+    say manager: "manager" / "managers";
+}
+
+article manager {
+    line "{name} manages {manages}.";
+    line "{name} coaches at {manages}." else "{name} manages no club.";
+}
+"#;
+
+#[test]
+fn an_article_line_with_an_empty_placeholder_is_left_out_or_says_so() {
+    let dir = tmpdir("generate", "managers");
+    let rules = dir.join("managers.rules");
+    std::fs::write(&rules, MANAGERS).unwrap();
+    let out = dir.join("out");
+    let o = synthpipe(&[
+        "generate",
+        rules.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (mut with, mut without) = (0, 0);
+    for line in read(&out, "articles.jsonl").lines() {
+        let a: serde_json::Value = serde_json::from_str(line).unwrap();
+        let text = a["text"].as_str().unwrap();
+        let name = a["name"].as_str().unwrap();
+        assert!(!text.contains("manages ."), "{text}");
+        let facts = a["facts"].as_array().unwrap();
+        let stated = facts
+            .iter()
+            .find(|f| f["name"] == "manages")
+            .expect("the relation is stated either way");
+        if text.contains(&format!("{name} manages no club.")) {
+            without += 1;
+            assert!(!text.contains("coaches at"), "{text}");
+            assert_eq!(stated["values"], serde_json::json!([]), "{text}");
+        } else {
+            with += 1;
+            assert!(text.contains(&format!("{name} manages ")), "{text}");
+            assert!(text.contains("coaches at"), "{text}");
+            assert!(!stated["values"].as_array().unwrap().is_empty(), "{text}");
+        }
+    }
+    // Two clubs, eight managers: most manage nothing.
+    assert!(with >= 1 && without >= 6, "with {with}, without {without}");
+}
+
+#[test]
+fn no_shipped_article_renders_an_empty_value() {
+    for rules in [
+        "rules/family.rules",
+        "rules/wiki.rules",
+        "rules/academia.rules",
+        "tests/grammar/ok/features.rules",
+        "tests/grammar/ok/school.rules",
+    ] {
+        let out = tmpdir(
+            "generate",
+            &format!("empty-{}", common::stem(Path::new(rules))),
+        );
+        let o = synthpipe(&[
+            "generate",
+            rules,
+            "--out",
+            out.to_str().unwrap(),
+            "--seed",
+            "1..=3",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        for line in read(&out, "articles.jsonl").lines() {
+            let a: serde_json::Value = serde_json::from_str(line).unwrap();
+            for l in a["text"].as_str().unwrap().lines() {
+                assert!(
+                    !(l.ends_with(" .")
+                        || l.contains("  ")
+                        || l.contains(" ,")
+                        || l.contains("()")),
+                    "{rules}: `{l}`"
+                );
+            }
+        }
+    }
+}

@@ -579,3 +579,87 @@ fn wgpu_computes_what_flex_computes() {
         .unwrap();
     assert_eq!(gens[0].tokens, ids(&r["greedy"])[..4]);
 }
+
+/// Moves a model folder's chat template (folder, template, tokenizer_config.json).
+type Layout<'a> = &'a dyn Fn(&Path, &str, &mut Json);
+
+/// A copy of the tiny Qwen3 with its chat template moved where transformers 5 writes it.
+fn relaid(name: &str, layout: Layout) -> PathBuf {
+    let src = tiny("qwen3");
+    let dir = tmpdir("lm", name).join("model");
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+    }
+    let cfg_path = dir.join("tokenizer_config.json");
+    let mut cfg: Json = serde_json::from_slice(&std::fs::read(&cfg_path).unwrap()).unwrap();
+    let template = cfg["chat_template"].as_str().unwrap().to_string();
+    cfg.as_object_mut().unwrap().remove("chat_template");
+    layout(&dir, &template, &mut cfg);
+    std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+    dir
+}
+
+#[test]
+fn chat_templates_are_read_where_transformers_writes_them() {
+    let want = load(&tiny("qwen3")).tokenizer.chat_template.unwrap();
+    let layouts: [(&str, Layout); 4] = [
+        ("jinja", &|d, t, _| {
+            std::fs::write(d.join("chat_template.jinja"), t).unwrap()
+        }),
+        ("processor", &|d, t, _| {
+            std::fs::write(
+                d.join("chat_template.json"),
+                serde_json::to_vec(&serde_json::json!({ "chat_template": t })).unwrap(),
+            )
+            .unwrap()
+        }),
+        ("named", &|_, t, cfg| {
+            cfg["chat_template"] = serde_json::json!([
+                {"name": "tool_use", "template": "unused"},
+                {"name": "default", "template": t},
+            ]);
+        }),
+        // The file wins over the config, as in transformers.
+        ("both", &|d, t, cfg| {
+            std::fs::write(d.join("chat_template.jinja"), t).unwrap();
+            cfg["chat_template"] = serde_json::json!("{{ 'stale' }}");
+        }),
+    ];
+    for (name, layout) in layouts {
+        let dir = relaid(&format!("chat-{name}"), layout);
+        assert_eq!(
+            load(&dir).tokenizer.chat_template.as_deref(),
+            Some(want.as_str()),
+            "{name}"
+        );
+        let o = common::synthpipe(
+            &[
+                "lm",
+                "generate",
+                dir.to_str().unwrap(),
+                "--user",
+                "Who is the mother of Ada?",
+                "--max-tokens",
+                "3",
+            ],
+            &root(),
+        );
+        assert!(o.status.success(), "{name}: {}", common::describe(&o));
+    }
+    // A template file that is not JSON is a coded load error, not a missing template.
+    let dir = relaid("chat-bad", &|d, _, _| {
+        std::fs::write(d.join("chat_template.json"), "{not json").unwrap()
+    });
+    let o = common::synthpipe(
+        &["lm", "generate", dir.to_str().unwrap(), "--user", "hi"],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", common::describe(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("chat_template.json"),
+        "{}",
+        common::describe(&o)
+    );
+}

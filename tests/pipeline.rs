@@ -13,6 +13,7 @@ use std::time::Duration;
 use common::{Rng, describe, root, synthpipe, tmpdir};
 use serde_json::Value as Json;
 use synthpipe::lang::diag::{self, DiagCode};
+use synthpipe::model::machine::Machine;
 use synthpipe::pipeline::diag::Code;
 use synthpipe::pipeline::load::{self, Pipeline};
 use synthpipe::pipeline::run::{self, Standing};
@@ -134,7 +135,8 @@ fn summary(p: &Pipeline) -> String {
                 load::Input::File { .. } => None,
             })
             .collect();
-        let pre = run::preimage(s, &up).unwrap();
+        // A fixed machine, so the snapshot does not depend on where the tests run.
+        let pre = run::preimage_on(s, &up, &cpu_machine()).unwrap();
         out.push_str(&format!(
             "{} ({}), reads {:?}, cpus {}\n{}\n\n",
             s.name,
@@ -145,6 +147,58 @@ fn summary(p: &Pipeline) -> String {
         ));
     }
     out
+}
+
+/// An AVX-512 machine without a GPU, and the same machine with one.
+fn cpu_machine() -> Machine {
+    Machine {
+        gpu: None,
+        nvidia: false,
+        cpu: "x86_64-v4 l1/l2/l3 48k/2048k/32768k".into(),
+    }
+}
+
+fn gpu_machine() -> Machine {
+    Machine {
+        gpu: Some("NVIDIA H200".into()),
+        nvidia: true,
+        ..cpu_machine()
+    }
+}
+
+#[test]
+fn a_model_stage_key_holds_the_backend_auto_resolves_to_and_the_device() {
+    let p = load::load(Path::new("pipelines/quickstart.yaml")).unwrap();
+    let mut sft = p.stages[p.stage("sft").unwrap()].clone();
+    sft.params.insert("backend".into(), Json::from("auto"));
+    let up: BTreeMap<String, String> = [("tiny.model", "b3:model"), ("split.train", "b3:train")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let on_cpu = run::preimage_on(&sft, &up, &cpu_machine()).unwrap();
+    let on_gpu = run::preimage_on(&sft, &up, &gpu_machine()).unwrap();
+    let amd = Machine {
+        cpu: "x86_64-v4 l1/l2/l3 32k/1024k/16384k".into(),
+        ..cpu_machine()
+    };
+    let on_amd = run::preimage_on(&sft, &up, &amd).unwrap();
+    let keys = [&on_cpu, &on_gpu, &on_amd].map(run::key_of);
+    assert!(keys[0] != keys[1] && keys[0] != keys[2] && keys[1] != keys[2]);
+    let shown = format!(
+        "cpu: {}\n     {}\ngpu: {}\n     {}\nstatus after moving the store: {:?}",
+        on_cpu["env"],
+        keys[0],
+        on_gpu["env"],
+        keys[1],
+        run::diff(&on_cpu, &on_gpu)
+    );
+    insta::assert_snapshot!("auto_resolved_two_ways", shown);
+    // Data stages compute the same bytes everywhere: one key on every machine.
+    let family = &p.stages[p.stage("family").unwrap()];
+    assert_eq!(
+        run::preimage_on(family, &BTreeMap::new(), &cpu_machine()),
+        run::preimage_on(family, &BTreeMap::new(), &gpu_machine())
+    );
 }
 
 #[test]
@@ -964,4 +1018,168 @@ fn paper_pipeline_is_the_papers_recipe_for_a_given_model() {
         assert_eq!(s.params["top_p"], 0.95);
         assert_eq!(s.params["top_k"], 20);
     }
+}
+
+const TWO_SETTINGS: &str = "name: ids
+stages:
+  small:
+    kind: generate
+    rules: RULES/family.rules
+    seeds: \"1..=6\"
+    set: {max_tree_size: 12, question_depth: 9}
+  large:
+    kind: generate
+    rules: RULES/family.rules
+    seeds: \"1..=6\"
+    set: {max_tree_size: 13, question_depth: 9}
+  both:
+    kind: mix
+    sources:
+      - from: small.dataset
+      - from: large.dataset
+";
+
+#[test]
+fn a_mix_of_same_seed_datasets_has_unique_ids_and_refuses_a_repeat() {
+    let dir = tmpdir("pipeline", "ids");
+    let store = dir.join("store");
+    let st = store.to_str().unwrap();
+    let file = write_pipeline(&dir, "p.yaml", TWO_SETTINGS);
+    run_ok(&["run", file.to_str().unwrap(), "--store", st], &dir);
+    let read_ids = |stage: &str| -> Vec<String> {
+        let out = run_ok(
+            &[
+                "show",
+                file.to_str().unwrap(),
+                stage,
+                "--path",
+                "--store",
+                st,
+            ],
+            &dir,
+        );
+        let qs =
+            std::fs::read_to_string(PathBuf::from(out.trim()).join("questions.jsonl")).unwrap();
+        qs.lines()
+            .map(|l| {
+                serde_json::from_str::<Json>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let (small, large, mixed) = (
+        read_ids("small.dataset"),
+        read_ids("large.dataset"),
+        read_ids("both.dataset"),
+    );
+    assert_eq!(mixed.len(), small.len() + large.len());
+    let unique: std::collections::BTreeSet<&String> = mixed.iter().collect();
+    assert_eq!(unique.len(), mixed.len(), "ids collide across universes");
+
+    // A hand-made repeat: the same dataset twice is refused with a coded error.
+    let data = run_ok(
+        &[
+            "show",
+            file.to_str().unwrap(),
+            "small.dataset",
+            "--path",
+            "--store",
+            st,
+        ],
+        &dir,
+    );
+    let twice = write_pipeline(
+        &dir,
+        "twice.yaml",
+        &format!(
+            "name: twice\nstages:\n  m:\n    kind: mix\n    sources:\n      - path: {0}\n      - path: {0}\n",
+            data.trim()
+        ),
+    );
+    let o = synthpipe(&["run", twice.to_str().unwrap(), "--store", st], &dir);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("synthpipe::mix::duplicate_id"), "{err}");
+    assert!(
+        err.contains("in source 1") && err.contains("in source 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn verify_finds_damage_and_run_refuses_a_damaged_input() {
+    let dir = tmpdir("pipeline", "verify");
+    let store = dir.join("store");
+    let st = store.to_str().unwrap();
+    let file = write_pipeline(&dir, "p.yaml", QUICK);
+    let f = file.to_str().unwrap();
+    run_ok(&["run", f, "--store", st], &dir);
+    let clean = run_ok(&["verify", f, "--store", st], &dir);
+    assert!(
+        clean.contains("verified 4 store entries") && clean.contains(": 0 damaged"),
+        "{clean}"
+    );
+    let path_of =
+        |out: &str| PathBuf::from(run_ok(&["show", f, out, "--path", "--store", st], &dir).trim());
+    // A deleted line, a flipped byte (same size) and a missing file.
+    let family = path_of("family.dataset").join("questions.jsonl");
+    let films = path_of("films.dataset").join("entities.jsonl");
+    let train = path_of("split.train").join("articles.jsonl");
+    let text = std::fs::read_to_string(&family).unwrap();
+    let cut: Vec<&str> = text.lines().skip(1).collect();
+    std::fs::write(&family, cut.join("\n") + "\n").unwrap();
+    let mut bytes = std::fs::read(&films).unwrap();
+    let i = bytes.iter().position(|&b| b == b'a').unwrap();
+    bytes[i] = b'b';
+    std::fs::write(&films, bytes).unwrap();
+    std::fs::remove_file(&train).unwrap();
+
+    let o = synthpipe(&["verify", f, "--store", st], &dir);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    for code in [
+        "synthpipe::store::size_mismatch",
+        "synthpipe::store::digest_mismatch",
+        "synthpipe::store::missing_file",
+    ] {
+        assert!(err.contains(code), "{code} missing from:\n{err}");
+    }
+    assert!(
+        err.contains("dataset/questions.jsonl") && err.contains("stage `films`"),
+        "{err}"
+    );
+    assert!(err.contains(": 3 damaged"), "{err}");
+    let status = run_ok(&["status", f, "--store", st], &dir);
+    assert!(status.contains("damaged"), "{status}");
+
+    // The flipped byte keeps its size, so `films` still counts as built; the mix that reads
+    // it must not use it.
+    let o = synthpipe(&["run", f, "--store", st, "--force", "train_mix"], &dir);
+    assert_eq!(o.status.code(), Some(1), "{}", describe(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("input `films.dataset` is damaged"), "{err}");
+    assert!(err.contains("synthpipe::store::digest_mismatch"), "{err}");
+    assert!(err.contains("synthpipe verify --repair"), "{err}");
+
+    // That run rebuilt what `run` itself sees as incomplete (the resized and the missing
+    // file); the entry with other bytes is left for `verify --repair`.
+    let repaired = run_ok(&["verify", f, "--repair", "--store", st], &dir);
+    assert_eq!(
+        repaired.matches("the next run rebuilds it").count(),
+        1,
+        "{repaired}"
+    );
+    let rebuilt = run_ok(&["run", f, "--store", st], &dir);
+    assert!(
+        outcomes(&rebuilt)
+            .values()
+            .all(|w| w == "built" || w == "fresh"),
+        "{rebuilt}"
+    );
+    let clean = run_ok(&["verify", "--store", st], &dir);
+    assert!(clean.contains(": 0 damaged"), "{clean}");
+    // Rebuilt from the same inputs: the same bytes as before the damage.
+    assert_eq!(std::fs::read_to_string(&family).unwrap(), text);
 }

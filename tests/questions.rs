@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use common::{root, tmpdir};
+use common::{jsonl as lines, root, tmpdir};
 use serde_json::Value as Json;
 use synthpipe::lang::check_file;
 use synthpipe::lang::ir::{AttrType, Ir};
@@ -20,14 +20,6 @@ fn load(path: &str) -> Ir {
     checked
         .ir
         .unwrap_or_else(|| panic!("{path} must check clean"))
-}
-
-fn lines(dir: &Path, f: &str) -> Vec<Json> {
-    std::fs::read_to_string(dir.join(f))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// The universe as the files state it.
@@ -138,6 +130,28 @@ fn step(ir: &Ir, f: &Files, st: &Json, outs: &[BTreeSet<String>]) -> BTreeSet<St
                 .collect()
         }
         "count" => BTreeSet::from([input(0).len().to_string()]),
+        "count_each" => {
+            let xs = input(0);
+            match st["relations"].as_array().and_then(|a| a.first()) {
+                Some(r) => {
+                    let (from, to) = (s(&r["from_role"]), s(&r["to_role"]));
+                    let facts = f.facts.get(s(&r["relation"]));
+                    xs.iter()
+                        .map(|x| {
+                            let partners: BTreeSet<&String> = facts
+                                .into_iter()
+                                .flatten()
+                                .filter(|args| &args[from] == x)
+                                .map(|args| &args[to])
+                                .collect();
+                            partners.len().to_string()
+                        })
+                        .collect()
+                }
+                // One value of an attribute per entity.
+                None => xs.iter().map(|_| "1".to_string()).collect(),
+            }
+        }
         "intersect" => {
             let n = st["inputs"].as_array().unwrap().len();
             let mut acc = input(0).clone();
@@ -206,6 +220,70 @@ fn step(ir: &Ir, f: &Files, st: &Json, outs: &[BTreeSet<String>]) -> BTreeSet<St
     }
 }
 
+/// Slots that must denote different entities do: comparison candidates share no entity, the
+/// sides of `related` differ, and no two operands of `same` or of an intersection are the
+/// same operation over the same sets ("Who is both the sister of X and the sister of X?").
+fn assert_distinct_slots(q: &Json) {
+    let steps = q["program"]["steps"].as_array().unwrap();
+    let inter = q["intermediate"].as_array().unwrap();
+    let set = |i: usize| -> BTreeSet<String> {
+        inter[i]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| s(v).to_string())
+            .collect()
+    };
+    // What a step computes, its inputs named by their sets.
+    let what = |i: usize| -> String {
+        let st = &steps[i];
+        let ins: Vec<BTreeSet<String>> = st["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| set(x.as_u64().unwrap() as usize))
+            .collect();
+        match s(&st["op"]) {
+            "name" | "whose" => format!("{:?}", set(i)),
+            _ => format!(
+                "{} {} {} {:?}",
+                st["op"], st["relations"], st["attribute"], ins
+            ),
+        }
+    };
+    for st in steps {
+        let inputs: Vec<usize> = st["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
+        match s(&st["op"]) {
+            "argmin" | "argmax" | "related" => {
+                for (k, &a) in inputs.iter().enumerate() {
+                    for &b in &inputs[k + 1..] {
+                        assert!(
+                            set(a).is_disjoint(&set(b)),
+                            "`{}` compares an entity with itself",
+                            q["text"]
+                        );
+                    }
+                }
+            }
+            "same" | "intersect" => {
+                let ops: BTreeSet<String> = inputs.iter().map(|&i| what(i)).collect();
+                assert_eq!(
+                    ops.len(),
+                    inputs.len(),
+                    "`{}` combines one operand with itself",
+                    q["text"]
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Checks every question in `dir`; returns how many.
 fn check_dir(ir: &Ir, dir: &Path) -> usize {
     let f = read_files(dir, ir);
@@ -235,7 +313,7 @@ fn check_dir(ir: &Ir, dir: &Path) -> usize {
                 q["text"],
                 st
             );
-            if st["op"] == "hop" || st["op"] == "attribute" || st["op"] == "whose" {
+            if ["hop", "attribute", "whose", "count_each"].contains(&s(&st["op"])) {
                 hops += 1;
             }
             outs.push(want.into_iter().collect());
@@ -253,6 +331,7 @@ fn check_dir(ir: &Ir, dir: &Path) -> usize {
             .sum();
         assert!(q["difficulty"].as_i64().unwrap() >= rel_weight, "{q}");
         assert!(ids.insert(s(&q["id"]).to_string()), "ids are unique");
+        assert_distinct_slots(q);
     }
     let texts: BTreeSet<&str> = qs.iter().map(|q| s(&q["text"])).collect();
     assert_eq!(texts.len(), qs.len(), "questions are de-duplicated by text");
@@ -403,7 +482,11 @@ fn family_at_phantomwiki_depth_20_has_its_template_families() {
                 .count()
         })
         .max();
-    assert_eq!(deepest, Some(9), "8 chain hops + the counted relation");
+    assert_eq!(
+        deepest,
+        Some(8),
+        "8 chain hops (a count reads its relation per person)"
+    );
 }
 
 #[test]
@@ -479,4 +562,179 @@ fn extreme_settings_generate_or_explain_never_panic() {
             Err(e) => assert!(!e.to_string().is_empty(), "{path} {set:?}"),
         }
     }
+}
+
+#[test]
+fn no_question_names_one_entity_where_two_must_differ_over_many_seeds() {
+    // Small universes make repeats likely: two random picks among few entities often agree.
+    let cases: Vec<(&str, Vec<(String, String)>)> = vec![
+        (
+            "rules/family.rules",
+            sets(&[("max_tree_size", "4"), ("question_depth", "7")]),
+        ),
+        (
+            "rules/family.rules",
+            sets(&[
+                ("max_tree_size", "25"),
+                ("question_depth", "20"),
+                ("relations", "easy"),
+            ]),
+        ),
+        ("rules/wiki.rules", sets(&[("question_depth", "7")])),
+        ("rules/academia.rules", sets(&[("question_depth", "7")])),
+        ("tests/grammar/ok/features.rules", sets(&[])),
+        ("tests/grammar/ok/school.rules", sets(&[("students", "3")])),
+    ];
+    let mut checked = 0;
+    for (i, (path, set)) in cases.iter().enumerate() {
+        let ir = load(path);
+        let params = Params::resolve(&ir, set).unwrap();
+        let dir = tmpdir("questions", &format!("distinct-{i}"));
+        let seeds: Vec<u64> = (1..=20).collect();
+        let m = generate(&ir, &params, &seeds, &dir, &Options::default())
+            .unwrap()
+            .manifest;
+        for q in lines(&dir, "questions.jsonl") {
+            assert_distinct_slots(&q);
+            checked += 1;
+        }
+        // Small universes do draw repeats; they are dropped and counted, never written.
+        if i == 0 {
+            assert!(m.counts.degenerate["born_first"] > 0, "{:?}", m.counts);
+        }
+    }
+    assert!(checked > 5_000, "only {checked} questions");
+}
+
+#[test]
+fn a_template_that_cannot_be_filled_distinctly_is_skipped_and_counted() {
+    // One person: "Who was born first, X or Y?" can only name her twice.
+    let ir = load("rules/family.rules");
+    let params = Params::resolve(&ir, &sets(&[("max_tree_size", "1")])).unwrap();
+    let dir = tmpdir("questions", "one-person");
+    let m = generate(&ir, &params, &[1], &dir, &Options::default())
+        .unwrap()
+        .manifest;
+    assert_eq!(m.histograms.template["born_first"], 0);
+    assert!(m.counts.degenerate["born_first"] > 0);
+    assert_eq!(m.histograms.template["how_related"], 0);
+    let manifest: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert!(
+        manifest["counts"]["degenerate"]["born_first"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+}
+
+/// Two clubs, four players: "Do X and Y have the same number of players?" over counts.
+const CLUBS: &str = r#"
+pool player_names = ["Ann", "Bob", "Cid", "Dee"];
+pool club_names = ["Harrowgate Dynamo", "Fenwick Rovers"];
+
+entity player count 4 {
+    name: key pool player_names;
+}
+
+entity club count 2 {
+    name: key pool club_names;
+}
+
+relation plays_for(player: player, club: club) {
+    generate function(from: player);
+    say club: "club" / "clubs";
+    say player: "player" / "players";
+}
+
+questions {
+    per_template 4;
+    template same_size "Do {x} and {y} have the same number of players?" {
+        x: name club;
+        y: name club;
+        answer same(count(plays_for.player(x)), count(plays_for.player(y)));
+    }
+}
+"#;
+
+#[test]
+fn same_over_counts_is_right_both_ways() {
+    let checked = synthpipe::lang::check_source(CLUBS, None);
+    assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+    let ir = checked.ir.unwrap();
+    let params = Params::resolve(&ir, &[]).unwrap();
+    let (mut yes, mut no) = (0, 0);
+    for seed in 0..40u64 {
+        let dir = tmpdir("questions", &format!("clubs-{seed}"));
+        generate(&ir, &params, &[seed], &dir, &Options::default()).unwrap();
+        let mut players: BTreeMap<String, usize> = BTreeMap::new();
+        for f in lines(&dir, "facts.jsonl") {
+            *players
+                .entry(s(&f["args"][1]["entity"]).to_string())
+                .or_default() += 1;
+        }
+        for q in lines(&dir, "questions.jsonl") {
+            let text = s(&q["text"]);
+            let (x, y) = text
+                .strip_prefix("Do ")
+                .and_then(|t| t.strip_suffix(" have the same number of players?"))
+                .and_then(|t| t.split_once(" and "))
+                .unwrap();
+            assert_ne!(x, y, "{text}");
+            let same = players.get(x).copied().unwrap_or(0) == players.get(y).copied().unwrap_or(0);
+            assert_eq!(
+                q["answers"],
+                serde_json::json!([if same { "yes" } else { "no" }]),
+                "{text}"
+            );
+            if same {
+                yes += 1;
+            } else {
+                no += 1;
+            }
+        }
+    }
+    assert!(yes > 0 && no > 0, "yes {yes}, no {no}");
+}
+
+#[test]
+fn a_false_cardinality_on_a_derived_relation_stops_generation_naming_the_entity() {
+    let src = r#"
+pool names = ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay"];
+
+entity person count 6 {
+    name: key pool names;
+}
+
+relation knows(person: person, friend: person) symmetric irreflexive {
+    generate random_graph(mean_degree: 4.0);
+    say friend: "friend" / "friends";
+}
+
+relation friend_of_friend(person: person, other: person)
+    := knows(person: person, friend: f), knows(person: f, friend: other), person != other
+{
+    each person has 0..1 other;
+    say other: "friend of a friend" / "friends of friends";
+}
+"#;
+    let checked = synthpipe::lang::check_source(src, None);
+    assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+    let ir = checked.ir.unwrap();
+    let params = Params::resolve(&ir, &[]).unwrap();
+    let dir = tmpdir("questions", "false-card");
+    let e = generate(&ir, &params, &[1], &dir, &Options::default()).unwrap_err();
+    assert_eq!(e.code(), "synthpipe::generate::cardinality");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("friend_of_friend") && msg.contains("each person has 0..1 other"),
+        "{msg}"
+    );
+    assert!(
+        ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay"]
+            .iter()
+            .any(|n| msg.contains(&format!("`{n}`"))),
+        "{msg}"
+    );
+    assert!(!dir.join("manifest.json").exists(), "nothing is written");
 }

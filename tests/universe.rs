@@ -257,7 +257,7 @@ fn every_derived_relation_matches_the_brute_force_oracle() {
         let params = Params::resolve(&ir, &overrides).unwrap();
         for seed in 0..3u64 {
             let w = world::build(&ir, &params, seed).unwrap();
-            let solver = Solver::new(&ir, &w, &params);
+            let solver = Solver::new(&ir, &w, &params).unwrap();
             let expected = oracle(path, &ir, &w, &params);
             for (ri, r) in ir.relations.iter().enumerate() {
                 let [t0, t1] = solver.role_types[ri];

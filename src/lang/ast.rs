@@ -365,7 +365,8 @@ pub struct ArticleDecl {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum ArticlePart {
-    Line(Str),
+    /// A line, and what to say instead when one of its placeholders has no value.
+    Line(Str, Option<Str>),
     Facts {
         names: Vec<Name>,
         span: Span,
@@ -380,7 +381,8 @@ pub enum ArticlePart {
 impl ArticlePart {
     pub fn span(&self) -> Span {
         match self {
-            ArticlePart::Line(s) => s.span,
+            ArticlePart::Line(s, None) => s.span,
+            ArticlePart::Line(s, Some(e)) => Span::new(s.span.start, e.span.end),
             ArticlePart::Facts { span, .. } | ArticlePart::Section { span, .. } => *span,
         }
     }

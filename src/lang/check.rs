@@ -74,7 +74,7 @@ pub fn check_source(src: &str, base_dir: Option<&Path>) -> Checked {
 }
 
 /// Names that answer expressions use as built-in functions.
-const BUILTINS: [&str; 5] = ["count", "argmin", "argmax", "same", "related"];
+const BUILTINS: [&str; 6] = ["count", "count_each", "argmin", "argmax", "same", "related"];
 
 struct Cx<'s> {
     src: &'s str,
@@ -1801,6 +1801,41 @@ impl<'s> Cx<'s> {
                 },
                 GenKind::RandomGraph => None,
             };
+            // The roles whose partner counts the generator does not bound: the side it
+            // leaves open (a `function` gives each `from` entity one partner, but any number
+            // of `from` entities may pick the same one), every role of a random graph, and
+            // both roles of a symmetric relation, whose facts also count the other way.
+            let bounded = match (&implied, r.symmetric.is_some()) {
+                (Some((role, ..)), false) => Some(*role),
+                _ => None,
+            };
+            for (c, span) in &out {
+                if Some(c.role) == bounded || (c.lo == 0 && c.hi.is_none()) {
+                    continue;
+                }
+                let gen_name = match g.kind {
+                    GenKind::FamilyTree => "family_tree",
+                    GenKind::RandomGraph => "random_graph",
+                    GenKind::Function => "function",
+                    GenKind::Assign => "assign",
+                };
+                self.push(
+                    Diagnostic::new(
+                        Code::ContradictoryCardinality,
+                        *span,
+                        format!(
+                            "`{gen_name}` does not bound how many partners each `{}` has, so this cardinality can be broken",
+                            roles[c.role].name
+                        ),
+                    )
+                    .label("not guaranteed by the generator")
+                    .related(gen_decl.span, "generator")
+                    .help(format!(
+                        "drop it (or write `0..*`), or generate from this side: `function(from: {})` or `assign(from: {}, ..)`",
+                        roles[c.role].name, roles[c.role].name
+                    )),
+                );
+            }
             if let Some((role, lo, hi, what)) = implied
                 && let Some((c, span)) = out.iter().find(|(c, _)| c.role == role)
             {
@@ -2655,9 +2690,12 @@ impl<'s> Cx<'s> {
         t: &Tables,
     ) -> ArticlePartIr {
         match p {
-            ast::ArticlePart::Line(s) => {
-                ArticlePartIr::Line(self.article_text(s, ety, relations, t, true))
-            }
+            ast::ArticlePart::Line(s, otherwise) => ArticlePartIr::Line {
+                text: self.article_text(s, ety, relations, t, true),
+                otherwise: otherwise
+                    .as_ref()
+                    .map(|o| self.article_text(o, ety, relations, t, true)),
+            },
             ast::ArticlePart::Facts { names, .. } => ArticlePartIr::Facts(
                 names
                     .iter()
@@ -3340,6 +3378,33 @@ impl<'s> Cx<'s> {
                 let (x, _) = self.expr(env, &args[0])?;
                 return Some((AnswerExpr::Count(Box::new(x)), AnswerType::Count));
             }
+            "count_each" => {
+                if !self.arity(callee, args, 1, span, "count_each(r(x))") {
+                    return None;
+                }
+                let (x, _) = self.expr(env, &args[0])?;
+                // Counting per entity needs the entities to count from: the argument of the
+                // relation or attribute read last.
+                if !matches!(
+                    x,
+                    AnswerExpr::Hop { .. }
+                        | AnswerExpr::HopSlot { .. }
+                        | AnswerExpr::Attr { .. }
+                        | AnswerExpr::AttrSlot { .. }
+                ) {
+                    self.push(
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            args[0].span(),
+                            "`count_each` counts, for each entity of a set, what one relation or attribute gives it",
+                        )
+                        .label("not a relation or attribute read")
+                        .help("write `count_each(r(x))`; `count(e)` counts a whole set"),
+                    );
+                    return None;
+                }
+                return Some((AnswerExpr::CountEach(Box::new(x)), AnswerType::Count));
+            }
             "same" | "related" => {
                 if !self.arity(callee, args, 2, span, &format!("{c}(a, b)")) {
                     return None;
@@ -3657,7 +3722,7 @@ impl<'s> Cx<'s> {
             "function",
             callee,
             cands,
-            "answers use count, argmin, argmax, same, related, slots, relations and attributes",
+            "answers use count, count_each, argmin, argmax, same, related, slots, relations and attributes",
         );
         None
     }

@@ -443,11 +443,17 @@ impl Printer<'_> {
         self.comments_before(p.span().start);
         self.pad();
         match p {
-            ArticlePart::Line(s) => {
+            ArticlePart::Line(s, otherwise) => {
                 self.w("line ");
                 self.str_lit(s);
+                let mut end = s.span.end;
+                if let Some(o) = otherwise {
+                    self.w(" else ");
+                    self.str_lit(o);
+                    end = o.span.end;
+                }
                 self.w(";");
-                self.end_line(s.span.end + 1);
+                self.end_line(end + 1);
             }
             ArticlePart::Facts { names, span } => {
                 self.w("facts ");

@@ -353,7 +353,12 @@ pub struct Article {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArticlePartIr {
-    Line(Vec<TextPart>),
+    /// A line; when one of its placeholders has no value (no partners, an empty attribute),
+    /// `otherwise` is said instead, or without it the line is left out.
+    Line {
+        text: Vec<TextPart>,
+        otherwise: Option<Vec<TextPart>>,
+    },
     Facts(Vec<FactRef>),
     Section {
         heading: String,
@@ -452,7 +457,11 @@ pub enum AnswerExpr {
         slot: String,
         arg: Box<AnswerExpr>,
     },
+    /// The size of the argument's set.
     Count(Box<AnswerExpr>),
+    /// For each entity the argument (a relation or attribute read) starts from, the number of
+    /// entities or values it gives that one entity: PhantomWiki's "How many".
+    CountEach(Box<AnswerExpr>),
     Intersect(Vec<AnswerExpr>),
     ArgMin {
         attr: String,

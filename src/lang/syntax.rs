@@ -305,6 +305,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_title => "`title`",
         Rule::kw_section => "`section`",
         Rule::kw_line => "`line`",
+        Rule::kw_else => "`else`",
         Rule::kw_facts => "`facts`",
         Rule::kw_questions => "`questions`",
         Rule::kw_depth => "`depth`",
@@ -920,7 +921,11 @@ fn article_part(p: P) -> ArticlePart {
     let mut it = p.into_inner();
     skip_kw(&mut it);
     match rule {
-        Rule::line_decl => ArticlePart::Line(string(it.next().expect("line"))),
+        Rule::line_decl => {
+            let text = string(it.next().expect("line"));
+            skip_kw(&mut it);
+            ArticlePart::Line(text, it.next().map(string))
+        }
         Rule::facts_decl => ArticlePart::Facts {
             names: it.next().expect("names").into_inner().map(name).collect(),
             span: sp,

@@ -81,12 +81,15 @@ pub fn gpu_adapter() -> Option<String> {
 }
 
 /// The backend `b` stands for: `Auto` is wgpu when [`gpu_adapter`] finds a GPU, else flex.
+/// The same choice the stage cache keys record ([`super::machine::Machine::resolve`]).
 pub fn resolve(b: Backend) -> Backend {
     match b {
-        #[cfg(feature = "cuda")]
-        Backend::Auto if Path::new("/dev/nvidia0").exists() => Backend::Cuda,
-        Backend::Auto if gpu_adapter().is_some() => Backend::Wgpu,
-        Backend::Auto => Backend::Flex,
+        Backend::Auto => match super::machine::Machine::detect().resolve("auto").as_str() {
+            #[cfg(feature = "cuda")]
+            "cuda" => Backend::Cuda,
+            "wgpu" => Backend::Wgpu,
+            _ => Backend::Flex,
+        },
         other => other,
     }
 }

@@ -10,6 +10,7 @@ pub mod generate;
 pub mod gguf;
 pub mod init;
 pub mod load;
+pub mod machine;
 pub mod net;
 pub mod quant;
 pub mod safetensors;

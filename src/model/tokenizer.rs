@@ -75,6 +75,62 @@ fn tok_err(file: &Path, e: impl std::fmt::Display) -> LoadError {
     )
 }
 
+/// A model folder's chat template, found where transformers looks: `chat_template.jinja`
+/// (what transformers 5 writes beside the tokenizer), else `chat_template.json` (what
+/// processors write: `{"chat_template": …}`), else `tokenizer_config.json`'s
+/// `chat_template` — a string, or a list of named templates of which `default` is used.
+fn chat_template(dir: &Path, cfg: &Json) -> Result<Option<String>, LoadError> {
+    let jinja = dir.join("chat_template.jinja");
+    match std::fs::read_to_string(&jinja) {
+        Ok(t) => return Ok(Some(t)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(LoadError::new(
+                LoadCode::Config,
+                &jinja,
+                format!("cannot read it: {e}"),
+                "check the file (it must be UTF-8 text)",
+            ));
+        }
+        Err(_) => {}
+    }
+    let json = dir.join("chat_template.json");
+    if let Ok(b) = std::fs::read(&json) {
+        let v: Json = serde_json::from_slice(&b).map_err(|e| {
+            LoadError::new(
+                LoadCode::Config,
+                &json,
+                format!("not JSON: {e}"),
+                "fix or re-download chat_template.json",
+            )
+        })?;
+        return named_template(&v["chat_template"])
+            .map(Some)
+            .ok_or_else(|| {
+                LoadError::new(
+                    LoadCode::Config,
+                    &json,
+                    "has no `chat_template` string".to_string(),
+                    "write {\"chat_template\": \"…\"}, or put the template in chat_template.jinja",
+                )
+            });
+    }
+    Ok(named_template(&cfg["chat_template"]))
+}
+
+/// A `chat_template` value: the template itself, or `[{"name", "template"}, …]` (the one
+/// named `default`).
+fn named_template(v: &Json) -> Option<String> {
+    match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Array(list) => list
+            .iter()
+            .find(|t| t["name"] == "default")
+            .and_then(|t| t["template"].as_str())
+            .map(str::to_string),
+        _ => None,
+    }
+}
+
 impl Tokenizer {
     /// `tokenizer.json` and (if present) `tokenizer_config.json` of a model folder.
     pub fn from_hf_dir(dir: &Path) -> Result<Tokenizer, LoadError> {
@@ -126,7 +182,7 @@ impl Tokenizer {
             bos_token: token("bos_token"),
             eos_token_ids,
             eos_token,
-            chat_template: cfg["chat_template"].as_str().map(str::to_string),
+            chat_template: chat_template(dir, &cfg)?,
             add_bos: cfg["add_bos_token"].as_bool().unwrap_or(false),
         })
     }

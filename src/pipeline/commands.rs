@@ -1,6 +1,7 @@
-//! The pipeline commands of the command line: `run`, `status`, `show`, `gc`, `clean` and
-//! `schema`. Exit codes: 0 success, 1 a stage failed (or `gc`/`clean` could not finish),
-//! 2 an invalid pipeline file or bad usage.
+//! The pipeline commands of the command line: `run`, `status`, `show`, `gc`, `clean`,
+//! `verify` and `schema`. Exit codes: 0 success, 1 a stage failed (or `gc`/`clean` could not
+//! finish, or `verify` found damage it left in place), 2 an invalid pipeline file or bad
+//! usage.
 
 use std::io::Write;
 use std::path::Path;
@@ -353,6 +354,120 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
         p.name
     ));
     ExitCode::SUCCESS
+}
+
+/// `synthpipe verify [PIPELINE] [--repair]`: rehashes stored outputs against their run
+/// records (a pipeline's stages, current and last built, or the whole store) and reports each
+/// damaged entry; `--repair` removes them so the next run rebuilds them. Exit 1 when damage
+/// is found and left in place.
+pub fn verify(
+    pipeline: Option<&Path>,
+    params: &[(String, String)],
+    repair: bool,
+    store: Option<&Path>,
+) -> ExitCode {
+    let p = match pipeline.map(|p| load_with_or_report(p, params)).transpose() {
+        Ok(p) => p,
+        Err(c) => return c,
+    };
+    let store = match open_store(store) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let lock = if repair {
+        lock_exclusive(&store, "verify").map(Some)
+    } else {
+        store.lock_store(false).map_err(|e| {
+            error(
+                "verify",
+                format!("cannot lock the store: {e}"),
+                "check the store folder's permissions",
+            );
+            ExitCode::from(1)
+        })
+    };
+    let _lock = match lock {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
+    let keys: Vec<String> = match &p {
+        Some(p) => {
+            let mut keys = run::live_keys(p, &store);
+            for s in &p.stages {
+                if let Some(st) = store.state(&p.name, &s.name) {
+                    keys.insert(st.key);
+                }
+            }
+            keys.into_iter().collect()
+        }
+        None => match store.recorded_keys() {
+            Ok(k) => k,
+            Err(e) => {
+                error(
+                    "verify",
+                    format!("cannot list the store: {e}"),
+                    "check the store folder's permissions",
+                );
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let started = std::time::Instant::now();
+    let (mut entries, mut files, mut bytes, mut damaged) = (0usize, 0usize, 0u64, 0usize);
+    for key in &keys {
+        let Some((rec, damage)) = store.verify(key) else {
+            continue;
+        };
+        entries += 1;
+        if let Some(r) = &rec {
+            for o in r.outputs.values() {
+                files += o.files.len();
+                bytes += o.files.iter().map(|f| f.size).sum::<u64>();
+            }
+        }
+        if damage.is_empty() {
+            continue;
+        }
+        damaged += 1;
+        let what = rec.as_ref().map_or_else(
+            || "an entry".to_string(),
+            |r| format!("stage `{}` of `{}`", r.stage, r.pipeline),
+        );
+        for d in &damage {
+            say(&format!("error[{}]: {what} ({key}): {d}", d.code()));
+        }
+        if repair {
+            match store.remove(key) {
+                Ok(()) => say(&format!("  removed {key}; the next run rebuilds it")),
+                Err(e) => {
+                    error(
+                        "verify",
+                        format!("cannot remove {key}: {e}"),
+                        "check the store folder's permissions",
+                    );
+                    return ExitCode::from(1);
+                }
+            }
+        } else {
+            say("  help: `synthpipe verify --repair` removes it; the next run rebuilds it");
+        }
+    }
+    say(&format!(
+        "verified {entries} store entr{} ({files} files, {:.1} MiB) in {:.2} s: {damaged} damaged{}",
+        if entries == 1 { "y" } else { "ies" },
+        bytes as f64 / (1024.0 * 1024.0),
+        started.elapsed().as_secs_f64(),
+        if repair && damaged > 0 {
+            ", removed"
+        } else {
+            ""
+        }
+    ));
+    if damaged > 0 && !repair {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 pub fn schema(what: &str) -> ExitCode {

@@ -32,7 +32,7 @@ impl Pipeline {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Stage {
     pub name: String,
     pub kind: &'static KindSpec,

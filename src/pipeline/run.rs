@@ -21,6 +21,15 @@ pub const KEY_SCHEME: u32 = 1;
 /// The key's inputs: everything that can change a stage's outputs, and nothing else (no
 /// paths, clocks, thread counts or versions).
 pub fn preimage(stage: &Stage, upstream: &BTreeMap<String, String>) -> Option<Json> {
+    preimage_on(stage, upstream, crate::model::machine::Machine::detect())
+}
+
+/// [`preimage`] as it would be on `machine`.
+pub fn preimage_on(
+    stage: &Stage,
+    upstream: &BTreeMap<String, String>,
+    machine: &crate::model::machine::Machine,
+) -> Option<Json> {
     let mut inputs = BTreeMap::new();
     for (place, input) in &stage.inputs {
         let digest = match input {
@@ -36,9 +45,24 @@ pub fn preimage(stage: &Stage, upstream: &BTreeMap<String, String>) -> Option<Js
         "params": stage.params,
         "inputs": inputs,
         // Facts of the machine that change results; none for the data stages (their output
-        // is the same on every machine and thread count). Model stages add backend and dtype.
-        "env": {},
+        // is the same on every machine and thread count). Stages that run a model add the
+        // resolved backend, the float type and the device (docs/pipelines.md).
+        "env": env(stage, machine),
     }))
+}
+
+fn env(stage: &Stage, machine: &crate::model::machine::Machine) -> Json {
+    match stage.params.get("backend").and_then(Json::as_str) {
+        Some(backend) => {
+            let dtype = stage
+                .params
+                .get("dtype")
+                .and_then(Json::as_str)
+                .unwrap_or("f32");
+            json!(machine.env(backend, dtype))
+        }
+        None => json!({}),
+    }
 }
 
 /// `b3:` hash of the canonical encoding (serde_json with sorted keys: `Json` objects are
@@ -437,6 +461,7 @@ fn build(
                 let k = up_keys.get(stage).ok_or_else(|| {
                     format!("stage `{stage}` has no output (this is a bug in synthpipe)")
                 })?;
+                check_input(store, k, stage, output)?;
                 store.output_dir(k).join(output)
             }
         };
@@ -510,6 +535,27 @@ fn build(
         .map_err(|e| format!("cannot commit the output: {e}"))?;
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(rec)
+}
+
+/// Rehashes an upstream output against its run record before a stage reads it: a damaged or
+/// tampered cached output must never flow on as if it were what was built.
+fn check_input(store: &Store, key: &str, stage: &str, output: &str) -> Result<(), String> {
+    let damage = match store.read_record(key) {
+        Ok(None) => vec![store::Damage::BadRecord("it is missing".into())],
+        Err(d) => vec![d],
+        Ok(Some(rec)) => store.verify_output(&rec, output),
+    };
+    if damage.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = damage
+        .iter()
+        .map(|d| format!("  error[{}]: {d}", d.code()))
+        .collect();
+    Err(format!(
+        "input `{stage}.{output}` is damaged in the store ({key}):\n{}\n  help: run `synthpipe verify --repair` (with this pipeline) to remove the damaged entries; the next run rebuilds them",
+        lines.join("\n")
+    ))
 }
 
 /// After a hit or a build: remember the key for `status`, and copy to `out` if asked.
@@ -614,6 +660,12 @@ pub fn status(p: &Pipeline, store: &Store) -> Vec<StatusLine> {
                         }
                         (Some(key), Standing::Fresh)
                     }
+                    None if matches!(store.read_record(&key), Ok(Some(_))) => (
+                        Some(key),
+                        Standing::Missing(
+                            "its output in the store is damaged (see `synthpipe verify`)".into(),
+                        ),
+                    ),
                     None => match last {
                         Some(l) if l.key != key => {
                             (Some(key), Standing::Stale(diff(&l.preimage, &pre)))

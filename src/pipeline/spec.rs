@@ -184,7 +184,10 @@ const SEED: ParamSpec = p(
 
 pub const GENERATE: KindSpec = KindSpec {
     name: "generate",
-    version: 1,
+    // 2: PhantomWiki's per-entity "How many" (`count_each`), question ids from the
+    // universe, distinct comparison slots, `same` over counts, article lines without empty
+    // values, verified cardinalities.
+    version: 2,
     doc: "Generate a dataset (entities, facts, articles, questions, manifest) from a rule file: one universe per seed.",
     params: &[
         req("rules", Ty::Input(InputKind::Rules), "the rule file"),
@@ -589,7 +592,8 @@ pub const LM_INIT: KindSpec = KindSpec {
 
 pub const SFT: KindSpec = KindSpec {
     name: "sft",
-    version: 1,
+    // 2: questions drawn from `rules` are composed as `generate` 2 composes them.
+    version: 2,
     doc: "Supervised fine-tuning on rule-derived chain-of-thought answers (written hop by hop from each question's program): a warm start for a model trained from scratch, and a baseline for GRPO. Resumes from its last checkpoint when killed.",
     params: &[
         MODEL_IN,
@@ -630,7 +634,8 @@ pub const SFT: KindSpec = KindSpec {
 
 pub const GRPO: KindSpec = KindSpec {
     name: "grpo",
-    version: 1,
+    // 2: questions drawn from `rules` are composed as `generate` 2 composes them.
+    version: 2,
     doc: "GRPO with verifiable rewards (TRL 0.21 semantics; defaults are the paper's recipe): groups of sampled completions per question, set-F1 rewards of the last <answer> span, group-normalised advantages, the clipped objective, AdamW with linear decay. Resumes from its last checkpoint when killed.",
     params: &[
         MODEL_IN,

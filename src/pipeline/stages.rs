@@ -37,6 +37,38 @@ impl Ctx<'_> {
             .map(PathBuf::as_path)
             .ok_or_else(|| format!("output `{name}` has no folder (this is a bug in synthpipe)"))
     }
+
+    /// A parameter the loader validated and filled in (defaults included): missing or of
+    /// another type is a bug, never read as 0.
+    fn param<T>(&self, k: &str, what: &str, get: impl Fn(&Json) -> Option<T>) -> Result<T, String> {
+        self.params.get(k).and_then(get).ok_or_else(|| {
+            format!(
+                "internal error[synthpipe::stage::param]: the validated parameter `{k}` is not {what} (this is a bug in synthpipe)"
+            )
+        })
+    }
+    fn u64(&self, k: &str) -> Result<u64, String> {
+        self.param(k, "a non-negative integer", Json::as_u64)
+    }
+    fn i64(&self, k: &str) -> Result<i64, String> {
+        self.param(k, "an integer", Json::as_i64)
+    }
+    fn f64(&self, k: &str) -> Result<f64, String> {
+        self.param(k, "a number", Json::as_f64)
+    }
+    fn flag(&self, k: &str) -> Result<bool, String> {
+        self.param(k, "true or false", Json::as_bool)
+    }
+    fn text(&self, k: &str) -> Result<String, String> {
+        self.param(k, "a string", |v| v.as_str().map(str::to_string))
+    }
+    /// A parameter without a default: `None` when unset.
+    fn opt_u64(&self, k: &str) -> Result<Option<u64>, String> {
+        match self.params.get(k) {
+            None | Some(Json::Null) => Ok(None),
+            Some(_) => self.u64(k).map(Some),
+        }
+    }
 }
 
 /// Runs the executor of `kind`.
@@ -89,17 +121,19 @@ fn generate(ctx: &Ctx) -> Result<(), String> {
     let seeds: Vec<u64> =
         serde_json::from_value(ctx.params["seeds"].clone()).map_err(|e| e.to_string())?;
     let opts = dataset::Options {
-        derived: ctx.params["derived"].as_bool().unwrap_or(false),
+        derived: ctx.flag("derived")?,
         progress: ctx.progress,
     };
     dataset::generate(&ir, &params, &seeds, ctx.output("dataset")?, &opts)
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("error[{}]: {e}\n  help: {}", e.code(), e.help()))
 }
 
 /// The fields of a dataset record that split, mix and the summaries read.
 #[derive(Deserialize)]
 struct Meta {
+    #[serde(default)]
+    id: String,
     #[serde(default)]
     universe: String,
     #[serde(default)]
@@ -308,7 +342,7 @@ fn split(ctx: &Ctx) -> Result<(), String> {
         .collect();
     if shares.iter().all(Option::is_some) {
         let mut order: Vec<usize> = (0..n).collect();
-        let seed = ctx.params["seed"].as_u64().unwrap_or(0);
+        let seed = ctx.u64("seed")?;
         Rng::stream(seed, "split").shuffle(&mut order);
         // Largest remainder: part sizes add up to n exactly.
         let exact: Vec<f64> = shares.iter().map(|s| s.unwrap_or(0.0) * n as f64).collect();
@@ -375,10 +409,20 @@ fn split(ctx: &Ctx) -> Result<(), String> {
             writers[p].universe(id, Some(*seed));
         }
     }
+    let mut ids = BTreeSet::new();
     for (i, file) in FILES.iter().enumerate() {
-        each_line(src, file, |line, m| match of.get(m.universe.as_str()) {
-            Some(&p) => writers[p].push(i, line, &m),
-            None => Ok(()),
+        each_line(src, file, |line, m| {
+            if *file == "questions.jsonl" && !ids.insert(m.id.clone()) {
+                return Err(format!(
+                    "error[synthpipe::split::duplicate_id]: question id `{}` is used twice in `{}`\n  help: ids must be unique in a dataset; regenerate it",
+                    m.id,
+                    src.join(file).display()
+                ));
+            }
+            match of.get(m.universe.as_str()) {
+                Some(&p) => writers[p].push(i, line, &m),
+                None => Ok(()),
+            }
         })?;
     }
     for w in writers {
@@ -423,9 +467,9 @@ fn mix(ctx: &Ctx) -> Result<(), String> {
         })?;
         pools.push(pool);
     }
-    let seed = ctx.params["seed"].as_u64().unwrap_or(0);
+    let seed = ctx.u64("seed")?;
     let mut chosen: Vec<(usize, String)> = Vec::new();
-    match ctx.params["questions"].as_u64() {
+    match ctx.opt_u64("questions")? {
         None => {
             for (i, pool) in pools.into_iter().enumerate() {
                 chosen.extend(pool.into_iter().map(|l| (i, l)));
@@ -434,8 +478,12 @@ fn mix(ctx: &Ctx) -> Result<(), String> {
         Some(total) => {
             let weights: Vec<f64> = sources
                 .iter()
-                .map(|s| s["weight"].as_f64().unwrap_or(1.0))
-                .collect();
+                .map(|s| {
+                    s["weight"].as_f64().ok_or_else(|| {
+                        "internal error[synthpipe::stage::param]: a source's validated `weight` is not a number (this is a bug in synthpipe)".to_string()
+                    })
+                })
+                .collect::<Result<_, _>>()?;
             let sum: f64 = weights.iter().sum();
             if sum <= 0.0 {
                 return Err("the sources' weights add up to 0".into());
@@ -481,8 +529,28 @@ fn mix(ctx: &Ctx) -> Result<(), String> {
     let mut wanted: Vec<BTreeSet<String>> = vec![BTreeSet::new(); dirs.len()];
     let mut taken = BTreeSet::new();
     let mut q_lines = Vec::new();
+    let mut ids: BTreeMap<String, usize> = BTreeMap::new();
     for (i, line) in &chosen {
         let m = meta(line, &dirs[*i].join("questions.jsonl"), 0)?;
+        // Evaluation, scoring and paired comparisons join by id: a repeat is refused, never
+        // written or merged.
+        if let Some(first) = ids.insert(m.id.clone(), *i) {
+            let whence = if first == *i {
+                format!("twice in source {} (`{}`)", i + 1, dirs[*i].display())
+            } else {
+                format!(
+                    "in source {} (`{}`) and in source {} (`{}`)",
+                    first + 1,
+                    dirs[first].display(),
+                    i + 1,
+                    dirs[*i].display()
+                )
+            };
+            return Err(format!(
+                "error[synthpipe::mix::duplicate_id]: question id `{}` is {whence}\n  help: mix datasets whose ids differ (synthpipe's ids hash their universe, so regenerate hand-edited or old datasets), or drop one source",
+                m.id
+            ));
+        }
         // A universe that two sources share is copied once, from the first.
         if !taken.contains(&m.universe) || wanted[*i].contains(&m.universe) {
             taken.insert(m.universe.clone());
@@ -533,37 +601,24 @@ fn draw(ctx: &Ctx) -> Result<Option<crate::rl::train::Draw>, String> {
         let data = crate::rl::prompt::Dataset::load(h)?;
         holdout.extend(data.questions.iter().map(|q| q.seed));
     }
-    let num = |k: &str| ctx.params.get(k).and_then(Json::as_f64).unwrap_or(0.0);
-    let int = |k: &str| ctx.params.get(k).and_then(Json::as_i64).unwrap_or(0);
-    let text = |k: &str| {
-        ctx.params
-            .get(k)
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let (low, high) = (num("reward_low"), num("reward_high"));
+    let (low, high) = (ctx.f64("reward_low")?, ctx.f64("reward_high")?);
     Ok(Some(crate::rl::train::Draw {
         rules: rules.clone(),
         set,
-        first_seed: int("first_seed").max(0) as u64,
+        first_seed: ctx.u64("first_seed")?,
         holdout,
         band: (high > 0.0).then_some((low, high)),
-        window: int("adapt_window").max(1) as usize,
-        depth_param: text("depth_param"),
-        depth_min: int("depth_min"),
-        depth_max: int("depth_max"),
-        bank_param: text("bank_param"),
-        banks: ctx
-            .params
-            .get("banks")
-            .and_then(Json::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        window: ctx.u64("adapt_window")?.max(1) as usize,
+        depth_param: ctx.text("depth_param")?,
+        depth_min: ctx.i64("depth_min")?,
+        depth_max: ctx.i64("depth_max")?,
+        bank_param: ctx.text("bank_param")?,
+        banks: ctx.param("banks", "a list of strings", |v| {
+            v.as_array()?
+                .iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+        })?,
     }))
 }
 
@@ -618,7 +673,7 @@ fn train(kind: &str, ctx: &Ctx) -> Result<(), String> {
                 bench,
                 data: ctx.input("data")?,
                 aliases: ctx.inputs.get("aliases").map(PathBuf::as_path),
-                limit: ctx.params.get("limit").and_then(Json::as_u64).unwrap_or(0) as usize,
+                limit: ctx.u64("limit")? as usize,
             },
             out_metrics,
         ),
@@ -668,45 +723,50 @@ fn lm_init(ctx: &Ctx) -> Result<(), String> {
     use crate::model::load::Model;
     use crate::model::tokenizer::Tokenizer;
     use crate::rl::prompt::tokenizer_texts;
-    let int = |k: &str| ctx.params[k].as_u64().unwrap_or(0) as usize;
-    let float = |k: &str| ctx.params[k].as_f64().unwrap_or(0.0);
+    let int = |k: &str| ctx.u64(k).map(|v| v as usize);
+    let float = |k: &str| ctx.f64(k);
     let tokenizer = match (ctx.inputs.get("tokenizer"), ctx.inputs.get("dataset")) {
         (Some(t), _) => tokenizer_of(t).map_err(|e| e.to_string())?,
         (None, Some(d)) => {
             let texts = tokenizer_texts(d)?;
-            Tokenizer::train(texts.into_iter(), int("vocab"))?
+            Tokenizer::train(texts.into_iter(), int("vocab")?)?
         }
         (None, None) => {
             return Err("give `dataset` (to train a tokenizer) or `tokenizer` (a model)".into());
         }
     };
-    let arch = match ctx.params["arch"].as_str() {
-        Some("qwen2") => Arch::Qwen2,
-        Some("llama") => Arch::Llama,
-        _ => Arch::Qwen3,
+    let arch = match ctx.text("arch")?.as_str() {
+        "qwen2" => Arch::Qwen2,
+        "llama" => Arch::Llama,
+        "qwen3" => Arch::Qwen3,
+        other => {
+            return Err(format!(
+                "internal error[synthpipe::stage::param]: the validated `arch` is `{other}` (this is a bug in synthpipe)"
+            ));
+        }
     };
     let shape = Shape {
         arch,
-        layers: int("layers"),
-        hidden: int("hidden"),
-        heads: int("heads"),
-        kv_heads: int("kv_heads"),
+        layers: int("layers")?,
+        hidden: int("hidden")?,
+        heads: int("heads")?,
+        kv_heads: int("kv_heads")?,
         head_dim: None,
-        intermediate: Some(int("intermediate")).filter(|&i| i > 0),
-        context: int("context"),
-        rope_theta: float("rope_theta"),
+        intermediate: Some(int("intermediate")?).filter(|&i| i > 0),
+        context: int("context")?,
+        rope_theta: float("rope_theta")?,
         rms_norm_eps: 1e-6,
-        tie_embeddings: ctx.params["tie_embeddings"].as_bool().unwrap_or(true),
+        tie_embeddings: ctx.flag("tie_embeddings")?,
     };
     let cfg = shape
         .config(tokenizer.vocab_size(), tokenizer.eos_token_ids.clone())
         .map_err(|e| e.to_string())?;
-    let seed = ctx.params["seed"].as_u64().unwrap_or(0);
+    let seed = ctx.u64("seed")?;
     let m = Model::init(
         cfg,
         tokenizer,
         seed,
-        float("init_std"),
+        float("init_std")?,
         &burn::prelude::Device::flex(),
     )
     .map_err(|e| e.to_string())?;

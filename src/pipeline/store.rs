@@ -47,6 +47,70 @@ pub struct Record {
     pub finished_unix: u64,
 }
 
+/// How a stored output differs from its run record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// The run record exists but cannot be read.
+    BadRecord(String),
+    Missing {
+        output: String,
+        path: String,
+    },
+    Size {
+        output: String,
+        path: String,
+        recorded: u64,
+        found: u64,
+    },
+    Digest {
+        output: String,
+        path: String,
+    },
+    /// A file the record does not list.
+    Extra {
+        output: String,
+        path: String,
+    },
+}
+
+impl Damage {
+    /// The stable diagnostic code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Damage::BadRecord(_) => "synthpipe::store::bad_record",
+            Damage::Missing { .. } => "synthpipe::store::missing_file",
+            Damage::Size { .. } => "synthpipe::store::size_mismatch",
+            Damage::Digest { .. } => "synthpipe::store::digest_mismatch",
+            Damage::Extra { .. } => "synthpipe::store::extra_file",
+        }
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Damage::BadRecord(e) => write!(f, "the run record cannot be read: {e}"),
+            Damage::Missing { output, path } => write!(f, "`{output}/{path}` is missing"),
+            Damage::Size {
+                output,
+                path,
+                recorded,
+                found,
+            } => write!(
+                f,
+                "`{output}/{path}` has {found} bytes, its run record {recorded}"
+            ),
+            Damage::Digest { output, path } => write!(
+                f,
+                "`{output}/{path}` has its recorded size but other bytes (its blake3 digest differs)"
+            ),
+            Damage::Extra { output, path } => {
+                write!(f, "`{output}/{path}` is not in the run record")
+            }
+        }
+    }
+}
+
 /// What `status` compares against: the key and its inputs at a stage's last run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StageState {
@@ -105,6 +169,96 @@ impl Store {
                 })
             });
         intact.then_some(rec)
+    }
+
+    /// Rehashes every file of a built key against its run record: `None` when the key has
+    /// no record (not built, nothing to verify), else the record if it reads and the damage.
+    pub fn verify(&self, key: &str) -> Option<(Option<Record>, Vec<Damage>)> {
+        let rec = match self.read_record(key) {
+            Ok(None) => return None,
+            Ok(Some(r)) => r,
+            Err(d) => return Some((None, vec![d])),
+        };
+        let mut damage = Vec::new();
+        for name in rec.outputs.keys() {
+            damage.extend(self.verify_output(&rec, name));
+        }
+        Some((Some(rec), damage))
+    }
+
+    /// The run record of `key` as written, without looking at the outputs.
+    pub fn read_record(&self, key: &str) -> Result<Option<Record>, Damage> {
+        let text = match fs::read(self.record_path(key)) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Damage::BadRecord(e.to_string())),
+        };
+        let rec: Record =
+            serde_json::from_slice(&text).map_err(|e| Damage::BadRecord(e.to_string()))?;
+        if rec.key != key {
+            return Err(Damage::BadRecord(format!(
+                "it is the record of {}",
+                rec.key
+            )));
+        }
+        Ok(Some(rec))
+    }
+
+    /// Rehashes one output of a record: missing, resized, changed and extra files.
+    pub fn verify_output(&self, rec: &Record, output: &str) -> Vec<Damage> {
+        let Some(o) = rec.outputs.get(output) else {
+            return vec![Damage::Missing {
+                output: output.into(),
+                path: String::new(),
+            }];
+        };
+        let dir = self.output_dir(&rec.key).join(output);
+        let mut damage = Vec::new();
+        for f in &o.files {
+            let p = dir.join(&f.path);
+            let (output, path) = (output.to_string(), f.path.clone());
+            match fs::metadata(&p) {
+                Err(_) => damage.push(Damage::Missing { output, path }),
+                Ok(m) if m.len() != f.size => damage.push(Damage::Size {
+                    output,
+                    path,
+                    recorded: f.size,
+                    found: m.len(),
+                }),
+                Ok(_) => match digest_file(&p) {
+                    Ok(d) if d == f.digest => {}
+                    Ok(_) => damage.push(Damage::Digest { output, path }),
+                    Err(_) => damage.push(Damage::Missing { output, path }),
+                },
+            }
+        }
+        let listed: std::collections::BTreeSet<&str> =
+            o.files.iter().map(|f| f.path.as_str()).collect();
+        for (rel, _) in list_files(&dir).unwrap_or_default() {
+            if !listed.contains(rel.as_str()) {
+                damage.push(Damage::Extra {
+                    output: output.into(),
+                    path: rel,
+                });
+            }
+        }
+        damage
+    }
+
+    /// Every key with a run record, sorted.
+    pub fn recorded_keys(&self) -> io::Result<Vec<String>> {
+        let mut keys = Vec::new();
+        for e in fs::read_dir(self.root.join("records"))? {
+            let name = e?.file_name().to_string_lossy().to_string();
+            if let Some(h) = name.strip_suffix(".json")
+                && h.len() == 64
+                && h.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                keys.push(format!("b3:{h}"));
+            }
+        }
+        keys.sort();
+        Ok(keys)
     }
 
     /// Takes the build lock of `key`, calling `waiting` with the holder's note if another

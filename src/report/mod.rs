@@ -113,6 +113,15 @@ fn load_run(input: &EvalInput) -> Result<Run, String> {
             path.display()
         )
     })?;
+    // Comparisons pair questions by id: a repeated id would pair the wrong scores.
+    let mut seen = BTreeSet::new();
+    if let Some(q) = eval.questions.iter().find(|q| !seen.insert(q.id.as_str())) {
+        return Err(format!(
+            "error[synthpipe::report::duplicate_id]: `{}` scores question `{}` twice\n  help: evaluate a dataset whose ids are unique (synthpipe's are; `mix` refuses repeats)",
+            path.display(),
+            q.id
+        ));
+    }
     Ok(Run {
         model: input.model.clone(),
         eval,

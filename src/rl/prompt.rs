@@ -94,7 +94,20 @@ fn read_jsonl<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<Vec<T>, Strin
 impl Dataset {
     /// Reads `questions.jsonl` and `articles.jsonl` of a dataset folder.
     pub fn load(dir: &Path) -> Result<Dataset, String> {
-        let questions: Vec<Question> = read_jsonl(&dir.join("questions.jsonl"))?;
+        let file = dir.join("questions.jsonl");
+        let questions: Vec<Question> = read_jsonl(&file)?;
+        // Predictions, scores and paired comparisons join by id.
+        let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+        for (n, q) in questions.iter().enumerate() {
+            if let Some(f) = first.insert(q.id.as_str(), n + 1) {
+                return Err(format!(
+                    "error[synthpipe::dataset::duplicate_id]: `{}`: question {} has the id `{}` of question {f}\n  help: ids must be unique in a dataset; regenerate it (synthpipe's ids hash their universe) or remove the repeat",
+                    file.display(),
+                    n + 1,
+                    q.id
+                ));
+            }
+        }
         let articles: Vec<Article> = read_jsonl(&dir.join("articles.jsonl"))?;
         let mut evidence: BTreeMap<String, String> = BTreeMap::new();
         for a in articles {
@@ -197,6 +210,27 @@ pub fn chain_of_thought(q: &Question) -> String {
             "count" => {
                 let n = o.first().cloned().unwrap_or_else(|| "0".into());
                 format!("Counting {} gives {n}.", list(input(s, 0)))
+            }
+            "count_each" => {
+                let what = s.relations.first().map_or_else(
+                    || words(&s.attribute),
+                    // Role names are singular nouns; the count may be any number.
+                    |r| format!("{}(s)", words(&r.to_role)),
+                );
+                let from = input(s, 0);
+                match (from.len(), o.len()) {
+                    (1, _) => format!(
+                        "{} has {} {what}.",
+                        list(from),
+                        o.first().map_or("0", String::as_str)
+                    ),
+                    (_, 1) => format!("Each of {} has {} {what}.", list(from), o[0]),
+                    _ => format!(
+                        "Counting the {what} of each of {} gives {}.",
+                        list(from),
+                        list(o)
+                    ),
+                }
             }
             "intersect" => format!("The ones in common {} {}.", be(o), list(o)),
             "argmax" | "argmin" => {
@@ -544,26 +578,30 @@ mod tests {
         );
     }
 
-    #[test]
-    fn chain_of_thought_handles_sets_and_empty_hops() {
+    /// A step reading relation role `to` from step `from`'s output.
+    fn read(op: &str, from: usize, to: &str) -> Step {
+        let mut st = step(op, &[from]);
+        st.relations = vec![Reading {
+            to_role: to.into(),
+            ..Reading::default()
+        }];
+        st
+    }
+
+    /// Ann, then her children (Bo, Cy, Di).
+    fn ann_children() -> Vec<Step> {
         let mut name = step("name", &[]);
         name.name = "Ann".into();
-        let mut hop = step("hop", &[0]);
-        hop.relations = vec![Reading {
-            to_role: "child".into(),
-            ..Reading::default()
-        }];
-        let mut hop2 = step("hop", &[1]);
-        hop2.relations = vec![Reading {
-            to_role: "friend".into(),
-            ..Reading::default()
-        }];
-        let count = step("count", &[2]);
+        vec![name, read("hop", 0, "child")]
+    }
+
+    #[test]
+    fn chain_of_thought_handles_sets_and_empty_hops() {
+        let mut steps = ann_children();
+        steps.extend([read("hop", 1, "friend"), step("count", &[2])]);
         let q = Question {
             answers: s(&["0"]),
-            program: Program {
-                steps: vec![name, hop, hop2, count],
-            },
+            program: Program { steps },
             intermediate: vec![s(&["Ann"]), s(&["Bo", "Cy", "Di"]), vec![], s(&["0"])],
             ..Question::default()
         };
@@ -571,6 +609,30 @@ mod tests {
             chain_of_thought(&q),
             "The child of Ann are Bo, Cy and Di. Bo, Cy and Di have no friend. Counting none \
              gives 0. So the answer is <answer>0</answer>."
+        );
+    }
+
+    #[test]
+    fn chain_of_thought_counts_per_person() {
+        let mut steps = ann_children();
+        steps.push(read("count_each", 1, "sibling"));
+        let q = |counts: &[&str]| Question {
+            answers: s(counts),
+            program: Program {
+                steps: steps.clone(),
+            },
+            intermediate: vec![s(&["Ann"]), s(&["Bo", "Cy", "Di"]), s(counts)],
+            ..Question::default()
+        };
+        assert_eq!(
+            chain_of_thought(&q(&["2"])),
+            "The child of Ann are Bo, Cy and Di. Each of Bo, Cy and Di has 2 sibling(s). So \
+             the answer is <answer>2</answer>."
+        );
+        assert_eq!(
+            chain_of_thought(&q(&["0", "1"])),
+            "The child of Ann are Bo, Cy and Di. Counting the sibling(s) of each of Bo, Cy and \
+             Di gives 0 and 1. So the answer is <answer>0, 1</answer>."
         );
     }
 

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::GenError;
 use super::solve::Solver;
 use super::world::{World, render};
 use crate::lang::ir::{Article, ArticlePartIr, FactRef, Ir, Say, TextPart};
@@ -64,13 +65,55 @@ pub struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    pub fn new(ir: &'a Ir, w: &'a World, solver: &'a Solver<'a>, universe: &'a str) -> Self {
-        Writer {
+    /// A writer for the articles of one universe. Every relation and attribute an article
+    /// names must resolve (the checker guarantees it), so that no fact is ever left out
+    /// silently while writing.
+    pub fn new(
+        ir: &'a Ir,
+        w: &'a World,
+        solver: &'a Solver<'a>,
+        universe: &'a str,
+    ) -> Result<Self, GenError> {
+        fn refs<'p>(parts: &'p [ArticlePartIr], out: &mut Vec<&'p FactRef>) {
+            for p in parts {
+                match p {
+                    ArticlePartIr::Facts(f) => out.extend(f),
+                    ArticlePartIr::Section { parts, .. } => refs(parts, out),
+                    ArticlePartIr::Line { .. } => {}
+                }
+            }
+        }
+        for art in &ir.articles {
+            let ety = ir
+                .entity(&art.entity)
+                .filter(|_| w.type_index(&art.entity).is_some());
+            let Some(ety) = ety else {
+                return Err(GenError::Internal(format!(
+                    "the article for `{}` names no entity type of the universe",
+                    art.entity
+                )));
+            };
+            let mut fs = Vec::new();
+            refs(&art.parts, &mut fs);
+            for f in fs {
+                let ok = match f {
+                    FactRef::Attr(a) => ety.attr(a).is_some(),
+                    FactRef::Relation { relation, .. } => ir.relation(relation).is_some(),
+                };
+                if !ok {
+                    return Err(GenError::Internal(format!(
+                        "the article for `{}` states a fact the rules do not define: {f:?}",
+                        art.entity
+                    )));
+                }
+            }
+        }
+        Ok(Writer {
             ir,
             w,
             solver,
             universe,
-        }
+        })
     }
 
     fn name(&self, t: usize, e: u32) -> String {
@@ -128,8 +171,17 @@ impl<'a> Writer<'a> {
     }
 
     /// Fills a title or line template: attributes by value, relations by partner names.
-    fn fill(&self, t: usize, e: u32, parts: &[TextPart], facts: &mut Vec<ArticleFact>) -> String {
+    /// Returns `None` when a placeholder has no value (no partners, an empty attribute):
+    /// "She manages ." must never be printed. Facts are recorded only for a filled text.
+    fn fill(
+        &self,
+        t: usize,
+        e: u32,
+        parts: &[TextPart],
+        facts: &mut Vec<ArticleFact>,
+    ) -> Option<String> {
         let ety = &self.ir.entities[t];
+        let mut stated = Vec::new();
         let mut out = String::new();
         for p in parts {
             match p {
@@ -143,7 +195,10 @@ impl<'a> Writer<'a> {
                                 .position(|a| a.name == ety.key)
                                 .unwrap_or(usize::MAX)
                         {
-                            push_fact(facts, self.attr_fact(t, ai, v.clone()));
+                            stated.push(self.attr_fact(t, ai, v.clone()));
+                        }
+                        if v.is_empty() {
+                            return None;
                         }
                         out.push_str(&v);
                     } else if let Some(rel) = self.ir.relations.iter().position(|r| &r.name == name)
@@ -154,15 +209,42 @@ impl<'a> Writer<'a> {
                     {
                         let groups = self.partners(rel, say.role, say.of, e);
                         let names: Vec<String> = groups.iter().flat_map(|g| g.2.clone()).collect();
+                        if names.is_empty() {
+                            return None;
+                        }
                         for g in groups {
-                            push_fact(facts, self.rel_fact(rel, say.role, g));
+                            stated.push(self.rel_fact(rel, say.role, g));
                         }
                         out.push_str(&join(&names));
                     }
                 }
             }
         }
-        out
+        for f in stated {
+            push_fact(facts, f);
+        }
+        Some(out)
+    }
+
+    /// The facts a line would state if all its placeholders had values, empty ones included:
+    /// what its `else` text stands for ("She manages no club.").
+    fn line_facts(&self, t: usize, e: u32, parts: &[TextPart], facts: &mut Vec<ArticleFact>) {
+        for p in parts {
+            let TextPart::Hole { name, .. } = p else {
+                continue;
+            };
+            if let Some(rel) = self.ir.relations.iter().position(|r| &r.name == name)
+                && self.attr_value(t, name, e).is_none()
+                && let Some(say) = self.ir.relations[rel]
+                    .says
+                    .iter()
+                    .find(|s| self.solver.role_types[rel][s.of] == t)
+            {
+                for g in self.partners(rel, say.role, say.of, e) {
+                    push_fact(facts, self.rel_fact(rel, say.role, g));
+                }
+            }
+        }
     }
 
     fn attr_fact(&self, t: usize, ai: usize, v: String) -> ArticleFact {
@@ -201,10 +283,17 @@ impl<'a> Writer<'a> {
         let (t, e, who) = subject;
         for p in parts {
             match p {
-                ArticlePartIr::Line(tp) => {
-                    let line = self.fill(t, e, tp, &mut doc.facts);
-                    doc.text.push_str(&line);
-                    doc.text.push_str("\n\n");
+                ArticlePartIr::Line { text, otherwise } => {
+                    let line = self.fill(t, e, text, &mut doc.facts).or_else(|| {
+                        let o = otherwise.as_ref()?;
+                        let filled = self.fill(t, e, o, &mut doc.facts)?;
+                        self.line_facts(t, e, text, &mut doc.facts);
+                        Some(filled)
+                    });
+                    if let Some(line) = line {
+                        doc.text.push_str(&line);
+                        doc.text.push_str("\n\n");
+                    }
                 }
                 ArticlePartIr::Facts(refs) => {
                     let mut sentences = Vec::new();
@@ -257,7 +346,10 @@ impl<'a> Writer<'a> {
     pub fn article(&self, art: &Article, t: usize, e: u32) -> ArticleRecord {
         let name = self.name(t, e);
         let mut doc = Doc::default();
-        let title = self.fill(t, e, &art.title, &mut doc.facts);
+        // A title with an empty placeholder falls back to the entity's name.
+        let title = self
+            .fill(t, e, &art.title, &mut doc.facts)
+            .unwrap_or_else(|| name.clone());
         doc.text = format!("# {title}\n\n");
         self.parts((t, e, &name), &art.parts, 1, &mut doc);
         ArticleRecord {

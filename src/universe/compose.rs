@@ -142,6 +142,28 @@ struct Attempt {
     /// attribute per candidate; `related` costs the weight of the relation it names).
     extra_hops: usize,
     extra_difficulty: i64,
+    /// `sigs[i]` identifies what step `i` computes: a slot's output by the entities it
+    /// denotes, an operation by itself and its inputs' signatures. Two operands with one
+    /// signature are the same question part twice ("both the sister of X and the sister of X").
+    sigs: Vec<String>,
+    /// Set when slots that must denote different entities came out the same.
+    degenerate: bool,
+}
+
+/// What an answer reads from each entity of a set: a relation in one direction, or an
+/// attribute.
+#[derive(Clone, Copy, Debug)]
+enum Reader {
+    Rel { rel: usize, from: usize },
+    Attr { ty: usize, attr: usize },
+}
+
+/// Every question of one universe, and how many drawn questions each template lost because
+/// slots that must differ denoted the same entities.
+pub struct Composed {
+    pub questions: Vec<Question>,
+    /// Template name → drawn questions dropped as degenerate (every template switched on).
+    pub degenerate: std::collections::BTreeMap<String, usize>,
 }
 
 pub struct Composer<'a> {
@@ -150,6 +172,8 @@ pub struct Composer<'a> {
     solver: &'a Solver<'a>,
     q: &'a Questions,
     seed: u64,
+    /// The universe id: question ids hash it, so they are unique across universes.
+    universe: String,
     params: &'a Params,
     depth: i64,
     per_template: usize,
@@ -172,6 +196,7 @@ impl<'a> Composer<'a> {
         q: &'a Questions,
         params: &'a Params,
         seed: u64,
+        universe: &str,
     ) -> Result<Composer<'a>, GenError> {
         let unanswerable = params.float(&q.unanswerable);
         if !(0.0..=1.0).contains(&unanswerable) {
@@ -228,7 +253,9 @@ impl<'a> Composer<'a> {
                         ir.entity(entity)
                             .and_then(|e| e.attrs.iter().position(|x| &x.name == attr)),
                     ) else {
-                        continue;
+                        return Err(GenError::Internal(format!(
+                            "the checked start `whose {entity}.{attr}` names no attribute of the universe"
+                        )));
                     };
                     let mut by: HashMap<AttrVal, Vec<u32>> = HashMap::new();
                     for (e, v) in world.types[t].columns[a].iter().enumerate() {
@@ -238,12 +265,13 @@ impl<'a> Composer<'a> {
                 }
             }
         }
-        Ok(Composer {
+        let c = Composer {
             ir,
             world,
             solver,
             q,
             seed,
+            universe: universe.to_string(),
             params,
             depth: params.int(&q.depth),
             per_template: per_template as usize,
@@ -253,7 +281,85 @@ impl<'a> Composer<'a> {
             all,
             name_start,
             whose,
-        })
+        };
+        for t in &q.templates {
+            c.resolvable(t)?;
+        }
+        Ok(c)
+    }
+
+    /// Checks that every name a template uses resolves in this universe, so that a failed
+    /// look-up while composing can only mean "no answer here", never a silently skipped
+    /// part of the rules.
+    fn resolvable(&self, t: &Template) -> Result<(), GenError> {
+        let internal = |what: String| {
+            Err(GenError::Internal(format!(
+                "template `{}`: the checked rules name {what}, which the universe lacks",
+                t.name
+            )))
+        };
+        for s in &t.slots {
+            match &s.kind {
+                SlotKindIr::Chain(ty) | SlotKindIr::Name(ty) => {
+                    if self.world.type_index(ty).is_none() {
+                        return internal(format!("entity type `{ty}`"));
+                    }
+                }
+                SlotKindIr::Attr(c) => {
+                    for (ty, at) in c {
+                        if self.ir.entity(ty).and_then(|e| e.attr(at)).is_none() {
+                            return internal(format!("attribute `{ty}.{at}`"));
+                        }
+                    }
+                }
+                SlotKindIr::Relation(c) => {
+                    for r in c {
+                        if self.solver.relation_index(r).is_none() {
+                            return internal(format!("relation `{r}`"));
+                        }
+                    }
+                }
+            }
+        }
+        fn names(e: &AnswerExpr, rels: &mut Vec<String>, attrs: &mut Vec<String>) {
+            match e {
+                AnswerExpr::Slot(_) => {}
+                AnswerExpr::Hop { relation, arg, .. } => {
+                    rels.push(relation.clone());
+                    names(arg, rels, attrs);
+                }
+                AnswerExpr::Attr { attr, arg } => {
+                    attrs.push(attr.clone());
+                    names(arg, rels, attrs);
+                }
+                AnswerExpr::HopSlot { arg, .. }
+                | AnswerExpr::AttrSlot { arg, .. }
+                | AnswerExpr::Count(arg)
+                | AnswerExpr::CountEach(arg) => names(arg, rels, attrs),
+                AnswerExpr::ArgMin { attr, args } | AnswerExpr::ArgMax { attr, args } => {
+                    attrs.push(attr.clone());
+                    args.iter().for_each(|x| names(x, rels, attrs));
+                }
+                AnswerExpr::Intersect(xs) => xs.iter().for_each(|x| names(x, rels, attrs)),
+                AnswerExpr::Same(l, r) | AnswerExpr::Related(l, r) => {
+                    names(l, rels, attrs);
+                    names(r, rels, attrs);
+                }
+            }
+        }
+        let (mut rels, mut attrs) = (Vec::new(), Vec::new());
+        names(&t.answer, &mut rels, &mut attrs);
+        for r in rels {
+            if self.solver.relation_index(&r).is_none() {
+                return internal(format!("relation `{r}`"));
+            }
+        }
+        for at in attrs {
+            if !self.ir.entities.iter().any(|e| e.attr(&at).is_some()) {
+                return internal(format!("attribute `{at}`"));
+            }
+        }
+        Ok(())
     }
 
     fn name(&self, t: usize, e: u32) -> String {
@@ -388,9 +494,9 @@ impl<'a> Composer<'a> {
 
     /// Composes every variant's questions (in parallel), drops repeated texts (keeping the
     /// first in variant order) and orders the rest by id. `tick` is called once per finished variant.
-    pub fn compose(&self, tick: &(dyn Fn() + Sync)) -> Vec<Question> {
+    pub fn compose(&self, tick: &(dyn Fn() + Sync)) -> Composed {
         let variants = self.variants();
-        let per: Vec<Vec<Question>> = variants
+        let per: Vec<(Vec<Question>, usize)> = variants
             .par_iter()
             .map(|v| {
                 let qs = self.variant_questions(v);
@@ -398,27 +504,44 @@ impl<'a> Composer<'a> {
                 qs
             })
             .collect();
+        let mut degenerate: std::collections::BTreeMap<String, usize> = self
+            .q
+            .templates
+            .iter()
+            .filter(|t| t.when.as_ref().is_none_or(|p| self.params.bool(p)))
+            .map(|t| (t.name.clone(), 0))
+            .collect();
+        for (v, (_, d)) in variants.iter().zip(&per) {
+            *degenerate
+                .entry(self.q.templates[v.tpl].name.clone())
+                .or_default() += d;
+        }
         let mut seen = HashSet::new();
         let mut qs: Vec<Question> = per
             .into_iter()
-            .flatten()
+            .flat_map(|(q, _)| q)
             .filter(|q| seen.insert(q.text.clone()))
             .collect();
         // By id, a hash: templates come mixed, so any prefix of the file is a fair sample
         // and columnar loaders infer every field's type from the first block.
         qs.sort_by(|a, b| a.id.cmp(&b.id));
-        qs
+        Composed {
+            questions: qs,
+            degenerate,
+        }
     }
 
     pub fn variant_count(&self) -> usize {
         self.variants().len()
     }
 
-    fn variant_questions(&self, v: &Variant) -> Vec<Question> {
+    /// A variant's questions, and how many drawn ones were dropped as degenerate.
+    fn variant_questions(&self, v: &Variant) -> (Vec<Question>, usize) {
         let tpl = &self.q.templates[v.tpl];
         let mut rng = Rng::stream(self.seed, &format!("question/{}", v.id));
         let mut out = Vec::new();
         let mut texts = HashSet::new();
+        let mut degenerate = 0;
         let budget = self.per_template * 30 + 30;
         // An empty answer needs a hop that can come out empty, or an intersection.
         let can_be_empty = matches!(
@@ -433,16 +556,36 @@ impl<'a> Composer<'a> {
             let want_empty =
                 can_be_empty && self.unanswerable > 0.0 && rng.chance(self.unanswerable);
             let sub = Rng::new(rng.next_u64());
-            if let Some(q) = self.attempt(v, tpl, sub, want_empty)
-                && texts.insert(q.text.clone())
-            {
-                out.push(q);
+            match self.attempt(v, tpl, sub, want_empty) {
+                Drawn::Question(q) => {
+                    if texts.insert(q.text.clone()) {
+                        out.push(*q);
+                    }
+                }
+                Drawn::Degenerate => degenerate += 1,
+                Drawn::Nothing => {}
             }
         }
-        out
+        (out, degenerate)
     }
 
-    fn attempt(&self, v: &Variant, tpl: &Template, rng: Rng, want_empty: bool) -> Option<Question> {
+    fn attempt(&self, v: &Variant, tpl: &Template, rng: Rng, want_empty: bool) -> Drawn {
+        let mut degenerate = false;
+        match self.draw(v, tpl, rng, want_empty, &mut degenerate) {
+            Some(q) => Drawn::Question(Box::new(q)),
+            None if degenerate => Drawn::Degenerate,
+            None => Drawn::Nothing,
+        }
+    }
+
+    fn draw(
+        &self,
+        v: &Variant,
+        tpl: &Template,
+        rng: Rng,
+        want_empty: bool,
+        degenerate: &mut bool,
+    ) -> Option<Question> {
         let empty_slot = if want_empty {
             v.shapes
                 .iter()
@@ -464,8 +607,15 @@ impl<'a> Composer<'a> {
             want_empty,
             extra_hops: 0,
             extra_difficulty: 0,
+            sigs: Vec::new(),
+            degenerate: false,
         };
-        let (result, _) = self.eval(&mut a, v, tpl, &tpl.answer)?;
+        let evaluated = self.eval(&mut a, v, tpl, &tpl.answer);
+        if a.degenerate {
+            *degenerate = true;
+            return None;
+        }
+        let (result, _) = evaluated?;
         let ok = match tpl.answer_type {
             AnswerType::Entities(_) | AnswerType::Values(_) => (result.size() == 0) == want_empty,
             AnswerType::RelationNames => result.size() > 0,
@@ -544,7 +694,9 @@ impl<'a> Composer<'a> {
                         .and_then(|r| self.ir.relation(&r.relation));
                     difficulty += r.map_or(1, |r| r.weight);
                 }
-                "attribute" | "whose" => {
+                // Counting per entity adds 1, whatever the counted relation's weight:
+                // PhantomWiki's difficulty of an aggregation.
+                "attribute" | "whose" | "count_each" => {
                     hops += 1;
                     difficulty += 1;
                 }
@@ -553,15 +705,18 @@ impl<'a> Composer<'a> {
         }
         let intermediate: Vec<Vec<String>> = a.outs.iter().map(|s| self.render_set(s)).collect();
         let answers = intermediate.last().cloned().unwrap_or_default();
+        // The universe id covers the rules, every parameter and the seed, so two datasets
+        // never share an id unless they share the question's universe.
         let mut h = blake3::Hasher::new();
-        h.update(&self.seed.to_le_bytes());
+        h.update(self.universe.as_bytes());
+        h.update(&[0]);
         h.update(v.id.as_bytes());
         h.update(&[0]);
         h.update(text.as_bytes());
         let id = format!("q{}", &h.finalize().to_hex()[..16]);
         Some(Question {
             id,
-            universe: String::new(),
+            universe: self.universe.clone(),
             seed: self.seed,
             template: tpl.name.clone(),
             template_id: v.id.clone(),
@@ -585,6 +740,17 @@ impl<'a> Composer<'a> {
     }
 
     fn push(&self, a: &mut Attempt, step: Step, out: Set) -> usize {
+        let mut sig = format!(
+            "{}|{}|{}|{}|{}",
+            step.op, step.ty, step.name, step.attribute, step.value
+        );
+        for r in &step.relations {
+            sig.push_str(&format!("|{}.{}>{}", r.relation, r.from_role, r.to_role));
+        }
+        for &i in &step.inputs {
+            sig.push_str(&format!("({})", a.sigs[i]));
+        }
+        a.sigs.push(sig);
         a.steps.push(step);
         a.outs.push(out);
         a.steps.len() - 1
@@ -601,12 +767,7 @@ impl<'a> Composer<'a> {
     }
 
     fn reading(&self, d: &Dir) -> Reading {
-        let r = &self.ir.relations[d.rel];
-        Reading {
-            relation: r.name.clone(),
-            from_role: r.roles[d.from].name.clone(),
-            to_role: r.roles[d.to].name.clone(),
-        }
+        self.reading_of(d.rel, d.from)
     }
 
     fn hop_step(
@@ -618,17 +779,12 @@ impl<'a> Composer<'a> {
         xs: &[u32],
     ) -> (Set, usize) {
         let img = self.solver.image_set(rel, from, xs);
-        let r = &self.ir.relations[rel];
         let to_ty = self.solver.role_types[rel][1 - from];
         let step = Step {
             op: "hop",
             inputs: vec![input],
             ty: self.ir.entities[to_ty].name.clone(),
-            relations: vec![Reading {
-                relation: r.name.clone(),
-                from_role: r.roles[from].name.clone(),
-                to_role: r.roles[1 - from].name.clone(),
-            }],
+            relations: vec![self.reading_of(rel, from)],
             ..Step::default()
         };
         let out = Set::Ents(to_ty, img);
@@ -746,77 +902,62 @@ impl<'a> Composer<'a> {
                     _ => return None,
                 };
                 a.slot_step.insert(s.clone(), r.1);
+                // A slot is identified by what it denotes, however its text reaches it.
+                a.sigs[r.1] = match &r.0 {
+                    Set::Ents(t, es) => format!("ents|{t}|{es:?}"),
+                    other => format!("{other:?}"),
+                };
                 Some(r)
             }
-            AnswerExpr::Hop { relation, to, arg } => {
-                let (x, xi) = self.eval(a, v, tpl, arg)?;
-                let Set::Ents(_, xs) = x else { return None };
-                let rel = self.solver.relation_index(relation)?;
-                Some(self.hop_step(a, rel, 1 - to, xi, &xs))
-            }
-            AnswerExpr::HopSlot { slot, arg } => {
+            AnswerExpr::Hop { arg, .. }
+            | AnswerExpr::HopSlot { arg, .. }
+            | AnswerExpr::Attr { arg, .. }
+            | AnswerExpr::AttrSlot { arg, .. } => {
                 let (x, xi) = self.eval(a, v, tpl, arg)?;
                 let Set::Ents(t, xs) = x else { return None };
-                let d = match a.rels.get(slot) {
-                    Some(&d) => d,
-                    None => {
-                        let Some(SlotKindIr::Relation(c)) = Self::slot_kind(tpl, slot) else {
-                            return None;
-                        };
-                        let mut dirs: Vec<Dir> = self
-                            .slot_dirs(c)
-                            .copied()
-                            .filter(|d| d.from_ty == t)
-                            .collect();
-                        a.rng.shuffle(&mut dirs);
-                        let first = *dirs.first()?;
-                        // Prefer a relation the entities actually have, within the limit.
-                        dirs.into_iter()
-                            .find(|d| {
-                                let n = self.solver.image_set(d.rel, d.from, &xs).len();
-                                n > 0 && n <= self.max_answers
-                            })
-                            .unwrap_or(first)
-                    }
-                };
-                a.rels.insert(slot.clone(), d);
-                let say = &self.ir.relations[d.rel].says[d.say];
-                a.fills.insert(
-                    slot.clone(),
-                    Fill::Forms(say.singular.clone(), say.plural.clone()),
-                );
-                Some(self.hop_step(a, d.rel, d.from, xi, &xs))
+                Some(match self.reader(a, tpl, e, t, &xs)? {
+                    Reader::Rel { rel, from } => self.hop_step(a, rel, from, xi, &xs),
+                    Reader::Attr { ty, attr } => self.attr_step(a, ty, attr, xi, &xs),
+                })
             }
-            AnswerExpr::Attr { attr, arg } => {
-                let (x, xi) = self.eval(a, v, tpl, arg)?;
-                let Set::Ents(t, xs) = x else { return None };
-                let ai = self.ir.entities[t]
-                    .attrs
-                    .iter()
-                    .position(|x| &x.name == attr)?;
-                Some(self.attr_step(a, t, ai, xi, &xs))
-            }
-            AnswerExpr::AttrSlot { slot, arg } => {
-                let (x, xi) = self.eval(a, v, tpl, arg)?;
-                let Set::Ents(t, xs) = x else { return None };
-                let Some(SlotKindIr::Attr(c)) = Self::slot_kind(tpl, slot) else {
+            AnswerExpr::CountEach(inner) => {
+                let (AnswerExpr::Hop { arg, .. }
+                | AnswerExpr::HopSlot { arg, .. }
+                | AnswerExpr::Attr { arg, .. }
+                | AnswerExpr::AttrSlot { arg, .. }) = inner.as_ref()
+                else {
                     return None;
                 };
-                let ety = &self.ir.entities[t];
-                let cands: Vec<usize> = c
+                let (x, xi) = self.eval(a, v, tpl, arg)?;
+                let Set::Ents(t, xs) = x else { return None };
+                let reader = self.reader(a, tpl, inner, t, &xs)?;
+                let mut counts: Vec<String> = xs
                     .iter()
-                    .filter(|(ty, _)| ty == &ety.name)
-                    .filter_map(|(_, at)| ety.attrs.iter().position(|x| &x.name == at))
+                    .map(|&e| match reader {
+                        Reader::Rel { rel, from } => self.solver.image(rel, from, e).len(),
+                        // One value per entity and attribute.
+                        Reader::Attr { .. } => 1,
+                    })
+                    .map(|n| n.to_string())
                     .collect();
-                let ai = *a.rng.pick(&cands)?;
-                a.attrs.insert(slot.clone(), (t, ai));
-                let attr = &ety.attrs[ai];
-                let (s1, p1) = attr
-                    .say
-                    .clone()
-                    .unwrap_or((attr.name.clone(), attr.name.clone()));
-                a.fills.insert(slot.clone(), Fill::Forms(s1, p1));
-                Some(self.attr_step(a, t, ai, xi, &xs))
+                // Sorted as text, like every answer list (PhantomWiki's too).
+                counts.sort();
+                counts.dedup();
+                let mut step = Step {
+                    op: "count_each",
+                    inputs: vec![xi],
+                    ..Step::default()
+                };
+                match reader {
+                    Reader::Rel { rel, from } => {
+                        step.relations = vec![self.reading_of(rel, from)];
+                    }
+                    Reader::Attr { ty, attr } => {
+                        step.attribute = self.ir.entities[ty].attrs[attr].name.clone();
+                    }
+                }
+                let out = Set::Vals(counts);
+                Some((out.clone(), self.push(a, step, out)))
             }
             AnswerExpr::Count(arg) => {
                 let (x, xi) = self.eval(a, v, tpl, arg)?;
@@ -857,6 +998,10 @@ impl<'a> Composer<'a> {
                         _ => return None,
                     });
                 }
+                if has_duplicate(inputs.iter().map(|&i| &a.sigs[i])) {
+                    a.degenerate = true;
+                    return None;
+                }
                 let out = acc?;
                 let step = Step {
                     op: "intersect",
@@ -883,7 +1028,13 @@ impl<'a> Composer<'a> {
                 }
                 let t = ty?;
                 all.sort_unstable();
+                let drawn = all.len();
                 all.dedup();
+                // "Who was born first, X or X?": candidates must be different entities.
+                if all.len() < drawn {
+                    a.degenerate = true;
+                    return None;
+                }
                 a.extra_hops += all.len();
                 a.extra_difficulty += all.len() as i64;
                 let ai = self.ir.entities[t]
@@ -924,11 +1075,14 @@ impl<'a> Composer<'a> {
                     self.guide(a, tpl, r, z, *t);
                 }
                 let (y, yi) = self.eval(a, v, tpl, r)?;
-                let same = match (&x, &y) {
-                    (Set::Ents(_, l), Set::Ents(_, r)) => !l.is_empty() && l == r,
-                    (Set::Vals(l), Set::Vals(r)) => !l.is_empty() && l == r,
-                    _ => false,
-                };
+                // "Do X and X have the same …?" gives its answer away.
+                if a.sigs[xi] == a.sigs[yi] {
+                    a.degenerate = true;
+                    return None;
+                }
+                // Compared as rendered sets, so counts compare by value like everything else.
+                let (l, r) = (self.render_set(&x), self.render_set(&y));
+                let same = !l.is_empty() && l == r;
                 let step = Step {
                     op: "same",
                     inputs: vec![xi, yi],
@@ -964,6 +1118,11 @@ impl<'a> Composer<'a> {
                 }
                 let (y, yi) = self.eval(a, v, tpl, r)?;
                 let Set::Ents(ty, ys) = y else { return None };
+                // "How is X related to X?" asks nothing.
+                if tx == ty && !intersect(&xs, &ys).is_empty() {
+                    a.degenerate = true;
+                    return None;
+                }
                 let dirs: Vec<Dir> = self
                     .hops
                     .iter()
@@ -992,6 +1151,96 @@ impl<'a> Composer<'a> {
                 let out = Set::Nouns(nouns);
                 Some((out.clone(), self.push(a, step, out)))
             }
+        }
+    }
+
+    /// What a relation or attribute read (`rel(e)`, `rel.role(e)`, `r(e)`, `attr(e)`, `a(e)`)
+    /// reads from entities `xs` of type `t`; chooses (and fills in) the relation or attribute
+    /// of a slot the first time it is read.
+    fn reader(
+        &self,
+        a: &mut Attempt,
+        tpl: &Template,
+        e: &AnswerExpr,
+        t: usize,
+        xs: &[u32],
+    ) -> Option<Reader> {
+        match e {
+            AnswerExpr::Hop { relation, to, .. } => Some(Reader::Rel {
+                rel: self.solver.relation_index(relation)?,
+                from: 1 - to,
+            }),
+            AnswerExpr::HopSlot { slot, .. } => {
+                let d = match a.rels.get(slot) {
+                    Some(&d) => d,
+                    None => {
+                        let Some(SlotKindIr::Relation(c)) = Self::slot_kind(tpl, slot) else {
+                            return None;
+                        };
+                        let mut dirs: Vec<Dir> = self
+                            .slot_dirs(c)
+                            .copied()
+                            .filter(|d| d.from_ty == t)
+                            .collect();
+                        a.rng.shuffle(&mut dirs);
+                        let first = *dirs.first()?;
+                        // Prefer a relation the entities actually have, within the limit.
+                        dirs.into_iter()
+                            .find(|d| {
+                                let n = self.solver.image_set(d.rel, d.from, xs).len();
+                                n > 0 && n <= self.max_answers
+                            })
+                            .unwrap_or(first)
+                    }
+                };
+                a.rels.insert(slot.clone(), d);
+                let say = &self.ir.relations[d.rel].says[d.say];
+                a.fills.insert(
+                    slot.clone(),
+                    Fill::Forms(say.singular.clone(), say.plural.clone()),
+                );
+                Some(Reader::Rel {
+                    rel: d.rel,
+                    from: d.from,
+                })
+            }
+            AnswerExpr::Attr { attr, .. } => Some(Reader::Attr {
+                ty: t,
+                attr: self.ir.entities[t]
+                    .attrs
+                    .iter()
+                    .position(|x| &x.name == attr)?,
+            }),
+            AnswerExpr::AttrSlot { slot, .. } => {
+                let Some(SlotKindIr::Attr(c)) = Self::slot_kind(tpl, slot) else {
+                    return None;
+                };
+                let ety = &self.ir.entities[t];
+                let cands: Vec<usize> = c
+                    .iter()
+                    .filter(|(ty, _)| ty == &ety.name)
+                    .filter_map(|(_, at)| ety.attrs.iter().position(|x| &x.name == at))
+                    .collect();
+                let ai = *a.rng.pick(&cands)?;
+                a.attrs.insert(slot.clone(), (t, ai));
+                let attr = &ety.attrs[ai];
+                let (s1, p1) = attr
+                    .say
+                    .clone()
+                    .unwrap_or((attr.name.clone(), attr.name.clone()));
+                a.fills.insert(slot.clone(), Fill::Forms(s1, p1));
+                Some(Reader::Attr { ty: t, attr: ai })
+            }
+            _ => None,
+        }
+    }
+
+    fn reading_of(&self, rel: usize, from: usize) -> Reading {
+        let r = &self.ir.relations[rel];
+        Reading {
+            relation: r.name.clone(),
+            from_role: r.roles[from].name.clone(),
+            to_role: r.roles[1 - from].name.clone(),
         }
     }
 
@@ -1143,6 +1392,15 @@ impl<'a> Composer<'a> {
     }
 }
 
+/// How one draw of a question ended.
+enum Drawn {
+    Question(Box<Question>),
+    /// Slots that must differ denoted the same entities.
+    Degenerate,
+    /// No answer of the wanted kind here.
+    Nothing,
+}
+
 fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
     a.iter()
         .copied()
@@ -1158,7 +1416,8 @@ fn has_intersection(e: &AnswerExpr) -> bool {
         | AnswerExpr::HopSlot { arg, .. }
         | AnswerExpr::Attr { arg, .. }
         | AnswerExpr::AttrSlot { arg, .. }
-        | AnswerExpr::Count(arg) => has_intersection(arg),
+        | AnswerExpr::Count(arg)
+        | AnswerExpr::CountEach(arg) => has_intersection(arg),
         AnswerExpr::ArgMin { args, .. } | AnswerExpr::ArgMax { args, .. } => {
             args.iter().any(has_intersection)
         }
@@ -1168,12 +1427,17 @@ fn has_intersection(e: &AnswerExpr) -> bool {
     }
 }
 
+fn has_duplicate<'s>(xs: impl Iterator<Item = &'s String>) -> bool {
+    let mut seen = HashSet::new();
+    xs.into_iter().any(|x| !seen.insert(x))
+}
+
 /// The question type, named by the answer's outermost operation.
 fn question_type(e: &AnswerExpr) -> &'static str {
     match e {
         AnswerExpr::Slot(_) | AnswerExpr::Hop { .. } | AnswerExpr::HopSlot { .. } => "entity",
         AnswerExpr::Attr { .. } | AnswerExpr::AttrSlot { .. } => "attribute",
-        AnswerExpr::Count(_) => "count",
+        AnswerExpr::Count(_) | AnswerExpr::CountEach(_) => "count",
         AnswerExpr::Intersect(_) => "intersection",
         AnswerExpr::ArgMin { .. } | AnswerExpr::ArgMax { .. } => "comparison",
         AnswerExpr::Same(..) => "same",

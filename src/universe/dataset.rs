@@ -53,6 +53,10 @@ pub struct Counts {
     pub articles: usize,
     pub questions: usize,
     pub template_variants: usize,
+    /// Template → drawn questions dropped because slots that must denote different entities
+    /// ("Who was born first, X or X?") came out the same; every template switched on, 0
+    /// included. A template that can never be filled that way has 0 questions and a count here.
+    pub degenerate: BTreeMap<String, usize>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -324,26 +328,25 @@ fn write_universe(
     histograms: &mut Histograms,
 ) -> Result<(), GenError> {
     let w = world::build(ir, params, seed)?;
-    let solver = Solver::new(ir, &w, params);
+    let solver = Solver::new(ir, &w, params)?;
+    solver.check_cardinalities()?;
     clock.lap("universe");
     bar.step("composing questions");
-    let mut questions: Vec<Question> = match &ir.questions {
+    let questions: Vec<Question> = match &ir.questions {
         Some(q) => {
-            let c = Composer::new(ir, &w, &solver, q, params, seed)?;
+            let c = Composer::new(ir, &w, &solver, q, params, seed, uid)?;
             counts.template_variants = c.variant_count();
             let sub = bar.sub(counts.template_variants as u64);
-            let qs = c.compose(&|| sub.inc());
-            for t in &q.templates {
-                if t.when.as_ref().is_none_or(|p| params.bool(p)) {
-                    histograms.template.entry(t.name.clone()).or_insert(0);
-                }
+            let composed = c.compose(&|| sub.inc());
+            for (t, n) in composed.degenerate {
+                histograms.template.entry(t.clone()).or_insert(0);
+                *counts.degenerate.entry(t).or_default() += n;
             }
-            qs
+            composed.questions
         }
         None => Vec::new(),
     };
-    for q in &mut questions {
-        q.universe = uid.to_string();
+    for q in &questions {
         histograms.add(
             q.question_type,
             q.difficulty,
@@ -423,10 +426,13 @@ fn write_universe(
 
     clock.lap("facts");
     bar.step("writing articles");
-    let writer = articles::Writer::new(ir, &w, &solver, uid);
+    let writer = articles::Writer::new(ir, &w, &solver, uid)?;
     for art in &ir.articles {
         let Some(t) = w.type_index(&art.entity) else {
-            continue;
+            return Err(GenError::Internal(format!(
+                "no entity type `{}` to write articles for",
+                art.entity
+            )));
         };
         counts.articles += w.types[t].len;
         write_par(arts, w.types[t].len, |e, s| {

@@ -20,4 +20,53 @@ pub enum GenError {
     Invalid(String),
     #[error("{0}")]
     Io(String),
+    /// Generated facts break a cardinality the rules declare.
+    #[error("{0}")]
+    Cardinality(Box<Breach>),
+    /// Checked rules that generation cannot carry out: a bug in synthpipe, never skipped.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// An entity with more or fewer partners than its relation declares.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{relation}`: {role} `{entity}` has {count} {other}, but the rules declare `each {role} has {range} {other}`"
+)]
+pub struct Breach {
+    pub relation: String,
+    pub role: String,
+    pub entity: String,
+    pub count: usize,
+    pub other: String,
+    pub range: String,
+}
+
+impl GenError {
+    /// The stable diagnostic code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GenError::Params(_) => "synthpipe::generate::params",
+            GenError::Invalid(_) => "synthpipe::generate::invalid",
+            GenError::Io(_) => "synthpipe::cli::write",
+            GenError::Cardinality(_) => "synthpipe::generate::cardinality",
+            GenError::Internal(_) => "synthpipe::generate::internal",
+        }
+    }
+
+    /// What the user can do about it.
+    pub fn help(&self) -> &'static str {
+        match self {
+            GenError::Params(_) | GenError::Invalid(_) => {
+                "see `synthpipe generate --help` and the parameters the rule file declares"
+            }
+            GenError::Io(_) => "check the path and its permissions",
+            GenError::Cardinality(_) => {
+                "widen the declared range, or give the generator arguments that stay inside it"
+            }
+            GenError::Internal(_) => {
+                "this is a bug in synthpipe: please report it with the rule file and parameters"
+            }
+        }
+    }
 }

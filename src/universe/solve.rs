@@ -5,6 +5,7 @@
 use std::cmp::Ordering;
 use std::sync::OnceLock;
 
+use super::GenError;
 use super::params::Params;
 use super::world::{AttrVal, World, parse_date, render};
 use crate::lang::ast::CmpOp;
@@ -163,25 +164,45 @@ pub struct Solver<'a> {
 }
 
 impl<'a> Solver<'a> {
-    pub fn new(ir: &'a Ir, world: &'a World, params: &Params) -> Solver<'a> {
-        let ty = |name: &str| world.type_index(name).unwrap_or(0);
+    /// Compiles the derived relations' rules against `world`. Checked rules always compile:
+    /// a literal that does not would make its rule weaker and its answers wrong, so it is an
+    /// error (a parameter value outside an enum, or an internal error), never dropped.
+    pub fn new(ir: &'a Ir, world: &'a World, params: &Params) -> Result<Solver<'a>, GenError> {
+        let ty = |name: &str| {
+            world.type_index(name).ok_or_else(|| {
+                GenError::Internal(format!(
+                    "the checked entity type `{name}` is not in the universe"
+                ))
+            })
+        };
         let role_types: Vec<[usize; 2]> = ir
             .relations
             .iter()
-            .map(|r| [ty(&r.roles[0].ty), ty(&r.roles[1].ty)])
-            .collect();
+            .map(|r| Ok([ty(&r.roles[0].ty)?, ty(&r.roles[1].ty)?]))
+            .collect::<Result<_, GenError>>()?;
         let rel_index = |name: &str| ir.relations.iter().position(|r| r.name == name);
         let mut rules = Vec::with_capacity(ir.relations.len());
         for r in &ir.relations {
             let mut out = Vec::new();
             if let RelationDef::Derived(rs) = &r.def {
                 for rule in rs {
-                    let var_types: Vec<usize> = rule.vars.iter().map(|(_, t)| ty(t)).collect();
+                    let var_types: Vec<usize> = rule
+                        .vars
+                        .iter()
+                        .map(|(_, t)| ty(t))
+                        .collect::<Result<_, _>>()?;
                     let lits = rule
                         .body
                         .iter()
-                        .filter_map(|b| compile_lit(ir, params, &var_types, b, &rel_index))
-                        .collect();
+                        .map(|b| compile_lit(ir, params, &var_types, b, &rel_index))
+                        .collect::<Result<Vec<_>, String>>()
+                        .map_err(|e| match e.strip_prefix("param:") {
+                            Some(p) => GenError::Invalid(format!("relation `{}`: {p}", r.name)),
+                            None => GenError::Internal(format!(
+                                "a literal of relation `{}` does not resolve: {e}",
+                                r.name
+                            )),
+                        })?;
                     let anonymous = rule.vars.iter().map(|(n, _)| n == "_").collect();
                     out.push(Rule {
                         var_types,
@@ -247,7 +268,7 @@ impl<'a> Solver<'a> {
                 })
             })
             .collect();
-        Solver {
+        Ok(Solver {
             ir,
             world,
             role_types,
@@ -255,7 +276,7 @@ impl<'a> Solver<'a> {
             base,
             materialised: (0..ir.relations.len()).map(|_| OnceLock::new()).collect(),
             groups,
-        }
+        })
     }
 
     pub fn relation_index(&self, name: &str) -> Option<usize> {
@@ -299,6 +320,48 @@ impl<'a> Solver<'a> {
 
     pub fn contains(&self, rel: usize, a: u32, b: u32) -> bool {
         self.image(rel, 0, a).binary_search(&b).is_ok()
+    }
+
+    /// Verifies every declared cardinality (`each ROLE has LO..HI OTHER`) on the facts of
+    /// the universe, base and derived: the checker proves what the generators guarantee, and
+    /// this catches the rest (a derived relation's range, a generator's corner case). The
+    /// first entity outside its range, in declaration and creation order, is the error.
+    pub fn check_cardinalities(&self) -> Result<(), GenError> {
+        use rayon::prelude::*;
+        for (ri, r) in self.ir.relations.iter().enumerate() {
+            for c in &r.cards {
+                let t = self.role_types[ri][c.role];
+                let n = self.world.types[t].len as u32;
+                let bad = (0..n).into_par_iter().find_first(|&e| {
+                    let k = self.image(ri, c.role, e).len() as u64;
+                    k < c.lo || c.hi.is_some_and(|h| k > h)
+                });
+                if let Some(e) = bad {
+                    let count = self.image(ri, c.role, e).len();
+                    let td = &self.world.types[t];
+                    let entity = render(
+                        self.ir,
+                        &self.ir.entities[t],
+                        td.key,
+                        &td.columns[td.key][e as usize],
+                    );
+                    let range = match c.hi {
+                        Some(h) if h == c.lo => h.to_string(),
+                        Some(h) => format!("{}..{h}", c.lo),
+                        None => format!("{}..*", c.lo),
+                    };
+                    return Err(GenError::Cardinality(Box::new(super::Breach {
+                        relation: r.name.clone(),
+                        role: r.roles[c.role].name.clone(),
+                        entity,
+                        count,
+                        other: r.roles[1 - c.role].name.clone(),
+                        range,
+                    })));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// All facts of a relation as `(role 0, role 1)` pairs, both orders for symmetric ones.
@@ -656,26 +719,30 @@ fn cmp_vals(a: &AttrVal, b: &AttrVal) -> Ordering {
     }
 }
 
+/// Compiles one body literal. Errors starting with `param:` are a parameter value that does
+/// not fit the attribute it is compared with; anything else means the checker let through
+/// what it must not.
 fn compile_lit(
     ir: &Ir,
     params: &Params,
     var_types: &[usize],
     b: &BodyIr,
     rel_index: &dyn Fn(&str) -> Option<usize>,
-) -> Option<Lit> {
-    Some(match b {
+) -> Result<Lit, String> {
+    let op_of = |op: &str| CmpOp::parse(op).ok_or_else(|| format!("operator `{op}`"));
+    Ok(match b {
         BodyIr::Atom {
             relation,
             negated,
             args,
         } => Lit::Atom {
-            rel: rel_index(relation)?,
+            rel: rel_index(relation).ok_or_else(|| format!("relation `{relation}`"))?,
             negated: *negated,
             args: *args,
         },
         BodyIr::VarTest { left, op, right } => Lit::VarTest {
             left: *left,
-            op: CmpOp::parse(op)?,
+            op: op_of(op)?,
             right: *right,
         },
         BodyIr::AttrTest {
@@ -684,8 +751,18 @@ fn compile_lit(
             op,
             value,
         } => {
-            let ety = ir.entities.get(*var_types.get(*var)?)?;
-            let ai = ety.attrs.iter().position(|a| &a.name == attr)?;
+            let ety_of = |v: usize| {
+                var_types
+                    .get(v)
+                    .and_then(|&t| ir.entities.get(t))
+                    .ok_or_else(|| format!("variable {v}"))
+            };
+            let ety = ety_of(*var)?;
+            let ai = ety
+                .attrs
+                .iter()
+                .position(|a| &a.name == attr)
+                .ok_or_else(|| format!("attribute `{}.{attr}`", ety.name))?;
             let aty = &ety.attrs[ai].ty;
             let lit_value = |v: &Value| -> Option<Rhs> {
                 Some(match (aty, v) {
@@ -699,22 +776,47 @@ fn compile_lit(
                 })
             };
             let rhs = match value {
-                TestValueIr::Value(v) => lit_value(v)?,
-                TestValueIr::Param(p) => lit_value(params.get(p)?)?,
+                TestValueIr::Value(v) => {
+                    lit_value(v).ok_or_else(|| format!("value {v:?} of `{}.{attr}`", ety.name))?
+                }
+                TestValueIr::Param(p) => {
+                    let v = params.get(p).ok_or_else(|| format!("parameter `{p}`"))?;
+                    lit_value(v).ok_or_else(|| {
+                        format!(
+                            "param:`${p}` is {}, which `{}.{attr}` ({}) can never equal",
+                            describe(v),
+                            ety.name,
+                            aty.describe()
+                        )
+                    })?
+                }
                 TestValueIr::Attr { var: v2, attr: a2 } => {
-                    let e2 = ir.entities.get(*var_types.get(*v2)?)?;
+                    let e2 = ety_of(*v2)?;
                     Rhs::Attr {
                         var: *v2,
-                        attr: e2.attrs.iter().position(|a| &a.name == a2)?,
+                        attr: e2
+                            .attrs
+                            .iter()
+                            .position(|a| &a.name == a2)
+                            .ok_or_else(|| format!("attribute `{}.{a2}`", e2.name))?,
                     }
                 }
             };
             Lit::AttrTest {
                 var: *var,
                 attr: ai,
-                op: CmpOp::parse(op)?,
+                op: op_of(op)?,
                 rhs,
             }
         }
     })
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Int(i) => format!("`{i}`"),
+        Value::Float(f) => format!("`{f}`"),
+        Value::Bool(b) => format!("`{b}`"),
+        Value::Str(s) | Value::Date(s) | Value::Bank(s) => format!("`{s}`"),
+    }
 }

@@ -166,14 +166,18 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
             base.push(None);
             continue;
         };
-        let t0 = types
-            .iter()
-            .position(|t| t.name == r.roles[0].ty)
-            .unwrap_or(0);
-        let t1 = types
-            .iter()
-            .position(|t| t.name == r.roles[1].ty)
-            .unwrap_or(0);
+        let type_of = |role: usize| {
+            types
+                .iter()
+                .position(|t| t.name == r.roles[role].ty)
+                .ok_or_else(|| {
+                    GenError::Internal(format!(
+                        "relation `{}`: role type `{}` is not in the universe",
+                        r.name, r.roles[role].ty
+                    ))
+                })
+        };
+        let (t0, t1) = (type_of(0)?, type_of(1)?);
         let (n0, n1) = (types[t0].len, types[t1].len);
         let mut rng = Rng::stream(seed, &format!("relation/{}", r.name));
         let mut pairs: Vec<(u32, u32)> = match g.kind {
@@ -199,9 +203,15 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
             }
             GenKind::Function | GenKind::Assign => {
                 let from = match g.args.get("from") {
-                    Some(GenArg::Name(f)) => r.role_index(f).unwrap_or(0),
-                    _ => 0,
-                };
+                    Some(GenArg::Name(f)) => r.role_index(f),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    GenError::Internal(format!(
+                        "relation `{}`: the generator's `from` names no role",
+                        r.name
+                    ))
+                })?;
                 let (lo, hi) = if g.kind == GenKind::Function {
                     (1, 1)
                 } else {
@@ -590,7 +600,12 @@ fn entities(
         .attrs
         .iter()
         .position(|a| a.name == ety.key)
-        .unwrap_or(0);
+        .ok_or_else(|| {
+            GenError::Internal(format!(
+                "the key `{}` of `{}` is no attribute",
+                ety.key, ety.name
+            ))
+        })?;
     let unique: Vec<usize> = (0..n_attrs)
         .filter(|&a| ety.attrs[a].unique || a == key)
         .collect();
@@ -741,8 +756,12 @@ fn draw_source(
     Ok(match s {
         AttrSource::Enum(v) => AttrVal::Enum(rng.index(v.len().max(1)) as u16),
         AttrSource::Pool(p) => {
-            let pi = ir.pools.iter().position(|x| &x.name == p).unwrap_or(0);
-            let n = ir.pools.get(pi).map_or(0, |x| x.values.len());
+            let pi = ir
+                .pools
+                .iter()
+                .position(|x| &x.name == p)
+                .ok_or_else(|| GenError::Internal(format!("pool `{p}` is not declared")))?;
+            let n = ir.pools[pi].values.len();
             if n == 0 {
                 return Err(GenError::Invalid(format!("pool `{p}` is empty")));
             }
@@ -768,7 +787,13 @@ fn draw_source(
             AttrVal::Date(rng.range_i64(i64::from(lo), i64::from(hi)) as i32)
         }
         AttrSource::Match { on, arms } => {
-            let oi = ety.attrs.iter().position(|x| &x.name == on).unwrap_or(0);
+            let oi = ety
+                .attrs
+                .iter()
+                .position(|x| &x.name == on)
+                .ok_or_else(|| {
+                    GenError::Internal(format!("`match {on}` names no attribute of `{}`", ety.name))
+                })?;
             let variant = match row.get(oi).and_then(|v| v.as_ref()) {
                 Some(AttrVal::Enum(i)) => match &ety.attrs[oi].ty {
                     AttrType::Enum(vs) => vs.get(*i as usize).cloned().unwrap_or_default(),

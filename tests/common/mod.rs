@@ -26,6 +26,15 @@ pub fn stem(p: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The records of a JSON Lines file `f` in `dir` (a dataset file).
+pub fn jsonl(dir: &Path, f: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join(f))
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.join(f).display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// SplitMix64: tiny, seeded, portable — enough to drive mutation tests reproducibly.
 pub struct Rng(pub u64);
 
