@@ -877,7 +877,7 @@ fn generate(
     let generated = match result {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("error[{}]: {e}\n  help: {}", e.code(), e.help());
+            eprintln!("{}", e.render());
             return ExitCode::from(2);
         }
     };

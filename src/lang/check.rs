@@ -1813,12 +1813,10 @@ impl<'s> Cx<'s> {
                 if Some(c.role) == bounded || (c.lo == 0 && c.hi.is_none()) {
                     continue;
                 }
-                let gen_name = match g.kind {
-                    GenKind::FamilyTree => "family_tree",
-                    GenKind::RandomGraph => "random_graph",
-                    GenKind::Function => "function",
-                    GenKind::Assign => "assign",
-                };
+                let gen_name = GEN_SPECS
+                    .iter()
+                    .find(|s| s.kind == g.kind)
+                    .map_or("the generator", |s| s.name);
                 self.push(
                     Diagnostic::new(
                         Code::ContradictoryCardinality,

@@ -126,7 +126,7 @@ fn generate(ctx: &Ctx) -> Result<(), String> {
     };
     dataset::generate(&ir, &params, &seeds, ctx.output("dataset")?, &opts)
         .map(|_| ())
-        .map_err(|e| format!("error[{}]: {e}\n  help: {}", e.code(), e.help()))
+        .map_err(|e| e.render())
 }
 
 /// The fields of a dataset record that split, mix and the summaries read.

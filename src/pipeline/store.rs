@@ -159,15 +159,13 @@ impl Store {
     /// The record of `key` if the key is built: the record parses and every file it lists is
     /// there with its size.
     pub fn record(&self, key: &str) -> Option<Record> {
-        let text = fs::read(self.record_path(key)).ok()?;
-        let rec: Record = serde_json::from_slice(&text).ok()?;
+        let rec = self.read_record(key).ok()??;
         let dir = self.output_dir(key);
-        let intact = rec.key == key
-            && rec.outputs.iter().all(|(name, o)| {
-                o.files.iter().all(|f| {
-                    fs::metadata(dir.join(name).join(&f.path)).is_ok_and(|m| m.len() == f.size)
-                })
-            });
+        let intact = rec.outputs.iter().all(|(name, o)| {
+            o.files.iter().all(|f| {
+                fs::metadata(dir.join(name).join(&f.path)).is_ok_and(|m| m.len() == f.size)
+            })
+        });
         intact.then_some(rec)
     }
 
@@ -247,17 +245,8 @@ impl Store {
 
     /// Every key with a run record, sorted.
     pub fn recorded_keys(&self) -> io::Result<Vec<String>> {
-        let mut keys = Vec::new();
-        for e in fs::read_dir(self.root.join("records"))? {
-            let name = e?.file_name().to_string_lossy().to_string();
-            if let Some(h) = name.strip_suffix(".json")
-                && h.len() == 64
-                && h.bytes().all(|b| b.is_ascii_hexdigit())
-            {
-                keys.push(format!("b3:{h}"));
-            }
-        }
-        keys.sort();
+        let mut keys = self.keys()?;
+        keys.retain(|k| self.record_path(k).is_file());
         Ok(keys)
     }
 

@@ -84,12 +84,10 @@ impl<'a> Writer<'a> {
             }
         }
         for art in &ir.articles {
-            let ety = ir
-                .entity(&art.entity)
-                .filter(|_| w.type_index(&art.entity).is_some());
-            let Some(ety) = ety else {
+            // Whether the universe has the type is the writer of each article's entities' job.
+            let Some(ety) = ir.entity(&art.entity) else {
                 return Err(GenError::Internal(format!(
-                    "the article for `{}` names no entity type of the universe",
+                    "the article for `{}` names no entity type of the rules",
                     art.entity
                 )));
             };
@@ -201,12 +199,7 @@ impl<'a> Writer<'a> {
                             return None;
                         }
                         out.push_str(&v);
-                    } else if let Some(rel) = self.ir.relations.iter().position(|r| &r.name == name)
-                        && let Some(say) = self.ir.relations[rel]
-                            .says
-                            .iter()
-                            .find(|s| self.solver.role_types[rel][s.of] == t)
-                    {
+                    } else if let Some((rel, say)) = self.hole_relation(t, name) {
                         let groups = self.partners(rel, say.role, say.of, e);
                         let names: Vec<String> = groups.iter().flat_map(|g| g.2.clone()).collect();
                         if names.is_empty() {
@@ -233,18 +226,25 @@ impl<'a> Writer<'a> {
             let TextPart::Hole { name, .. } = p else {
                 continue;
             };
-            if let Some(rel) = self.ir.relations.iter().position(|r| &r.name == name)
-                && self.attr_value(t, name, e).is_none()
-                && let Some(say) = self.ir.relations[rel]
-                    .says
-                    .iter()
-                    .find(|s| self.solver.role_types[rel][s.of] == t)
+            if self.attr_value(t, name, e).is_none()
+                && let Some((rel, say)) = self.hole_relation(t, name)
             {
                 for g in self.partners(rel, say.role, say.of, e) {
                     push_fact(facts, self.rel_fact(rel, say.role, g));
                 }
             }
         }
+    }
+
+    /// The relation a placeholder `{name}` of an article about type `t` names, with the
+    /// surface form that reads it from `t` (placeholders that name an attribute aside).
+    fn hole_relation(&self, t: usize, name: &str) -> Option<(usize, &Say)> {
+        let rel = self.ir.relations.iter().position(|r| r.name == name)?;
+        let say = self.ir.relations[rel]
+            .says
+            .iter()
+            .find(|s| self.solver.role_types[rel][s.of] == t)?;
+        Some((rel, say))
     }
 
     fn attr_fact(&self, t: usize, ai: usize, v: String) -> ArticleFact {

@@ -570,22 +570,6 @@ impl<'a> Composer<'a> {
     }
 
     fn attempt(&self, v: &Variant, tpl: &Template, rng: Rng, want_empty: bool) -> Drawn {
-        let mut degenerate = false;
-        match self.draw(v, tpl, rng, want_empty, &mut degenerate) {
-            Some(q) => Drawn::Question(Box::new(q)),
-            None if degenerate => Drawn::Degenerate,
-            None => Drawn::Nothing,
-        }
-    }
-
-    fn draw(
-        &self,
-        v: &Variant,
-        tpl: &Template,
-        rng: Rng,
-        want_empty: bool,
-        degenerate: &mut bool,
-    ) -> Option<Question> {
         let empty_slot = if want_empty {
             v.shapes
                 .iter()
@@ -610,14 +594,19 @@ impl<'a> Composer<'a> {
             sigs: Vec::new(),
             degenerate: false,
         };
-        let evaluated = self.eval(&mut a, v, tpl, &tpl.answer);
-        if a.degenerate {
-            *degenerate = true;
-            return None;
+        match self.draw(v, tpl, &mut a) {
+            Some(q) => Drawn::Question(Box::new(q)),
+            None if a.degenerate => Drawn::Degenerate,
+            None => Drawn::Nothing,
         }
-        let (result, _) = evaluated?;
+    }
+
+    /// Instantiates one question into a fresh attempt; `None` when this draw has no answer of
+    /// the wanted kind (or, with `a.degenerate` set, named one entity twice).
+    fn draw(&self, v: &Variant, tpl: &Template, a: &mut Attempt) -> Option<Question> {
+        let (result, _) = self.eval(a, v, tpl, &tpl.answer)?;
         let ok = match tpl.answer_type {
-            AnswerType::Entities(_) | AnswerType::Values(_) => (result.size() == 0) == want_empty,
+            AnswerType::Entities(_) | AnswerType::Values(_) => (result.size() == 0) == a.want_empty,
             AnswerType::RelationNames => result.size() > 0,
             AnswerType::Count | AnswerType::YesNo => true,
         };
@@ -725,7 +714,9 @@ impl<'a> Composer<'a> {
             answers,
             difficulty,
             hops,
-            program: Program { steps: a.steps },
+            program: Program {
+                steps: std::mem::take(&mut a.steps),
+            },
             intermediate,
         })
     }

@@ -54,6 +54,11 @@ impl GenError {
         }
     }
 
+    /// `error[CODE]: message` and its help line, as the CLI and the pipeline print it.
+    pub fn render(&self) -> String {
+        format!("error[{}]: {self}\n  help: {}", self.code(), self.help())
+    }
+
     /// What the user can do about it.
     pub fn help(&self) -> &'static str {
         match self {

@@ -195,11 +195,13 @@ impl<'a> Solver<'a> {
                         .body
                         .iter()
                         .map(|b| compile_lit(ir, params, &var_types, b, &rel_index))
-                        .collect::<Result<Vec<_>, String>>()
-                        .map_err(|e| match e.strip_prefix("param:") {
-                            Some(p) => GenError::Invalid(format!("relation `{}`: {p}", r.name)),
-                            None => GenError::Internal(format!(
-                                "a literal of relation `{}` does not resolve: {e}",
+                        .collect::<Result<Vec<_>, LitError>>()
+                        .map_err(|e| match e {
+                            LitError::Param(p) => {
+                                GenError::Invalid(format!("relation `{}`: {p}", r.name))
+                            }
+                            LitError::Unresolved(what) => GenError::Internal(format!(
+                                "a literal of relation `{}` does not resolve: {what}",
                                 r.name
                             )),
                         })?;
@@ -719,24 +721,31 @@ fn cmp_vals(a: &AttrVal, b: &AttrVal) -> Ordering {
     }
 }
 
-/// Compiles one body literal. Errors starting with `param:` are a parameter value that does
-/// not fit the attribute it is compared with; anything else means the checker let through
-/// what it must not.
+/// Why a body literal does not compile.
+enum LitError {
+    /// A parameter value that can never equal the attribute it is compared with.
+    Param(String),
+    /// A name the checker let through that does not resolve: a bug.
+    Unresolved(String),
+}
+
+/// Compiles one body literal.
 fn compile_lit(
     ir: &Ir,
     params: &Params,
     var_types: &[usize],
     b: &BodyIr,
     rel_index: &dyn Fn(&str) -> Option<usize>,
-) -> Result<Lit, String> {
-    let op_of = |op: &str| CmpOp::parse(op).ok_or_else(|| format!("operator `{op}`"));
+) -> Result<Lit, LitError> {
+    let unresolved = LitError::Unresolved;
+    let op_of = |op: &str| CmpOp::parse(op).ok_or_else(|| unresolved(format!("operator `{op}`")));
     Ok(match b {
         BodyIr::Atom {
             relation,
             negated,
             args,
         } => Lit::Atom {
-            rel: rel_index(relation).ok_or_else(|| format!("relation `{relation}`"))?,
+            rel: rel_index(relation).ok_or_else(|| unresolved(format!("relation `{relation}`")))?,
             negated: *negated,
             args: *args,
         },
@@ -755,14 +764,14 @@ fn compile_lit(
                 var_types
                     .get(v)
                     .and_then(|&t| ir.entities.get(t))
-                    .ok_or_else(|| format!("variable {v}"))
+                    .ok_or_else(|| unresolved(format!("variable {v}")))
             };
             let ety = ety_of(*var)?;
             let ai = ety
                 .attrs
                 .iter()
                 .position(|a| &a.name == attr)
-                .ok_or_else(|| format!("attribute `{}.{attr}`", ety.name))?;
+                .ok_or_else(|| unresolved(format!("attribute `{}.{attr}`", ety.name)))?;
             let aty = &ety.attrs[ai].ty;
             let lit_value = |v: &Value| -> Option<Rhs> {
                 Some(match (aty, v) {
@@ -776,18 +785,19 @@ fn compile_lit(
                 })
             };
             let rhs = match value {
-                TestValueIr::Value(v) => {
-                    lit_value(v).ok_or_else(|| format!("value {v:?} of `{}.{attr}`", ety.name))?
-                }
+                TestValueIr::Value(v) => lit_value(v)
+                    .ok_or_else(|| unresolved(format!("value {v:?} of `{}.{attr}`", ety.name)))?,
                 TestValueIr::Param(p) => {
-                    let v = params.get(p).ok_or_else(|| format!("parameter `{p}`"))?;
+                    let v = params
+                        .get(p)
+                        .ok_or_else(|| unresolved(format!("parameter `{p}`")))?;
                     lit_value(v).ok_or_else(|| {
-                        format!(
-                            "param:`${p}` is {}, which `{}.{attr}` ({}) can never equal",
+                        LitError::Param(format!(
+                            "`${p}` is {}, which `{}.{attr}` ({}) can never equal",
                             describe(v),
                             ety.name,
                             aty.describe()
-                        )
+                        ))
                     })?
                 }
                 TestValueIr::Attr { var: v2, attr: a2 } => {
@@ -798,7 +808,7 @@ fn compile_lit(
                             .attrs
                             .iter()
                             .position(|a| &a.name == a2)
-                            .ok_or_else(|| format!("attribute `{}.{a2}`", e2.name))?,
+                            .ok_or_else(|| unresolved(format!("attribute `{}.{a2}`", e2.name)))?,
                     }
                 }
             };
