@@ -8,12 +8,14 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod dataset;
 pub mod eval;
 pub mod lang;
 pub mod model;
 pub mod pipeline;
-pub mod progress;
 pub mod report;
 pub mod rl;
 pub mod score;
+pub mod stages;
 pub mod universe;
+pub mod util;

@@ -729,7 +729,7 @@ fn schema_covers_every_kind_and_parameter_and_the_docs_do_too() {
         serde_json::to_string_pretty(&schema).unwrap()
     );
     let docs = std::fs::read_to_string(root().join("docs/pipelines.md")).unwrap();
-    for k in synthpipe::pipeline::spec::KINDS {
+    for k in synthpipe::stages::KINDS {
         assert!(
             docs.contains(&format!("### `{}`", k.name)),
             "docs/pipelines.md lacks kind `{}`",
@@ -981,7 +981,7 @@ fn paper_pipeline_is_the_papers_recipe_for_a_given_model() {
     let p = load::load_with(&path, &overrides).unwrap_or_else(|f| panic!("{:?}", f.diagnostics));
     let grpo = &p.stages[p.stage("grpo").unwrap()];
     let spec_default = |name: &str| -> Json {
-        let d = synthpipe::pipeline::spec::GRPO
+        let d = synthpipe::stages::grpo::KIND
             .param(name)
             .unwrap()
             .default
@@ -1182,4 +1182,75 @@ fn verify_finds_damage_and_run_refuses_a_damaged_input() {
     assert!(clean.contains(": 0 damaged"), "{clean}");
     // Rebuilt from the same inputs: the same bytes as before the damage.
     assert_eq!(std::fs::read_to_string(&family).unwrap(), text);
+}
+
+/// A new stage kind is one module (here: this test's `toy`) plus its line in a registry;
+/// the engine loads, keys, runs and caches it without knowing it by name.
+mod toy {
+    use serde::Deserialize;
+    use synthpipe::stages::spec::{KindSpec, OutputKind, OutputSpec, Ty, p};
+    use synthpipe::stages::{Io, StageError, no_check, reads_as};
+
+    pub const KIND: KindSpec = KindSpec {
+        name: "toy",
+        version: 1,
+        doc: "Writes a greeting `times` times.",
+        params: &[p(
+            "times",
+            Ty::Int { min: 1, max: 9 },
+            Some("2"),
+            "how many greetings",
+        )],
+        outputs: &[OutputSpec {
+            name: "text",
+            kind: OutputKind::Metrics,
+            doc: "greeting.txt",
+        }],
+        cpus: 1,
+        exclusive: false,
+        check: no_check,
+        typed: reads_as::<Params>,
+        run,
+    };
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Params {
+        pub times: usize,
+    }
+
+    fn run(io: &Io) -> Result<(), StageError> {
+        let p: Params = io.typed()?;
+        let out = io.output("text")?;
+        std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
+        std::fs::write(out.join("greeting.txt"), "hello\n".repeat(p.times))
+            .map_err(|e| StageError(e.to_string()))
+    }
+}
+
+#[test]
+fn a_new_stage_kind_is_one_module_and_one_registry_line() {
+    static REGISTRY: &[&synthpipe::stages::KindSpec] = &[&toy::KIND];
+    let dir = tmpdir("pipeline", "toy_kind");
+    let path = dir.join("toy.yaml");
+    let text = "name: toy\nstages:\n  hi:\n    kind: toy\n    times: 3\n";
+    let p = load::load_str_in(text, &path, &[], REGISTRY).unwrap_or_else(|d| panic!("{d:?}"));
+    let store = Store::open(&dir.join("store")).unwrap();
+    let quiet = |_: &str| {};
+    let first = run::run(&p, &store, &run::Options::default(), &quiet).unwrap();
+    assert_eq!(first[0].outcome, run::Outcome::Built);
+    let key = first[0].key.clone().unwrap();
+    let out = store.output_dir(&key).join("text/greeting.txt");
+    assert_eq!(std::fs::read_to_string(out).unwrap(), "hello\n".repeat(3));
+    let again = run::run(&p, &store, &run::Options::default(), &quiet).unwrap();
+    assert_eq!(again[0].outcome, run::Outcome::Cached);
+    // Its parameters are checked like any kind's: an unknown one is a coded diagnostic.
+    let bad = "name: toy\nstages:\n  hi:\n    kind: toy\n    twice: 3\n";
+    let diags = load::load_str_in(bad, &path, &[], REGISTRY).unwrap_err();
+    assert!(
+        diags.iter().any(|d| d.code == Code::UnknownKey),
+        "{diags:?}"
+    );
+    // synthpipe's own registry does not know it.
+    assert!(load::load_str(text, &path).is_err());
 }

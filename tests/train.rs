@@ -229,24 +229,21 @@ fn killed_training_resumes_to_identical_weights() {
 
 #[test]
 fn grpo_defaults_are_the_papers_recipe() {
-    use synthpipe::pipeline::spec::GRPO;
     use synthpipe::rl::grpo::LossType;
-    use synthpipe::rl::train::TrainParams;
+    use synthpipe::rl::train::Schedule;
+    use synthpipe::stages::grpo::{KIND, Params};
+    // The defaults exist once, in the kind's spec; they read as its typed parameters.
     let mut m = serde_json::Map::new();
-    for p in GRPO.params {
-        if synthpipe::rl::train::DRAW_KEYS.contains(&p.name) {
-            continue;
-        }
+    for p in KIND.params {
         if let Some(d) = p.default {
             m.insert(p.name.into(), serde_json::from_str(d).unwrap());
         }
     }
-    let params: TrainParams = serde_json::from_value(Json::Object(m)).unwrap();
-    assert_eq!(params, TrainParams::default());
+    let params: Params = serde_json::from_value(Json::Object(m)).unwrap();
     // DESIGN.md §5.
     assert_eq!((params.group_size, params.batch), (16, 2));
     assert_eq!(params.learning_rate, 1e-6);
-    assert_eq!(params.lr_schedule, "linear");
+    assert_eq!(params.lr_schedule, Schedule::Linear);
     assert_eq!((params.weight_decay, params.max_grad_norm), (0.0, 1.0));
     assert_eq!(
         (params.beta, params.epsilon, params.iterations),
@@ -264,6 +261,54 @@ fn grpo_defaults_are_the_papers_recipe() {
         (params.reward_f1, params.reward_em, params.reward_format),
         (1.0, 0.0, 0.0)
     );
+}
+
+/// A kind whose parameters all have defaults reads them as its typed `Params`, and refuses
+/// a parameter it does not have (the loader runs the same check on every stage it loads).
+#[test]
+fn defaults_read_as_typed_parameters_and_unknown_fields_are_refused() {
+    let reads = |kind: &synthpipe::stages::KindSpec, m: &serde_json::Map<String, Json>| {
+        let params = m.clone().into_iter().collect();
+        let none = Default::default();
+        let io = synthpipe::stages::Io {
+            params: &params,
+            inputs: &none,
+            outputs: &none,
+            scratch: std::path::Path::new(""),
+            progress: false,
+        };
+        (kind.typed)(&io).map_err(|e| e.0)
+    };
+    let mut checked = Vec::new();
+    for kind in synthpipe::stages::KINDS {
+        let mut m = serde_json::Map::new();
+        let mut complete = true;
+        for p in kind.params {
+            match (p.default, p.ty) {
+                (_, synthpipe::stages::spec::Ty::Input(_)) => {}
+                // Shares and seeds are normalised by the loader; lists have no default.
+                (
+                    _,
+                    synthpipe::stages::spec::Ty::ShareOrSeeds
+                    | synthpipe::stages::spec::Ty::List(_),
+                ) => complete = false,
+                (Some(d), _) => {
+                    m.insert(p.name.into(), serde_json::from_str(d).unwrap());
+                }
+                (None, _) if p.required => complete = false,
+                (None, _) => {}
+            }
+        }
+        if !complete || kind.name == "generate" {
+            continue;
+        }
+        reads(kind, &m).unwrap_or_else(|e| panic!("{}: {e}", kind.name));
+        m.insert("no_such_parameter".into(), 1.into());
+        let err = reads(kind, &m).expect_err(kind.name);
+        assert!(err.contains("no_such_parameter"), "{}: {err}", kind.name);
+        checked.push(kind.name);
+    }
+    assert_eq!(checked, ["score", "lm_init", "sft", "grpo", "evaluate"]);
 }
 
 /// A generated family dataset of two small universes.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::score::Scores;
-use crate::universe::rng::Rng;
+use crate::util::rng::Rng;
 
 /// The normalisation every benchmark's official script applies, in its order: lower-case,
 /// drop ASCII punctuation, replace the words `a`, `an`, `the` by a space, collapse

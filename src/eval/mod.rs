@@ -5,6 +5,7 @@
 //! Data flow: benchmark file → `bench::load_file` → records; predictions file →
 //! `parse_predictions`; both → `evaluate` → `Evaluation` (serialisable, with a table).
 
+pub mod answer;
 pub mod bench;
 pub mod metrics;
 pub mod prompt;

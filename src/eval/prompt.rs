@@ -116,7 +116,7 @@ pub fn prompt_text(bench: Benchmark, r: &Record, k: usize, chat: bool) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rl::reward;
+    use crate::eval::answer as reward;
 
     #[test]
     fn every_example_ends_in_one_well_formed_answer() {

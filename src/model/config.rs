@@ -10,7 +10,9 @@ use serde_json::{Value as Json, json};
 use super::error::{LoadCode, LoadError};
 use super::gguf::{Gguf, Meta};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The architectures synthpipe runs (as pipeline files name them: `qwen3`, `qwen2`, `llama`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Arch {
     Qwen3,
     Qwen2,

@@ -9,7 +9,7 @@ use burn::tensor::{Int, TensorData};
 
 use super::load::Model;
 use super::net::Cache;
-use crate::universe::rng::Rng;
+use crate::util::rng::Rng;
 
 #[derive(Clone, Debug)]
 pub struct Sampling {

@@ -165,7 +165,7 @@ impl Weights {
 
 /// `len` draws from N(0, std²) by Box–Muller on the stream named `name`.
 fn normals(seed: u64, name: &str, std: f64, len: usize) -> Vec<f32> {
-    let mut rng = crate::universe::rng::Rng::stream(seed, name);
+    let mut rng = crate::util::rng::Rng::stream(seed, name);
     let mut out = Vec::with_capacity(len + 1);
     while out.len() < len {
         // 1 - unit() lies in (0, 1], so the logarithm is finite.

@@ -22,7 +22,7 @@ impl Machine {
     pub fn detect() -> &'static Machine {
         static M: OnceLock<Machine> = OnceLock::new();
         M.get_or_init(|| Machine {
-            gpu: super::commands::gpu_adapter(),
+            gpu: super::device::gpu_adapter(),
             nvidia: std::path::Path::new("/dev/nvidia0").exists(),
             cpu: cpu_class(),
         })

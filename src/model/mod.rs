@@ -3,8 +3,8 @@
 //! with coded errors for every way a file can be wrong.
 
 pub mod chat;
-pub mod commands;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod generate;
 pub mod gguf;

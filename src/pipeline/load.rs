@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value as Json, json};
 
 use super::diag::{Code, Diagnostic};
-use super::spec::{self, InputKind, KindSpec, ParamSpec, Ty};
 use super::yaml::{self, Node, Value};
-use crate::eval::bench::Benchmark;
 use crate::lang::ast::Span;
 use crate::lang::diag::did_you_mean;
+use crate::stages::spec::{self, InputKind, KindSpec, ParamSpec, Ty};
+use crate::stages::{self as kinds, At, Trouble};
 
 /// A validated pipeline.
 #[derive(Debug)]
@@ -116,8 +116,19 @@ pub fn load_str_with(
     path: &Path,
     overrides: &[(String, String)],
 ) -> Result<Pipeline, Vec<Diagnostic>> {
+    load_str_in(text, path, overrides, kinds::KINDS)
+}
+
+/// [`load_str_with`] against a registry of stage kinds other than synthpipe's own.
+pub fn load_str_in(
+    text: &str,
+    path: &Path,
+    overrides: &[(String, String)],
+    registry: &'static [&'static KindSpec],
+) -> Result<Pipeline, Vec<Diagnostic>> {
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut v = Validator {
+        kinds: registry,
         dir: dir.clone(),
         diags: Vec::new(),
         params: BTreeMap::new(),
@@ -186,6 +197,14 @@ struct Validator {
     /// `--param NAME=VALUE` from the command line.
     overrides: Vec<(String, String)>,
     file_digests: BTreeMap<PathBuf, Option<(String, Option<crate::lang::ir::Ir>)>>,
+    /// The stage kinds a file may use (`crate::stages::KINDS`).
+    kinds: &'static [&'static KindSpec],
+}
+
+impl Validator {
+    fn kind(&self, name: &str) -> Option<&'static KindSpec> {
+        self.kinds.iter().copied().find(|k| k.name == name)
+    }
 }
 
 impl Validator {
@@ -344,7 +363,7 @@ impl Validator {
                             self.expected(k, "a stage kind");
                             continue;
                         };
-                        let Some(kind) = spec::kind(kname) else {
+                        let Some(kind) = self.kind(kname) else {
                             self.unknown_kind(k, kname);
                             continue;
                         };
@@ -402,7 +421,7 @@ impl Validator {
     }
 
     fn unknown_kind(&mut self, node: &Node, name: &str) {
-        let names: Vec<&str> = spec::KINDS.iter().map(|k| k.name).collect();
+        let names: Vec<&str> = self.kinds.iter().map(|k| k.name).collect();
         let hint = did_you_mean(name, names.iter().copied());
         let d = self.err(
             Code::UnknownKind,
@@ -433,7 +452,7 @@ impl Validator {
             .map(|(_, v)| v);
         let kind = match kind_node {
             None => {
-                let kinds: Vec<&str> = spec::KINDS.iter().map(|k| k.name).collect();
+                let kinds: Vec<&str> = self.kinds.iter().map(|k| k.name).collect();
                 self.err(
                     Code::MissingKey,
                     name_span,
@@ -443,7 +462,7 @@ impl Validator {
                 return None;
             }
             Some(k) => match k.as_str() {
-                Some(s) => match spec::kind(s) {
+                Some(s) => match self.kind(s) {
                     Some(kind) => kind,
                     None => {
                         self.unknown_kind(k, s);
@@ -1039,195 +1058,62 @@ impl Validator {
         }
     }
 
-    /// Checks that span several parameters of one kind.
+    /// The checks that span several parameters: rule settings resolved against the stage's
+    /// rule file, the kind's own checks, and (a loader bug otherwise) that the parameters
+    /// read as the kind's typed `Params`.
     fn kind_rules(&mut self, draft: &mut Draft, keys: &BTreeMap<String, (&Node, &Node)>) {
-        match draft.kind.name {
-            "generate" => self.resolve_settings(draft),
-            "sft" | "grpo" => {
-                self.resolve_settings(draft);
-                // Counted as written, so an input that failed its own check is not
-                // reported twice.
-                let given = ["dataset", "rules"]
-                    .iter()
-                    .filter(|k| keys.contains_key(**k))
-                    .count();
-                if given != 1 {
-                    self.err(
-                        Code::MissingKey,
-                        draft.name_span,
-                        format!(
-                            "a `{}` stage needs exactly one of `dataset` and `rules`",
-                            draft.kind.name
-                        ),
-                    )
-                    .help = Some(
-                        "give `dataset: {from: STAGE.OUTPUT}` for fixed questions, or `rules: FILE` to draw new universes every step"
-                            .into(),
-                    );
-                }
-            }
-            "evaluate" => {
-                let synthetic = draft
-                    .params
-                    .get("benchmark")
-                    .is_none_or(|b| b.as_str() == Some("synthetic"));
-                let (want, other) = if synthetic {
-                    ("dataset", "data")
-                } else {
-                    ("data", "dataset")
-                };
-                if !keys.contains_key(want) || keys.contains_key(other) {
-                    self.err(
-                        Code::MissingKey,
-                        draft.name_span,
-                        format!(
-                            "this `evaluate` stage needs `{want}` and no `{other}`"
-                        ),
-                    )
-                    .help = Some(
-                        "give `dataset: {from: STAGE.OUTPUT}` for synthpipe questions, or `benchmark: hotpotqa|2wiki|musique|cofca` with `data: FILE` for a real benchmark"
-                            .into(),
-                    );
-                }
-            }
-            "report" => {
-                if let Some((_, v)) = keys.get("expect")
-                    && let Value::Seq(items) = &v.value
-                {
-                    for i in items {
-                        if let Some(w) = i.as_str()
-                            && Benchmark::parse(w).is_none()
-                        {
-                            self.err(
-                                Code::InvalidValue,
-                                i.span,
-                                format!("`{w}` is not a benchmark"),
-                            )
-                            .help = Some(format!(
-                                "expect any of {}",
-                                Benchmark::ALL.map(Benchmark::name).join(", ")
-                            ));
-                        }
-                    }
-                }
-                let models: Vec<&str> = draft
-                    .params
-                    .get("evaluations")
-                    .and_then(Json::as_array)
-                    .map(|a| a.iter().filter_map(|e| e["model"].as_str()).collect())
-                    .unwrap_or_default();
-                if let Some((_, v)) = keys.get("baseline")
-                    && let Some(b) = draft.params.get("baseline").and_then(Json::as_str)
-                    && !models.is_empty()
-                    && !models.contains(&b)
-                {
-                    let help = did_you_mean(b, models.iter().copied()).unwrap_or_else(|| {
-                        format!("the evaluated models are: {}", models.join(", "))
-                    });
-                    self.err(
-                        Code::InvalidValue,
-                        v.span,
-                        format!("`{b}` is not the `model` of any evaluation"),
-                    )
-                    .help = Some(help);
-                }
-            }
-            "split" => {
-                let parts = ["train", "dev", "test"];
-                let explicit_seeds = parts.iter().any(|p| {
-                    draft
-                        .params
-                        .get(*p)
-                        .is_some_and(|v| v.get("seeds").is_some())
-                });
-                if explicit_seeds {
-                    for p in parts {
-                        let given = keys.contains_key(p);
-                        match draft.params.get(p) {
-                            Some(v) if v.get("share").is_some() && given => {
-                                let span = keys[p].1.span;
-                                self.err(
-                                    Code::InvalidValue,
-                                    span,
-                                    "mixes a share with seed lists",
-                                )
-                                .help = Some(
-                                    "give every part as seeds, or every part as a share".into(),
-                                );
-                            }
-                            Some(v) if v.get("share").is_some() => {
-                                draft.params.insert(p.into(), json!({"seeds": []}));
-                            }
-                            _ => {}
-                        }
-                    }
-                    let mut seen: BTreeMap<u64, &str> = BTreeMap::new();
-                    for p in parts {
-                        let seeds: Vec<u64> = draft
-                            .params
-                            .get(p)
-                            .and_then(|v| v.get("seeds"))
-                            .and_then(|s| serde_json::from_value(s.clone()).ok())
-                            .unwrap_or_default();
-                        for s in seeds {
-                            if let Some(other) = seen.insert(s, p) {
-                                let span = keys.get(p).map_or(draft.name_span, |(_, v)| v.span);
-                                self.err(
-                                    Code::InvalidValue,
-                                    span,
-                                    format!("seed {s} is in both `{other}` and `{p}`"),
-                                )
-                                .help = Some("a universe goes to one part only".into());
-                                break;
-                            }
-                        }
-                    }
-                } else {
-                    let sum: f64 = parts
-                        .iter()
-                        .filter_map(|p| draft.params.get(*p)?.get("share")?.as_f64())
-                        .sum();
-                    if (sum - 1.0).abs() > 1e-9 {
-                        let span = parts
-                            .iter()
-                            .find_map(|p| keys.get(*p).map(|(k, _)| k.span))
-                            .unwrap_or(draft.name_span);
-                        self.err(
-                            Code::InvalidValue,
-                            span,
-                            format!("the shares of train, dev and test add up to {sum}, not 1"),
-                        )
-                        .help = Some(
-                            "make them add up to 1 (unset ones default to 0.8, 0.1 and 0.1)".into(),
-                        );
-                    }
-                }
-            }
-            "mix" => {
-                if let Some(Json::Array(items)) = draft.params.get("sources") {
-                    let spans = keys.get("sources").and_then(|(_, v)| match &v.value {
-                        Value::Seq(s) => Some(s.iter().map(Node::place).collect::<Vec<_>>()),
+        if draft
+            .kind
+            .params
+            .iter()
+            .any(|p| matches!(p.ty, Ty::Settings))
+        {
+            self.resolve_settings(draft);
+        }
+        let given: BTreeSet<String> = keys.keys().cloned().collect();
+        let mut check = kinds::Check {
+            params: &mut draft.params,
+            given: &given,
+            kind: draft.kind.name,
+            problems: Vec::new(),
+        };
+        (draft.kind.check)(&mut check);
+        let problems = std::mem::take(&mut check.problems);
+        for p in problems {
+            let span = match &p.at {
+                At::Stage => draft.name_span,
+                At::Key(k) => keys.get(k).map_or(draft.name_span, |(k, _)| k.span),
+                At::Value(k) => keys.get(k).map_or(draft.name_span, |(_, v)| v.span),
+                At::Item(k, i) => keys
+                    .get(k)
+                    .and_then(|(_, v)| match &v.value {
+                        Value::Seq(items) => items.get(*i).map(Node::place),
                         _ => None,
-                    });
-                    for (i, it) in items.iter().enumerate() {
-                        let n =
-                            usize::from(!it["from"].is_null()) + usize::from(!it["path"].is_null());
-                        if n != 1 {
-                            let span = spans
-                                .as_ref()
-                                .and_then(|s| s.get(i).copied())
-                                .unwrap_or(draft.name_span);
-                            self.err(Code::MissingKey, span, format!("source {} needs exactly one of `from` and `path`", i + 1))
-                                .help = Some("write `from: STAGE.OUTPUT` for a stage's dataset, or `path: FOLDER` for a dataset on disk".into());
-                        }
-                    }
-                }
+                    })
+                    .unwrap_or(draft.name_span),
+            };
+            let code = match p.trouble {
+                Trouble::MissingKey => Code::MissingKey,
+                Trouble::InvalidValue => Code::InvalidValue,
+            };
+            self.err(code, span, p.message).help = Some(p.help);
+        }
+        if self.diags.is_empty() {
+            let none = BTreeMap::new();
+            let io = kinds::Io {
+                params: &draft.params,
+                inputs: &none,
+                outputs: &none,
+                scratch: Path::new(""),
+                progress: false,
+            };
+            if let Err(e) = (draft.kind.typed)(&io) {
+                self.err(Code::InvalidValue, draft.name_span, e.0);
             }
-            _ => {}
         }
     }
 
-    /// Resolves a generate stage's `set` against the parameters its rule file declares:
+    /// Resolves a stage's `set` against the parameters its rule file declares:
     /// unknown names and bad values are reported where they are written; the result has
     /// every declared parameter, so writing a default explicitly does not change the key.
     fn resolve_settings(&mut self, draft: &mut Draft) {

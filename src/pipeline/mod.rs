@@ -1,12 +1,9 @@
-//! Pipelines: YAML files of stages chained by their outputs (`load`, checked against the
-//! kinds in `spec`), run against a content-addressed store (`store`) by `run`, each stage
-//! kind a thin adapter in `stages`.
+//! The pipeline engine: YAML files of stages chained by their outputs (`yaml`, `load`,
+//! checked against the kinds `crate::stages` registers), cache keys and runs (`run`) against
+//! a content-addressed store (`store`), and status. It knows no stage kind by name.
 
-pub mod commands;
 pub mod diag;
 pub mod load;
 pub mod run;
-pub mod spec;
-pub mod stages;
 pub mod store;
 pub mod yaml;

@@ -11,9 +11,9 @@ use std::time::Instant;
 use serde_json::{Value as Json, json};
 
 use super::load::{Input, Pipeline, Stage};
-use super::spec::OutputKind;
-use super::stages::{self, Ctx};
 use super::store::{self, OutputRecord, Record, StageState, Store};
+use crate::stages::Io;
+use crate::stages::spec::OutputKind;
 
 /// Bumped when the key's encoding changes: every cached output is then rebuilt, on purpose.
 pub const KEY_SCHEME: u32 = 1;
@@ -474,7 +474,7 @@ fn build(
         .map(|o| (o.name.to_string(), tmp.join(o.name)))
         .collect();
     let scratch = store.scratch_dir(key);
-    let ctx = Ctx {
+    let io = Io {
         params: &s.params,
         inputs: &inputs,
         outputs: &outputs,
@@ -489,7 +489,7 @@ fn build(
     // scheduler down with it.
     let result = pool.install(|| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            stages::execute(s.kind.name, &ctx)
+            (s.kind.run)(&io).map_err(|e| e.0)
         }))
         .unwrap_or_else(|p| {
             let msg = p

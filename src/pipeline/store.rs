@@ -11,6 +11,7 @@
 //! - `state/PIPELINE/STAGE.json` — the key and key inputs of each stage's last run, for `status`.
 //! - `logs/TIME-PID.jsonl` — one log per run.
 
+use crate::util::fsio::{sync_dir, write_atomic};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -500,36 +501,12 @@ pub fn digest_path(path: &Path) -> io::Result<String> {
     }
 }
 
-/// Writes a sibling file, syncs it and renames it over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir);
-    }
-    Ok(())
-}
-
 fn sync_tree(dir: &Path) -> io::Result<()> {
     for (_, p) in list_files(dir)? {
         File::open(&p)?.sync_all()?;
     }
     sync_dir(dir);
     Ok(())
-}
-
-/// Makes a rename durable; best effort (not every filesystem lets a folder be synced).
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
 }
 
 /// Copies a folder's files to `dest` (replacing it), for a stage's `out`.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::chat::{self, ChatOptions, Message};
 use crate::model::tokenizer::Tokenizer;
-use crate::universe::rng::Rng;
+use crate::util::rng::Rng;
 
 /// One step of a question's program, as `questions.jsonl` stores it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

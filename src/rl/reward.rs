@@ -4,35 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::score::{score_answers, split_prediction};
-
-const OPEN: &str = "<answer>";
-const CLOSE: &str = "</answer>";
-
-/// The text of the last complete `<answer>…</answer>` span, if any: the last closing tag and
-/// the nearest opening tag before it.
-pub fn last_answer(text: &str) -> Option<&str> {
-    let close = text.rfind(CLOSE)?;
-    let open = text[..close].rfind(OPEN)?;
-    Some(&text[open + OPEN.len()..close])
-}
-
-/// The answer set a completion gives: the last span split on commas, normalised, deduped;
-/// empty when there is no span.
-pub fn predicted(text: &str) -> Vec<String> {
-    last_answer(text).map(split_prediction).unwrap_or_default()
-}
-
-/// Whether the completion ends in a complete answer span: after it only whitespace and
-/// closing punctuation (`The answer is <answer>x</answer>.` is well formed).
-pub fn well_formed(text: &str) -> bool {
-    match (text.rfind(CLOSE), last_answer(text)) {
-        (Some(close), Some(_)) => text[close + CLOSE.len()..]
-            .chars()
-            .all(|c| c.is_whitespace() || matches!(c, '.' | '!' | ')' | '"' | '\'')),
-        _ => false,
-    }
-}
+pub use crate::eval::answer::{last_answer, predicted, well_formed};
+use crate::score::score_answers;
 
 /// How much each reward counts. The paper rewards set-F1 alone.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -17,53 +17,99 @@ use super::grpo::{
 };
 use super::prompt::{Dataset, Encoded, Examples, PromptOptions, Prompter, Question};
 use super::reward::{self, Rewards, Weights};
-use crate::model::commands::{Backend, Dtype, device_with};
+use crate::model::device::{Backend, Dtype, device_with};
 use crate::model::generate::{Finish, GenOptions, Generation, Sampling};
 use crate::model::load::Model;
-use crate::universe::rng::Rng;
+use crate::util::rng::Rng;
 
-/// Every setting of a training stage. Defaults are the paper's GRPO recipe (DESIGN.md §5);
-/// the `sft` stage's table overrides the learning rate.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// Every setting of a training or evaluation job, typed. Built by its stage from the stage's
+/// parameters (whose defaults live once, in the stage kind's spec); the groups a job does
+/// not have are `None` (SFT samples nothing, evaluation optimises nothing).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrainParams {
     pub seed: u64,
+    /// Prompts per step (GRPO: each sampled `group_size` times); SFT: sequences per step;
+    /// evaluation: questions generated together.
+    pub batch: usize,
+    pub max_prompt_tokens: usize,
+    pub max_completion_tokens: usize,
+    /// Questions over a token budget are skipped (counted in the metrics) or stop the job.
+    pub overflow: Overflow,
+    pub examples: usize,
+    pub evidence: bool,
+    pub chat: bool,
+    pub enable_thinking: Option<bool>,
+    pub backend: Backend,
+    pub dtype: Dtype,
+    /// The optimiser and the schedule (SFT, GRPO).
+    pub optim: Option<Optim>,
+    /// How completions are sampled (GRPO rollouts, evaluation).
+    pub sampling: Option<SampleParams>,
+    /// GRPO's groups, loss and rewards.
+    pub grpo: Option<GrpoParams>,
+}
+
+/// A question over a token budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Overflow {
+    Skip,
+    Error,
+}
+
+/// The learning-rate schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// Decay to 0 over the run, no warm-up (the paper).
+    Linear,
+    Constant,
+}
+
+/// The order questions are visited in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// A new seeded order each pass.
+    Shuffle,
+    Ascending,
+    Descending,
+}
+
+/// The optimiser, the schedule and the checkpoints of a training job.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Optim {
     /// Optimiser steps (× `iterations` for GRPO); 0: one pass over the questions.
     pub steps: u64,
-    /// Prompts per step (GRPO: each sampled `group_size` times); SFT: sequences per step.
-    pub batch: usize,
     /// Sequences per forward/backward pass (gradients are accumulated); 0: the whole step.
     pub micro_batch: usize,
     pub learning_rate: f64,
-    /// `linear` (decay to 0, no warm-up) or `constant`.
-    pub lr_schedule: String,
+    pub lr_schedule: Schedule,
     pub weight_decay: f64,
     pub adam_beta1: f64,
     pub adam_beta2: f64,
     pub adam_epsilon: f64,
     /// Global gradient-norm clip (0: none).
     pub max_grad_norm: f64,
-    pub max_prompt_tokens: usize,
-    pub max_completion_tokens: usize,
-    /// `skip` questions over a token budget (counted in the metrics) or stop with an `error`.
-    pub overflow: String,
-    pub examples: usize,
-    pub evidence: bool,
-    pub chat: bool,
-    pub enable_thinking: Option<bool>,
-    /// `shuffle` (a new seeded order each pass), `ascending` or `descending` difficulty.
-    pub order: String,
+    pub order: Order,
     /// Steps between checkpoints; 0: every 10 % of the steps.
     pub checkpoint_every: u64,
-    pub backend: String,
-    pub dtype: String,
     /// Save the trained weights in bf16 (half the size) instead of f32.
     pub save_bf16: bool,
-    // GRPO only.
-    pub group_size: usize,
+}
+
+/// Sampling of completions.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SampleParams {
     pub temperature: f64,
     pub top_p: f64,
     pub top_k: usize,
+}
+
+/// GRPO's group size, clipped objective and reward weights.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GrpoParams {
+    pub group_size: usize,
     pub loss_type: LossType,
     pub epsilon: f64,
     /// Default: `epsilon`.
@@ -78,50 +124,6 @@ pub struct TrainParams {
     pub reward_format: f64,
 }
 
-impl Default for TrainParams {
-    fn default() -> Self {
-        TrainParams {
-            seed: 0,
-            steps: 0,
-            batch: 2,
-            micro_batch: 0,
-            learning_rate: 1e-6,
-            lr_schedule: "linear".into(),
-            weight_decay: 0.0,
-            adam_beta1: 0.9,
-            adam_beta2: 0.999,
-            adam_epsilon: 1e-8,
-            max_grad_norm: 1.0,
-            max_prompt_tokens: 6000,
-            max_completion_tokens: 4096,
-            overflow: "skip".into(),
-            examples: 11,
-            evidence: true,
-            chat: true,
-            enable_thinking: None,
-            order: "shuffle".into(),
-            checkpoint_every: 0,
-            backend: "auto".into(),
-            dtype: "f32".into(),
-            save_bf16: false,
-            group_size: 16,
-            temperature: 1.0,
-            top_p: 1.0,
-            top_k: 0,
-            loss_type: LossType::Bnpo,
-            epsilon: 0.2,
-            epsilon_high: None,
-            beta: 0.0,
-            iterations: 1,
-            scale_rewards: true,
-            mask_truncated_completions: false,
-            reward_f1: 1.0,
-            reward_em: 0.0,
-            reward_format: 0.0,
-        }
-    }
-}
-
 impl TrainParams {
     pub fn prompt_options(&self) -> PromptOptions {
         PromptOptions {
@@ -132,38 +134,56 @@ impl TrainParams {
             seed: self.seed,
         }
     }
-    /// Sampling as the stage says, up to the completion budget.
-    fn gen_options(&self, seed: u64) -> GenOptions {
-        GenOptions {
+
+    fn optim(&self) -> Result<&Optim, String> {
+        self.optim
+            .as_ref()
+            .ok_or_else(|| missing_group("optimiser"))
+    }
+    fn grpo(&self) -> Result<&GrpoParams, String> {
+        self.grpo.as_ref().ok_or_else(|| missing_group("GRPO"))
+    }
+
+    /// Sampling as the job says, up to the completion budget.
+    fn gen_options(&self, seed: u64) -> Result<GenOptions, String> {
+        let s = self
+            .sampling
+            .as_ref()
+            .ok_or_else(|| missing_group("sampling"))?;
+        Ok(GenOptions {
             max_new_tokens: self.max_completion_tokens,
             stop: Vec::new(),
             sampling: Sampling {
-                temperature: self.temperature,
-                top_k: self.top_k,
-                top_p: self.top_p,
+                temperature: s.temperature,
+                top_k: s.top_k,
+                top_p: s.top_p,
                 min_p: 0.0,
                 seed,
             },
             prefill_chunk: 512,
             ignore_eos: false,
-        }
+        })
     }
 
+    /// The reward weights: GRPO's, else the paper's (set-F1 alone) for evaluation.
     fn weights(&self) -> Weights {
-        Weights {
-            f1: self.reward_f1,
-            em: self.reward_em,
-            format: self.reward_format,
-        }
+        self.grpo
+            .as_ref()
+            .map_or_else(Weights::default, |g| Weights {
+                f1: g.reward_f1,
+                em: g.reward_em,
+                format: g.reward_format,
+            })
     }
     fn device(&self) -> Result<Device, String> {
-        use clap::ValueEnum;
-        let b = Backend::from_str(&self.backend, true)
-            .map_err(|_| format!("unknown backend `{}`", self.backend))?;
-        let d = Dtype::from_str(&self.dtype, true)
-            .map_err(|_| format!("unknown dtype `{}`", self.dtype))?;
-        device_with(b, d)
+        device_with(self.backend, self.dtype)
     }
+}
+
+fn missing_group(what: &str) -> String {
+    format!(
+        "internal error[synthpipe::stage::param]: this job has no {what} settings (this is a bug in synthpipe)"
+    )
 }
 
 /// Paths a training job reads and writes.
@@ -180,28 +200,6 @@ pub struct Job<'a> {
     pub scratch: &'a Path,
     pub progress: bool,
 }
-
-/// Stage parameters that describe where questions come from (`examples_from`, [`Draw`]),
-/// not [`TrainParams`].
-pub const DRAW_KEYS: &[&str] = &[
-    "examples_from",
-    "benchmark",
-    "data",
-    "aliases",
-    "limit",
-    "rules",
-    "set",
-    "first_seed",
-    "holdout",
-    "reward_low",
-    "reward_high",
-    "adapt_window",
-    "depth_param",
-    "depth_min",
-    "depth_max",
-    "bank_param",
-    "banks",
-];
 
 /// Questions drawn on the fly from the generator: a new universe every step (never one of
 /// the held-out seeds), optionally with an adaptive difficulty that keeps the mean reward
@@ -226,6 +224,28 @@ pub struct Draw {
 }
 
 impl Draw {
+    /// Drawing without an adaptive difficulty: every universe at the rule file's settings.
+    pub fn fixed(
+        rules: PathBuf,
+        set: Vec<(String, String)>,
+        first_seed: u64,
+        holdout: std::collections::BTreeSet<u64>,
+    ) -> Draw {
+        Draw {
+            rules,
+            set,
+            first_seed,
+            holdout,
+            band: None,
+            window: 1,
+            depth_param: String::new(),
+            depth_min: 0,
+            depth_max: 0,
+            bank_param: String::new(),
+            banks: Vec::new(),
+        }
+    }
+
     /// The universe seed of step `step`: the `step`-th seed from `first_seed` on that is
     /// not held out.
     fn seed(&self, step: u64) -> u64 {
@@ -332,7 +352,7 @@ fn encode_all(
         };
         match prompter.encode(&q, evidence, ex, with_target)? {
             Ok(enc) => items.push(Item { q, enc }),
-            Err(_) if p.overflow == "skip" => skipped += 1,
+            Err(_) if p.overflow == Overflow::Skip => skipped += 1,
             Err(over) => {
                 return Err(format!(
                     "{over}; raise max_prompt_tokens / max_completion_tokens, use fewer examples, or set `overflow: skip`"
@@ -406,24 +426,24 @@ fn draw_items(
 }
 
 /// The item indices of pass `epoch`.
-fn pass_order(items: &[Item], order: &str, seed: u64, epoch: u64) -> Vec<usize> {
+fn pass_order(items: &[Item], order: Order, seed: u64, epoch: u64) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..items.len()).collect();
     match order {
-        "ascending" => idx.sort_by_key(|&i| (items[i].q.difficulty, i)),
-        "descending" => idx.sort_by_key(|&i| (std::cmp::Reverse(items[i].q.difficulty), i)),
-        _ => Rng::stream(seed, &format!("order/{epoch}")).shuffle(&mut idx),
+        Order::Ascending => idx.sort_by_key(|&i| (items[i].q.difficulty, i)),
+        Order::Descending => idx.sort_by_key(|&i| (std::cmp::Reverse(items[i].q.difficulty), i)),
+        Order::Shuffle => Rng::stream(seed, &format!("order/{epoch}")).shuffle(&mut idx),
     }
     idx
 }
 
 /// The items of step `step`: consecutive slices of the passes laid end to end.
-fn step_items(items: &[Item], p: &TrainParams, step: u64) -> Vec<usize> {
+fn step_items(items: &[Item], p: &TrainParams, order: Order, step: u64) -> Vec<usize> {
     let n = items.len() as u64;
     (0..p.batch as u64)
         .map(|k| {
             let at = step * p.batch as u64 + k;
             let epoch = at / n;
-            pass_order(items, &p.order, p.seed, epoch)[(at % n) as usize]
+            pass_order(items, order, p.seed, epoch)[(at % n) as usize]
         })
         .collect()
 }
@@ -539,8 +559,7 @@ impl Checkpoints {
 
 /// A progress bar with the step, the latest reward or loss, and the ETA.
 fn bar(wanted: bool, total: u64, label: &str) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !wanted || !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
+    if !wanted || !crate::util::interactive() {
         return indicatif::ProgressBar::hidden();
     }
     let b = indicatif::ProgressBar::new(total);
@@ -578,7 +597,8 @@ fn setup(job: &Job, with_target: bool) -> Result<Setup, String> {
     let ckpt = Checkpoints {
         dir: job.scratch.to_path_buf(),
     };
-    let mut opt = AdamW::new(p.adam_beta1, p.adam_beta2, p.adam_epsilon, p.weight_decay);
+    let o = p.optim()?;
+    let mut opt = AdamW::new(o.adam_beta1, o.adam_beta2, o.adam_epsilon, o.weight_decay);
     let (model, start) = match ckpt.load(&device, &mut opt)? {
         Some(x) => x,
         None => (
@@ -593,7 +613,7 @@ fn setup(job: &Job, with_target: bool) -> Result<Setup, String> {
             (items, skipped, None)
         }
         Some(draw) => {
-            if p.steps == 0 {
+            if o.steps == 0 {
                 return Err("drawing questions on the fly needs `steps` (there is no pass over a fixed set)".into());
             }
             let (_, checked) = crate::lang::check_file(&draw.rules)
@@ -614,13 +634,13 @@ fn setup(job: &Job, with_target: bool) -> Result<Setup, String> {
             (Vec::new(), 0, Some((ir, pool)))
         }
     };
-    let total = if p.steps > 0 {
-        p.steps
+    let total = if o.steps > 0 {
+        o.steps
     } else {
         (items.len() as u64).div_ceil(p.batch.max(1) as u64)
     };
-    let every = if p.checkpoint_every > 0 {
-        p.checkpoint_every
+    let every = if o.checkpoint_every > 0 {
+        o.checkpoint_every
     } else {
         total.div_ceil(10).max(1)
     };
@@ -673,7 +693,7 @@ impl Setup {
                 Ok((items, Some(seed)))
             }
             _ => Ok((
-                step_items(&self.items, &job.params, step)
+                step_items(&self.items, &job.params, job.params.optim()?.order, step)
                     .into_iter()
                     .map(|i| self.items[i].clone())
                     .collect(),
@@ -683,12 +703,13 @@ impl Setup {
     }
 }
 
-fn learning_rate(p: &TrainParams, opt_step: u64, opt_total: u64) -> f64 {
-    if p.lr_schedule == "constant" {
-        p.learning_rate
+fn learning_rate(p: &TrainParams, opt_step: u64, opt_total: u64) -> Result<f64, String> {
+    let o = p.optim()?;
+    Ok(if o.lr_schedule == Schedule::Constant {
+        o.learning_rate
     } else {
-        grpo::linear_lr(p.learning_rate, opt_step, opt_total)
-    }
+        grpo::linear_lr(o.learning_rate, opt_step, opt_total)
+    })
 }
 
 /// Writes the outputs: the model folder and the metrics folder (metrics.jsonl and a
@@ -711,7 +732,8 @@ fn finish(job: &Job, s: &Setup, kind: &str, field: &str, label: &str) -> Result<
         format!("{label}_first_tenth"): mean(values.iter().take(tenth).copied()),
         format!("{label}_last_tenth"): mean(values.iter().rev().take(tenth).copied()),
     });
-    s.model.save_hf(job.out_model, job.params.save_bf16)?;
+    s.model
+        .save_hf(job.out_model, job.params.optim()?.save_bf16)?;
     std::fs::create_dir_all(job.out_metrics).map_err(|e| e.to_string())?;
     std::fs::copy(s.ckpt.metrics(), job.out_metrics.join("metrics.jsonl"))
         .map_err(|e| format!("cannot copy metrics: {e}"))?;
@@ -749,7 +771,7 @@ pub fn sft(job: &Job) -> Result<(), String> {
         let targets: Vec<Vec<u32>> = batch.iter().map(|it| it.enc.target.clone()).collect();
         let tokens: f64 = targets.iter().map(|t| t.len() as f64).sum();
         let mut loss_sum = 0.0;
-        for r in micro_ranges(batch.len(), p.micro_batch) {
+        for r in micro_ranges(batch.len(), p.optim()?.micro_batch) {
             let lp = completion_logprobs(
                 &s.model.net,
                 &s.model.cfg,
@@ -763,8 +785,8 @@ pub fn sft(job: &Job) -> Result<(), String> {
             let grads = loss.backward();
             s.opt.accumulate(&s.model.net, &grads);
         }
-        let lr = learning_rate(p, step, s.total);
-        let norm = s.apply(lr, p.max_grad_norm)?;
+        let lr = learning_rate(p, step, s.total)?;
+        let norm = s.apply(lr, p.optim()?.max_grad_norm)?;
         let secs = started.elapsed().as_secs_f64();
         s.record(step, &json!({
             "step": step + 1,
@@ -805,12 +827,12 @@ fn rollouts(
 ) -> Result<Rollouts, String> {
     let started = Instant::now();
     let policy = model.valid();
-    let g = p.group_size.max(1);
+    let g = p.grpo()?.group_size.max(1);
     let prompts: Vec<Vec<u32>> = items
         .iter()
         .flat_map(|it| std::iter::repeat_n(it.enc.prompt.clone(), g))
         .collect();
-    let opts = p.gen_options(seed);
+    let opts = p.gen_options(seed)?;
     let (gens, timing) = policy.generate(&prompts, &opts)?;
     let eos = pad_id(model);
     let weights = p.weights();
@@ -852,17 +874,18 @@ fn advance(draw: &Draw, level: &mut i64, recent: &mut Vec<f64>, reward: f64) {
 /// Group relative policy optimisation with verifiable rewards.
 pub fn grpo(job: &Job) -> Result<(), String> {
     let p = &job.params;
-    let mu = p.iterations.max(1) as u64;
+    let gp = p.grpo()?;
+    let mu = gp.iterations.max(1) as u64;
     let mut s = setup(job, false)?;
     let cfg = LossConfig {
-        loss_type: p.loss_type,
-        epsilon: p.epsilon,
-        epsilon_high: p.epsilon_high.unwrap_or(p.epsilon),
-        beta: p.beta,
+        loss_type: gp.loss_type,
+        epsilon: gp.epsilon,
+        epsilon_high: gp.epsilon_high.unwrap_or(gp.epsilon),
+        beta: gp.beta,
         max_completion_tokens: p.max_completion_tokens,
     };
     // The frozen reference (only with a KL term): the starting model, without autodiff.
-    let reference = if p.beta != 0.0 {
+    let reference = if gp.beta != 0.0 {
         Some(Model::load(job.model, &p.device()?).map_err(|e| e.to_string())?)
     } else {
         None
@@ -889,9 +912,9 @@ pub fn grpo(job: &Job) -> Result<(), String> {
         let items: Vec<&Item> = batch.iter().collect();
         let seed = Rng::stream(p.seed, &format!("rollouts/{step}")).next_u64();
         let ro = rollouts(&s.model, &items, p, seed)?;
-        let g = p.group_size.max(1);
+        let g = p.grpo()?.group_size.max(1);
         let totals: Vec<f64> = ro.rewards.iter().map(|r| r.total).collect();
-        let adv: Vec<f32> = grpo::advantages(&totals, g, p.scale_rewards)
+        let adv: Vec<f32> = grpo::advantages(&totals, g, gp.scale_rewards)
             .into_iter()
             .map(|a| a as f32)
             .collect();
@@ -899,10 +922,10 @@ pub fn grpo(job: &Job) -> Result<(), String> {
         let keep: Vec<bool> = ro
             .truncated
             .iter()
-            .map(|&t| !(t && p.mask_truncated_completions))
+            .map(|&t| !(t && gp.mask_truncated_completions))
             .collect();
         let mask = completion_mask(&ro.completions, &keep);
-        let ranges = micro_ranges(prompts.len(), p.micro_batch);
+        let ranges = micro_ranges(prompts.len(), p.optim()?.micro_batch);
         let scale = Scale {
             micro_batches: ranges.len(),
             batch_tokens: Scale::whole(&mask).batch_tokens,
@@ -970,8 +993,8 @@ pub fn grpo(job: &Job) -> Result<(), String> {
                 }
             }
             let opt_step = step * mu + it;
-            lr = learning_rate(p, opt_step, s.total * mu);
-            norm = s.apply(lr, p.max_grad_norm)?;
+            lr = learning_rate(p, opt_step, s.total * mu)?;
+            norm = s.apply(lr, p.optim()?.max_grad_norm)?;
         }
         let secs = started.elapsed().as_secs_f64();
         let tokens: f64 = stats.iter().map(|x| x.tokens).sum();
@@ -1042,7 +1065,7 @@ fn answer_all(
     );
     let (mut lines, mut f1_sum) = (String::new(), 0.0);
     for (b, chunk) in prompts.chunks(batch).enumerate() {
-        let opts = p.gen_options(Rng::stream(p.seed, &format!("evaluate/{b}")).next_u64());
+        let opts = p.gen_options(Rng::stream(p.seed, &format!("evaluate/{b}")).next_u64())?;
         let (gens, _) = model.generate(chunk, &opts)?;
         for (j, g) in gens.into_iter().enumerate() {
             let (f1, line) = score(b * batch + j, g);
@@ -1180,7 +1203,7 @@ pub fn evaluate_benchmark(job: &Job, b: &BenchmarkJob, out: &Path) -> Result<(),
         let text = eval::prompt::prompt_text(b.bench, r, p.examples, p.chat);
         let prompt = model.tokenizer.encode(&prompter.wrap(text)?)?;
         if prompt.len() > p.max_prompt_tokens {
-            if p.overflow == "skip" {
+            if p.overflow == Overflow::Skip {
                 skipped += 1;
                 continue;
             }

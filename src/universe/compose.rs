@@ -14,12 +14,12 @@ use serde::Serialize;
 use super::GenError;
 use super::articles::noun_of;
 use super::params::Params;
-use super::rng::Rng;
 use super::solve::Solver;
 use super::world::{AttrVal, World, render};
 use crate::lang::ir::{
     AnswerExpr, AnswerType, HopSet, Ir, Questions, SlotKindIr, Start, Template, TextPart, Value,
 };
+use crate::util::rng::Rng;
 
 /// One generated question, as written to `questions.jsonl` (see docs/dataset.md).
 #[derive(Clone, Debug, Serialize)]

@@ -18,7 +18,7 @@ use super::params::Params;
 use super::solve::Solver;
 use super::world::{self, World, render};
 use crate::lang::ir::{Ir, RelationDef};
-use crate::progress::Progress;
+use crate::util::progress::Progress;
 
 #[derive(Clone, Debug, Default)]
 pub struct Options {

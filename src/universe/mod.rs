@@ -1,12 +1,11 @@
-//! The universe a rule file describes: parameters (`params`), seeded random streams (`rng`),
-//! entities and base facts (`world`), derived relations and queries over them (`solve`),
-//! questions (`compose`), articles (`articles`) and the files written (`dataset`).
+//! The universe a rule file describes: parameters (`params`), entities and base facts
+//! (`world`), derived relations and queries over them (`solve`), questions (`compose`),
+//! articles (`articles`) and the files written (`dataset`).
 
 pub mod articles;
 pub mod compose;
 pub mod dataset;
 pub mod params;
-pub mod rng;
 pub mod solve;
 pub mod world;
 

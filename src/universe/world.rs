@@ -5,10 +5,10 @@ use std::collections::{HashMap, HashSet};
 
 use super::GenError;
 use super::params::Params;
-use super::rng::Rng;
 use crate::lang::ir::{
     AttrSource, AttrType, DateBound, GenArg, GenKind, Ir, RelationDef, TextPart,
 };
+use crate::util::rng::Rng;
 
 /// One attribute value. Text from pools is stored as an index so a million entities do not
 /// hold a million copies of the same job title.

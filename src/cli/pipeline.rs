@@ -3,27 +3,29 @@
 //! finish, or `verify` found damage it left in place), 2 an invalid pipeline file or bad
 //! usage.
 
+use super::error::{CliError, Code};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::load::{self, Pipeline};
-use super::run::{self, Options, Outcome, Standing};
-use super::store::Store;
+use crate::pipeline::load::{self, Pipeline};
+use crate::pipeline::run::{self, Options, Outcome, Standing};
+use crate::pipeline::store::Store;
 
 fn say(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-/// Prints `error[synthpipe::CODE]: message` and a help line.
-fn error(code: &str, message: impl std::fmt::Display, help: &str) {
-    say(&format!(
-        "error[synthpipe::{code}]: {message}\n  help: {help}"
-    ));
+/// Prints a coded error with its help line.
+fn error(code: Code, message: impl std::fmt::Display, help: &str) {
+    CliError::new(code, message.to_string()).help(help).print();
 }
 
 /// The store's exclusive lock for `gc` and `clean`; refused while a run holds it.
-fn lock_exclusive(store: &Store, command: &str) -> Result<super::store::KeyLock, ExitCode> {
+fn lock_exclusive(
+    store: &Store,
+    command: Code,
+) -> Result<crate::pipeline::store::KeyLock, ExitCode> {
     match store.lock_store(true) {
         Ok(Some(l)) => Ok(l),
         Ok(None) => {
@@ -54,7 +56,7 @@ fn load_with_or_report(path: &Path, params: &[(String, String)]) -> Result<Pipel
     match load::load_with(path, params) {
         Ok(p) => Ok(p),
         Err(f) => {
-            crate::cli::print_diags(&f.diagnostics, path, &f.text);
+            super::lang::print_diags(&f.diagnostics, path, &f.text);
             say(&format!(
                 "{}: {} error(s); nothing was run",
                 path.display(),
@@ -68,10 +70,12 @@ fn load_with_or_report(path: &Path, params: &[(String, String)]) -> Result<Pipel
 fn open_store(flag: Option<&Path>) -> Result<Store, ExitCode> {
     let root = run::store_root(flag);
     Store::open(&root).map_err(|e| {
-        say(&format!(
-            "error[synthpipe::store::open]: cannot open the store `{}`: {e}\n  help: check the path and its permissions, or pass --store DIR",
-            root.display()
-        ));
+        CliError::new(
+            Code::StoreOpen,
+            format!("cannot open the store `{}`: {e}", root.display()),
+        )
+        .help("check the path and its permissions, or pass --store DIR")
+        .print();
         ExitCode::from(2)
     })
 }
@@ -99,7 +103,7 @@ pub fn run(
     let started = std::time::Instant::now();
     match run::run(&p, &store, opts, &say) {
         Err(e) => {
-            error("run", e, "see `synthpipe run --help`");
+            error(Code::Run, e, "see `synthpipe run --help`");
             ExitCode::from(2)
         }
         Ok(reports) => {
@@ -166,7 +170,11 @@ pub fn show(
     } = match run::outputs_of(&p, &store, name) {
         Ok(x) => x,
         Err(e) => {
-            error("show", e, "name a stage of the pipeline, or `STAGE.OUTPUT`");
+            error(
+                Code::Show,
+                e,
+                "name a stage of the pipeline, or `STAGE.OUTPUT`",
+            );
             return ExitCode::from(2);
         }
     };
@@ -175,7 +183,7 @@ pub fn show(
     {
         let names: Vec<&str> = outs.iter().map(|x| x.0.as_str()).collect();
         error(
-            "show",
+            Code::Show,
             format!("stage `{name}` has no output `{o}`"),
             &format!("its outputs are: {}", names.join(", ")),
         );
@@ -183,10 +191,15 @@ pub fn show(
     }
     if only_path {
         if !fresh {
-            say(&format!(
-                "error[synthpipe::show]: stage `{name}` is not built with its current inputs\n  help: run `synthpipe run {} --stage {name}` first",
+            CliError::new(
+                Code::Show,
+                format!("stage `{name}` is not built with its current inputs"),
+            )
+            .help(format!(
+                "run `synthpipe run {} --stage {name}` first",
                 path.display()
-            ));
+            ))
+            .print();
             return ExitCode::from(1);
         }
         let key = key.unwrap_or_default();
@@ -230,7 +243,7 @@ pub fn gc(paths: &[std::path::PathBuf], dry_run: bool, store: Option<&Path>) -> 
         Ok(s) => s,
         Err(c) => return c,
     };
-    let _lock = match lock_exclusive(&store, "gc") {
+    let _lock = match lock_exclusive(&store, Code::Gc) {
         Ok(l) => l,
         Err(c) => return c,
     };
@@ -241,7 +254,7 @@ pub fn gc(paths: &[std::path::PathBuf], dry_run: bool, store: Option<&Path>) -> 
         Ok(k) => k,
         Err(e) => {
             error(
-                "gc",
+                Code::Gc,
                 format!("cannot list the store: {e}"),
                 "check the store folder's permissions",
             );
@@ -255,7 +268,7 @@ pub fn gc(paths: &[std::path::PathBuf], dry_run: bool, store: Option<&Path>) -> 
             println!("would remove {k} ({size} bytes)");
         } else if let Err(e) = store.remove(k) {
             error(
-                "gc",
+                Code::Gc,
                 format!("cannot remove {k}: {e}"),
                 "check the store folder's permissions",
             );
@@ -291,7 +304,7 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
         Ok(s) => s,
         Err(c) => return c,
     };
-    let lock = match lock_exclusive(&store, "clean") {
+    let lock = match lock_exclusive(&store, Code::Clean) {
         Ok(l) => l,
         Err(c) => return c,
     };
@@ -304,7 +317,7 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
             }
             Err(e) => {
                 error(
-                    "clean",
+                    Code::Clean,
                     format!("cannot remove `{}`: {e}", root.display()),
                     "check the store folder's permissions",
                 );
@@ -315,7 +328,7 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
     let selected = match run::selection(&p, &[]) {
         Ok(s) => s,
         Err(e) => {
-            error("clean", e, "see `synthpipe clean --help`");
+            error(Code::Clean, e, "see `synthpipe clean --help`");
             return ExitCode::from(2);
         }
     };
@@ -323,7 +336,7 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
         if p.stage(s).is_none() {
             let names: Vec<&str> = p.stages.iter().map(|x| x.name.as_str()).collect();
             error(
-                "clean",
+                Code::Clean,
                 format!("no stage is named `{s}`"),
                 &format!("the stages are: {}", names.join(", ")),
             );
@@ -340,7 +353,7 @@ pub fn clean(pipeline: Option<&Path>, stages: &[String], store: Option<&Path>) -
         if let (Some(k), Standing::Fresh) = (&l.key, &l.standing) {
             if let Err(e) = store.remove(k) {
                 error(
-                    "clean",
+                    Code::Clean,
                     format!("cannot remove {k}: {e}"),
                     "check the store folder's permissions",
                 );
@@ -375,11 +388,11 @@ pub fn verify(
         Err(c) => return c,
     };
     let lock = if repair {
-        lock_exclusive(&store, "verify").map(Some)
+        lock_exclusive(&store, Code::Verify).map(Some)
     } else {
         store.lock_store(false).map_err(|e| {
             error(
-                "verify",
+                Code::Verify,
                 format!("cannot lock the store: {e}"),
                 "check the store folder's permissions",
             );
@@ -404,7 +417,7 @@ pub fn verify(
             Ok(k) => k,
             Err(e) => {
                 error(
-                    "verify",
+                    Code::Verify,
                     format!("cannot list the store: {e}"),
                     "check the store folder's permissions",
                 );
@@ -441,7 +454,7 @@ pub fn verify(
                 Ok(()) => say(&format!("  removed {key}; the next run rebuilds it")),
                 Err(e) => {
                     error(
-                        "verify",
+                        Code::Verify,
                         format!("cannot remove {key}: {e}"),
                         "check the store folder's permissions",
                     );
@@ -472,12 +485,13 @@ pub fn verify(
 
 pub fn schema(what: &str) -> ExitCode {
     if what != "pipeline" {
-        say(&format!(
-            "error[synthpipe::schema]: no schema for `{what}`\n  help: try `synthpipe schema pipeline`"
-        ));
+        CliError::new(Code::Schema, format!("no schema for `{what}`"))
+            .help("try `synthpipe schema pipeline`")
+            .print();
         return ExitCode::from(2);
     }
-    let text = serde_json::to_string_pretty(&super::spec::json_schema()).unwrap_or_default();
+    let text =
+        serde_json::to_string_pretty(&crate::stages::spec::json_schema()).unwrap_or_default();
     let _ = writeln!(std::io::stdout().lock(), "{text}");
     ExitCode::SUCCESS
 }

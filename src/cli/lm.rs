@@ -3,130 +3,25 @@
 //! loaded (a coded diagnostic) or bad usage.
 
 use std::io::Write;
+
+use super::error::{CliError, Code};
 use std::path::Path;
 use std::process::ExitCode;
 
-use burn::prelude::*;
 use serde_json::json;
 
-use super::chat::{self, ChatOptions, Message};
-use super::config::Config;
-use super::error::LoadError;
-use super::generate::GenOptions;
-use super::gguf::Gguf;
-use super::load::Model;
+use crate::model::chat::{self, ChatOptions, Message};
+use crate::model::config::Config;
+use crate::model::error::LoadError;
+use crate::model::generate::GenOptions;
+use crate::model::gguf::Gguf;
+use crate::model::load::Model;
 
-/// Which burn backend runs the model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Backend {
-    /// A GPU through wgpu when wgpu finds a hardware adapter, else `flex`.
-    Auto,
-    /// wgpu (on a machine without a GPU: a software Vulkan driver, much slower than flex).
-    Wgpu,
-    /// burn's pure-Rust CPU backend.
-    Flex,
-    /// burn's CUDA backend (built with `--features cuda`).
-    #[cfg(feature = "cuda")]
-    Cuda,
-    /// burn's Vulkan backend through wgpu with SPIR-V kernels (built with `--features vulkan`).
-    #[cfg(feature = "vulkan")]
-    Vulkan,
-}
-
-/// The float type the model computes in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Dtype {
-    F32,
-    Bf16,
-    F16,
-}
-
-/// Whether this Linux machine has a GPU device node at all. Without one, loading the Vulkan
-/// drivers just to find lavapipe costs time and makes them print noise on stderr.
-fn gpu_device_node() -> bool {
-    if !cfg!(target_os = "linux") {
-        return true;
-    }
-    let dri = std::fs::read_dir("/dev/dri").is_ok_and(|d| {
-        d.flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
-    });
-    dri || Path::new("/dev/nvidia0").exists() || Path::new("/dev/dxg").exists()
-}
-
-/// The name of a hardware GPU adapter wgpu can reach (integrated, discrete or virtual — not a
-/// software rasteriser such as lavapipe), if there is one.
-pub fn gpu_adapter() -> Option<String> {
-    use burn::backend::wgpu::wgpu;
-    if !gpu_device_node() {
-        return None;
-    }
-    let backends = wgpu::Backends::PRIMARY;
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends,
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    });
-    futures_lite::future::block_on(instance.enumerate_adapters(backends))
-        .iter()
-        .map(wgpu::Adapter::get_info)
-        .find(|i| {
-            matches!(
-                i.device_type,
-                wgpu::DeviceType::DiscreteGpu
-                    | wgpu::DeviceType::IntegratedGpu
-                    | wgpu::DeviceType::VirtualGpu
-            )
-        })
-        .map(|i| i.name)
-}
-
-/// The backend `b` stands for: `Auto` is wgpu when [`gpu_adapter`] finds a GPU, else flex.
-/// The same choice the stage cache keys record ([`super::machine::Machine::resolve`]).
-pub fn resolve(b: Backend) -> Backend {
-    match b {
-        Backend::Auto => match super::machine::Machine::detect().resolve("auto").as_str() {
-            #[cfg(feature = "cuda")]
-            "cuda" => Backend::Cuda,
-            "wgpu" => Backend::Wgpu,
-            _ => Backend::Flex,
-        },
-        other => other,
-    }
-}
-
-pub fn device(b: Backend) -> Device {
-    match resolve(b) {
-        Backend::Wgpu => Device::wgpu(Default::default()),
-        #[cfg(feature = "cuda")]
-        Backend::Cuda => Device::cuda(0),
-        #[cfg(feature = "vulkan")]
-        Backend::Vulkan => Device::vulkan(Default::default()),
-        _ => Device::flex(),
-    }
-}
-
-/// The device for `b` computing in `dtype`, or a message when the backend lacks that type.
-pub fn device_with(b: Backend, dtype: Dtype) -> Result<Device, String> {
-    use burn::tensor::FloatDType;
-    let mut d = device(b);
-    let (want, name) = match dtype {
-        Dtype::F32 => return Ok(d),
-        Dtype::Bf16 => (FloatDType::BF16, "bf16"),
-        Dtype::F16 => (FloatDType::F16, "f16"),
-    };
-    if !d.supports_dtype(want) {
-        return Err(format!("the {b:?} backend does not compute in {name}"));
-    }
-    d.configure(want)
-        .map_err(|e| format!("cannot switch the {b:?} backend to {name}: {e:?}"))?;
-    Ok(d)
-}
+use crate::model::device::{Backend, Dtype, device_with, resolve};
 
 /// The backend failed while running the model (out of device memory, a lost device).
 fn backend_failed(e: &str) -> ExitCode {
-    eprintln!(
-        "error[synthpipe::lm::backend]: {e}\n  help: use a smaller batch or prompt, another --backend, or a machine with more (device) memory"
-    );
+    CliError::new(Code::LmBackend, e.to_string()).help("use a smaller batch or prompt, another --backend, or a machine with more (device) memory").print();
     ExitCode::from(2)
 }
 
@@ -144,7 +39,7 @@ fn report(e: &LoadError) -> ExitCode {
 fn config_of(path: &Path) -> Result<(Config, String), LoadError> {
     if path.is_dir() {
         let cfg = Config::from_hf(&path.join("config.json"))?;
-        let ck = super::safetensors::Checkpoint::open(path)?;
+        let ck = crate::model::safetensors::Checkpoint::open(path)?;
         let mut dtypes: Vec<String> = ck.tensors.values().map(|e| e.dtype.clone()).collect();
         dtypes.sort();
         dtypes.dedup();
@@ -155,7 +50,7 @@ fn config_of(path: &Path) -> Result<(Config, String), LoadError> {
         let mut types: Vec<String> = g
             .tensors
             .iter()
-            .map(|t| super::quant::Encoding::ggml_name(t.ggml_type))
+            .map(|t| crate::model::quant::Encoding::ggml_name(t.ggml_type))
             .collect();
         types.sort();
         types.dedup();
@@ -230,9 +125,9 @@ pub struct GenerateArgs {
 /// Loads `path` onto the device for `backend` in `dtype`, or reports why not (exit 2).
 fn load_on(path: &Path, backend: Backend, dtype: Dtype) -> Result<Model, ExitCode> {
     let device = device_with(backend, dtype).map_err(|e| {
-        eprintln!(
-            "error[synthpipe::lm::dtype]: {e}\n  help: use --dtype f32, or another --backend"
-        );
+        CliError::new(Code::LmDtype, e.to_string())
+            .help("use --dtype f32, or another --backend")
+            .print();
         ExitCode::from(2)
     })?;
     Model::load(path, &device).map_err(|e| report(&e))
@@ -247,10 +142,12 @@ pub fn generate(path: &Path, a: &GenerateArgs) -> ExitCode {
         Input::Prompt(p) => p.clone(),
         Input::Chat(messages) => {
             let Some(t) = &m.tokenizer.chat_template else {
-                eprintln!(
-                    "error[synthpipe::lm::no_chat_template]: `{}` has no chat template\n  help: use --prompt with raw text",
-                    path.display()
-                );
+                CliError::new(
+                    Code::LmNoChatTemplate,
+                    format!("`{}` has no chat template", path.display()),
+                )
+                .help("use --prompt with raw text")
+                .print();
                 return ExitCode::from(2);
             };
             let opts = ChatOptions {
@@ -262,9 +159,9 @@ pub fn generate(path: &Path, a: &GenerateArgs) -> ExitCode {
             match chat::render(t, messages, &opts) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!(
-                        "error[synthpipe::lm::chat_template]: {e}\n  help: use --prompt with raw text, or fix the model's chat template"
-                    );
+                    CliError::new(Code::LmChatTemplate, e.to_string())
+                        .help("use --prompt with raw text, or fix the model's chat template")
+                        .print();
                     return ExitCode::from(2);
                 }
             }
@@ -273,9 +170,9 @@ pub fn generate(path: &Path, a: &GenerateArgs) -> ExitCode {
     let ids = match m.tokenizer.encode(&text) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!(
-                "error[synthpipe::lm::tokenize]: {e}\n  help: the model's tokenizer cannot encode this text"
-            );
+            CliError::new(Code::LmTokenize, e.to_string())
+                .help("the model's tokenizer cannot encode this text")
+                .print();
             return ExitCode::from(2);
         }
     };
@@ -323,15 +220,15 @@ pub fn logprobs(
     let (p, c) = match (m.tokenizer.encode(prompt), m.tokenizer.encode(completion)) {
         (Ok(p), Ok(c)) if !p.is_empty() => (p, c),
         (Ok(_), Ok(_)) => {
-            eprintln!(
-                "error[synthpipe::lm::empty_prompt]: the prompt has no tokens\n  help: log-probabilities are of the completion given a non-empty prompt"
-            );
+            CliError::new(Code::LmEmptyPrompt, "the prompt has no tokens")
+                .help("log-probabilities are of the completion given a non-empty prompt")
+                .print();
             return ExitCode::from(2);
         }
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!(
-                "error[synthpipe::lm::tokenize]: {e}\n  help: the model's tokenizer cannot encode this text"
-            );
+            CliError::new(Code::LmTokenize, e.to_string())
+                .help("the model's tokenizer cannot encode this text")
+                .print();
             return ExitCode::from(2);
         }
     };
@@ -362,7 +259,7 @@ pub fn convert(path: &Path, out: &Path, bf16: bool, force: bool) -> ExitCode {
     if let Err(code) = check_out(out, force) {
         return code;
     }
-    let m = match Model::load(path, &Device::flex()) {
+    let m = match Model::load(path, &crate::model::device::cpu()) {
         Ok(m) => m,
         Err(e) => return report(&e),
     };
@@ -377,9 +274,9 @@ pub fn convert(path: &Path, out: &Path, bf16: bool, force: bool) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!(
-                "error[synthpipe::lm::write]: {e}\n  help: check the output folder and the free disk space"
-            );
+            CliError::new(Code::LmWrite, e.to_string())
+                .help("check the output folder and the free disk space")
+                .print();
             ExitCode::from(2)
         }
     }
@@ -397,7 +294,7 @@ pub enum TokenizerSource {
 }
 
 pub struct InitArgs {
-    pub shape: super::init::Shape,
+    pub shape: crate::model::init::Shape,
     pub tokenizer: TokenizerSource,
     pub seed: u64,
     pub init_std: f64,
@@ -410,18 +307,20 @@ pub struct InitArgs {
 fn check_out(out: &Path, force: bool) -> Result<(), ExitCode> {
     let occupied = std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some());
     if occupied && !force {
-        eprintln!(
-            "error[synthpipe::lm::out_exists]: `{}` exists and is not empty\n  help: choose another --out, or pass --force to overwrite the model files in it",
-            out.display()
-        );
+        CliError::new(
+            Code::LmOutExists,
+            format!("`{}` exists and is not empty", out.display()),
+        )
+        .help("choose another --out, or pass --force to overwrite the model files in it")
+        .print();
         return Err(ExitCode::from(2));
     }
     Ok(())
 }
 
 pub fn init(a: &InitArgs) -> ExitCode {
-    use super::init::tokenizer_of;
-    use super::tokenizer::Tokenizer;
+    use crate::model::init::tokenizer_of;
+    use crate::model::tokenizer::Tokenizer;
     use crate::rl::prompt::tokenizer_texts;
     if let Err(code) = check_out(&a.out, a.force) {
         return code;
@@ -437,9 +336,7 @@ pub fn init(a: &InitArgs) -> ExitCode {
             match trained {
                 Ok(t) => t,
                 Err(e) => {
-                    eprintln!(
-                        "error[synthpipe::lm::train_tokenizer]: {e}\n  help: --train-tokenizer takes a dataset folder written by `synthpipe generate` (or a text file), and --vocab at least 259"
-                    );
+                    CliError::new(Code::LmTrainTokenizer, e.to_string()).help("--train-tokenizer takes a dataset folder written by `synthpipe generate` (or a text file), and --vocab at least 259").print();
                     return ExitCode::from(2);
                 }
             }
@@ -452,7 +349,13 @@ pub fn init(a: &InitArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return report(&e),
     };
-    let m = match Model::init(cfg, tokenizer, a.seed, a.init_std, &Device::flex()) {
+    let m = match Model::init(
+        cfg,
+        tokenizer,
+        a.seed,
+        a.init_std,
+        &crate::model::device::cpu(),
+    ) {
         Ok(m) => m,
         Err(e) => return report(&e),
     };
@@ -469,9 +372,9 @@ pub fn init(a: &InitArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!(
-                "error[synthpipe::lm::write]: {e}\n  help: check the output folder and the free disk space"
-            );
+            CliError::new(Code::LmWrite, e.to_string())
+                .help("check the output folder and the free disk space")
+                .print();
             ExitCode::from(2)
         }
     }
@@ -508,9 +411,12 @@ pub fn bench(path: &Path, a: &BenchArgs) -> ExitCode {
         match m.tokenizer.encode(&BENCH_TEXT.repeat(8)) {
             Ok(more) if !more.is_empty() => ids.extend(more),
             _ => {
-                eprintln!(
-                    "error[synthpipe::lm::tokenize]: the model's tokenizer cannot encode the benchmark text\n  help: benchmark a model with a text tokenizer"
-                );
+                CliError::new(
+                    Code::LmTokenize,
+                    "the model's tokenizer cannot encode the benchmark text",
+                )
+                .help("benchmark a model with a text tokenizer")
+                .print();
                 return ExitCode::from(2);
             }
         }
@@ -534,7 +440,7 @@ pub fn bench(path: &Path, a: &BenchArgs) -> ExitCode {
         last = Some(t);
     }
     let t = last.unwrap_or_default();
-    let peak = crate::cli::peak_rss_mib();
+    let peak = crate::util::peak_rss_mib();
     let j = json!({
         "model": path.display().to_string(),
         "backend": format!("{:?}", a.backend).to_lowercase(),
@@ -560,4 +466,168 @@ pub fn bench(path: &Path, a: &BenchArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// Runs an `lm` subcommand.
+pub fn dispatch(command: super::LmCommand) -> ExitCode {
+    use self as mc;
+    use crate::model::generate::{GenOptions, Sampling};
+    match command {
+        super::LmCommand::Info { model, json } => mc::info(&model, json),
+        super::LmCommand::Generate {
+            model,
+            prompt,
+            chat,
+            user,
+            max_tokens,
+            temperature,
+            top_k,
+            top_p,
+            min_p,
+            seed,
+            stop,
+            ignore_eos,
+            no_think,
+            backend,
+            dtype,
+            json,
+        } => {
+            let input = match (prompt, chat, user) {
+                (Some(p), _, _) => mc::Input::Prompt(p),
+                (_, _, Some(u)) => {
+                    mc::Input::Chat(vec![crate::model::chat::Message::new("user", &u)])
+                }
+                (_, Some(file), _) => {
+                    let parsed = std::fs::read(&file)
+                        .map_err(|e| e.to_string())
+                        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+                    match parsed {
+                        Ok(m) => mc::Input::Chat(m),
+                        Err(e) => {
+                            CliError::new(Code::LmChatFile, format!("cannot read `{}`: {e}", file.display())).help("the file holds a JSON list of {\"role\": ..., \"content\": ...} messages").print();
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+                (None, None, None) => {
+                    CliError::new(Code::LmNoInput, "nothing to generate from")
+                        .help("give --prompt TEXT, --user TEXT or --chat FILE")
+                        .print();
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = GenOptions {
+                max_new_tokens: max_tokens,
+                stop,
+                sampling: Sampling {
+                    temperature,
+                    top_k,
+                    top_p,
+                    min_p,
+                    seed,
+                },
+                ignore_eos,
+                ..GenOptions::default()
+            };
+            mc::generate(
+                &model,
+                &mc::GenerateArgs {
+                    input,
+                    opts,
+                    no_think,
+                    backend,
+                    dtype,
+                    json,
+                },
+            )
+        }
+        super::LmCommand::Logprobs {
+            model,
+            prompt,
+            completion,
+            backend,
+            dtype,
+            json,
+        } => mc::logprobs(&model, &prompt, &completion, (backend, dtype), json),
+        super::LmCommand::Bench {
+            model,
+            prompt_tokens,
+            new_tokens,
+            batch,
+            repeat,
+            backend,
+            dtype,
+            json,
+        } => mc::bench(
+            &model,
+            &mc::BenchArgs {
+                prompt_tokens,
+                new_tokens,
+                batch,
+                repeat,
+                backend,
+                dtype,
+                json,
+            },
+        ),
+        super::LmCommand::Convert {
+            model,
+            out,
+            bf16,
+            force,
+        } => mc::convert(&model, &out, bf16, force),
+        super::LmCommand::Init {
+            arch,
+            layers,
+            hidden,
+            heads,
+            kv_heads,
+            head_dim,
+            intermediate,
+            context,
+            rope_theta,
+            rms_norm_eps,
+            untied,
+            tokenizer,
+            train_tokenizer,
+            vocab,
+            seed,
+            init_std,
+            out,
+            bf16,
+            force,
+        } => {
+            let tokenizer = match (tokenizer, train_tokenizer, vocab) {
+                (Some(p), _, _) => mc::TokenizerSource::From(p),
+                (None, Some(data), Some(vocab)) => mc::TokenizerSource::Train { data, vocab },
+                _ => {
+                    CliError::new(Code::LmNoTokenizer, "no tokenizer")
+                        .help("give --tokenizer MODEL, or --train-tokenizer DATASET --vocab N")
+                        .print();
+                    return ExitCode::from(2);
+                }
+            };
+            mc::init(&mc::InitArgs {
+                shape: crate::model::init::Shape {
+                    arch,
+                    layers,
+                    hidden,
+                    heads,
+                    kv_heads,
+                    head_dim,
+                    intermediate,
+                    context,
+                    rope_theta,
+                    rms_norm_eps,
+                    tie_embeddings: !untied,
+                },
+                tokenizer,
+                seed,
+                init_std,
+                out,
+                bf16,
+                force,
+            })
+        }
+    }
 }

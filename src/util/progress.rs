@@ -1,7 +1,5 @@
 //! Progress bars for long work: drawn on a terminal, silent in pipes and CI.
 
-use std::io::IsTerminal;
-
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A stage bar ("3/6 writing facts") with optional nested counters.
@@ -23,7 +21,7 @@ impl Sub {
 impl Progress {
     /// Draws only when `wanted`, standard error is a terminal and `CI` is unset.
     pub fn new(wanted: bool, stages: u64, first: &str) -> Progress {
-        let show = wanted && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+        let show = wanted && super::interactive();
         if !show {
             return Progress {
                 multi: None,

@@ -1,17 +1,21 @@
-//! The command line: argument parsing and the `check`, `fmt`, `generate`, `score` and `eval` commands;
-//! the pipeline commands (`run`, `status`, `show`, `gc`, `clean`, `schema`) live in
-//! `pipeline::commands`.
+//! The command line: clap's definitions here, then one module per family of commands
+//! (`lang`, `data`, `lm`, `pipeline`, `eval`) and one error type (`error`). Nothing below
+//! `cli` imports from it.
 //!
 //! Exit codes: 0 success (warnings allowed), 1 `fmt --check` found files to reformat,
 //! 2 errors in the input (diagnostics on stderr) or bad usage.
 
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::lang::{self, Diagnostic, diag};
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod lang;
+pub mod lm;
+pub mod pipeline;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -67,11 +71,11 @@ pub enum LmCommand {
         /// Qwen3: ask for an answer without a thinking block (`enable_thinking=false`).
         #[arg(long)]
         no_think: bool,
-        #[arg(long, value_enum, default_value = "auto")]
-        backend: crate::model::commands::Backend,
+        #[arg(long, default_value = "auto", value_parser = backend_arg())]
+        backend: crate::model::device::Backend,
         /// The float type to compute in (bf16/f16 where the backend supports them).
-        #[arg(long, value_enum, default_value = "f32")]
-        dtype: crate::model::commands::Dtype,
+        #[arg(long, default_value = "f32", value_parser = dtype_arg())]
+        dtype: crate::model::device::Dtype,
         #[arg(long)]
         json: bool,
     },
@@ -82,11 +86,11 @@ pub enum LmCommand {
         prompt: String,
         #[arg(long)]
         completion: String,
-        #[arg(long, value_enum, default_value = "auto")]
-        backend: crate::model::commands::Backend,
+        #[arg(long, default_value = "auto", value_parser = backend_arg())]
+        backend: crate::model::device::Backend,
         /// The float type to compute in (bf16/f16 where the backend supports them).
-        #[arg(long, value_enum, default_value = "f32")]
-        dtype: crate::model::commands::Dtype,
+        #[arg(long, default_value = "f32", value_parser = dtype_arg())]
+        dtype: crate::model::device::Dtype,
         #[arg(long)]
         json: bool,
     },
@@ -103,10 +107,10 @@ pub enum LmCommand {
         /// Timed repetitions (the best is reported).
         #[arg(long, default_value_t = 1)]
         repeat: usize,
-        #[arg(long, value_enum, default_value = "auto")]
-        backend: crate::model::commands::Backend,
-        #[arg(long, value_enum, default_value = "f32")]
-        dtype: crate::model::commands::Dtype,
+        #[arg(long, default_value = "auto", value_parser = backend_arg())]
+        backend: crate::model::device::Backend,
+        #[arg(long, default_value = "f32", value_parser = dtype_arg())]
+        dtype: crate::model::device::Dtype,
         #[arg(long)]
         json: bool,
     },
@@ -180,6 +184,18 @@ pub enum LmCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+fn backend_arg() -> impl clap::builder::TypedValueParser<Value = crate::model::device::Backend> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(crate::model::device::Backend::available())
+        .try_map(|s| crate::model::device::Backend::parse(&s))
+}
+
+fn dtype_arg() -> impl clap::builder::TypedValueParser<Value = crate::model::device::Dtype> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(crate::model::device::Dtype::ALL.map(|d| d.name()))
+        .try_map(|s| crate::model::device::Dtype::parse(&s))
 }
 
 fn parse_arch(s: &str) -> Result<crate::model::config::Arch, String> {
@@ -363,7 +379,7 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    use crate::pipeline::commands as pc;
+    use pipeline as pc;
     match cli.command {
         Command::Run {
             pipeline,
@@ -383,7 +399,7 @@ pub fn main() -> ExitCode {
                 force_all,
                 dry_run,
                 jobs: jobs.map_or(0, usize::from),
-                progress: std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
+                progress: crate::util::interactive(),
             },
             store.as_deref(),
         ),
@@ -416,9 +432,9 @@ pub fn main() -> ExitCode {
             store,
             param,
         } => pc::verify(pipeline.as_deref(), &param, repair, store.as_deref()),
-        Command::Lm { command } => lm(command),
-        Command::Check { files } => check(&files),
-        Command::Fmt { check, files } => fmt(&files, check),
+        Command::Lm { command } => lm::dispatch(command),
+        Command::Check { files } => lang::check(&files),
+        Command::Fmt { check, files } => lang::fmt(&files, check),
         Command::Generate {
             rules,
             out,
@@ -427,7 +443,7 @@ pub fn main() -> ExitCode {
             derived,
             threads,
             stats,
-        } => generate(&rules, &out, &seeds.0, &set, derived, threads, stats),
+        } => data::generate(&rules, &out, &seeds.0, &set, derived, threads, stats),
         Command::Eval {
             benchmark,
             data,
@@ -435,7 +451,7 @@ pub fn main() -> ExitCode {
             baseline,
             aliases,
             json,
-        } => eval(
+        } => eval::eval(
             benchmark,
             &data,
             &predictions,
@@ -447,369 +463,7 @@ pub fn main() -> ExitCode {
             gold,
             predictions,
             json,
-        } => score(&gold, &predictions, json),
-    }
-}
-
-fn lm(command: LmCommand) -> ExitCode {
-    use crate::model::commands as mc;
-    use crate::model::generate::{GenOptions, Sampling};
-    match command {
-        LmCommand::Info { model, json } => mc::info(&model, json),
-        LmCommand::Generate {
-            model,
-            prompt,
-            chat,
-            user,
-            max_tokens,
-            temperature,
-            top_k,
-            top_p,
-            min_p,
-            seed,
-            stop,
-            ignore_eos,
-            no_think,
-            backend,
-            dtype,
-            json,
-        } => {
-            let input = match (prompt, chat, user) {
-                (Some(p), _, _) => mc::Input::Prompt(p),
-                (_, _, Some(u)) => {
-                    mc::Input::Chat(vec![crate::model::chat::Message::new("user", &u)])
-                }
-                (_, Some(file), _) => {
-                    let parsed = std::fs::read(&file)
-                        .map_err(|e| e.to_string())
-                        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
-                    match parsed {
-                        Ok(m) => mc::Input::Chat(m),
-                        Err(e) => {
-                            eprintln!(
-                                "error[synthpipe::lm::chat_file]: cannot read `{}`: {e}\n  help: the file holds a JSON list of {{\"role\": ..., \"content\": ...}} messages",
-                                file.display()
-                            );
-                            return ExitCode::from(2);
-                        }
-                    }
-                }
-                (None, None, None) => {
-                    eprintln!(
-                        "error[synthpipe::lm::no_input]: nothing to generate from\n  help: give --prompt TEXT, --user TEXT or --chat FILE"
-                    );
-                    return ExitCode::from(2);
-                }
-            };
-            let opts = GenOptions {
-                max_new_tokens: max_tokens,
-                stop,
-                sampling: Sampling {
-                    temperature,
-                    top_k,
-                    top_p,
-                    min_p,
-                    seed,
-                },
-                ignore_eos,
-                ..GenOptions::default()
-            };
-            mc::generate(
-                &model,
-                &mc::GenerateArgs {
-                    input,
-                    opts,
-                    no_think,
-                    backend,
-                    dtype,
-                    json,
-                },
-            )
-        }
-        LmCommand::Logprobs {
-            model,
-            prompt,
-            completion,
-            backend,
-            dtype,
-            json,
-        } => mc::logprobs(&model, &prompt, &completion, (backend, dtype), json),
-        LmCommand::Bench {
-            model,
-            prompt_tokens,
-            new_tokens,
-            batch,
-            repeat,
-            backend,
-            dtype,
-            json,
-        } => mc::bench(
-            &model,
-            &mc::BenchArgs {
-                prompt_tokens,
-                new_tokens,
-                batch,
-                repeat,
-                backend,
-                dtype,
-                json,
-            },
-        ),
-        LmCommand::Convert {
-            model,
-            out,
-            bf16,
-            force,
-        } => mc::convert(&model, &out, bf16, force),
-        LmCommand::Init {
-            arch,
-            layers,
-            hidden,
-            heads,
-            kv_heads,
-            head_dim,
-            intermediate,
-            context,
-            rope_theta,
-            rms_norm_eps,
-            untied,
-            tokenizer,
-            train_tokenizer,
-            vocab,
-            seed,
-            init_std,
-            out,
-            bf16,
-            force,
-        } => {
-            let tokenizer = match (tokenizer, train_tokenizer, vocab) {
-                (Some(p), _, _) => mc::TokenizerSource::From(p),
-                (None, Some(data), Some(vocab)) => mc::TokenizerSource::Train { data, vocab },
-                _ => {
-                    eprintln!(
-                        "error[synthpipe::lm::no_tokenizer]: no tokenizer\n  help: give --tokenizer MODEL, or --train-tokenizer DATASET --vocab N"
-                    );
-                    return ExitCode::from(2);
-                }
-            };
-            mc::init(&mc::InitArgs {
-                shape: crate::model::init::Shape {
-                    arch,
-                    layers,
-                    hidden,
-                    heads,
-                    kv_heads,
-                    head_dim,
-                    intermediate,
-                    context,
-                    rope_theta,
-                    rms_norm_eps,
-                    tie_embeddings: !untied,
-                },
-                tokenizer,
-                seed,
-                init_std,
-                out,
-                bf16,
-                force,
-            })
-        }
-    }
-}
-
-/// Peak resident memory of this process in MiB (Linux `VmHWM`), or `None` elsewhere.
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
-
-pub(crate) fn color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-}
-
-pub(crate) fn print_diags<C: diag::DiagCode>(diags: &[Diagnostic<C>], path: &Path, text: &str) {
-    if diags.is_empty() {
-        return;
-    }
-    let rendered = diag::render(diags, &path.display().to_string(), text, color());
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(rendered.as_bytes());
-}
-
-fn read_error(path: &Path, e: &std::io::Error) {
-    eprintln!(
-        "error[synthpipe::cli::read]: cannot read `{}`: {e}\n  help: check the path and its permissions",
-        path.display()
-    );
-}
-
-fn check(files: &[PathBuf]) -> ExitCode {
-    let mut failed = false;
-    let (mut errors, mut warnings) = (0usize, 0usize);
-    for path in files {
-        match lang::check_file(path) {
-            Err(e) => {
-                read_error(path, &e);
-                failed = true;
-            }
-            Ok((text, checked)) => {
-                print_diags(&checked.diagnostics, path, &text);
-                let e = checked.diagnostics.iter().filter(|d| d.is_error()).count();
-                errors += e;
-                warnings += checked.diagnostics.len() - e;
-                failed |= e > 0;
-            }
-        }
-    }
-    if failed {
-        eprintln!(
-            "check failed: {errors} error(s), {warnings} warning(s) in {} file(s)",
-            files.len()
-        );
-        ExitCode::from(2)
-    } else {
-        if warnings > 0 {
-            eprintln!("{warnings} warning(s)");
-        }
-        ExitCode::SUCCESS
-    }
-}
-
-fn fmt(files: &[PathBuf], check_only: bool) -> ExitCode {
-    let mut bad_input = false;
-    let mut unformatted = false;
-    for path in files {
-        let text = match std::fs::read(path) {
-            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-            Err(e) => {
-                read_error(path, &e);
-                bad_input = true;
-                continue;
-            }
-        };
-        let formatted = match lang::format_source(&text) {
-            Ok(f) => f,
-            Err(d) => {
-                print_diags(&[d], path, &text);
-                bad_input = true;
-                continue;
-            }
-        };
-        if formatted == text {
-            continue;
-        }
-        if check_only {
-            println!("would reformat {}", path.display());
-            unformatted = true;
-            continue;
-        }
-        if let Err(e) = write_atomic(path, &formatted) {
-            eprintln!(
-                "error[synthpipe::cli::write]: cannot write `{}`: {e}",
-                path.display()
-            );
-            bad_input = true;
-        }
-    }
-    if bad_input {
-        ExitCode::from(2)
-    } else if unformatted {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-/// Replaces a file by writing a sibling and renaming it, so a crash never leaves half a file.
-fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("fmt-tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
-/// Exit 0 with the report on stdout, or 2 with every load error on stderr.
-fn score(gold: &Path, predictions: &Path, json: bool) -> ExitCode {
-    match crate::score::score_files(gold, predictions) {
-        Ok(report) => print_result(&report, json, || report.table()),
-        Err(errors) => load_failed("score", &errors),
-    }
-}
-
-/// Renders load errors on stderr with a count line; exit 2.
-fn load_failed(command: &str, errors: &[crate::score::ScoreError]) -> ExitCode {
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(crate::score::render_errors(errors, color()).as_bytes());
-    let _ = writeln!(err, "{command} failed: {} error(s)", errors.len());
-    ExitCode::from(2)
-}
-
-/// Prints a result as pretty JSON or as its table: exit 0 (2 if it cannot be serialised).
-fn print_result(
-    value: &impl serde::Serialize,
-    json: bool,
-    table: impl FnOnce() -> String,
-) -> ExitCode {
-    let out = if json {
-        match serde_json::to_string_pretty(value) {
-            Ok(s) => s + "\n",
-            Err(e) => {
-                eprintln!("error: cannot serialise the result: {e} (this is a bug in synthpipe)");
-                return ExitCode::from(2);
-            }
-        }
-    } else {
-        table()
-    };
-    // A closed pipe (`| head`) is not a failure worth a panic; print! would panic on it.
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
-    ExitCode::SUCCESS
-}
-
-fn parse_benchmark(s: &str) -> Result<crate::eval::bench::Benchmark, String> {
-    crate::eval::bench::Benchmark::parse(s).ok_or_else(|| {
-        format!("unknown benchmark `{s}`; expected hotpotqa, 2wiki, musique, cofca or synthetic")
-    })
-}
-
-/// Exit 0 with the evaluation on stdout; 1 when it was computed but some data records
-/// were skipped (their diagnostics on stderr); 2 when nothing could be scored.
-fn eval(
-    bench: crate::eval::bench::Benchmark,
-    data: &Path,
-    predictions: &Path,
-    baseline: Option<&Path>,
-    aliases: Option<&Path>,
-    json: bool,
-) -> ExitCode {
-    let found = crate::eval::eval_files(bench, data, predictions, baseline, aliases);
-    let (evaluation, warnings) = match found {
-        Ok(r) => r,
-        Err(errors) => return load_failed("eval", &errors),
-    };
-    if !warnings.is_empty() {
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(crate::score::render_errors(&warnings, color()).as_bytes());
-        let _ = writeln!(
-            err,
-            "{} record(s) of the data file were skipped; the rest were scored",
-            warnings.len()
-        );
-    }
-    let code = print_result(&evaluation, json, || evaluation.table());
-    if warnings.is_empty() || code != ExitCode::SUCCESS {
-        code
-    } else {
-        ExitCode::from(1)
+        } => eval::score(&gold, &predictions, json),
     }
 }
 
@@ -828,83 +482,8 @@ fn parse_assignment(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Exit 0 after writing the files, 2 on a rule file with errors, bad parameters or an
-/// unwritable output folder.
-fn generate(
-    rules: &Path,
-    out: &Path,
-    seeds: &[u64],
-    set: &[(String, String)],
-    derived: bool,
-    threads: Option<u16>,
-    stats: bool,
-) -> ExitCode {
-    let started = std::time::Instant::now();
-    use crate::universe::{GenError, dataset, params::Params};
-    let (text, checked) = match lang::check_file(rules) {
-        Ok(x) => x,
-        Err(e) => {
-            read_error(rules, &e);
-            return ExitCode::from(2);
-        }
-    };
-    print_diags(&checked.diagnostics, rules, &text);
-    let Some(ir) = checked.ir else {
-        eprintln!(
-            "generate: `{}` has errors; nothing written",
-            rules.display()
-        );
-        return ExitCode::from(2);
-    };
-    let opts = dataset::Options {
-        derived,
-        progress: true,
-    };
-    let run = || {
-        let params = Params::resolve(&ir, set)?;
-        dataset::generate(&ir, &params, seeds, out, &opts)
-    };
-    let result = match threads {
-        None => run(),
-        Some(n) => match rayon::ThreadPoolBuilder::new()
-            .num_threads(n.into())
-            .build()
-        {
-            Ok(pool) => pool.install(run),
-            Err(e) => Err(GenError::Invalid(format!("cannot start {n} threads: {e}"))),
-        },
-    };
-    let generated = match result {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("{}", e.render());
-            return ExitCode::from(2);
-        }
-    };
-    let c = &generated.manifest.counts;
-    eprintln!(
-        "wrote {}: {} entities, {} facts, {} articles, {} questions from {} template variants",
-        out.display(),
-        c.entities.values().sum::<usize>(),
-        c.facts.values().sum::<usize>(),
-        c.articles,
-        c.questions,
-        c.template_variants
-    );
-    if stats {
-        let stages: serde_json::Map<String, serde_json::Value> = generated
-            .seconds
-            .iter()
-            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
-            .collect();
-        let line = serde_json::json!({
-            "seconds": started.elapsed().as_secs_f64(),
-            "stages": stages,
-            "peak_rss_mib": peak_rss_mib(),
-            "entities": c.entities.values().sum::<usize>(),
-            "questions": c.questions,
-        });
-        println!("{line}");
-    }
-    ExitCode::SUCCESS
+fn parse_benchmark(s: &str) -> Result<crate::eval::bench::Benchmark, String> {
+    crate::eval::bench::Benchmark::parse(s).ok_or_else(|| {
+        format!("unknown benchmark `{s}`; expected hotpotqa, 2wiki, musique, cofca or synthetic")
+    })
 }

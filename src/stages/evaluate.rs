@@ -1,0 +1,149 @@
+//! The `evaluate` stage: a model answers a synthpipe dataset's or a real benchmark's
+//! questions with the paper's sampling, scored with each benchmark's official metric.
+
+use serde::Deserialize;
+
+use super::spec::*;
+use super::train::{self, train_params};
+use super::{At, Check, Io, StageError, Trouble};
+use crate::eval::bench::Benchmark;
+use crate::model::device::{Backend, Dtype};
+use crate::rl::train::{Overflow, SampleParams, TrainParams};
+
+pub const KIND: KindSpec = KindSpec {
+    name: "evaluate",
+    // 2: metrics.json is an `eval::Evaluation` (F1 / EM ± s.e.m., strata, probe).
+    // 3: each scored question carries its strata; 2Wiki is named `2wiki`.
+    version: 3,
+    doc: "Answer a synthpipe dataset's questions (the training prompts) or a real benchmark's (reading comprehension with worked examples) with a model, sampling with the paper's evaluation settings, and score them: predictions.jsonl and metrics.json (EM, F1 ± s.e.m. overall and by stratum; for benchmarks also the composition probe).",
+    params: &[
+        MODEL_IN,
+        p(
+            "dataset",
+            Ty::Input(InputKind::Dataset),
+            None,
+            "a synthpipe dataset's questions (with their universes' articles); or give `benchmark` and `data`",
+        ),
+        p(
+            "benchmark",
+            Ty::Choice(&["synthetic", "hotpotqa", "2wiki", "musique", "cofca"]),
+            Some("\"synthetic\""),
+            "which questions: `synthetic` reads `dataset`; a real benchmark reads `data`, with its official metric and strata",
+        ),
+        p(
+            "data",
+            Ty::Input(InputKind::File),
+            None,
+            "the benchmark file (its official JSON array or JSON Lines)",
+        ),
+        p(
+            "aliases",
+            Ty::Input(InputKind::File),
+            None,
+            "2WikiMultiHopQA's id_aliases.json (answers also match the answer entity's aliases)",
+        ),
+        int(
+            "limit",
+            0,
+            "0",
+            "score only the first N questions of `data` (0: all)",
+        ),
+        EXAMPLES_IN,
+        int("batch", 1, "8", "questions generated together"),
+        float("temperature", "0.6", "sampling temperature (0: greedy)"),
+        float("top_p", "0.95", "nucleus sampling (1: off)"),
+        int("top_k", 0, "20", "top-k sampling (0: off)"),
+        MAX_PROMPT,
+        MAX_COMPLETION,
+        OVERFLOW,
+        EXAMPLES,
+        EVIDENCE,
+        CHAT,
+        THINKING,
+        BACKEND,
+        DTYPE,
+        SEED,
+    ],
+    outputs: &[OutputSpec {
+        name: "results",
+        kind: OutputKind::Evaluation,
+        doc: "predictions.jsonl (id, generation, extracted answer, scores) and metrics.json",
+    }],
+    cpus: 0,
+    exclusive: true,
+    check,
+    typed: super::reads_as::<Params>,
+    run,
+};
+
+/// The typed parameters (`model`, `dataset`, `data`, `aliases` and `examples_from` are
+/// inputs).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    pub benchmark: Benchmark,
+    pub limit: usize,
+    pub batch: usize,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub top_k: usize,
+    pub max_prompt_tokens: usize,
+    pub max_completion_tokens: usize,
+    pub overflow: Overflow,
+    pub examples: usize,
+    pub evidence: bool,
+    pub chat: bool,
+    pub enable_thinking: Option<bool>,
+    pub backend: Backend,
+    pub dtype: Dtype,
+    pub seed: u64,
+}
+
+/// A synthetic evaluation reads `dataset`; a real benchmark reads `data`.
+fn check(c: &mut Check) {
+    let synthetic = c
+        .param("benchmark")
+        .is_none_or(|b| b.as_str() == Some("synthetic"));
+    let (want, other) = if synthetic {
+        ("dataset", "data")
+    } else {
+        ("data", "dataset")
+    };
+    if !c.given(want) || c.given(other) {
+        c.report(
+            At::Stage,
+            Trouble::MissingKey,
+            format!("this `evaluate` stage needs `{want}` and no `{other}`"),
+            "give `dataset: {from: STAGE.OUTPUT}` for synthpipe questions, or `benchmark: hotpotqa|2wiki|musique|cofca` with `data: FILE` for a real benchmark",
+        );
+    }
+}
+
+fn run(io: &Io) -> Result<(), StageError> {
+    execute(&io.typed()?, io)
+}
+
+pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
+    use crate::rl::train;
+    let sampling = SampleParams {
+        temperature: p.temperature,
+        top_p: p.top_p,
+        top_k: p.top_k,
+    };
+    let params = train_params!(p, optim: None, sampling: Some(sampling), grpo: None);
+    let job = self::train::job(io, params, None, ("results", "results"))?;
+    let out = io.output("results")?;
+    match p.benchmark {
+        Benchmark::Synthetic => Ok(train::evaluate(&job, p.batch, out)?),
+        bench => Ok(train::evaluate_benchmark(
+            &job,
+            &train::BenchmarkJob {
+                bench,
+                data: io.input("data")?,
+                aliases: io.opt_input("aliases"),
+                limit: p.limit,
+            },
+            out,
+        )?),
+    }
+}

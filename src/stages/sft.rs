@@ -1,0 +1,101 @@
+//! The `sft` stage: supervised fine-tuning on rule-derived chains of thought.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use super::spec::*;
+use super::train::{self, optim_of, train_params};
+use super::{Io, StageError};
+use crate::model::device::{Backend, Dtype};
+use crate::rl::train::{Optim, Order, Overflow, Schedule, TrainParams};
+
+pub const KIND: KindSpec = KindSpec {
+    name: "sft",
+    // 2: questions drawn from `rules` are composed as `generate` 2 composes them.
+    version: 2,
+    doc: "Supervised fine-tuning on rule-derived chain-of-thought answers (written hop by hop from each question's program): a warm start for a model trained from scratch, and a baseline for GRPO. Resumes from its last checkpoint when killed.",
+    params: &[
+        MODEL_IN,
+        TRAIN_DATASET,
+        DRAW_RULES,
+        DRAW_SET,
+        DRAW_FIRST,
+        DRAW_HOLDOUT,
+        EXAMPLES_IN,
+        STEPS,
+        int("batch", 1, "8", "sequences per step"),
+        MICRO,
+        float("learning_rate", "1e-5", "peak learning rate"),
+        SCHEDULE,
+        WD,
+        BETA1,
+        BETA2,
+        ADAM_EPS,
+        CLIP,
+        MAX_PROMPT,
+        MAX_COMPLETION,
+        OVERFLOW,
+        EXAMPLES,
+        EVIDENCE,
+        CHAT,
+        THINKING,
+        ORDER,
+        CKPT,
+        BACKEND,
+        DTYPE,
+        SAVE_BF16,
+        SEED,
+    ],
+    outputs: TRAIN_OUTPUTS,
+    cpus: 0,
+    exclusive: true,
+    check: train::one_source,
+    typed: super::reads_as::<Params>,
+    run,
+};
+
+/// The typed parameters (`model`, `dataset`, `rules`, `holdout` and `examples_from` are
+/// inputs).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// With `rules`: the rule file's parameters, resolved by the loader.
+    pub set: Option<BTreeMap<String, Json>>,
+    pub first_seed: u64,
+    pub steps: u64,
+    pub batch: usize,
+    pub micro_batch: usize,
+    pub learning_rate: f64,
+    pub lr_schedule: Schedule,
+    pub weight_decay: f64,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_epsilon: f64,
+    pub max_grad_norm: f64,
+    pub order: Order,
+    pub checkpoint_every: u64,
+    pub save_bf16: bool,
+    pub max_prompt_tokens: usize,
+    pub max_completion_tokens: usize,
+    pub overflow: Overflow,
+    pub examples: usize,
+    pub evidence: bool,
+    pub chat: bool,
+    pub enable_thinking: Option<bool>,
+    pub backend: Backend,
+    pub dtype: Dtype,
+    pub seed: u64,
+}
+
+fn run(io: &Io) -> Result<(), StageError> {
+    execute(&io.typed()?, io)
+}
+
+pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
+    let params = train_params!(p, optim: Some(optim_of!(p)), sampling: None, grpo: None);
+    let draw = train::draw(io, &p.set, p.first_seed, |_| {})?;
+    let job = train::job(io, params, draw, ("model", "metrics"))?;
+    Ok(crate::rl::train::sft(&job)?)
+}
