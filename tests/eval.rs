@@ -403,7 +403,7 @@ fn malformed_records_are_diagnosed_and_the_rest_still_loads() {
     assert_eq!(ids, ["ok-1", "ok-2"]);
     let lines: Vec<Option<usize>> = l.errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, [Some(3), Some(4), Some(5), Some(7)]);
-    let rendered = synthpipe::score::render_errors(&l.errors, false);
+    let rendered = synthpipe::eval::score::render_errors(&l.errors, false);
     insta::assert_snapshot!("malformed_hotpotqa", rendered);
 
     // Through the CLI: the good records are scored, the bad ones reported, exit 1.
@@ -422,7 +422,7 @@ fn malformed_records_are_diagnosed_and_the_rest_still_loads() {
     assert!(out.contains("overall"), "{out}");
     assert!(out.contains("0.500"), "{out}");
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("synthpipe::score::bad_record"), "{err}");
+    assert!(err.contains("synthpipe::eval::bad_record"), "{err}");
     assert!(
         err.contains("4 record(s) of the data file were skipped"),
         "{err}"
@@ -473,7 +473,7 @@ fn predictions_in_either_layout_score_alike_and_unknown_ids_are_errors() {
     write_predictions(&jsonl, &[("nope".into(), "x".into())]);
     let o = eval_cmd("2wiki", &data, &jsonl, &[], &dir);
     assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("synthpipe::score::unknown_id"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("synthpipe::eval::unknown_id"));
     let o = synthpipe(
         &[
             "eval",
@@ -616,7 +616,7 @@ fn mutated_benchmark_and_prediction_files_never_panic() {
             for e in &l.errors {
                 assert!(!e.message.is_empty());
             }
-            let _ = synthpipe::score::render_errors(&l.errors, false);
+            let _ = synthpipe::eval::score::render_errors(&l.errors, false);
         }
         let _ = synthpipe::eval::parse_predictions("m.json", &m);
     }

@@ -10,7 +10,9 @@ use synthpipe::model::config::Arch;
 use synthpipe::model::init::Shape;
 use synthpipe::model::load::Model;
 use synthpipe::model::tokenizer::Tokenizer;
-use synthpipe::rl::grpo::{AdamW, LossConfig, LossType, Scale, completion_logprobs, policy_loss};
+use synthpipe::rl::objective::{
+    AdamW, LossConfig, LossType, Scale, completion_logprobs, policy_loss,
+};
 
 const TYPES: [LossType; 4] = [
     LossType::Bnpo,
@@ -353,7 +355,7 @@ fn model_gradient_matches_finite_differences_for_every_loss_type() {
             .iter()
             .map(|r| r.iter().map(|&x| x as f32).collect())
             .collect();
-        synthpipe::rl::grpo::matrix(&rows, c, &device)
+        synthpipe::rl::objective::matrix(&rows, c, &device)
     };
     let norm0: Vec<f32> = values(m.net.norm.val());
     for loss_type in TYPES {

@@ -118,37 +118,6 @@ fn an_unreadable_pipeline_file_is_a_diagnostic_not_a_panic() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("synthpipe::pipeline::read"));
 }
 
-/// The resolved stages of a pipeline and each stage's key pre-image (upstream digests as
-/// placeholders): what a user's YAML means, reviewable in one place.
-fn summary(p: &Pipeline) -> String {
-    let mut out = String::new();
-    for s in &p.stages {
-        let deps: Vec<&str> = s.deps.iter().map(|&d| p.stages[d].name.as_str()).collect();
-        let up: BTreeMap<String, String> = s
-            .inputs
-            .values()
-            .filter_map(|i| match i {
-                load::Input::Stage { stage, output } => Some((
-                    format!("{stage}.{output}"),
-                    format!("<digest of {stage}.{output}>"),
-                )),
-                load::Input::File { .. } => None,
-            })
-            .collect();
-        // A fixed machine, so the snapshot does not depend on where the tests run.
-        let pre = run::preimage_on(s, &up, &cpu_machine()).unwrap();
-        out.push_str(&format!(
-            "{} ({}), reads {:?}, cpus {}\n{}\n\n",
-            s.name,
-            s.kind.name,
-            deps,
-            s.cpus,
-            serde_json::to_string_pretty(&pre).unwrap()
-        ));
-    }
-    out
-}
-
 /// An AVX-512 machine without a GPU, and the same machine with one.
 fn cpu_machine() -> Machine {
     Machine {
@@ -201,13 +170,67 @@ fn a_model_stage_key_holds_the_backend_auto_resolves_to_and_the_device() {
     );
 }
 
+/// One line per stage: name, kind, the stages it reads, its cores and its key on a fixed
+/// machine (upstream outputs stand in by name), so a change to any stage's meaning shows as
+/// a changed key in a short, reviewable snapshot.
+fn key_lines(p: &Pipeline) -> String {
+    let mut out = String::new();
+    for s in &p.stages {
+        let deps: Vec<&str> = s.deps.iter().map(|&d| p.stages[d].name.as_str()).collect();
+        let pre = preimage_fixed(s);
+        out.push_str(&format!(
+            "{} ({}) reads {deps:?}, cpus {}: {}\n",
+            s.name,
+            s.kind.name,
+            s.cpus,
+            run::key_of(&pre)
+        ));
+    }
+    out
+}
+
+/// A stage's key pre-image on the fixed CPU machine, upstream digests standing in by name.
+fn preimage_fixed(s: &load::Stage) -> Json {
+    let up: BTreeMap<String, String> = s
+        .inputs
+        .values()
+        .filter_map(|i| match i {
+            load::Input::Stage { stage, output } => Some((
+                format!("{stage}.{output}"),
+                format!("<digest of {stage}.{output}>"),
+            )),
+            load::Input::File { .. } => None,
+        })
+        .collect();
+    run::preimage_on(s, &up, &cpu_machine()).unwrap()
+}
+
+/// A stage's resolved parameters, one `name = value` line each.
+fn param_lines(s: &load::Stage) -> String {
+    s.params
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}\n"))
+        .collect()
+}
+
 #[test]
 fn shipped_pipelines_validate_and_their_meaning_is_snapshotted() {
     for name in ["quickstart", "phantomwiki-paper"] {
         let path = PathBuf::from(format!("pipelines/{name}.yaml"));
         let p = load::load(&path).unwrap_or_else(|f| panic!("{name}: {:?}", f.diagnostics));
-        insta::assert_snapshot!(format!("pipeline_{name}"), summary(&p));
+        insta::assert_snapshot!(format!("pipeline_{name}_keys"), key_lines(&p));
     }
+    // One kind's resolved parameters in full (defaults filled in, inputs by place), and what
+    // else its key holds.
+    let p = load::load(Path::new("pipelines/quickstart.yaml")).unwrap();
+    let grpo = &p.stages[p.stage("grpo").unwrap()];
+    insta::assert_snapshot!("quickstart_grpo_params", param_lines(grpo));
+    let mut pre = preimage_fixed(grpo);
+    pre["params"] = Json::String("<the parameters above>".into());
+    insta::assert_snapshot!(
+        "quickstart_grpo_key_preimage",
+        serde_json::to_string_pretty(&pre).unwrap()
+    );
 }
 
 #[test]
@@ -723,9 +746,53 @@ fn the_paper_pipeline_generates_the_papers_data() {
 fn schema_covers_every_kind_and_parameter_and_the_docs_do_too() {
     let o = synthpipe(&["schema", "pipeline"], &root());
     assert!(o.status.success(), "{}", describe(&o));
-    let schema: Json = serde_json::from_slice(&o.stdout).unwrap();
+    let mut schema: Json = serde_json::from_slice(&o.stdout).unwrap();
+    // Every kind is one alternative of a stage, with every parameter, closed to others;
+    // `defaults` takes every kind's parameters.
+    let kinds = schema["properties"]["stages"]["additionalProperties"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(kinds.len(), synthpipe::stages::KINDS.len());
+    for (k, alt) in synthpipe::stages::KINDS.iter().zip(&kinds) {
+        assert_eq!(alt["title"], k.name);
+        assert_eq!(alt["properties"]["kind"]["const"], k.name);
+        assert_eq!(alt["additionalProperties"], false, "{}", k.name);
+        for key in ["cpus", "out"] {
+            assert!(alt["properties"].get(key).is_some(), "{}: {key}", k.name);
+        }
+        for p in k.params {
+            assert!(
+                alt["properties"].get(p.name).is_some(),
+                "{}: {}",
+                k.name,
+                p.name
+            );
+            let required = alt["required"]
+                .as_array()
+                .unwrap()
+                .contains(&Json::from(p.name));
+            assert_eq!(required, p.required, "{}: {}", k.name, p.name);
+            let defaults = &schema["properties"]["defaults"]["properties"][k.name];
+            assert!(defaults["properties"].get(p.name).is_some());
+        }
+    }
+    // Reviewable snapshots: the top level, and one kind in full.
+    let split = kinds
+        .iter()
+        .find(|k| k["title"] == "split")
+        .unwrap()
+        .clone();
     insta::assert_snapshot!(
-        "pipeline_schema",
+        "pipeline_schema_split",
+        serde_json::to_string_pretty(&split).unwrap()
+    );
+    let titles: Vec<Json> = kinds.iter().map(|k| k["title"].clone()).collect();
+    schema["properties"]["stages"]["additionalProperties"]["oneOf"] = Json::from(titles);
+    schema["properties"]["defaults"]["properties"] =
+        Json::String("<every kind's parameters>".into());
+    insta::assert_snapshot!(
+        "pipeline_schema_top",
         serde_json::to_string_pretty(&schema).unwrap()
     );
     let docs = std::fs::read_to_string(root().join("docs/pipelines.md")).unwrap();

@@ -181,6 +181,20 @@ fn killed_training_resumes_to_identical_weights() {
         let ma = metrics(&a.join("out").join(stage).join("metrics/metrics.jsonl"));
         let mb = metrics(&b.join("out").join(stage).join("metrics/metrics.jsonl"));
         assert_eq!(ma, mb, "{stage}: metrics differ");
+        // The model folder says how it was trained, the same whether resumed or not.
+        let made = |d: &Path| -> Json {
+            let text =
+                std::fs::read_to_string(d.join("out").join(stage).join("model/training.json"));
+            serde_json::from_str(&text.unwrap()).unwrap()
+        };
+        let (ta, tb) = (made(&a), made(&b));
+        assert_eq!(ta, tb, "{stage}: training.json differs");
+        assert_eq!(ta["kind"], stage);
+        assert!(
+            ta["params"]["optim"]["learning_rate"].as_f64().unwrap() > 0.0,
+            "{ta}"
+        );
+        assert_eq!(ta["params"]["grpo"].is_null(), stage == "sft", "{ta}");
     }
     let sft = metrics(&a.join("out/sft/metrics/metrics.jsonl"));
     assert_eq!(sft.len(), 150);
@@ -229,8 +243,8 @@ fn killed_training_resumes_to_identical_weights() {
 
 #[test]
 fn grpo_defaults_are_the_papers_recipe() {
-    use synthpipe::rl::grpo::LossType;
-    use synthpipe::rl::train::Schedule;
+    use synthpipe::rl::objective::LossType;
+    use synthpipe::rl::params::Schedule;
     use synthpipe::stages::grpo::{KIND, Params};
     // The defaults exist once, in the kind's spec; they read as its typed parameters.
     let mut m = serde_json::Map::new();
@@ -340,7 +354,8 @@ fn family_dataset(name: &str) -> PathBuf {
 
 #[test]
 fn prompts_show_evidence_examples_from_another_universe_and_the_question() {
-    use synthpipe::rl::prompt::{Dataset, Examples, chain_of_thought, prompt_text};
+    use synthpipe::dataset::Dataset;
+    use synthpipe::prompt::{Examples, chain_of_thought, prompt_text};
     let data = Dataset::load(&family_dataset("prompt")).unwrap();
     let q = data
         .questions
@@ -379,12 +394,13 @@ fn prompts_show_evidence_examples_from_another_universe_and_the_question() {
 
 #[test]
 fn encoded_prompts_use_the_chat_template_and_respect_budgets() {
+    use synthpipe::dataset::Dataset;
     use synthpipe::model::tokenizer::Tokenizer;
-    use synthpipe::rl::prompt::{Dataset, PromptOptions, Prompter};
+    use synthpipe::prompt::{PromptOptions, Prompter};
     let dir = family_dataset("encode");
     let data = Dataset::load(&dir).unwrap();
     let tok = Tokenizer::train(
-        synthpipe::rl::prompt::tokenizer_texts(&dir)
+        synthpipe::prompt::tokenizer_texts(&dir)
             .unwrap()
             .into_iter(),
         400,
@@ -414,7 +430,7 @@ fn encoded_prompts_use_the_chat_template_and_respect_budgets() {
     assert_eq!(enc.target.last(), Some(&im_end), "the target ends the turn");
     assert_eq!(
         tok.decode(&enc.target, true).unwrap(),
-        synthpipe::rl::prompt::chain_of_thought(q)
+        synthpipe::prompt::chain_of_thought(q)
     );
     // Budgets: one token short of the prompt, or of the target, is an overflow.
     let over = prompter(true, enc.prompt.len() - 1, 100_000)

@@ -7,16 +7,17 @@ use std::process::ExitCode;
 
 /// Exit 0 with the report on stdout, or 2 with every load error on stderr.
 pub fn score(gold: &Path, predictions: &Path, json: bool) -> ExitCode {
-    match crate::score::score_files(gold, predictions) {
+    match crate::eval::score::score_files(gold, predictions) {
         Ok(report) => print_result(&report, json, || report.table()),
         Err(errors) => load_failed("score", &errors),
     }
 }
 
 /// Renders load errors on stderr with a count line; exit 2.
-fn load_failed(command: &str, errors: &[crate::score::ScoreError]) -> ExitCode {
+fn load_failed(command: &str, errors: &[crate::eval::score::ScoreError]) -> ExitCode {
     let mut err = std::io::stderr().lock();
-    let _ = err.write_all(crate::score::render_errors(errors, crate::util::color()).as_bytes());
+    let _ =
+        err.write_all(crate::eval::score::render_errors(errors, crate::util::color()).as_bytes());
     let _ = writeln!(err, "{command} failed: {} error(s)", errors.len());
     ExitCode::from(2)
 }
@@ -60,8 +61,9 @@ pub fn eval(
     };
     if !warnings.is_empty() {
         let mut err = std::io::stderr().lock();
-        let _ =
-            err.write_all(crate::score::render_errors(&warnings, crate::util::color()).as_bytes());
+        let _ = err.write_all(
+            crate::eval::score::render_errors(&warnings, crate::util::color()).as_bytes(),
+        );
         let _ = writeln!(
             err,
             "{} record(s) of the data file were skipped; the rest were scored",

@@ -321,7 +321,7 @@ fn check_out(out: &Path, force: bool) -> Result<(), ExitCode> {
 pub fn init(a: &InitArgs) -> ExitCode {
     use crate::model::init::tokenizer_of;
     use crate::model::tokenizer::Tokenizer;
-    use crate::rl::prompt::tokenizer_texts;
+    use crate::prompt::tokenizer_texts;
     if let Err(code) = check_out(&a.out, a.force) {
         return code;
     }

@@ -10,37 +10,78 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use crate::universe::dataset::{FILES, Histograms};
+use super::{Article, DerivedCounts, DerivedManifest, Entity, FILES, Fact, Histograms, Question};
 use crate::util::rng::Rng;
 
-/// The fields of a dataset record that split, mix and the summaries read.
-#[derive(Deserialize)]
+/// What split and mix read of a record (its line is copied as it is): read through the
+/// record types of `super`, so a record that is not one is an error at its line.
+#[derive(Default)]
 struct Meta {
-    #[serde(default)]
     id: String,
-    #[serde(default)]
     universe: String,
-    #[serde(default)]
     seed: Option<u64>,
-    #[serde(default, rename = "type")]
     ty: String,
-    #[serde(default)]
     relation: String,
-    #[serde(default)]
     question_type: String,
-    #[serde(default)]
     difficulty: i64,
-    #[serde(default)]
     hops: usize,
-    #[serde(default)]
     template: String,
-    #[serde(default)]
-    answers: Vec<Json>,
+    answerable: bool,
 }
 
+/// Line `n` (0-based) of `file`, read as the record type of that file.
 fn meta(line: &str, file: &Path, n: usize) -> Result<Meta, String> {
-    serde_json::from_str(line)
-        .map_err(|e| format!("{}:{}: not a dataset record: {e}", file.display(), n + 1))
+    fn read<T: serde::de::DeserializeOwned>(
+        line: &str,
+        file: &Path,
+        n: usize,
+    ) -> Result<T, String> {
+        serde_json::from_str(line)
+            .map_err(|e| format!("{}:{}: not a dataset record: {e}", file.display(), n + 1))
+    }
+    let name = file
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    Ok(match name {
+        "entities.jsonl" => {
+            let e: Entity = read(line, file, n)?;
+            Meta {
+                universe: e.universe,
+                ty: e.ty,
+                ..Meta::default()
+            }
+        }
+        "facts.jsonl" => {
+            let f: Fact = read(line, file, n)?;
+            Meta {
+                universe: f.universe,
+                relation: f.relation,
+                ..Meta::default()
+            }
+        }
+        "articles.jsonl" => {
+            let a: Article = read(line, file, n)?;
+            Meta {
+                universe: a.universe,
+                ..Meta::default()
+            }
+        }
+        _ => {
+            let q: Question = read(line, file, n)?;
+            Meta {
+                answerable: !q.answers.is_empty(),
+                id: q.id,
+                universe: q.universe,
+                seed: Some(q.seed),
+                question_type: q.question_type,
+                difficulty: q.difficulty,
+                hops: q.hops,
+                template: q.template,
+                ..Meta::default()
+            }
+        }
+    })
 }
 
 /// Reads a dataset's file line by line.
@@ -149,7 +190,7 @@ impl DatasetWriter {
                     m.difficulty,
                     m.hops,
                     &m.template,
-                    !m.answers.is_empty(),
+                    m.answerable,
                 );
                 self.universe(&m.universe, m.seed);
             }
@@ -167,20 +208,23 @@ impl DatasetWriter {
                 .map_err(|e| format!("cannot write `{}`: {e}", self.dir.display()))?;
             digests.insert(name, format!("b3:{}", h.finalize().to_hex()));
         }
-        let manifest = json!({
-            "derived_by": derived_by,
-            "sources": self.sources,
-            "seeds": self.universes.iter().map(|(_, s)| s).collect::<Vec<_>>(),
-            "universes": self.universes.iter().map(|(u, _)| u).collect::<Vec<_>>(),
-            "counts": {
-                "entities": self.entities,
-                "facts": self.facts,
-                "articles": self.articles,
-                "questions": self.questions,
+        let manifest = DerivedManifest {
+            counts: DerivedCounts {
+                articles: self.articles,
+                entities: self.entities,
+                facts: self.facts,
+                questions: self.questions,
             },
-            "histograms": self.histograms,
-            "files": digests,
-        });
+            derived_by: derived_by.to_string(),
+            files: digests
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            histograms: serde_json::to_value(&self.histograms).map_err(|e| e.to_string())?,
+            seeds: self.universes.iter().map(|(_, s)| *s).collect(),
+            sources: self.sources,
+            universes: self.universes.into_iter().map(|(u, _)| u).collect(),
+        };
         let text = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())? + "\n";
         std::fs::write(self.dir.join("manifest.json"), text)
             .map_err(|e| format!("cannot write `{}`: {e}", self.dir.display()))

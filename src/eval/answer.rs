@@ -1,7 +1,7 @@
 //! The answer a generation gives: the last complete `<answer>…</answer>` span, as text or
 //! as PhantomWiki's answer set, and whether the generation ends in one.
 
-use crate::score::split_prediction;
+use crate::eval::score::split_prediction;
 
 const OPEN: &str = "<answer>";
 const CLOSE: &str = "</answer>";

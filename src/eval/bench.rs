@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::score::{ErrorCode, Located, ScoreError};
+use crate::eval::score::{ErrorCode, Located, ScoreError};
 
 /// The benchmarks synthpipe knows how to read, score and stratify.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -87,8 +87,9 @@ impl Benchmark {
                  `question_decomposition` ([{question, answer}, …]) or `type` (e.g. `3hop`)"
             }
             Benchmark::Synthetic => {
-                "a synthpipe question needs `id`, `text`, `answers` (array of strings), \
-                 `hops`, `difficulty` and `question_type`; `intermediate` is optional"
+                "a synthpipe question has every field `generate` writes (docs/dataset.md): \
+                 `id`, `universe`, `seed`, `template`, `template_id`, `question_type`, `text`, \
+                 `answers`, `difficulty`, `hops`, `program` and `intermediate`"
             }
         }
     }
@@ -138,12 +139,22 @@ pub type Aliases = BTreeMap<String, Vec<String>>;
 
 /// Reads a benchmark file (or, for `synthetic`, a dataset folder or its questions.jsonl).
 pub fn load_file(bench: Benchmark, path: &Path, aliases: Option<&Aliases>) -> Loaded {
+    in_eval(load_file_inner(bench, path, aliases))
+}
+
+/// Benchmark files are evaluation's input: their problems carry `synthpipe::eval::` codes.
+fn in_eval(mut l: Loaded) -> Loaded {
+    l.errors = l.errors.into_iter().map(ScoreError::in_eval).collect();
+    l
+}
+
+fn load_file_inner(bench: Benchmark, path: &Path, aliases: Option<&Aliases>) -> Loaded {
     let shown = path.display().to_string();
     if bench == Benchmark::Synthetic {
         return load_synthetic(path);
     }
     match std::fs::read(path) {
-        Ok(bytes) => load_bytes(bench, &shown, &bytes, aliases),
+        Ok(bytes) => load_bytes_inner(bench, &shown, &bytes, aliases),
         Err(e) => Loaded {
             records: vec![],
             errors: vec![read_error(&shown, &e)],
@@ -159,6 +170,15 @@ fn read_error(shown: &str, e: &std::io::Error) -> ScoreError {
 /// Parses benchmark records from bytes: a JSON array (the official releases) or JSON
 /// Lines (most copies), told apart by the first non-blank byte.
 pub fn load_bytes(bench: Benchmark, file: &str, bytes: &[u8], aliases: Option<&Aliases>) -> Loaded {
+    in_eval(load_bytes_inner(bench, file, bytes, aliases))
+}
+
+fn load_bytes_inner(
+    bench: Benchmark,
+    file: &str,
+    bytes: &[u8],
+    aliases: Option<&Aliases>,
+) -> Loaded {
     let mut out = Loaded::default();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for element in elements(file, bytes) {
@@ -202,7 +222,7 @@ fn elements(file: &str, bytes: &[u8]) -> Vec<Result<Located, ScoreError>> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let first = bytes.iter().position(|b| !b.is_ascii_whitespace());
     if first.map(|i| bytes[i]) != Some(b'[') {
-        return crate::score::jsonl_objects(file, bytes);
+        return crate::eval::score::jsonl_objects(file, bytes);
     }
     let start = first.unwrap_or(0);
     let mut out = Vec::new();
@@ -349,12 +369,6 @@ fn strings(v: &Value, what: &str) -> Result<Vec<String>, String> {
             kind_of(other)
         )),
     }
-}
-
-fn uint(m: &Map<String, Value>, key: &str) -> Result<u64, String> {
-    m.get(key)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("`{key}` must be a non-negative integer"))
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -590,54 +604,39 @@ fn record(
             })
         }
         Benchmark::Synthetic => {
-            let answers = strings(m.get("answers").unwrap_or(&Value::Null), "answers")?;
-            let intermediate = synthetic_hops(m)?;
+            // The dataset's own record type: what `generate` writes is what is read.
+            let q: crate::dataset::Question = serde_json::from_value(Value::Object(m.clone()))
+                .map_err(|e| format!("not a synthpipe question: {e}"))?;
+            // The intermediate answers per hop: the answer sets of the program's steps,
+            // leaving out the steps that only name a start entity (they are in the question).
+            let intermediate = q
+                .intermediate
+                .iter()
+                .zip(
+                    q.program
+                        .steps
+                        .iter()
+                        .map(|s| Some(s.op.as_str()))
+                        .chain(std::iter::repeat(None)),
+                )
+                .filter(|(_, op)| !matches!(op, Some("name" | "whose")))
+                .map(|(s, _)| s.clone())
+                .collect();
             Ok(Record {
-                id: id(m, "id")?,
-                question: string(m, "text")?,
-                answers,
-                kind: Some(string(m, "question_type")?),
-                hops: Some(uint(m, "hops")?),
-                difficulty: Some(uint(m, "difficulty")?),
-                universe: opt_string(m, "universe")?,
+                id: q.id,
+                question: q.text,
+                answers: q.answers,
+                kind: Some(q.question_type),
+                hops: Some(q.hops as u64),
+                difficulty: Some(u64::try_from(q.difficulty).map_err(|_| {
+                    format!("`difficulty` must not be negative, found {}", q.difficulty)
+                })?),
+                universe: Some(q.universe),
                 intermediate,
                 ..blank
             })
         }
     }
-}
-
-/// A synthetic question's intermediate answers per hop: the answer sets of its program's
-/// steps, leaving out the steps that only name a start entity (they are in the question).
-fn synthetic_hops(m: &Map<String, Value>) -> Result<Vec<Vec<String>>, String> {
-    let Some(sets) = m.get("intermediate") else {
-        return Ok(vec![]);
-    };
-    let sets = match sets {
-        Value::Array(a) => a
-            .iter()
-            .map(|s| strings(s, "intermediate"))
-            .collect::<Result<Vec<_>, _>>()?,
-        other => {
-            return Err(format!(
-                "`intermediate` must be an array, found {}",
-                kind_of(other)
-            ));
-        }
-    };
-    let ops: Vec<Option<&str>> = match m.get("program").and_then(|p| p.get("steps")) {
-        Some(Value::Array(steps)) => steps
-            .iter()
-            .map(|s| s.get("op").and_then(Value::as_str))
-            .collect(),
-        _ => vec![None; sets.len()],
-    };
-    Ok(sets
-        .into_iter()
-        .zip(ops.into_iter().chain(std::iter::repeat(None)))
-        .filter(|(_, op)| !matches!(op, Some("name" | "whose")))
-        .map(|(s, _)| s)
-        .collect())
 }
 
 /// A synthpipe dataset (folder with questions.jsonl and articles.jsonl, or the
@@ -665,20 +664,30 @@ fn load_synthetic(path: &Path) -> Loaded {
         return out;
     };
     let mut by_universe: BTreeMap<String, Vec<Paragraph>> = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Ok(Value::Object(a)) = serde_json::from_str::<Value>(line) else {
+    let shown = articles.display().to_string();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
             continue;
-        };
-        if let (Ok(u), Ok(title), Ok(body)) = (
-            string(&a, "universe"),
-            string(&a, "title"),
-            string(&a, "text"),
-        ) {
-            by_universe.entry(u).or_default().push(Paragraph {
-                title,
-                text: body,
+        }
+        match serde_json::from_str::<crate::dataset::Article>(line) {
+            Ok(a) => by_universe.entry(a.universe).or_default().push(Paragraph {
+                title: a.title,
+                text: a.text,
                 supporting: false,
-            });
+            }),
+            // A malformed article is reported, never skipped silently; the questions of its
+            // universe are still scored.
+            Err(e) => out.errors.push(
+                ScoreError::at_line(
+                    ErrorCode::BadRecord,
+                    &shown,
+                    i + 1,
+                    line,
+                    format!("not a synthpipe article: {e}"),
+                )
+                .with_help("articles.jsonl holds the records `generate` writes (docs/dataset.md)")
+                .in_eval(),
+            ),
         }
     }
     for r in &mut out.records {
@@ -692,10 +701,10 @@ fn load_synthetic(path: &Path) -> Loaded {
 /// Reads 2WikiMultiHopQA's `id_aliases.json` (JSON Lines of `{Q_id, aliases, demonyms}`).
 pub fn load_aliases(path: &Path) -> Result<Aliases, Vec<ScoreError>> {
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| vec![read_error(&shown, &e)])?;
+    let bytes = std::fs::read(path).map_err(|e| vec![read_error(&shown, &e).in_eval()])?;
     let mut out = Aliases::new();
     let mut errors = Vec::new();
-    for element in crate::score::jsonl_objects(&shown, &bytes) {
+    for element in crate::eval::score::jsonl_objects(&shown, &bytes) {
         match element {
             Ok((line, text, m)) => {
                 let parsed = (|| {
@@ -722,7 +731,7 @@ pub fn load_aliases(path: &Path) -> Result<Aliases, Vec<ScoreError>> {
     if errors.is_empty() {
         Ok(out)
     } else {
-        Err(errors)
+        Err(errors.into_iter().map(ScoreError::in_eval).collect())
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::score::Scores;
+use crate::eval::score::Scores;
 use crate::util::rng::Rng;
 
 /// The normalisation every benchmark's official script applies, in its order: lower-case,

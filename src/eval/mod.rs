@@ -9,6 +9,8 @@ pub mod answer;
 pub mod bench;
 pub mod metrics;
 pub mod prompt;
+pub mod run;
+pub mod score;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -17,7 +19,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::score::{ErrorCode, ScoreError, Scores};
+use crate::eval::score::{ErrorCode, ScoreError, Scores};
 use bench::{Benchmark, Record};
 use metrics::{Estimate, Rules};
 
@@ -36,6 +38,15 @@ pub struct Answer {
 /// `answers` as an array, joined with ", "), or HotpotQA's official prediction file
 /// `{"answer": {id: text}, …}`.
 pub fn parse_predictions(file: &str, bytes: &[u8]) -> Result<Vec<Answer>, Vec<ScoreError>> {
+    parse_predictions_inner(file, bytes).map_err(in_eval)
+}
+
+/// Evaluation's problems carry `synthpipe::eval::` codes.
+fn in_eval(errors: Vec<ScoreError>) -> Vec<ScoreError> {
+    errors.into_iter().map(ScoreError::in_eval).collect()
+}
+
+fn parse_predictions_inner(file: &str, bytes: &[u8]) -> Result<Vec<Answer>, Vec<ScoreError>> {
     if let Ok(Value::Object(top)) = serde_json::from_slice::<Value>(bytes)
         && let Some(Value::Object(answers)) = top.get("answer")
     {
@@ -62,7 +73,7 @@ pub fn parse_predictions(file: &str, bytes: &[u8]) -> Result<Vec<Answer>, Vec<Sc
     let mut out = Vec::new();
     let mut errors = Vec::new();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    for element in crate::score::jsonl_objects(file, bytes) {
+    for element in crate::eval::score::jsonl_objects(file, bytes) {
         let (line, text, m) = match element {
             Ok(e) => e,
             Err(e) => {
@@ -213,9 +224,10 @@ pub fn score_one(bench: Benchmark, r: &Record, answer: &str) -> Scores {
         }
         Benchmark::Musique | Benchmark::Cofca => metrics::best_of(answer, &r.answers, Rules::Squad),
         // Answer sets, PhantomWiki's convention (as `synthpipe score`).
-        Benchmark::Synthetic => {
-            crate::score::score_answers(&r.answers, &crate::score::split_prediction(answer))
-        }
+        Benchmark::Synthetic => crate::eval::score::score_answers(
+            &r.answers,
+            &crate::eval::score::split_prediction(answer),
+        ),
     }
 }
 
@@ -257,7 +269,7 @@ pub fn evaluate(
         })
         .collect();
     if !unknown.is_empty() {
-        return Err(unknown);
+        return Err(in_eval(unknown));
     }
     let by_id: BTreeMap<&str, &Answer> = answers.iter().map(|a| (a.id.as_str(), a)).collect();
     let scored: Vec<Scored> = records
@@ -425,18 +437,15 @@ pub fn eval_files(
                 &data.display().to_string(),
                 format!("no {} record could be read", bench.name()),
             )
-            .with_help("check --benchmark against the file's layout"),
+            .with_help("check --benchmark against the file's layout")
+            .in_eval(),
         );
         return Err(errors);
     }
     let score = |predictions: &Path| {
         let shown = predictions.display().to_string();
         let bytes = std::fs::read(predictions).map_err(|e| {
-            vec![ScoreError::whole(
-                ErrorCode::Read,
-                &shown,
-                format!("cannot read: {e}"),
-            )]
+            vec![ScoreError::whole(ErrorCode::Read, &shown, format!("cannot read: {e}")).in_eval()]
         })?;
         let answers = parse_predictions(&shown, &bytes)?;
         evaluate(bench, &loaded.records, &answers, &shown)

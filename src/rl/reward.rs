@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::eval::answer::{last_answer, predicted, well_formed};
-use crate::score::score_answers;
+use crate::eval::score::score_answers;
 
 /// How much each reward counts. The paper rewards set-F1 alone.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,11 +4,11 @@
 use serde::Deserialize;
 
 use super::spec::*;
-use super::train::{self, train_params};
 use super::{At, Check, Io, StageError, Trouble};
 use crate::eval::bench::Benchmark;
+use crate::eval::run::{self, BenchmarkJob, Run, SampleParams, Settings};
 use crate::model::device::{Backend, Dtype};
-use crate::rl::train::{Overflow, SampleParams, TrainParams};
+use crate::prompt::{OnOverflow as Overflow, PromptOptions};
 
 pub const KIND: KindSpec = KindSpec {
     name: "evaluate",
@@ -124,26 +124,43 @@ fn run(io: &Io) -> Result<(), StageError> {
 }
 
 pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
-    use crate::rl::train;
-    let sampling = SampleParams {
-        temperature: p.temperature,
-        top_p: p.top_p,
-        top_k: p.top_k,
+    let settings = Settings {
+        prompt: PromptOptions {
+            examples: p.examples,
+            evidence: p.evidence,
+            chat: p.chat,
+            enable_thinking: p.enable_thinking,
+            seed: p.seed,
+        },
+        max_prompt_tokens: p.max_prompt_tokens,
+        max_completion_tokens: p.max_completion_tokens,
+        overflow: p.overflow,
+        sampling: SampleParams {
+            temperature: p.temperature,
+            top_p: p.top_p,
+            top_k: p.top_k,
+        },
+        batch: p.batch,
+        backend: p.backend,
+        dtype: p.dtype,
     };
-    let params = train_params!(p, optim: None, sampling: Some(sampling), grpo: None);
-    let job = self::train::job(io, params, None, ("results", "results"))?;
-    let out = io.output("results")?;
+    let r = Run {
+        settings,
+        model: io.input("model")?,
+        examples: io.opt_input("examples_from"),
+        out: io.output("results")?,
+        progress: io.progress,
+    };
     match p.benchmark {
-        Benchmark::Synthetic => Ok(train::evaluate(&job, p.batch, out)?),
-        bench => Ok(train::evaluate_benchmark(
-            &job,
-            &train::BenchmarkJob {
+        Benchmark::Synthetic => Ok(run::synthetic(&r, io.input("dataset")?)?),
+        bench => Ok(run::benchmark(
+            &r,
+            &BenchmarkJob {
                 bench,
                 data: io.input("data")?,
                 aliases: io.opt_input("aliases"),
                 limit: p.limit,
             },
-            out,
         )?),
     }
 }

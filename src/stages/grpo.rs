@@ -8,14 +8,17 @@ use serde_json::Value as Json;
 use super::spec::*;
 use super::train::{self, optim_of, train_params};
 use super::{Io, StageError};
+use crate::eval::run::SampleParams;
 use crate::model::device::{Backend, Dtype};
-use crate::rl::grpo::LossType;
-use crate::rl::train::{GrpoParams, Optim, Order, Overflow, SampleParams, Schedule, TrainParams};
+use crate::prompt::OnOverflow as Overflow;
+use crate::rl::objective::LossType;
+use crate::rl::params::{GrpoParams, Optim, Order, Schedule, TrainParams};
 
 pub const KIND: KindSpec = KindSpec {
     name: "grpo",
     // 2: questions drawn from `rules` are composed as `generate` 2 composes them.
-    version: 2,
+    // 3: the model folder records its training settings (training.json).
+    version: 3,
     doc: "GRPO with verifiable rewards (TRL 0.21 semantics; defaults are the paper's recipe): groups of sampled completions per question, set-F1 rewards of the last <answer> span, group-normalised advantages, the clipped objective, AdamW with linear decay. Resumes from its last checkpoint when killed.",
     params: &[
         MODEL_IN,
@@ -239,5 +242,5 @@ pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
         d.banks = p.banks.clone();
     })?;
     let job = train::job(io, params, draw, ("model", "metrics"))?;
-    Ok(crate::rl::train::grpo(&job)?)
+    Ok(crate::rl::grpo::grpo(&job)?)
 }

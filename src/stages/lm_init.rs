@@ -98,7 +98,7 @@ pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
     use crate::model::init::{Shape, tokenizer_of};
     use crate::model::load::Model;
     use crate::model::tokenizer::Tokenizer;
-    use crate::rl::prompt::tokenizer_texts;
+    use crate::prompt::tokenizer_texts;
     let tokenizer = match (io.opt_input("tokenizer"), io.opt_input("dataset")) {
         (Some(t), _) => tokenizer_of(t).map_err(|e| e.to_string())?,
         (None, Some(d)) => {

@@ -45,8 +45,8 @@ pub fn execute(_: &Params, io: &Io) -> Result<(), StageError> {
     } else {
         gold.to_path_buf()
     };
-    let report = crate::score::score_files(&gold, io.input("predictions")?)
-        .map_err(|errs| crate::score::render_errors(&errs, false))?;
+    let report = crate::eval::score::score_files(&gold, io.input("predictions")?)
+        .map_err(|errs| crate::eval::score::render_errors(&errs, false))?;
     let out = io.output("metrics")?;
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n";

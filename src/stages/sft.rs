@@ -9,12 +9,14 @@ use super::spec::*;
 use super::train::{self, optim_of, train_params};
 use super::{Io, StageError};
 use crate::model::device::{Backend, Dtype};
-use crate::rl::train::{Optim, Order, Overflow, Schedule, TrainParams};
+use crate::prompt::OnOverflow as Overflow;
+use crate::rl::params::{Optim, Order, Schedule, TrainParams};
 
 pub const KIND: KindSpec = KindSpec {
     name: "sft",
     // 2: questions drawn from `rules` are composed as `generate` 2 composes them.
-    version: 2,
+    // 3: the model folder records its training settings (training.json).
+    version: 3,
     doc: "Supervised fine-tuning on rule-derived chain-of-thought answers (written hop by hop from each question's program): a warm start for a model trained from scratch, and a baseline for GRPO. Resumes from its last checkpoint when killed.",
     params: &[
         MODEL_IN,
@@ -97,5 +99,5 @@ pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
     let params = train_params!(p, optim: Some(optim_of!(p)), sampling: None, grpo: None);
     let draw = train::draw(io, &p.set, p.first_seed, |_| {})?;
     let job = train::job(io, params, draw, ("model", "metrics"))?;
-    Ok(crate::rl::train::sft(&job)?)
+    Ok(crate::rl::sft::sft(&job)?)
 }

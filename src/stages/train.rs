@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value as Json;
 
 use super::{At, Check, Io, StageError, Trouble};
-use crate::rl::train::{Draw, Job, TrainParams};
+use crate::rl::curriculum::Draw;
+use crate::rl::job::Job;
+use crate::rl::params::TrainParams;
 
 /// `sft` and `grpo` read fixed questions (`dataset`) or draw them (`rules`): exactly one.
 pub fn one_source(c: &mut Check) {
@@ -37,7 +39,7 @@ pub fn draw(
     };
     let mut holdout = BTreeSet::new();
     if let Some(h) = io.opt_input("holdout") {
-        let data = crate::rl::prompt::Dataset::load(h)?;
+        let data = crate::dataset::Dataset::load(h)?;
         holdout.extend(data.questions.iter().map(|q| q.seed));
     }
     let mut d = Draw::fixed(

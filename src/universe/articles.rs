@@ -1,38 +1,11 @@
 //! Articles: one Markdown document per entity of every type with an `article` template, plus
 //! the facts it states as structured data.
 
-use serde::Serialize;
-
 use super::GenError;
 use super::solve::Solver;
 use super::world::{World, render};
+use crate::dataset::{Article as ArticleRecord, ArticleFact};
 use crate::lang::ir::{Article, ArticlePartIr, FactRef, Ir, Say, TextPart};
-
-/// One article, as written to `articles.jsonl` (see docs/dataset.md).
-#[derive(Debug, Serialize)]
-pub struct ArticleRecord {
-    /// The universe the article belongs to (see docs/dataset.md).
-    pub universe: String,
-    #[serde(rename = "type")]
-    pub ty: String,
-    pub name: String,
-    pub title: String,
-    pub text: String,
-    pub facts: Vec<ArticleFact>,
-}
-
-/// A fact an article states: an attribute's values, or an entity's partners in one
-/// relation under one noun ("mother", "friends").
-#[derive(Debug, PartialEq, Serialize)]
-pub struct ArticleFact {
-    pub kind: &'static str,
-    /// The attribute or relation.
-    pub name: String,
-    /// For a relation: the role the partners fill (empty for an attribute).
-    pub role: String,
-    pub noun: String,
-    pub values: Vec<String>,
-}
 
 /// The noun naming entity `b` (of type `ty`) through `say`: the first `when` form whose
 /// attribute value `b` has, else the plain form. Returns (singular, plural).
@@ -250,7 +223,7 @@ impl<'a> Writer<'a> {
     fn attr_fact(&self, t: usize, ai: usize, v: String) -> ArticleFact {
         let a = &self.ir.entities[t].attrs[ai];
         ArticleFact {
-            kind: "attribute",
+            kind: "attribute".into(),
             name: a.name.clone(),
             role: String::new(),
             noun: a
@@ -265,7 +238,7 @@ impl<'a> Writer<'a> {
         let r = &self.ir.relations[rel];
         let noun = if g.2.len() == 1 { g.0 } else { g.1 };
         ArticleFact {
-            kind: "relation",
+            kind: "relation".into(),
             name: r.name.clone(),
             role: r.roles[role].name.clone(),
             noun,

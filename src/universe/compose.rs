@@ -9,68 +9,17 @@
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
-use serde::Serialize;
 
 use super::GenError;
 use super::articles::noun_of;
 use super::params::Params;
 use super::solve::Solver;
 use super::world::{AttrVal, World, render};
+use crate::dataset::{Program, Question, Reading, Step};
 use crate::lang::ir::{
     AnswerExpr, AnswerType, HopSet, Ir, Questions, SlotKindIr, Start, Template, TextPart, Value,
 };
 use crate::util::rng::Rng;
-
-/// One generated question, as written to `questions.jsonl` (see docs/dataset.md).
-#[derive(Clone, Debug, Serialize)]
-pub struct Question {
-    pub id: String,
-    /// The universe the question is about (set by the dataset writer; see docs/dataset.md).
-    pub universe: String,
-    pub seed: u64,
-    pub template: String,
-    pub template_id: String,
-    pub question_type: &'static str,
-    pub text: String,
-    pub answers: Vec<String>,
-    pub difficulty: i64,
-    pub hops: usize,
-    pub program: Program,
-    /// `intermediate[i]` is the output of `program.steps[i]`; the last one is `answers`.
-    pub intermediate: Vec<Vec<String>>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Program {
-    pub steps: Vec<Step>,
-}
-
-/// One step of a question's program. Every step has every field (unused ones are empty
-/// strings or lists, never `null`) so all records share one schema from the first line on,
-/// as columnar loaders such as Hugging Face `datasets` require.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Step {
-    pub op: &'static str,
-    /// Indices of the steps whose outputs this one reads.
-    pub inputs: Vec<usize>,
-    /// Entity type of the output, when it is a set of entities.
-    #[serde(rename = "type")]
-    pub ty: String,
-    pub name: String,
-    pub attribute: String,
-    pub value: String,
-    /// The relations read: one for a hop, every candidate for `related`.
-    pub relations: Vec<Reading>,
-}
-
-/// A relation read in one direction: from the entity in `from_role` to its partners in
-/// `to_role`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Reading {
-    pub relation: String,
-    pub from_role: String,
-    pub to_role: String,
-}
 
 /// A relation read through one of its `say` forms.
 #[derive(Clone, Copy, Debug)]
@@ -674,7 +623,7 @@ impl<'a> Composer<'a> {
         let mut difficulty = a.extra_difficulty;
         let mut hops = a.extra_hops;
         for s in &a.steps {
-            match s.op {
+            match s.op.as_str() {
                 "hop" => {
                     hops += 1;
                     let r = s
@@ -709,7 +658,7 @@ impl<'a> Composer<'a> {
             seed: self.seed,
             template: tpl.name.clone(),
             template_id: v.id.clone(),
-            question_type: question_type(&tpl.answer),
+            question_type: question_type(&tpl.answer).into(),
             text,
             answers,
             difficulty,
@@ -772,7 +721,7 @@ impl<'a> Composer<'a> {
         let img = self.solver.image_set(rel, from, xs);
         let to_ty = self.solver.role_types[rel][1 - from];
         let step = Step {
-            op: "hop",
+            op: "hop".into(),
             inputs: vec![input],
             ty: self.ir.entities[to_ty].name.clone(),
             relations: vec![self.reading_of(rel, from)],
@@ -881,7 +830,7 @@ impl<'a> Composer<'a> {
                         let name = self.name(t, e);
                         a.fills.insert(s.clone(), Fill::Text(name.clone()));
                         let step = Step {
-                            op: "name",
+                            op: "name".into(),
                             ty: self.ir.entities[t].name.clone(),
                             name,
                             ..Step::default()
@@ -935,7 +884,7 @@ impl<'a> Composer<'a> {
                 counts.sort();
                 counts.dedup();
                 let mut step = Step {
-                    op: "count_each",
+                    op: "count_each".into(),
                     inputs: vec![xi],
                     ..Step::default()
                 };
@@ -958,7 +907,7 @@ impl<'a> Composer<'a> {
                     _ => 1,
                 };
                 let step = Step {
-                    op: "count",
+                    op: "count".into(),
                     inputs: vec![xi],
                     ..Step::default()
                 };
@@ -995,7 +944,7 @@ impl<'a> Composer<'a> {
                 }
                 let out = acc?;
                 let step = Step {
-                    op: "intersect",
+                    op: "intersect".into(),
                     inputs,
                     ty: match &out {
                         Set::Ents(t, _) => self.ir.entities[*t].name.clone(),
@@ -1047,7 +996,7 @@ impl<'a> Composer<'a> {
                     None => Vec::new(),
                 };
                 let step = Step {
-                    op: if max { "argmax" } else { "argmin" },
+                    op: if max { "argmax" } else { "argmin" }.into(),
                     inputs,
                     ty: self.ir.entities[t].name.clone(),
                     attribute: attr.clone(),
@@ -1075,7 +1024,7 @@ impl<'a> Composer<'a> {
                 let (l, r) = (self.render_set(&x), self.render_set(&y));
                 let same = !l.is_empty() && l == r;
                 let step = Step {
-                    op: "same",
+                    op: "same".into(),
                     inputs: vec![xi, yi],
                     ..Step::default()
                 };
@@ -1134,7 +1083,7 @@ impl<'a> Composer<'a> {
                 nouns.sort();
                 nouns.dedup();
                 let step = Step {
-                    op: "related",
+                    op: "related".into(),
                     inputs: vec![xi, yi],
                     relations: (dirs.iter().map(|d| self.reading(d)).collect()),
                     ..Step::default()
@@ -1258,7 +1207,7 @@ impl<'a> Composer<'a> {
         vals.sort();
         vals.dedup();
         let step = Step {
-            op: "attribute",
+            op: "attribute".into(),
             inputs: vec![input],
             attribute: ety.attrs[ai].name.clone(),
             ..Step::default()
@@ -1318,7 +1267,7 @@ impl<'a> Composer<'a> {
                 }
             };
             let step = Step {
-                op: "whose",
+                op: "whose".into(),
                 ty: ety.name.clone(),
                 attribute: attr.name.clone(),
                 value,
@@ -1332,7 +1281,7 @@ impl<'a> Composer<'a> {
             let e = a.rng.below(self.world.types[ty].len as u64) as u32;
             phrase = self.name(ty, e);
             let step = Step {
-                op: "name",
+                op: "name".into(),
                 ty: self.ir.entities[ty].name.clone(),
                 name: phrase.clone(),
                 ..Step::default()
@@ -1368,7 +1317,7 @@ impl<'a> Composer<'a> {
             let r = &self.ir.relations[d.rel];
             phrase = format!("the {} of {phrase}", r.says[d.say].singular);
             let step = Step {
-                op: "hop",
+                op: "hop".into(),
                 inputs: vec![idx],
                 ty: self.ir.entities[d.to_ty].name.clone(),
                 relations: vec![self.reading(&d)],

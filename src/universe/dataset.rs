@@ -13,10 +13,11 @@ use serde_json::{Map, Value as Json, json};
 
 use super::GenError;
 use super::articles;
-use super::compose::{Composer, Question};
+use super::compose::Composer;
 use super::params::Params;
 use super::solve::Solver;
 use super::world::{self, World, render};
+use crate::dataset::{Arg, Attribute, Counts, Entity, FILES, Fact, Histograms, Manifest, Question};
 use crate::lang::ir::{Ir, RelationDef};
 use crate::util::progress::Progress;
 
@@ -26,73 +27,6 @@ pub struct Options {
     pub derived: bool,
     /// Show a progress bar (only ever drawn on a terminal).
     pub progress: bool,
-}
-
-/// What a run produced: the manifest, also written as `manifest.json`. Nothing in it depends
-/// on the synthpipe version or the clock, so that a pipeline's downstream stages see the same
-/// bytes for the same data.
-#[derive(Debug, Serialize)]
-pub struct Manifest {
-    pub rules_digest: String,
-    /// One universe per seed, in this order in every file.
-    pub seeds: Vec<u64>,
-    /// Universe id of each seed (the `universe` field of every record).
-    pub universes: Vec<String>,
-    pub params: Json,
-    pub derived_facts: bool,
-    pub counts: Counts,
-    pub histograms: Histograms,
-    /// File name → `b3:` digest of its bytes.
-    pub files: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct Counts {
-    pub entities: BTreeMap<String, usize>,
-    pub facts: BTreeMap<String, usize>,
-    pub articles: usize,
-    pub questions: usize,
-    pub template_variants: usize,
-    /// Template → drawn questions dropped because slots that must denote different entities
-    /// ("Who was born first, X or X?") came out the same; every template switched on, 0
-    /// included. A template that can never be filled that way has 0 questions and a count here.
-    pub degenerate: BTreeMap<String, usize>,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct Histograms {
-    pub question_type: BTreeMap<String, usize>,
-    pub difficulty: BTreeMap<i64, usize>,
-    pub hops: BTreeMap<usize, usize>,
-    /// Every template switched on, with how many questions it produced (possibly 0).
-    pub template: BTreeMap<String, usize>,
-    pub answerable: BTreeMap<String, usize>,
-}
-
-impl Histograms {
-    /// Counts one question in every histogram.
-    pub fn add(
-        &mut self,
-        question_type: &str,
-        difficulty: i64,
-        hops: usize,
-        template: &str,
-        answerable: bool,
-    ) {
-        *self
-            .question_type
-            .entry(question_type.to_string())
-            .or_default() += 1;
-        *self.difficulty.entry(difficulty).or_default() += 1;
-        *self.hops.entry(hops).or_default() += 1;
-        *self.template.entry(template.to_string()).or_default() += 1;
-        let key = if answerable {
-            "answerable"
-        } else {
-            "unanswerable"
-        };
-        *self.answerable.entry(key.into()).or_default() += 1;
-    }
 }
 
 /// The id of the universe that `ir` with `params` and `seed` generates: records from datasets
@@ -305,14 +239,6 @@ pub fn generate(
     })
 }
 
-/// The data files of a dataset, in the order `outs` holds them.
-pub const FILES: [&str; 4] = [
-    "entities.jsonl",
-    "facts.jsonl",
-    "articles.jsonl",
-    "questions.jsonl",
-];
-
 /// Builds one universe and appends its records to the four files.
 #[allow(clippy::too_many_arguments)]
 fn write_universe(
@@ -348,7 +274,7 @@ fn write_universe(
     };
     for q in &questions {
         histograms.add(
-            q.question_type,
+            &q.question_type,
             q.difficulty,
             q.hops,
             &q.template,
@@ -364,20 +290,23 @@ fn write_universe(
         let td = &w.types[t];
         *counts.entities.entry(ety.name.clone()).or_default() += td.len;
         write_par(ents, td.len, |e, s| {
-            let attributes: Vec<Json> = ety
+            let attributes: Vec<Attribute> = ety
                 .attrs
                 .iter()
                 .enumerate()
-                .map(|(a, attr)| json!({"name": attr.name, "value": render(ir, ety, a, &td.columns[a][e])}))
+                .map(|(a, attr)| Attribute {
+                    name: attr.name.clone(),
+                    value: render(ir, ety, a, &td.columns[a][e]),
+                })
                 .collect();
             line(
                 s,
-                &json!({
-                    "universe": uid,
-                    "type": ety.name,
-                    "name": name_of(ir, &w, t, e as u32),
-                    "attributes": attributes,
-                }),
+                &Entity {
+                    attributes,
+                    name: name_of(ir, &w, t, e as u32),
+                    ty: ety.name.clone(),
+                    universe: uid.to_string(),
+                },
             );
         })?;
     }
@@ -404,16 +333,17 @@ fn write_universe(
         let mut lines: Vec<String> = pairs
             .par_iter()
             .map(|&(a, b)| {
-                json!({
-                    "universe": uid,
-                    "relation": r.name,
-                    "derived": !is_base,
-                    "args": [
-                        {"role": r.roles[0].name, "entity": name_of(ir, &w, t0, a)},
-                        {"role": r.roles[1].name, "entity": name_of(ir, &w, t1, b)},
-                    ],
-                })
-                .to_string()
+                let arg = |role: usize, ty: usize, e: u32| Arg {
+                    entity: name_of(ir, &w, ty, e),
+                    role: r.roles[role].name.clone(),
+                };
+                let fact = Fact {
+                    args: [arg(0, t0, a), arg(1, t1, b)],
+                    derived: !is_base,
+                    relation: r.name.clone(),
+                    universe: uid.to_string(),
+                };
+                serde_json::to_string(&fact).expect("records are plain data")
             })
             .collect();
         lines.par_sort_unstable();

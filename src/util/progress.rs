@@ -70,3 +70,20 @@ impl Progress {
         }
     }
 }
+
+/// A bar counting steps, with the latest reward or loss as its message and the ETA; hidden
+/// unless `wanted` and interactive.
+pub fn steps(wanted: bool, total: u64, label: &str) -> ProgressBar {
+    if !wanted || !super::interactive() {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(total);
+    b.set_style(
+        ProgressStyle::with_template(&format!(
+            "{label} {{elapsed:>4}} [{{bar:20}}] step {{pos}}/{{len}} {{msg}} eta {{eta}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    b
+}

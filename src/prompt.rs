@@ -5,125 +5,14 @@
 //! the examples). Burn-free: text in, text and token ids out.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dataset::{Dataset, Question, Step, read_jsonl};
 use crate::model::chat::{self, ChatOptions, Message};
 use crate::model::tokenizer::Tokenizer;
 use crate::util::rng::Rng;
-
-/// One step of a question's program, as `questions.jsonl` stores it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Step {
-    pub op: String,
-    pub inputs: Vec<usize>,
-    #[serde(rename = "type")]
-    pub ty: String,
-    pub name: String,
-    pub attribute: String,
-    pub value: String,
-    pub relations: Vec<Reading>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Reading {
-    pub relation: String,
-    pub from_role: String,
-    pub to_role: String,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Program {
-    pub steps: Vec<Step>,
-}
-
-/// A generated question: what prompts, rewards and curricula read.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Question {
-    pub id: String,
-    pub universe: String,
-    pub seed: u64,
-    pub template_id: String,
-    pub question_type: String,
-    pub text: String,
-    pub answers: Vec<String>,
-    pub difficulty: u64,
-    pub hops: u64,
-    pub program: Program,
-    pub intermediate: Vec<Vec<String>>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-struct Article {
-    universe: String,
-    text: String,
-}
-
-/// The questions of a dataset folder and the evidence of each universe (its articles'
-/// text in file order).
-#[derive(Clone, Debug, Default)]
-pub struct Dataset {
-    pub questions: Vec<Question>,
-    pub evidence: BTreeMap<String, String>,
-}
-
-fn read_jsonl<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<Vec<T>, String> {
-    let f =
-        std::fs::File::open(file).map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
-    let mut out = Vec::new();
-    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|e| format!("cannot read `{}`: {e}", file.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        out.push(
-            serde_json::from_str(&line)
-                .map_err(|e| format!("{}:{}: not a dataset record: {e}", file.display(), n + 1))?,
-        );
-    }
-    Ok(out)
-}
-
-impl Dataset {
-    /// Reads `questions.jsonl` and `articles.jsonl` of a dataset folder.
-    pub fn load(dir: &Path) -> Result<Dataset, String> {
-        let file = dir.join("questions.jsonl");
-        let questions: Vec<Question> = read_jsonl(&file)?;
-        // Predictions, scores and paired comparisons join by id.
-        let mut first: BTreeMap<&str, usize> = BTreeMap::new();
-        for (n, q) in questions.iter().enumerate() {
-            if let Some(f) = first.insert(q.id.as_str(), n + 1) {
-                return Err(format!(
-                    "error[synthpipe::dataset::duplicate_id]: `{}`: question {} has the id `{}` of question {f}\n  help: ids must be unique in a dataset; regenerate it (synthpipe's ids hash their universe) or remove the repeat",
-                    file.display(),
-                    n + 1,
-                    q.id
-                ));
-            }
-        }
-        let articles: Vec<Article> = read_jsonl(&dir.join("articles.jsonl"))?;
-        let mut evidence: BTreeMap<String, String> = BTreeMap::new();
-        for a in articles {
-            let e = evidence.entry(a.universe).or_default();
-            if !e.is_empty() {
-                e.push('\n');
-            }
-            e.push_str(a.text.trim_end());
-            e.push('\n');
-        }
-        Ok(Dataset {
-            questions,
-            evidence,
-        })
-    }
-}
 
 /// What a model trained on a generated dataset reads and writes, for training its
 /// tokenizer: the dataset's text (articles, questions, answers), the instruction, and the
@@ -532,9 +421,77 @@ impl Prompter<'_> {
     }
 }
 
+/// What to do with a question over a token budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnOverflow {
+    /// Leave it out (and count it in the metrics).
+    Skip,
+    /// Stop the stage.
+    Error,
+}
+
+/// A question with its encoded prompt (and reference completion, for SFT).
+#[derive(Clone)]
+pub struct Item {
+    pub q: Question,
+    pub enc: Encoded,
+}
+
+/// Encodes every question of `data`, with worked examples from `pool` (never of the
+/// question's own universe) and its universe's articles as evidence, as `prompter` lays them
+/// out; returns the items and how many were skipped for their budgets.
+pub fn encode_all(
+    prompter: &Prompter,
+    data: Dataset,
+    pool: &[Question],
+    overflow: OnOverflow,
+    with_target: bool,
+) -> Result<(Vec<Item>, usize), String> {
+    let o = &prompter.opts;
+    let examples = Examples::choose(pool, o.examples, o.seed);
+    let mut items = Vec::with_capacity(data.questions.len());
+    let mut skipped = 0;
+    for q in data.questions {
+        let ex = if o.examples == 0 {
+            &[][..]
+        } else {
+            examples.for_universe(&q.universe).ok_or_else(|| {
+                format!(
+                    "no worked examples for universe `{}`: the examples need questions of another universe",
+                    q.universe
+                )
+            })?
+        };
+        let evidence = if o.evidence {
+            Some(
+                data.evidence
+                    .get(&q.universe)
+                    .map(String::as_str)
+                    .ok_or_else(|| {
+                        format!("universe `{}` has no articles for the evidence", q.universe)
+                    })?,
+            )
+        } else {
+            None
+        };
+        match prompter.encode(&q, evidence, ex, with_target)? {
+            Ok(enc) => items.push(Item { q, enc }),
+            Err(_) if overflow == OnOverflow::Skip => skipped += 1,
+            Err(over) => {
+                return Err(format!(
+                    "{over}; raise max_prompt_tokens / max_completion_tokens, use fewer examples, or set `overflow: skip`"
+                ));
+            }
+        }
+    }
+    Ok((items, skipped))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataset::{Program, Reading};
 
     fn step(op: &str, inputs: &[usize]) -> Step {
         Step {

@@ -287,11 +287,31 @@ impl ErrorCode {
     }
 }
 
+/// Which command family reports an error: `synthpipe score` (PhantomWiki's set metrics on
+/// synthpipe questions) or evaluation (`synthpipe eval`, the `evaluate` stage, benchmark
+/// files). The code reads `synthpipe::score::…` or `synthpipe::eval::…`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    #[default]
+    Score,
+    Eval,
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Score => "score",
+            Scope::Eval => "eval",
+        }
+    }
+}
+
 /// One problem in one file, at one line when it has one.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.headline())]
 pub struct ScoreError {
     pub code: ErrorCode,
+    pub scope: Scope,
     /// The path as the user gave it.
     pub file: String,
     /// 1-based; `None` for whole-file problems such as an unreadable file.
@@ -319,6 +339,7 @@ impl ScoreError {
     fn at(code: ErrorCode, file: &str, line: usize, text: &str, message: String) -> Self {
         ScoreError {
             code,
+            scope: Scope::Score,
             file: file.to_owned(),
             line: Some(line),
             message,
@@ -346,6 +367,7 @@ impl ScoreError {
     pub fn whole(code: ErrorCode, file: &str, message: String) -> Self {
         ScoreError {
             code,
+            scope: Scope::Score,
             file: file.to_owned(),
             line: None,
             message,
@@ -356,6 +378,17 @@ impl ScoreError {
 
     pub fn with_help(self, help: impl Into<String>) -> Self {
         self.help(help)
+    }
+
+    /// The same problem, reported by evaluation.
+    pub fn in_eval(mut self) -> Self {
+        self.scope = Scope::Eval;
+        self
+    }
+
+    /// The full, stable code: `synthpipe::SCOPE::NAME`.
+    pub fn full_code(&self) -> String {
+        format!("synthpipe::{}::{}", self.scope.name(), self.code.name())
     }
 
     fn label(mut self, label: impl Into<String>) -> Self {
@@ -380,7 +413,7 @@ impl ScoreError {
 
 impl miette::Diagnostic for ScoreError {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code.full()))
+        Some(Box::new(self.full_code()))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         (!self.help.is_empty()).then(|| Box::new(&self.help) as Box<dyn fmt::Display>)
@@ -454,7 +487,7 @@ pub fn render_errors(errors: &[ScoreError], color: bool) -> String {
     for e in errors {
         if handler.render_report(&mut out, e).is_err() {
             // Rendering into a String cannot fail short of a bug; keep the essentials anyway.
-            out.push_str(&format!("{}: {e}\n", e.code.full()));
+            out.push_str(&format!("{}: {e}\n", e.full_code()));
         }
         out.push('\n');
     }
@@ -809,6 +842,7 @@ pub fn score_files(gold: &Path, predictions: &Path) -> Result<Report, Vec<ScoreE
     let read = |p: &Path| {
         std::fs::read(p).map_err(|e| ScoreError {
             code: ErrorCode::Read,
+            scope: Scope::Score,
             file: p.display().to_string(),
             line: None,
             message: format!("cannot read the file: {e}"),

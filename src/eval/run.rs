@@ -1,0 +1,307 @@
+//! Generate-and-score: a model answers a synthpipe dataset's questions (the training
+//! prompts, scored with PhantomWiki's set metrics) or a real benchmark's (reading
+//! comprehension with worked examples, its official metric), sampled as the settings say;
+//! predictions.jsonl and metrics.json (an [`super::Evaluation`]: strata, the probe).
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::answer;
+use super::bench::{self, Benchmark};
+use crate::dataset::Dataset;
+use crate::model::device::{Backend, Dtype, device_with};
+use crate::model::generate::{Finish, GenOptions, Generation, Sampling};
+use crate::model::load::Model;
+use crate::prompt::{OnOverflow, PromptOptions, Prompter, encode_all};
+use crate::util::rng::Rng;
+
+/// How completions are sampled.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SampleParams {
+    pub temperature: f64,
+    pub top_p: f64,
+    pub top_k: usize,
+}
+
+impl SampleParams {
+    /// Generation options: this sampling with `seed`, up to `max_new_tokens`.
+    pub fn gen_options(&self, max_new_tokens: usize, seed: u64) -> GenOptions {
+        GenOptions {
+            max_new_tokens,
+            stop: Vec::new(),
+            sampling: Sampling {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                min_p: 0.0,
+                seed,
+            },
+            prefill_chunk: 512,
+            ignore_eos: false,
+        }
+    }
+}
+
+/// Every setting of an evaluation run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Settings {
+    /// Layout of the prompts; its seed also seeds the sampling.
+    pub prompt: PromptOptions,
+    pub max_prompt_tokens: usize,
+    pub max_completion_tokens: usize,
+    pub overflow: OnOverflow,
+    pub sampling: SampleParams,
+    /// Questions generated together.
+    pub batch: usize,
+    pub backend: Backend,
+    pub dtype: Dtype,
+}
+
+impl Settings {
+    fn prompter<'a>(&self, tokenizer: &'a crate::model::tokenizer::Tokenizer) -> Prompter<'a> {
+        Prompter {
+            tokenizer,
+            opts: self.prompt.clone(),
+            max_prompt_tokens: self.max_prompt_tokens,
+            max_completion_tokens: self.max_completion_tokens,
+        }
+    }
+}
+
+/// An evaluation run: settings, the model, where worked examples come from (synthetic
+/// questions; default: the dataset itself), and the output folder.
+pub struct Run<'a> {
+    pub settings: Settings,
+    pub model: &'a Path,
+    pub examples: Option<&'a Path>,
+    pub out: &'a Path,
+    pub progress: bool,
+}
+
+/// Generates an answer to every prompt, `batch` at a time, with the evaluation's sampling
+/// (a seeded stream per batch), under a progress bar with the running F1. `score(i, g)`
+/// scores prompt `i`'s generation (handed over, so its text can be kept without a copy)
+/// and returns its F1 and its predictions.jsonl line; the lines come back joined, in
+/// prompt order.
+fn answer_all(
+    run: &Run,
+    model: &Model,
+    prompts: &[Vec<u32>],
+    mut score: impl FnMut(usize, Generation) -> (f64, serde_json::Value),
+) -> Result<String, String> {
+    let p = &run.settings;
+    let batch = p.batch.max(1);
+    let pb = crate::util::progress::steps(
+        run.progress,
+        prompts.len().div_ceil(batch) as u64,
+        "evaluate",
+    );
+    let (mut lines, mut f1_sum) = (String::new(), 0.0);
+    for (b, chunk) in prompts.chunks(batch).enumerate() {
+        let seed = Rng::stream(p.prompt.seed, &format!("evaluate/{b}")).next_u64();
+        let opts = p.sampling.gen_options(p.max_completion_tokens, seed);
+        let (gens, _) = model.generate(chunk, &opts)?;
+        for (j, g) in gens.into_iter().enumerate() {
+            let (f1, line) = score(b * batch + j, g);
+            f1_sum += f1;
+            lines.push_str(&line.to_string());
+            lines.push('\n');
+        }
+        pb.inc(1);
+        let done = (b * batch + chunk.len()).max(1);
+        pb.set_message(format!("F1 {:.3}", f1_sum / done as f64));
+    }
+    pb.finish_and_clear();
+    Ok(lines)
+}
+
+/// The identity of a prompt in predictions.jsonl: blake3 of its token ids.
+fn prompt_hash(tokens: &[u32]) -> String {
+    let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.to_le_bytes()).collect();
+    format!("b3:{}", blake3::hash(&bytes).to_hex())
+}
+
+/// Answers every question of a synthpipe dataset with the model (the training prompts) and
+/// scores the answers with PhantomWiki's set metrics: `predictions.jsonl` and
+/// `metrics.json` in the run's output.
+pub fn synthetic(run: &Run, dir: &Path) -> Result<(), String> {
+    let p = &run.settings;
+    let out = run.out;
+    let model =
+        Model::load(run.model, &device_with(p.backend, p.dtype)?).map_err(|e| e.to_string())?;
+    let data = Dataset::load(dir)?;
+    let pool = match run.examples {
+        Some(path) => Dataset::load(path)?.questions,
+        None => data.questions.clone(),
+    };
+    let (items, skipped) = encode_all(
+        &p.prompter(&model.tokenizer),
+        data,
+        &pool,
+        p.overflow,
+        false,
+    )?;
+    if items.is_empty() {
+        return Err(format!(
+            "no question of `{}` fits the token budgets ({skipped} skipped)",
+            dir.display()
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create the output: {e}"))?;
+    let prompts: Vec<Vec<u32>> = items.iter().map(|it| it.enc.prompt.clone()).collect();
+    let mut preds = Vec::with_capacity(items.len());
+    let lines = answer_all(run, &model, &prompts, |i, g| {
+        let it = &items[i];
+        let predicted = answer::predicted(&g.text);
+        let s = crate::eval::score::score_answers(&it.q.answers, &predicted);
+        let answer = answer::last_answer(&g.text).unwrap_or("").to_string();
+        let line = json!({
+            "id": it.q.id,
+            "prompt_hash": prompt_hash(&it.enc.prompt),
+            "generation": g.text,
+            "prediction": answer,
+            "answers": predicted,
+            "f1": s.f1,
+            "em": s.em,
+            "format": f64::from(u8::from(answer::well_formed(&g.text))),
+            "truncated": g.finish == Finish::Length,
+        });
+        preds.push(super::Answer {
+            id: it.q.id.clone(),
+            answer,
+            generation: Some(g.text),
+            line: 0,
+        });
+        (s.f1, line)
+    })?;
+    // The same questions as records of the `synthetic` benchmark: F1 ± s.e.m. by
+    // difficulty, hops and type, and the composition probe over the program's steps.
+    let loaded = bench::load_file(Benchmark::Synthetic, dir, None);
+    let asked: std::collections::BTreeSet<&str> = items.iter().map(|it| it.q.id.as_str()).collect();
+    let records: Vec<_> = loaded
+        .records
+        .into_iter()
+        .filter(|r| asked.contains(r.id.as_str()))
+        .collect();
+    let report = super::evaluate(Benchmark::Synthetic, &records, &preds, "predictions.jsonl")
+        .map_err(|e| {
+            format!(
+                "{} prediction(s) do not match the dataset (this is a bug in synthpipe)",
+                e.len()
+            )
+        })?;
+    std::fs::write(out.join("predictions.jsonl"), lines)
+        .map_err(|e| format!("cannot write predictions: {e}"))?;
+    let mut summary = serde_json::to_value(&report).map_err(|e| e.to_string())?;
+    summary["skipped_for_budget"] = json!(skipped);
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n";
+    std::fs::write(out.join("metrics.json"), text)
+        .map_err(|e| format!("cannot write metrics.json: {e}"))
+}
+
+/// What a benchmark evaluation reads besides the model and the prompt settings.
+pub struct BenchmarkJob<'a> {
+    pub bench: Benchmark,
+    pub data: &'a Path,
+    pub aliases: Option<&'a Path>,
+    /// Score only the first `limit` records (0: all).
+    pub limit: usize,
+}
+
+/// Answers a real benchmark's questions (reading-comprehension prompts) and scores them
+/// with its official metric: predictions.jsonl and metrics.json (an `eval::Evaluation`
+/// with strata and the composition probe, plus what was skipped).
+pub fn benchmark(run: &Run, b: &BenchmarkJob) -> Result<(), String> {
+    let p = &run.settings;
+    let out = run.out;
+    let diagnostics = |errors: &[crate::eval::score::ScoreError]| {
+        errors
+            .iter()
+            .map(|e| format!("{}: {e}", e.full_code()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let aliases = b
+        .aliases
+        .map(bench::load_aliases)
+        .transpose()
+        .map_err(|e| diagnostics(&e))?;
+    let loaded = bench::load_file(b.bench, b.data, aliases.as_ref());
+    if !loaded.errors.is_empty() {
+        // Malformed records are reported and left out; the rest are evaluated.
+        eprintln!("{}", diagnostics(&loaded.errors));
+    }
+    let mut records = loaded.records;
+    if b.limit > 0 {
+        records.truncate(b.limit);
+    }
+    if records.is_empty() {
+        return Err(format!(
+            "no {} record could be read from `{}`",
+            b.bench.name(),
+            b.data.display()
+        ));
+    }
+    let model =
+        Model::load(run.model, &device_with(p.backend, p.dtype)?).map_err(|e| e.to_string())?;
+    let prompter = p.prompter(&model.tokenizer);
+    let mut items = Vec::with_capacity(records.len());
+    let mut skipped = 0;
+    for r in &records {
+        let text = super::prompt::prompt_text(b.bench, r, p.prompt.examples, p.prompt.chat);
+        let prompt = model.tokenizer.encode(&prompter.wrap(text)?)?;
+        if prompt.len() > p.max_prompt_tokens {
+            if p.overflow == OnOverflow::Skip {
+                skipped += 1;
+                continue;
+            }
+            return Err(format!(
+                "question `{}`: its prompt has {} tokens, over the budget of {}; raise max_prompt_tokens, use fewer examples, or set `overflow: skip`",
+                r.id,
+                prompt.len(),
+                p.max_prompt_tokens
+            ));
+        }
+        items.push((r, prompt));
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("cannot create the output: {e}"))?;
+    let prompts: Vec<Vec<u32>> = items.iter().map(|(_, t)| t.clone()).collect();
+    let mut answers = Vec::with_capacity(items.len());
+    let lines = answer_all(run, &model, &prompts, |i, g| {
+        let (r, prompt) = &items[i];
+        let answer = answer::last_answer(&g.text).unwrap_or("").to_string();
+        let s = super::score_one(b.bench, r, &answer);
+        let line = json!({
+            "id": r.id,
+            "prompt_hash": prompt_hash(prompt),
+            "generation": g.text,
+            "prediction": answer,
+            "f1": s.f1,
+            "em": s.em,
+            "precision": s.precision,
+            "recall": s.recall,
+            "format": answer::well_formed(&g.text),
+            "truncated": g.finish == Finish::Length,
+        });
+        answers.push(super::Answer {
+            id: r.id.clone(),
+            answer,
+            generation: Some(g.text),
+            line: 0,
+        });
+        (s.f1, line)
+    })?;
+    let scored: Vec<bench::Record> = items.iter().map(|(r, _)| (*r).clone()).collect();
+    let evaluation = super::evaluate(b.bench, &scored, &answers, "predictions.jsonl")
+        .map_err(|e| diagnostics(&e))?;
+    std::fs::write(out.join("predictions.jsonl"), lines)
+        .map_err(|e| format!("cannot write predictions: {e}"))?;
+    let mut summary = serde_json::to_value(&evaluation).map_err(|e| e.to_string())?;
+    summary["skipped_for_budget"] = json!(skipped);
+    summary["skipped_records"] = json!(loaded.errors.len());
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n";
+    std::fs::write(out.join("metrics.json"), text)
+        .map_err(|e| format!("cannot write metrics.json: {e}"))
+}

@@ -1,0 +1,372 @@
+//! Question templates: settings, slots, hop relations, and the surface forms templates need.
+
+use super::*;
+
+impl Cx<'_> {
+    pub(super) fn questions(
+        &mut self,
+        t: &Tables,
+        entities: &[EntityType],
+        relations: &[Relation],
+        banks: &[Bank],
+    ) -> Option<Questions> {
+        let q = t.questions.first()?;
+        let depth = q.depth.as_ref().map_or(Num::Int(9), |d| self.int_num(d, t));
+        let max_answers = q.max_answers.as_ref().map_or(Num::Int(50), |d| {
+            self.int_at_least(d, t, 1, "the answer-set limit")
+        });
+        let unanswerable = q
+            .unanswerable
+            .as_ref()
+            .map_or(Num::Float(0.0), |u| self.share(u, t));
+        let per_template = q.per_template.as_ref().map_or(Num::Int(10), |d| {
+            self.int_at_least(d, t, 1, "questions per template")
+        });
+        if let (Some(d), Num::Int(v)) = (&q.depth, &depth)
+            && *v < 1
+        {
+            self.push(
+                Diagnostic::new(
+                    Code::InvalidRange,
+                    d.span,
+                    "question depth must be at least 1",
+                )
+                .label("too small")
+                .help("depth is a question's grammar depth: 3 allows one hop, each further hop adds 2"),
+            );
+        }
+        let hops = q.hops.as_ref().and_then(|h| match &h.value {
+            Literal::Ident(b) => {
+                let Some(bank) = banks.iter().find(|x| &x.name == b) else {
+                    let nm = Name {
+                        text: b.clone(),
+                        span: h.span,
+                    };
+                    let fallback = if t.relation(b).is_some() {
+                        format!("`{b}` is a relation; `hops` takes a bank: `bank some = {b}, ...;`")
+                    } else {
+                        "declare it with `bank NAME = relation, ...;`".to_string()
+                    };
+                    self.unknown(
+                        Code::UnknownBank,
+                        "bank",
+                        &nm,
+                        banks.iter().map(|b| b.name.as_str()),
+                        &fallback,
+                    );
+                    return None;
+                };
+                self.need_says(t, &bank.relations, relations, h.span);
+                Some(HopSet::Bank(b.clone()))
+            }
+            Literal::Param(p) => {
+                if self.param_use(p, h.span, &[ParamType::Bank], t)
+                    && let Some(Literal::Ident(b)) =
+                        t.params.get(p.as_str()).map(|d| &d.default.value)
+                    && let Some(bank) = banks.iter().find(|x| &x.name == b)
+                {
+                    self.need_says(t, &bank.relations, relations, h.span);
+                }
+                Some(HopSet::Param(p.clone()))
+            }
+            other => {
+                self.push(
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        h.span,
+                        format!("`hops` takes a bank, found {}", describe_literal(other)),
+                    )
+                    .label("not a bank")
+                    .help("write `hops BANK;` or `hops $param;` with a bank parameter"),
+                );
+                None
+            }
+        });
+        let mut starts = Vec::new();
+        for s in &q.starts {
+            match s {
+                StartDecl::Name { .. } => {
+                    if !starts.contains(&Start::Name) {
+                        starts.push(Start::Name);
+                    }
+                }
+                StartDecl::Whose { attrs, .. } => {
+                    for p in attrs {
+                        let Some((ety, a)) = self.attr_path(t, entities, p) else {
+                            continue;
+                        };
+                        if a.whose.is_none() && a.say.is_none() {
+                            self.push(
+                                Diagnostic::new(Code::MissingSurfaceForm, p.span, format!("attribute `{}.{}` has no surface form for a `whose` start", ety.name, a.name))
+                                    .label("cannot be put into words")
+                                    .help(format!("give `{}` a `{{ say \"..\"; }}` or `{{ whose \"the {} whose .. is {{value}}\"; }}`", a.name, ety.name)),
+                            );
+                        }
+                        starts.push(Start::Whose {
+                            entity: ety.name.clone(),
+                            attr: a.name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        if starts.is_empty() {
+            starts.push(Start::Name);
+        }
+        let hop_rels: Vec<String> = match &hops {
+            Some(HopSet::Bank(b)) => banks
+                .iter()
+                .find(|x| &x.name == b)
+                .map(|b| b.relations.clone())
+                .unwrap_or_default(),
+            Some(HopSet::Param(p)) => match t.params.get(p.as_str()).map(|d| &d.default.value) {
+                Some(Literal::Ident(b)) => banks
+                    .iter()
+                    .find(|x| &x.name == b)
+                    .map(|b| b.relations.clone())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            },
+            None => relations
+                .iter()
+                .filter(|r| !r.says.is_empty())
+                .map(|r| r.name.clone())
+                .collect(),
+        };
+        let mut templates: Vec<Template> = Vec::new();
+        let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+        for tp in &q.templates {
+            if let Some(f) = seen.get(&tp.name.text) {
+                let f = *f;
+                self.duplicate("template", &tp.name, f);
+                continue;
+            }
+            seen.insert(tp.name.text.clone(), tp.name.span);
+            if let Some(tpl) = self.template(t, tp, entities, relations, banks, &hop_rels) {
+                templates.push(tpl);
+            }
+        }
+        Some(Questions {
+            depth,
+            per_template,
+            unanswerable,
+            max_answers,
+            hops,
+            starts,
+            templates,
+        })
+    }
+
+    pub(super) fn need_says(
+        &mut self,
+        t: &Tables,
+        rels: &[String],
+        relations: &[Relation],
+        at: Span,
+    ) {
+        for name in rels {
+            if let Some(r) = relations.iter().find(|r| &r.name == name)
+                && r.says.is_empty()
+            {
+                let decl = t.relation(name).map_or(at, |d| d.head_span);
+                self.push(
+                    Diagnostic::new(
+                        Code::MissingSurfaceForm,
+                        at,
+                        format!("relation `{name}` is used in questions but has no surface form"),
+                    )
+                    .label(format!("includes `{name}`"))
+                    .related(decl, "relation declared here")
+                    .help(format!("add `say ROLE: \"noun\" / \"nouns\";` to `{name}`")),
+                );
+            }
+        }
+    }
+
+    pub(super) fn attr_path<'e>(
+        &mut self,
+        t: &Tables,
+        entities: &'e [EntityType],
+        p: &AttrPath,
+    ) -> Option<(&'e EntityType, &'e Attribute)> {
+        let Some(ety) = entities.iter().find(|e| e.name == p.entity.text) else {
+            self.unknown(
+                Code::UnknownType,
+                "entity type",
+                &p.entity,
+                t.entity_names(),
+                "write `type.attribute`",
+            );
+            return None;
+        };
+        let Some(a) = ety.attr(&p.attr.text) else {
+            self.unknown(
+                Code::UnknownAttribute,
+                &format!("attribute of `{}`", ety.name),
+                &p.attr,
+                ety.attrs.iter().map(|a| a.name.as_str()),
+                "write `type.attribute`",
+            );
+            return None;
+        };
+        Some((ety, a))
+    }
+
+    pub(super) fn template(
+        &mut self,
+        t: &Tables,
+        tp: &TemplateDecl,
+        entities: &[EntityType],
+        relations: &[Relation],
+        banks: &[Bank],
+        hop_rels: &[String],
+    ) -> Option<Template> {
+        let before = self.diags.iter().filter(|d| d.is_error()).count();
+        let when = tp.when.as_ref().and_then(|w| match &w.value {
+            Literal::Param(p) => {
+                self.param_use(p, w.span, &[ParamType::Bool], t);
+                Some(p.clone())
+            }
+            _ => None,
+        });
+        let mut slots: Vec<(Slot, Span)> = Vec::new();
+        for s in &tp.slots {
+            if let Some((_, f)) = slots.iter().find(|(x, _)| x.name == s.name.text) {
+                let f = *f;
+                self.duplicate("slot", &s.name, f);
+                continue;
+            }
+            let kind = match &s.kind {
+                SlotKind::Chain(ty) | SlotKind::Name(ty) => {
+                    if !entities.iter().any(|e| e.name == ty.text) {
+                        self.unknown(
+                            Code::UnknownType,
+                            "entity type",
+                            ty,
+                            t.entity_names(),
+                            "slots name an entity type",
+                        );
+                    }
+                    if matches!(s.kind, SlotKind::Chain(_)) {
+                        SlotKindIr::Chain(ty.text.clone())
+                    } else {
+                        SlotKindIr::Name(ty.text.clone())
+                    }
+                }
+                SlotKind::Attr(paths) => {
+                    let mut v = Vec::new();
+                    for p in paths {
+                        if let Some((e, a)) = self.attr_path(t, entities, p) {
+                            if a.say.is_none() {
+                                self.push(
+                                    Diagnostic::new(Code::MissingSurfaceForm, p.span, format!("attribute `{}.{}` is used in a question but has no surface form", e.name, a.name))
+                                        .label("cannot be put into words")
+                                        .help(format!("give `{}` a `{{ say \"noun\"; }}`", a.name)),
+                                );
+                            }
+                            v.push((e.name.clone(), a.name.clone()));
+                        }
+                    }
+                    SlotKindIr::Attr(v)
+                }
+                SlotKind::Relation(names) => {
+                    let mut v = Vec::new();
+                    for n in names {
+                        if let Some(r) = relations.iter().find(|r| r.name == n.text) {
+                            v.push(r.name.clone());
+                        } else if let Some(b) = banks.iter().find(|b| b.name == n.text) {
+                            v.extend(b.relations.iter().cloned());
+                        } else {
+                            let mut c = t.relation_names();
+                            c.extend(banks.iter().map(|b| b.name.as_str()));
+                            self.unknown(
+                                Code::UnknownRelation,
+                                "relation",
+                                n,
+                                c,
+                                "list relations or banks",
+                            );
+                        }
+                    }
+                    self.need_says(t, &v, relations, s.span);
+                    SlotKindIr::Relation(v)
+                }
+            };
+            slots.push((
+                Slot {
+                    name: s.name.text.clone(),
+                    kind,
+                },
+                s.name.span,
+            ));
+        }
+        // Text placeholders refer to slots.
+        let parts = self.text_parts(&tp.text);
+        let mut used = BTreeSet::new();
+        let mut text = Vec::new();
+        for (p, span) in parts {
+            if let TextPart::Hole { name, form } = &p {
+                let Some((slot, _)) = slots.iter().find(|(s, _)| &s.name == name) else {
+                    let n = Name {
+                        text: name.clone(),
+                        span,
+                    };
+                    self.push(
+                        Diagnostic::new(Code::TemplatePlaceholder, span, format!("`{{{name}}}` is not a slot of template `{}`", tp.name.text))
+                            .label("unbound placeholder")
+                            .help(did_you_mean(&n.text, slots.iter().map(|(s, _)| s.name.as_str())).unwrap_or_else(|| format!("declare it in the template body, e.g. `{name}: chain person;`"))),
+                    );
+                    continue;
+                };
+                used.insert(name.clone());
+                let form_ok = form.is_none()
+                    || (matches!(slot.kind, SlotKindIr::Relation(_) | SlotKindIr::Attr(_))
+                        && matches!(form.as_deref(), Some("singular" | "plural")));
+                if !form_ok {
+                    self.push(
+                        Diagnostic::new(Code::TemplatePlaceholder, span, format!("`{{{name}.{}}}` is not a form of this slot", form.as_deref().unwrap_or("")))
+                            .label("unknown form")
+                            .help("relation and attribute slots have `.singular` and `.plural`; chain and name slots have no forms"),
+                    );
+                }
+            }
+            text.push(p);
+        }
+        for (s, span) in &slots {
+            if !used.contains(&s.name) {
+                self.push(
+                    Diagnostic::new(
+                        Code::UnusedSlot,
+                        *span,
+                        format!("slot `{}` does not appear in the question text", s.name),
+                    )
+                    .label("never shown")
+                    .help(format!(
+                        "mention it as `{{{}}}` in the text, or remove it",
+                        s.name
+                    )),
+                );
+            }
+        }
+        let slots: Vec<Slot> = slots.into_iter().map(|(s, _)| s).collect();
+        let env = ExprEnv {
+            t,
+            slots: &slots,
+            entities,
+            relations,
+            hop_rels,
+        };
+        let (answer, answer_type) = self.expr(&env, &tp.answer)?;
+        if self.diags.iter().filter(|d| d.is_error()).count() > before {
+            return None;
+        }
+        Some(Template {
+            name: tp.name.text.clone(),
+            text,
+            when,
+            slots,
+            answer,
+            answer_type,
+        })
+    }
+}

@@ -1,0 +1,237 @@
+//! A training job: the paths it reads and writes, the set-up both loops share (device,
+//! model or last checkpoint, optimiser, questions, step count), the learning-rate
+//! schedule, and the outputs — the model folder with the settings it was trained with, and
+//! the metrics.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::batching::{prepare, step_items};
+use super::checkpoint::Checkpoints;
+use super::curriculum::{Draw, draw_items};
+use super::objective::{self, AdamW};
+use super::params::{Schedule, TrainParams};
+use crate::dataset::{Dataset, Question};
+use crate::model::load::Model;
+use crate::prompt::Item;
+
+/// Paths a training job reads and writes.
+pub struct Job<'a> {
+    pub params: TrainParams,
+    pub model: &'a Path,
+    /// A fixed dataset of questions, or (`draw`) universes generated on the fly.
+    pub dataset: Option<&'a Path>,
+    pub draw: Option<Draw>,
+    /// Where worked examples come from (default: the training dataset).
+    pub examples: Option<&'a Path>,
+    pub out_model: &'a Path,
+    pub out_metrics: &'a Path,
+    pub scratch: &'a Path,
+    pub progress: bool,
+}
+
+/// Shared set-up of both loops: the device, the model (from the last checkpoint when there
+/// is one), the optimiser, the items and the step count.
+pub(crate) struct Setup {
+    pub(crate) with_target: bool,
+    pub(crate) model: Model,
+    pub(crate) opt: AdamW,
+    pub(crate) start: u64,
+    pub(crate) total: u64,
+    pub(crate) items: Vec<Item>,
+    pub(crate) skipped: usize,
+    /// Drawing on the fly: the rule file's IR and the worked-example pool.
+    pub(crate) drawn: Option<(crate::lang::ir::Ir, Vec<Question>)>,
+    pub(crate) ckpt: Checkpoints,
+    pub(crate) every: u64,
+}
+
+/// `with_target`: the reference answers are needed (SFT) and must fit the completion budget.
+pub(crate) fn setup(job: &Job, with_target: bool) -> Result<Setup, String> {
+    let p = &job.params;
+    let device = p.device()?.autodiff();
+    std::fs::create_dir_all(job.scratch).map_err(|e| format!("cannot create scratch: {e}"))?;
+    let ckpt = Checkpoints {
+        dir: job.scratch.to_path_buf(),
+    };
+    let o = p.optim()?;
+    let mut opt = AdamW::new(o.adam_beta1, o.adam_beta2, o.adam_epsilon, o.weight_decay);
+    let (model, start) = match ckpt.load(&device, &mut opt)? {
+        Some(x) => x,
+        None => (
+            Model::load(job.model, &device).map_err(|e| e.to_string())?,
+            0,
+        ),
+    };
+    ckpt.truncate_metrics(start)?;
+    let (items, skipped, drawn) = match &job.draw {
+        None => {
+            let (items, skipped) = prepare(job, &model, with_target)?;
+            (items, skipped, None)
+        }
+        Some(draw) => {
+            if o.steps == 0 {
+                return Err("drawing questions on the fly needs `steps` (there is no pass over a fixed set)".into());
+            }
+            let (_, checked) = crate::lang::check_file(&draw.rules)
+                .map_err(|e| format!("cannot read `{}`: {e}", draw.rules.display()))?;
+            let ir = checked.ir.ok_or_else(|| {
+                format!(
+                    "`{}` has errors; run `synthpipe check` on it",
+                    draw.rules.display()
+                )
+            })?;
+            let pool = match job.examples {
+                Some(path) => Dataset::load(path)?.questions,
+                None if p.examples == 0 => Vec::new(),
+                None => {
+                    return Err("worked examples for questions drawn on the fly need `examples_from` (or `examples: 0`)".into());
+                }
+            };
+            (Vec::new(), 0, Some((ir, pool)))
+        }
+    };
+    let total = if o.steps > 0 {
+        o.steps
+    } else {
+        (items.len() as u64).div_ceil(p.batch.max(1) as u64)
+    };
+    let every = if o.checkpoint_every > 0 {
+        o.checkpoint_every
+    } else {
+        total.div_ceil(10).max(1)
+    };
+    Ok(Setup {
+        with_target,
+        model,
+        opt,
+        start,
+        total,
+        items,
+        skipped,
+        drawn,
+        ckpt,
+        every,
+    })
+}
+
+impl Setup {
+    /// One optimiser step on the accumulated gradients; returns the gradient norm.
+    pub(crate) fn apply(&mut self, lr: f64, max_norm: f64) -> Result<f64, String> {
+        let (net, norm) = self.opt.step(self.model.net.clone(), lr, max_norm)?;
+        self.model.net = net;
+        Ok(norm)
+    }
+
+    /// Records finished step `step` (0-based): its metrics line, then a checkpoint when
+    /// one is due (never after the last step: the output follows).
+    pub(crate) fn record(&self, step: u64, line: &serde_json::Value) -> Result<(), String> {
+        self.ckpt.append_metrics(line)?;
+        if (step + 1).is_multiple_of(self.every) && step + 1 < self.total {
+            self.ckpt.save(&self.model, &self.opt, step + 1)?;
+        }
+        Ok(())
+    }
+
+    /// The questions of step `step` (at difficulty `level` when drawn on the fly), and the
+    /// drawn universe's seed.
+    pub(crate) fn batch(
+        &self,
+        job: &Job,
+        step: u64,
+        level: i64,
+    ) -> Result<(Vec<Item>, Option<u64>), String> {
+        match (&self.drawn, &job.draw) {
+            (Some((ir, pool)), Some(draw)) => {
+                let (items, seed) = draw_items(
+                    job,
+                    draw,
+                    ir,
+                    pool,
+                    &self.model,
+                    (step, level),
+                    self.with_target,
+                )?;
+                Ok((items, Some(seed)))
+            }
+            _ => Ok((
+                step_items(&self.items, &job.params, job.params.optim()?.order, step)
+                    .into_iter()
+                    .map(|i| self.items[i].clone())
+                    .collect(),
+                None,
+            )),
+        }
+    }
+}
+
+pub(crate) fn learning_rate(p: &TrainParams, opt_step: u64, opt_total: u64) -> Result<f64, String> {
+    let o = p.optim()?;
+    Ok(if o.lr_schedule == Schedule::Constant {
+        o.learning_rate
+    } else {
+        objective::linear_lr(o.learning_rate, opt_step, opt_total)
+    })
+}
+
+/// Writes the outputs: the model folder and the metrics folder (metrics.jsonl and a
+/// summary in metrics.json: `LABEL_first_tenth` / `LABEL_last_tenth`, the mean of metric
+/// `field` over the first and the last tenth of the steps, read from the metrics file so
+/// that steps before a resume count too).
+/// The file in a trained model folder that records how it was trained.
+pub const TRAINING_FILE: &str = "training.json";
+
+pub(crate) fn finish(
+    job: &Job,
+    s: &Setup,
+    kind: &str,
+    field: &str,
+    label: &str,
+) -> Result<(), String> {
+    let values: Vec<f64> = s
+        .ckpt
+        .read_metrics()?
+        .iter()
+        .map(|m| m[field].as_f64().unwrap_or(0.0))
+        .collect();
+    let tenth = values.len().div_ceil(10);
+    let summary = json!({
+        "kind": kind,
+        "steps": s.total,
+        "questions": s.items.len(),
+        "skipped_for_budget": s.skipped,
+        format!("{label}_first_tenth"): mean(values.iter().take(tenth).copied()),
+        format!("{label}_last_tenth"): mean(values.iter().rev().take(tenth).copied()),
+    });
+    s.model
+        .save_hf(job.out_model, job.params.optim()?.save_bf16)?;
+    // The settings beside the weights they made (burn's habit with its configs): which kind
+    // trained the model, for how many steps, with every parameter.
+    let made = json!({"kind": kind, "steps": s.total, "params": job.params});
+    let text = serde_json::to_string_pretty(&made).map_err(|e| e.to_string())? + "\n";
+    std::fs::write(job.out_model.join(TRAINING_FILE), text)
+        .map_err(|e| format!("cannot write {TRAINING_FILE}: {e}"))?;
+    std::fs::create_dir_all(job.out_metrics).map_err(|e| e.to_string())?;
+    std::fs::copy(s.ckpt.metrics(), job.out_metrics.join("metrics.jsonl"))
+        .map_err(|e| format!("cannot copy metrics: {e}"))?;
+    let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n";
+    std::fs::write(job.out_metrics.join("metrics.json"), text)
+        .map_err(|e| format!("cannot write metrics.json: {e}"))
+}
+
+pub(crate) fn mean(xs: impl IntoIterator<Item = f64>) -> f64 {
+    let (s, n) = xs
+        .into_iter()
+        .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 { 0.0 } else { s / n as f64 }
+}
+
+pub(crate) fn std_dev(xs: &[f64]) -> f64 {
+    let m = mean(xs.iter().copied());
+    mean(xs.iter().map(|x| (x - m).powi(2))).sqrt()
+}
+
+pub(crate) fn pad_id(m: &Model) -> u32 {
+    m.tokenizer.eos_token_ids.first().copied().unwrap_or(0)
+}
