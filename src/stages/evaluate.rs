@@ -1,14 +1,11 @@
 //! The `evaluate` stage: a model answers a synthpipe dataset's or a real benchmark's
 //! questions with the paper's sampling, scored with each benchmark's official metric.
 
-use serde::Deserialize;
-
 use super::spec::*;
 use super::{At, Check, Io, StageError, Trouble};
 use crate::eval::bench::Benchmark;
 use crate::eval::run::{self, BenchmarkJob, Run, SampleParams, Settings};
-use crate::model::device::{Backend, Dtype};
-use crate::prompt::{OnOverflow as Overflow, PromptOptions};
+use crate::prompt::PromptOptions;
 
 pub const KIND: KindSpec = KindSpec {
     name: "evaluate",
@@ -73,31 +70,17 @@ pub const KIND: KindSpec = KindSpec {
     exclusive: true,
     check,
     typed: super::reads_as::<Params>,
-    run,
+    run: |io| execute(&io.typed()?, io),
 };
 
-/// The typed parameters (`model`, `dataset`, `data`, `aliases` and `examples_from` are
-/// inputs).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Params {
+super::train::model_params!(
+    /// The typed parameters (`model`, `dataset`, `data`, `aliases` and `examples_from` are
+    /// inputs).
+    [sampling, prompt] {
     pub benchmark: Benchmark,
     pub limit: usize,
     pub batch: usize,
-    pub temperature: f64,
-    pub top_p: f64,
-    pub top_k: usize,
-    pub max_prompt_tokens: usize,
-    pub max_completion_tokens: usize,
-    pub overflow: Overflow,
-    pub examples: usize,
-    pub evidence: bool,
-    pub chat: bool,
-    pub enable_thinking: Option<bool>,
-    pub backend: Backend,
-    pub dtype: Dtype,
-    pub seed: u64,
-}
+});
 
 /// A synthetic evaluation reads `dataset`; a real benchmark reads `data`.
 fn check(c: &mut Check) {
@@ -117,10 +100,6 @@ fn check(c: &mut Check) {
             "give `dataset: {from: STAGE.OUTPUT}` for synthpipe questions, or `benchmark: hotpotqa|2wiki|musique|cofca` with `data: FILE` for a real benchmark",
         );
     }
-}
-
-fn run(io: &Io) -> Result<(), StageError> {
-    execute(&io.typed()?, io)
 }
 
 pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {

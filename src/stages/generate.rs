@@ -45,7 +45,7 @@ pub const KIND: KindSpec = KindSpec {
     exclusive: false,
     check: super::no_check,
     typed: super::reads_as::<Params>,
-    run,
+    run: |io| execute(&io.typed()?, io),
 };
 
 /// The typed parameters (`rules` is an input).
@@ -56,10 +56,6 @@ pub struct Params {
     /// Every parameter the rule file declares, resolved by the loader.
     pub set: BTreeMap<String, Json>,
     pub derived: bool,
-}
-
-fn run(io: &Io) -> Result<(), StageError> {
-    execute(&io.typed()?, io)
 }
 
 pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {

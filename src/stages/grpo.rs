@@ -1,18 +1,11 @@
 //! The `grpo` stage: GRPO with verifiable rewards (the paper's recipe by default).
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
-use serde_json::Value as Json;
-
 use super::spec::*;
 use super::train::{self, optim_of, train_params};
 use super::{Io, StageError};
 use crate::eval::run::SampleParams;
-use crate::model::device::{Backend, Dtype};
-use crate::prompt::OnOverflow as Overflow;
 use crate::rl::objective::LossType;
-use crate::rl::params::{GrpoParams, Optim, Order, Schedule, TrainParams};
+use crate::rl::params::{GrpoParams, Optim, TrainParams};
 
 pub const KIND: KindSpec = KindSpec {
     name: "grpo",
@@ -147,17 +140,13 @@ pub const KIND: KindSpec = KindSpec {
     exclusive: true,
     check: train::one_source,
     typed: super::reads_as::<Params>,
-    run,
+    run: |io| execute(&io.typed()?, io),
 };
 
-/// The typed parameters (`model`, `dataset`, `rules`, `holdout` and `examples_from` are
-/// inputs).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Params {
-    /// With `rules`: the rule file's parameters, resolved by the loader.
-    pub set: Option<BTreeMap<String, Json>>,
-    pub first_seed: u64,
+train::model_params!(
+    /// The typed parameters (`model`, `dataset`, `rules`, `holdout` and `examples_from` are
+    /// inputs).
+    [draw, optim, sampling, prompt] {
     pub reward_low: f64,
     pub reward_high: f64,
     pub adapt_window: usize,
@@ -166,23 +155,7 @@ pub struct Params {
     pub depth_max: i64,
     pub bank_param: String,
     pub banks: Vec<String>,
-    pub steps: u64,
-    pub batch: usize,
-    pub micro_batch: usize,
-    pub learning_rate: f64,
-    pub lr_schedule: Schedule,
-    pub weight_decay: f64,
-    pub adam_beta1: f64,
-    pub adam_beta2: f64,
-    pub adam_epsilon: f64,
-    pub max_grad_norm: f64,
-    pub order: Order,
-    pub checkpoint_every: u64,
-    pub save_bf16: bool,
     pub group_size: usize,
-    pub temperature: f64,
-    pub top_p: f64,
-    pub top_k: usize,
     pub loss_type: LossType,
     pub epsilon: f64,
     pub epsilon_high: Option<f64>,
@@ -193,21 +166,7 @@ pub struct Params {
     pub reward_f1: f64,
     pub reward_em: f64,
     pub reward_format: f64,
-    pub max_prompt_tokens: usize,
-    pub max_completion_tokens: usize,
-    pub overflow: Overflow,
-    pub examples: usize,
-    pub evidence: bool,
-    pub chat: bool,
-    pub enable_thinking: Option<bool>,
-    pub backend: Backend,
-    pub dtype: Dtype,
-    pub seed: u64,
-}
-
-fn run(io: &Io) -> Result<(), StageError> {
-    execute(&io.typed()?, io)
-}
+});
 
 pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
     let params = train_params!(

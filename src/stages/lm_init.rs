@@ -69,7 +69,7 @@ pub const KIND: KindSpec = KindSpec {
     exclusive: false,
     check: super::no_check,
     typed: super::reads_as::<Params>,
-    run,
+    run: |io| execute(&io.typed()?, io),
 };
 
 #[derive(Debug, Deserialize)]
@@ -88,10 +88,6 @@ pub struct Params {
     pub tie_embeddings: bool,
     pub init_std: f64,
     pub seed: u64,
-}
-
-fn run(io: &Io) -> Result<(), StageError> {
-    execute(&io.typed()?, io)
 }
 
 pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {

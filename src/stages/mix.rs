@@ -78,7 +78,7 @@ pub const KIND: KindSpec = KindSpec {
     exclusive: false,
     check,
     typed: super::reads_as::<Params>,
-    run,
+    run: |io| execute(&io.typed()?, io),
 };
 
 #[derive(Debug, Deserialize)]
@@ -120,10 +120,6 @@ fn check(c: &mut Check) {
             "write `from: STAGE.OUTPUT` for a stage's dataset, or `path: FOLDER` for a dataset on disk",
         );
     }
-}
-
-fn run(io: &Io) -> Result<(), StageError> {
-    execute(&io.typed()?, io)
 }
 
 pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {

@@ -79,7 +79,7 @@ pub const KIND: KindSpec = KindSpec {
     exclusive: false,
     check,
     typed: super::reads_as::<Params>,
-    run,
+    run: |io| execute(&io.typed()?, io),
 };
 
 #[derive(Debug, Deserialize)]
@@ -152,10 +152,6 @@ fn check(c: &mut Check) {
             help,
         );
     }
-}
-
-fn run(io: &Io) -> Result<(), StageError> {
-    execute(&io.typed()?, io)
 }
 
 pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {

@@ -26,17 +26,13 @@ pub const KIND: KindSpec = KindSpec {
     exclusive: false,
     check: super::no_check,
     typed: super::reads_as::<Params>,
-    run,
+    run: |io| execute(&io.typed()?, io),
 };
 
 /// No parameters besides the inputs `gold` and `predictions`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {}
-
-fn run(io: &Io) -> Result<(), StageError> {
-    execute(&io.typed()?, io)
-}
 
 pub fn execute(_: &Params, io: &Io) -> Result<(), StageError> {
     let gold = io.input("gold")?;

@@ -1,16 +1,9 @@
 //! The `sft` stage: supervised fine-tuning on rule-derived chains of thought.
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
-use serde_json::Value as Json;
-
 use super::spec::*;
 use super::train::{self, optim_of, train_params};
 use super::{Io, StageError};
-use crate::model::device::{Backend, Dtype};
-use crate::prompt::OnOverflow as Overflow;
-use crate::rl::params::{Optim, Order, Schedule, TrainParams};
+use crate::rl::params::{Optim, TrainParams};
 
 pub const KIND: KindSpec = KindSpec {
     name: "sft",
@@ -55,45 +48,14 @@ pub const KIND: KindSpec = KindSpec {
     exclusive: true,
     check: train::one_source,
     typed: super::reads_as::<Params>,
-    run,
+    run: |io| execute(&io.typed()?, io),
 };
 
-/// The typed parameters (`model`, `dataset`, `rules`, `holdout` and `examples_from` are
-/// inputs).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Params {
-    /// With `rules`: the rule file's parameters, resolved by the loader.
-    pub set: Option<BTreeMap<String, Json>>,
-    pub first_seed: u64,
-    pub steps: u64,
-    pub batch: usize,
-    pub micro_batch: usize,
-    pub learning_rate: f64,
-    pub lr_schedule: Schedule,
-    pub weight_decay: f64,
-    pub adam_beta1: f64,
-    pub adam_beta2: f64,
-    pub adam_epsilon: f64,
-    pub max_grad_norm: f64,
-    pub order: Order,
-    pub checkpoint_every: u64,
-    pub save_bf16: bool,
-    pub max_prompt_tokens: usize,
-    pub max_completion_tokens: usize,
-    pub overflow: Overflow,
-    pub examples: usize,
-    pub evidence: bool,
-    pub chat: bool,
-    pub enable_thinking: Option<bool>,
-    pub backend: Backend,
-    pub dtype: Dtype,
-    pub seed: u64,
-}
-
-fn run(io: &Io) -> Result<(), StageError> {
-    execute(&io.typed()?, io)
-}
+train::model_params!(
+    /// The typed parameters (`model`, `dataset`, `rules`, `holdout` and `examples_from` are
+    /// inputs).
+    [draw, optim, prompt] {
+});
 
 pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
     let params = train_params!(p, optim: Some(optim_of!(p)), sampling: None, grpo: None);

@@ -57,7 +57,7 @@ pub const KIND: KindSpec = KindSpec {
     exclusive: false,
     check,
     typed: super::reads_as::<Params>,
-    run,
+    run: |io| execute(&io.typed()?, io),
 };
 
 #[derive(Debug, Deserialize)]
@@ -128,10 +128,6 @@ fn check(c: &mut Check) {
             );
         }
     }
-}
-
-fn run(io: &Io) -> Result<(), StageError> {
-    execute(&io.typed()?, io)
 }
 
 pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {

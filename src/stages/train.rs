@@ -116,3 +116,68 @@ macro_rules! train_params {
     };
 }
 pub(crate) use train_params;
+
+/// The typed `Params` of a model kind: its own fields, then those of each group it has,
+/// every group's fields written once here (`draw`: drawing on the fly; `optim`: the
+/// optimiser and schedule; `sampling`; `prompt`: layout, budgets, device and seed). Unknown
+/// fields are refused, and no field has a default: the spec's table holds them.
+macro_rules! model_params {
+    ($(#[$meta:meta])* [$($group:ident),*] { $($own:tt)* }) => {
+        $crate::stages::train::model_params!(@munch [$($group),*] [] { $(#[$meta])* } { $($own)* });
+    };
+    (@munch [draw $(, $rest:ident)*] [$($acc:tt)*] $meta:tt $own:tt) => {
+        $crate::stages::train::model_params!(@munch [$($rest),*] [$($acc)*
+            /// With `rules`: the rule file's parameters, resolved by the loader.
+            pub set: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+            pub first_seed: u64,
+        ] $meta $own);
+    };
+    (@munch [optim $(, $rest:ident)*] [$($acc:tt)*] $meta:tt $own:tt) => {
+        $crate::stages::train::model_params!(@munch [$($rest),*] [$($acc)*
+            pub steps: u64,
+            pub batch: usize,
+            pub micro_batch: usize,
+            pub learning_rate: f64,
+            pub lr_schedule: $crate::rl::params::Schedule,
+            pub weight_decay: f64,
+            pub adam_beta1: f64,
+            pub adam_beta2: f64,
+            pub adam_epsilon: f64,
+            pub max_grad_norm: f64,
+            pub order: $crate::rl::params::Order,
+            pub checkpoint_every: u64,
+            pub save_bf16: bool,
+        ] $meta $own);
+    };
+    (@munch [sampling $(, $rest:ident)*] [$($acc:tt)*] $meta:tt $own:tt) => {
+        $crate::stages::train::model_params!(@munch [$($rest),*] [$($acc)*
+            pub temperature: f64,
+            pub top_p: f64,
+            pub top_k: usize,
+        ] $meta $own);
+    };
+    (@munch [prompt $(, $rest:ident)*] [$($acc:tt)*] $meta:tt $own:tt) => {
+        $crate::stages::train::model_params!(@munch [$($rest),*] [$($acc)*
+            pub max_prompt_tokens: usize,
+            pub max_completion_tokens: usize,
+            pub overflow: $crate::prompt::OnOverflow,
+            pub examples: usize,
+            pub evidence: bool,
+            pub chat: bool,
+            pub enable_thinking: Option<bool>,
+            pub backend: $crate::model::device::Backend,
+            pub dtype: $crate::model::device::Dtype,
+            pub seed: u64,
+        ] $meta $own);
+    };
+    (@munch [] [$($acc:tt)*] { $($meta:tt)* } { $($own:tt)* }) => {
+        $($meta)*
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Params {
+            $($own)*
+            $($acc)*
+        }
+    };
+}
+pub(crate) use model_params;

@@ -55,6 +55,31 @@ pub fn check_file(path: &Path) -> std::io::Result<(String, Checked)> {
     Ok((text, checked))
 }
 
+/// The load step before checking: every pool file the rules name, read relative to
+/// `base_dir` (without one — rules from standard input — none can be).
+fn read_pool_files(
+    file: &RuleFile,
+    base_dir: Option<&Path>,
+) -> BTreeMap<String, Result<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in &file.items {
+        if let Item::Pool(p) = item
+            && let PoolSource::File(path) = &p.source
+        {
+            out.entry(path.value.clone())
+                .or_insert_with(|| match base_dir {
+                    Some(b) => std::fs::read_to_string(b.join(&path.value))
+                        .map_err(|e| format!("cannot read it: {e}")),
+                    None => Err(
+                        "no directory to resolve it against (the rules came from standard input)"
+                            .into(),
+                    ),
+                });
+        }
+    }
+    out
+}
+
 /// Checks rule text. Without `base_dir`, pool files cannot be read and are reported missing.
 pub fn check_source(src: &str, base_dir: Option<&Path>) -> Checked {
     let file = match syntax::parse(src) {
@@ -66,9 +91,10 @@ pub fn check_source(src: &str, base_dir: Option<&Path>) -> Checked {
             };
         }
     };
+    let pool_files = read_pool_files(&file, base_dir);
     let mut cx = Cx {
         src,
-        base_dir,
+        pool_files,
         diags: Vec::new(),
         param_types: BTreeMap::new(),
         dep_edges: Vec::new(),
@@ -96,7 +122,9 @@ const BUILTINS: [&str; 6] = ["count", "count_each", "argmin", "argmax", "same", 
 
 struct Cx<'s> {
     src: &'s str,
-    base_dir: Option<&'s Path>,
+    /// The pool files the rules name, read before checking (the checker does no I/O):
+    /// path as written → its text, or why it cannot be read.
+    pool_files: BTreeMap<String, Result<String, String>>,
     diags: Vec<Diagnostic>,
     /// Types of the well-formed parameters, for checking `$name` uses.
     param_types: BTreeMap<String, ParamType>,

@@ -1,4 +1,4 @@
-//! Pools: inline value lists and pool files, read relative to the rule file.
+//! Pools: inline value lists and pool files (read by the load step before checking).
 
 use super::*;
 
@@ -12,25 +12,22 @@ impl Cx<'_> {
                     items.iter().map(|s| s.value.clone()).collect::<Vec<_>>(),
                     p.span,
                 ),
-                PoolSource::File(path) => {
-                    let full = self.base_dir.map(|b| b.join(&path.value));
-                    let read = full.as_ref().map(std::fs::read_to_string);
-                    match read {
-                        Some(Ok(text)) => {
-                            let values = text
-                                .lines()
-                                .map(str::trim)
-                                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                                .map(str::to_string)
-                                .collect();
-                            (Some(path.value.clone()), values, path.span)
-                        }
-                        other => {
-                            let why = match other {
-                                Some(Err(e)) => format!("cannot read it: {e}"),
-                                _ => "no directory to resolve it against (the rules came from standard input)".into(),
-                            };
-                            self.push(
+                PoolSource::File(path) => match self.pool_files.get(&path.value) {
+                    Some(Ok(text)) => {
+                        let values = text
+                            .lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                            .map(str::to_string)
+                            .collect();
+                        (Some(path.value.clone()), values, path.span)
+                    }
+                    other => {
+                        let why = match other {
+                            Some(Err(why)) => why.clone(),
+                            _ => "it was not read (this is a bug in synthpipe)".into(),
+                        };
+                        self.push(
                                 Diagnostic::new(
                                     Code::PoolFileMissing,
                                     path.span,
@@ -39,10 +36,9 @@ impl Cx<'_> {
                                 .label(why)
                                 .help("pool file paths are relative to the rule file's directory; one value per line"),
                             );
-                            (Some(path.value.clone()), vec!["?".to_string()], path.span)
-                        }
+                        (Some(path.value.clone()), vec!["?".to_string()], path.span)
                     }
-                }
+                },
             };
             if values.is_empty() {
                 self.push(
@@ -66,6 +62,4 @@ impl Cx<'_> {
         }
         out
     }
-
-    // ------------------------------------------------------------------ entities
 }
