@@ -1,10 +1,11 @@
 //! synthpipe: rule-generated multi-hop reasoning data, RL fine-tuning and evaluation.
 //!
-//! `lang` owns the rule language (syntax → AST → checker → IR); `universe` generation
-//! (worlds, queries, questions, articles, datasets); `score` answer scoring; `eval` real
-//! benchmarks (loaders, official metrics, strata, the composition probe); `pipeline`
-//! cached pipelines of stages; `model` language models on burn; `rl` rewards, SFT and
-//! GRPO; `report` HTML and Markdown reports with plots; `cli` the command line.
+//! In data-flow order (docs/architecture.md): `util` shared utilities; `lang` the rule
+//! language (syntax → AST → checker → IR); `dataset` the dataset schema and derived datasets;
+//! `universe` generation; `model` language models on burn and device selection; `prompt`
+//! how questions are asked; `eval` scoring, benchmarks and evaluation runs; `rl` training;
+//! `report` reports with plots; `stages` the stage kinds; `pipeline` the engine that runs
+//! them; `cli` the command line.
 #![forbid(unsafe_code)]
 
 pub mod cli;

@@ -501,6 +501,18 @@ stages:
     max_completion_tokens: 8
     backend: flex
     out: out
+  sft_drawn:
+    kind: sft
+    model: {{from: tiny.model}}
+    rules: {rules}
+    set: {{max_tree_size: 4}}
+    first_seed: 2
+    holdout: {{from: held_out.dataset}}
+    steps: 2
+    batch: 1
+    examples: 0
+    backend: flex
+    out: out_sft
   both:
     kind: sft
     model: {{from: tiny.model}}
@@ -537,6 +549,18 @@ stages:
     assert_eq!(seeds, vec![4, 5, 6], "seeds 2 and 3 are held out");
     // A fresh model earns no reward: below the band at the easiest level, it stays there.
     assert!(m.iter().all(|l| l["level"] == 0), "{m:?}");
+    // SFT draws the same way (without an adaptive difficulty).
+    let o = synthpipe(
+        &["run", "p.yaml", "--store", "store", "--stage", "sft_drawn"],
+        &dir,
+    );
+    assert!(o.status.success(), "{}", describe(&o));
+    let m = metrics(&dir.join("out_sft/metrics/metrics.jsonl"));
+    let seeds: Vec<u64> = m
+        .iter()
+        .map(|l| l["universe_seed"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seeds, vec![4, 5], "seeds 2 and 3 are held out");
 }
 
 #[test]

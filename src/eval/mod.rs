@@ -1,6 +1,8 @@
 //! Evaluation on multi-hop benchmarks: records and loaders (`bench`), official metrics
-//! and statistics (`metrics`), and here scoring predictions into overall, stratified and
-//! composition-probe results.
+//! and statistics (`metrics`), PhantomWiki's set metrics (`score`), the answer a generation
+//! gives (`answer`), benchmark prompts (`prompt`), a model answering and being scored
+//! (`run`), and here scoring predictions into overall, stratified and composition-probe
+//! results.
 //!
 //! Data flow: benchmark file → `bench::load_file` → records; predictions file →
 //! `parse_predictions`; both → `evaluate` → `Evaluation` (serialisable, with a table).
