@@ -48,7 +48,7 @@ fn rollouts(
     let opts = p.gen_options(seed)?;
     let (gens, timing) = policy.generate(&prompts, &opts)?;
     let eos = pad_id(model);
-    let weights = p.weights();
+    let weights = p.weights()?;
     let mut out = Rollouts {
         prompts,
         completions: Vec::with_capacity(gens.len()),

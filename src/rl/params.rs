@@ -138,15 +138,14 @@ impl TrainParams {
         }
     }
 
-    /// The reward weights: GRPO's, else the paper's (set-F1 alone) for evaluation.
-    pub(crate) fn weights(&self) -> Weights {
-        self.grpo
-            .as_ref()
-            .map_or_else(Weights::default, |g| Weights {
-                f1: g.reward_f1,
-                em: g.reward_em,
-                format: g.reward_format,
-            })
+    /// GRPO's reward weights (only GRPO jobs reward; evaluation scores in `eval::run`).
+    pub(crate) fn weights(&self) -> Result<Weights, String> {
+        let g = self.grpo()?;
+        Ok(Weights {
+            f1: g.reward_f1,
+            em: g.reward_em,
+            format: g.reward_format,
+        })
     }
     pub(crate) fn device(&self) -> Result<Device, String> {
         device_with(self.backend, self.dtype)
