@@ -228,7 +228,7 @@ fn family_has_phantomwiki_relations_weights_and_easy_mode() {
         .unwrap()
         .relations
         .iter()
-        .map(String::as_str)
+        .map(|r| r.name())
         .collect();
     let want: BTreeSet<&str> = [
         "parent", "child", "sibling", "brother", "sister", "mother", "father", "son", "daughter",
@@ -332,4 +332,145 @@ fn the_documentation_examples_do_what_the_text_says() {
     }
     let all: BTreeSet<String> = Code::ALL.iter().map(|c| c.name().to_string()).collect();
     assert_eq!(seen, all, "every code has a documented example");
+}
+
+/// The checker's IR refers to declarations by id (what generation uses); every id must point
+/// at the declaration its name spells, or generation would silently read the wrong one.
+#[test]
+fn references_are_ids_of_the_declarations_they_name() {
+    use synthpipe::lang::ir::*;
+    fn attr_ok(ir: &Ir, a: &AttrRef) -> bool {
+        ir.attr_of(a).name == a.name()
+    }
+    fn holes_ok(ir: &Ir, ety: &EntityType, parts: &[TextPart]) -> bool {
+        parts.iter().all(|p| match p {
+            TextPart::Lit(_) => true,
+            TextPart::Hole { name, to, .. } => match *to {
+                Hole::Attr(i) => ety.attrs[i].name == *name,
+                Hole::Relation(r) => ir.relations[r].name == *name,
+                Hole::Filled => false,
+            },
+        })
+    }
+    fn answer_ok(ir: &Ir, e: &AnswerExpr) -> bool {
+        match e {
+            AnswerExpr::Slot(_) => true,
+            AnswerExpr::Hop { relation, arg, .. } => {
+                ir.relation_of(relation).name == relation.name() && answer_ok(ir, arg)
+            }
+            AnswerExpr::Attr { attr, arg } => attr_ok(ir, attr) && answer_ok(ir, arg),
+            AnswerExpr::HopSlot { arg, .. }
+            | AnswerExpr::AttrSlot { arg, .. }
+            | AnswerExpr::Count(arg)
+            | AnswerExpr::CountEach(arg) => answer_ok(ir, arg),
+            AnswerExpr::Intersect(xs) => xs.iter().all(|x| answer_ok(ir, x)),
+            AnswerExpr::ArgMin { attr, args } | AnswerExpr::ArgMax { attr, args } => {
+                attr_ok(ir, attr) && args.iter().all(|x| answer_ok(ir, x))
+            }
+            AnswerExpr::Same(a, b) | AnswerExpr::Related(a, b) => {
+                answer_ok(ir, a) && answer_ok(ir, b)
+            }
+        }
+    }
+    let mut checked = 0;
+    for path in ok_files() {
+        let (_, c) = check_file(&path).unwrap();
+        let ir = c.ir.unwrap();
+        let p = path.display();
+        let ent = |r: &EntityRef| ir.entity_of(r).name == r.name();
+        let rel = |r: &RelationRef| ir.relation_of(r).name == r.name();
+        for e in &ir.entities {
+            assert!(attr_ok(&ir, &e.key), "{p}: key of {}", e.name);
+            for a in &e.attrs {
+                if let AttrSource::Text(parts) = &a.source {
+                    assert!(holes_ok(&ir, e, parts), "{p}: template of {}", a.name);
+                }
+                if let AttrSource::Match { on, .. } = &a.source {
+                    assert!(attr_ok(&ir, on), "{p}: match of {}", a.name);
+                }
+            }
+        }
+        for r in &ir.relations {
+            assert!(
+                r.roles.iter().all(|x| ent(&x.ty)),
+                "{p}: roles of {}",
+                r.name
+            );
+            for s in &r.says {
+                assert!(
+                    s.when.iter().all(|w| attr_ok(&ir, &w.attr)),
+                    "{p}: {}",
+                    r.name
+                );
+            }
+            if let RelationDef::Derived(rules) = &r.def {
+                for rule in rules {
+                    assert!(rule.vars.iter().all(|(_, t)| ent(t)), "{p}: {}", r.name);
+                    for b in &rule.body {
+                        let ok = match b {
+                            BodyIr::Atom { relation, .. } => rel(relation),
+                            BodyIr::AttrTest {
+                                var, attr, value, ..
+                            } => {
+                                attr.owner() == rule.vars[*var].1.id()
+                                    && attr_ok(&ir, attr)
+                                    && match value {
+                                        TestValueIr::Attr { attr, .. } => attr_ok(&ir, attr),
+                                        _ => true,
+                                    }
+                            }
+                            BodyIr::VarTest { .. } => true,
+                        };
+                        assert!(ok, "{p}: {b:?} in {}", r.name);
+                    }
+                }
+            }
+        }
+        for b in &ir.banks {
+            assert!(b.relations.iter().all(rel), "{p}: bank {}", b.name);
+        }
+        for a in &ir.articles {
+            let ety = ir.entity_of(&a.entity);
+            assert!(ent(&a.entity) && holes_ok(&ir, ety, &a.title), "{p}");
+            fn parts_ok(ir: &Ir, ety: &EntityType, parts: &[ArticlePartIr]) -> bool {
+                parts.iter().all(|x| match x {
+                    ArticlePartIr::Line { text, otherwise } => {
+                        holes_ok(ir, ety, text)
+                            && otherwise.as_ref().is_none_or(|o| holes_ok(ir, ety, o))
+                    }
+                    ArticlePartIr::Facts(fs) => fs.iter().all(|f| match f {
+                        FactRef::Attr(a) => attr_ok(ir, a),
+                        FactRef::Relation { relation, .. } => {
+                            ir.relation_of(relation).name == relation.name()
+                        }
+                    }),
+                    ArticlePartIr::Section { parts, .. } => parts_ok(ir, ety, parts),
+                })
+            }
+            assert!(parts_ok(&ir, ety, &a.parts), "{p}: article of {}", ety.name);
+        }
+        if let Some(q) = &ir.questions {
+            if let Some(HopSet::Bank(b)) = &q.hops {
+                assert_eq!(ir.bank_of(b).name, b.name(), "{p}");
+            }
+            for s in &q.starts {
+                if let Start::Whose { entity, attr } = s {
+                    assert!(ent(entity) && attr_ok(&ir, attr), "{p}: {s:?}");
+                }
+            }
+            for t in &q.templates {
+                for s in &t.slots {
+                    let ok = match &s.kind {
+                        SlotKindIr::Chain(e) | SlotKindIr::Name(e) => ent(e),
+                        SlotKindIr::Attr(l) => l.iter().all(|(e, a)| ent(e) && attr_ok(&ir, a)),
+                        SlotKindIr::Relation(l) => l.iter().all(rel),
+                    };
+                    assert!(ok, "{p}: slot {} of {}", s.name, t.name);
+                }
+                assert!(answer_ok(&ir, &t.answer), "{p}: answer of {}", t.name);
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "the shipped domains and the ok fixtures");
 }

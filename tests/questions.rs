@@ -201,14 +201,14 @@ fn step(ir: &Ir, f: &Files, st: &Json, outs: &[BTreeSet<String>]) -> BTreeSet<St
                     .iter()
                     .find(|x| x.role == to && x.of == from)
                     .unwrap();
-                let to_ty = &rel.roles[to].ty;
+                let to_ty = rel.roles[to].ty.name();
                 for args in f.facts.get(&rel.name).into_iter().flatten() {
                     let (a, b) = (&args[s(&r["from_role"])], &args[s(&r["to_role"])]);
                     if xs.contains(a) && ys.contains(b) {
                         let noun = say
                             .when
                             .iter()
-                            .find(|w| attr_of(to_ty, b, &w.attr) == w.value)
+                            .find(|w| attr_of(to_ty, b, w.attr.name()) == w.value)
                             .map_or(&say.singular, |w| &w.singular);
                         nouns.insert(noun.clone());
                     }

@@ -96,7 +96,8 @@ fn holds(op: &str, o: std::cmp::Ordering) -> bool {
     }
 }
 
-/// Naive evaluation of every relation: no indexes, no top-down search, no semi-naive deltas.
+/// Naive evaluation of every relation: no indexes, no top-down search, no semi-naive deltas,
+/// and names looked up afresh (so it also checks the ids the checker linked).
 fn oracle(path: &str, ir: &Ir, w: &World, params: &Params) -> Vec<Rel> {
     let ty = |n: &str| w.type_index(n).unwrap();
     let mut rels: Vec<Rel> = vec![Rel::new(); ir.relations.len()];
@@ -123,7 +124,7 @@ fn oracle(path: &str, ir: &Ir, w: &World, params: &Params) -> Vec<Rel> {
                 }
                 for rule in rules {
                     let nv = rule.vars.len();
-                    let vt: Vec<usize> = rule.vars.iter().map(|(_, t)| ty(t)).collect();
+                    let vt: Vec<usize> = rule.vars.iter().map(|(_, t)| ty(t.name())).collect();
                     let mut rows: Vec<Vec<Option<u32>>> = vec![vec![None; nv]];
                     for lit in &rule.body {
                         if let BodyIr::Atom {
@@ -184,7 +185,7 @@ fn oracle(path: &str, ir: &Ir, w: &World, params: &Params) -> Vec<Rel> {
                                 })
                             }
                             BodyIr::VarTest { left, op, right } => {
-                                holds(op, val(*left).cmp(&val(*right)))
+                                holds(op.as_str(), val(*left).cmp(&val(*right)))
                             }
                             BodyIr::AttrTest {
                                 var,
@@ -223,7 +224,10 @@ fn oracle(path: &str, ir: &Ir, w: &World, params: &Params) -> Vec<Rel> {
                                         (ov, txt)
                                     }
                                 };
-                                holds(op, attr_cmp(ir, w, t, ai, val(*var), &other, &text))
+                                holds(
+                                    op.as_str(),
+                                    attr_cmp(ir, w, t, ai, val(*var), &other, &text),
+                                )
                             }
                         });
                         if !ok {

@@ -1,13 +1,19 @@
 //! The checked, typed intermediate representation of a rule file: what generation uses.
 //!
-//! Everything here is resolved and validated: names refer to declarations that exist, types
-//! agree, rules are safe and stratified. It carries no spans, so formatting and comments never
-//! change it, and its canonical JSON is what cache keys hash (`Ir::digest`). Order follows the
-//! source's declaration order; maps are `BTreeMap`s, so the encoding is deterministic.
+//! Everything here is resolved and validated: references to entity types, attributes,
+//! relations, banks and pools are ids (`Ref`, `AttrRef`) that index the IR's own tables, and
+//! operators are enums, so generation never looks a name up. Types agree, rules are safe and
+//! stratified. It carries no spans, so formatting and comments never change it, and its
+//! canonical JSON is what cache keys hash (`Ir::digest`). Order follows the source's
+//! declaration order; maps are `BTreeMap`s, so the encoding is deterministic.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+
+pub use super::ast::CmpOp;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Ir {
@@ -38,6 +44,25 @@ impl Ir {
         )
     }
 
+    /// The entity type a checked reference names.
+    pub fn entity_of(&self, r: &EntityRef) -> &EntityType {
+        &self.entities[r.id()]
+    }
+    pub fn relation_of(&self, r: &RelationRef) -> &Relation {
+        &self.relations[r.id()]
+    }
+    pub fn bank_of(&self, r: &BankRef) -> &Bank {
+        &self.banks[r.id()]
+    }
+    pub fn pool_of(&self, r: &PoolRef) -> &Pool {
+        &self.pools[r.id()]
+    }
+    pub fn attr_of(&self, r: &AttrRef) -> &Attribute {
+        &self.entities[r.owner()].attrs[r.index()]
+    }
+
+    /// Look-ups by name, for what arrives as text: a dataset's records, a parameter's
+    /// value (a bank parameter names its bank at generation time).
     pub fn entity(&self, name: &str) -> Option<&EntityType> {
         self.entities.iter().find(|e| e.name == name)
     }
@@ -49,6 +74,415 @@ impl Ir {
     }
     pub fn param(&self, name: &str) -> Option<&Param> {
         self.params.iter().find(|p| p.name == name)
+    }
+}
+
+/// Marker types naming the table a `Ref` indexes.
+macro_rules! tables {
+    ($($kind:ident: $what:literal),*) => {$(
+        #[doc = concat!("Marks a `Ref` to ", $what, ".")]
+        pub enum $kind {}
+    )*};
+}
+tables!(
+    EntityTable: "an entity type (`Ir::entities`)",
+    RelationTable: "a relation (`Ir::relations`)",
+    BankTable: "a bank (`Ir::banks`)",
+    PoolTable: "a pool (`Ir::pools`)"
+);
+
+/// A checked reference to a declaration: its index in the IR's table, which generation uses,
+/// and its name, which messages print. It serialises as the name, so the canonical JSON — and
+/// every digest and cache key made from it — reads as the rule file does.
+pub struct Ref<T> {
+    id: usize,
+    name: String,
+    table: PhantomData<T>,
+}
+
+/// The id of a reference the checker has not linked yet (only ever seen inside the checker).
+const UNLINKED: usize = usize::MAX;
+
+impl<T> Ref<T> {
+    /// A reference by name, linked to its id when checking ends (`Ir::link`).
+    pub fn named(name: impl Into<String>) -> Self {
+        Ref {
+            id: UNLINKED,
+            name: name.into(),
+            table: PhantomData,
+        }
+    }
+    pub fn id(&self) -> usize {
+        self.id
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+pub type EntityRef = Ref<EntityTable>;
+pub type RelationRef = Ref<RelationTable>;
+pub type BankRef = Ref<BankTable>;
+pub type PoolRef = Ref<PoolTable>;
+
+// Written out rather than derived: a derive would bound them on the marker type.
+impl<T> Clone for Ref<T> {
+    fn clone(&self) -> Self {
+        Ref {
+            id: self.id,
+            name: self.name.clone(),
+            table: PhantomData,
+        }
+    }
+}
+impl<T> PartialEq for Ref<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.name == other.name
+    }
+}
+impl<T> Eq for Ref<T> {}
+impl<T> Default for Ref<T> {
+    fn default() -> Self {
+        Ref::named("")
+    }
+}
+impl<T> fmt::Debug for Ref<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.name, self.id)
+    }
+}
+impl<T> fmt::Display for Ref<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+// Names compare with names while the checker works, before ids exist.
+impl<T> PartialEq<str> for Ref<T> {
+    fn eq(&self, other: &str) -> bool {
+        self.name == other
+    }
+}
+impl<T> PartialEq<String> for Ref<T> {
+    fn eq(&self, other: &String) -> bool {
+        self.name == *other
+    }
+}
+impl<T> PartialEq<Ref<T>> for String {
+    fn eq(&self, other: &Ref<T>) -> bool {
+        *self == other.name
+    }
+}
+impl<T> Serialize for Ref<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name)
+    }
+}
+
+/// A checked reference to an attribute: the entity type it belongs to and its index among
+/// that type's attributes. Serialises as the attribute's name, like `Ref`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct AttrRef {
+    owner: EntityRef,
+    index: usize,
+    name: String,
+}
+
+impl AttrRef {
+    /// The attribute `name` of entity type `owner`, linked when checking ends.
+    pub fn named(owner: impl Into<String>, name: impl Into<String>) -> Self {
+        AttrRef {
+            owner: Ref::named(owner),
+            index: UNLINKED,
+            name: name.into(),
+        }
+    }
+    /// The entity type's id.
+    pub fn owner(&self) -> usize {
+        self.owner.id
+    }
+    /// The index in that type's `attrs`.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for AttrRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}.{}#{}", self.owner, self.name, self.index)
+    }
+}
+impl fmt::Display for AttrRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+impl PartialEq<str> for AttrRef {
+    fn eq(&self, other: &str) -> bool {
+        self.name == other
+    }
+}
+impl PartialEq<String> for AttrRef {
+    fn eq(&self, other: &String) -> bool {
+        self.name == *other
+    }
+}
+impl PartialEq<AttrRef> for String {
+    fn eq(&self, other: &AttrRef) -> bool {
+        *self == other.name
+    }
+}
+impl Serialize for AttrRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name)
+    }
+}
+
+/// Operators keep the spelling the rule file uses in the canonical JSON.
+fn op_str<S: Serializer>(op: &CmpOp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(op.as_str())
+}
+
+impl Ir {
+    /// Gives every reference the id of the declaration it names, the checker's last step.
+    /// Returns what resolves to nothing, as (kind, name): nothing once checking found no
+    /// error, since the checker reports every unknown name itself.
+    pub(crate) fn link(&mut self) -> Vec<(&'static str, String)> {
+        let index = |names: Vec<&String>| -> BTreeMap<String, usize> {
+            let mut m = BTreeMap::new();
+            for (i, n) in names.into_iter().enumerate() {
+                m.entry(n.clone()).or_insert(i);
+            }
+            m
+        };
+        let mut l = Linker {
+            entities: index(self.entities.iter().map(|e| &e.name).collect()),
+            attrs: self
+                .entities
+                .iter()
+                .map(|e| index(e.attrs.iter().map(|a| &a.name).collect()))
+                .collect(),
+            relations: index(self.relations.iter().map(|r| &r.name).collect()),
+            banks: index(self.banks.iter().map(|b| &b.name).collect()),
+            pools: index(self.pools.iter().map(|p| &p.name).collect()),
+            missing: Vec::new(),
+        };
+        for (ei, e) in self.entities.iter_mut().enumerate() {
+            l.attr(&mut e.key);
+            for a in &mut e.attrs {
+                l.source(ei, &mut a.source);
+            }
+        }
+        for r in &mut self.relations {
+            for role in &mut r.roles {
+                l.entity(&mut role.ty);
+            }
+            if let RelationDef::Derived(rules) = &mut r.def {
+                for rule in rules {
+                    for (_, ty) in &mut rule.vars {
+                        l.entity(ty);
+                    }
+                    for b in &mut rule.body {
+                        match b {
+                            BodyIr::Atom { relation, .. } => l.relation(relation),
+                            BodyIr::AttrTest { attr, value, .. } => {
+                                l.attr(attr);
+                                if let TestValueIr::Attr { attr, .. } = value {
+                                    l.attr(attr);
+                                }
+                            }
+                            BodyIr::VarTest { .. } => {}
+                        }
+                    }
+                }
+            }
+            for say in &mut r.says {
+                for w in &mut say.when {
+                    l.attr(&mut w.attr);
+                }
+            }
+        }
+        for b in &mut self.banks {
+            for r in &mut b.relations {
+                l.relation(r);
+            }
+        }
+        for a in &mut self.articles {
+            l.entity(&mut a.entity);
+            let owner = a.entity.id;
+            l.holes(owner, &mut a.title, false);
+            for p in &mut a.parts {
+                l.article_part(owner, p);
+            }
+        }
+        if let Some(q) = &mut self.questions {
+            if let Some(HopSet::Bank(b)) = &mut q.hops {
+                l.bank(b);
+            }
+            for s in &mut q.starts {
+                if let Start::Whose { entity, attr } = s {
+                    l.entity(entity);
+                    l.attr(attr);
+                }
+            }
+            for t in &mut q.templates {
+                for slot in &mut t.slots {
+                    match &mut slot.kind {
+                        SlotKindIr::Chain(e) | SlotKindIr::Name(e) => l.entity(e),
+                        SlotKindIr::Attr(list) => {
+                            for (e, a) in list {
+                                l.entity(e);
+                                l.attr(a);
+                            }
+                        }
+                        SlotKindIr::Relation(list) => {
+                            for r in list {
+                                l.relation(r);
+                            }
+                        }
+                    }
+                }
+                l.answer(&mut t.answer);
+                if let AnswerType::Entities(e) = &mut t.answer_type {
+                    l.entity(e);
+                }
+            }
+        }
+        l.missing
+    }
+}
+
+/// Name → id tables of one IR, for `Ir::link`.
+struct Linker {
+    entities: BTreeMap<String, usize>,
+    /// Per entity type, attribute name → index.
+    attrs: Vec<BTreeMap<String, usize>>,
+    relations: BTreeMap<String, usize>,
+    banks: BTreeMap<String, usize>,
+    pools: BTreeMap<String, usize>,
+    missing: Vec<(&'static str, String)>,
+}
+
+impl Linker {
+    fn find<T>(
+        table: &BTreeMap<String, usize>,
+        r: &mut Ref<T>,
+        what: &'static str,
+        missing: &mut Vec<(&'static str, String)>,
+    ) {
+        match table.get(&r.name) {
+            Some(&id) => r.id = id,
+            None => missing.push((what, r.name.clone())),
+        }
+    }
+    fn entity(&mut self, r: &mut EntityRef) {
+        Self::find(&self.entities, r, "entity type", &mut self.missing);
+    }
+    fn relation(&mut self, r: &mut RelationRef) {
+        Self::find(&self.relations, r, "relation", &mut self.missing);
+    }
+    fn bank(&mut self, r: &mut BankRef) {
+        Self::find(&self.banks, r, "bank", &mut self.missing);
+    }
+    fn pool(&mut self, r: &mut PoolRef) {
+        Self::find(&self.pools, r, "pool", &mut self.missing);
+    }
+    fn attr(&mut self, a: &mut AttrRef) {
+        self.entity(&mut a.owner);
+        match self.attrs.get(a.owner.id).and_then(|m| m.get(&a.name)) {
+            Some(&i) => a.index = i,
+            None => self
+                .missing
+                .push(("attribute", format!("{}.{}", a.owner.name, a.name))),
+        }
+    }
+    /// Placeholders of an attribute template (attributes of `owner`) or of an article about
+    /// an `owner` (its attributes first, then relations read from it).
+    fn holes(&mut self, owner: usize, parts: &mut [TextPart], relations: bool) {
+        for p in parts {
+            let TextPart::Hole { name, to, .. } = p else {
+                continue;
+            };
+            let attr = self.attrs.get(owner).and_then(|m| m.get(name.as_str()));
+            *to = match (attr, self.relations.get(name.as_str())) {
+                (Some(&i), _) => Hole::Attr(i),
+                (None, Some(&r)) if relations => Hole::Relation(r),
+                _ => {
+                    self.missing.push(("placeholder", name.clone()));
+                    continue;
+                }
+            };
+        }
+    }
+    fn source(&mut self, owner: usize, s: &mut AttrSource) {
+        match s {
+            AttrSource::Pool(p) => self.pool(p),
+            AttrSource::Match { on, arms } => {
+                self.attr(on);
+                for (_, arm) in arms {
+                    self.source(owner, arm);
+                }
+            }
+            AttrSource::Text(parts) => self.holes(owner, parts, false),
+            AttrSource::Enum(_) | AttrSource::Int(..) | AttrSource::Date(..) => {}
+        }
+    }
+    fn article_part(&mut self, owner: usize, p: &mut ArticlePartIr) {
+        match p {
+            ArticlePartIr::Line { text, otherwise } => {
+                self.holes(owner, text, true);
+                if let Some(o) = otherwise {
+                    self.holes(owner, o, true);
+                }
+            }
+            ArticlePartIr::Facts(facts) => {
+                for f in facts {
+                    match f {
+                        FactRef::Attr(a) => self.attr(a),
+                        FactRef::Relation { relation, .. } => self.relation(relation),
+                    }
+                }
+            }
+            ArticlePartIr::Section { parts, .. } => {
+                for p in parts {
+                    self.article_part(owner, p);
+                }
+            }
+        }
+    }
+    fn answer(&mut self, e: &mut AnswerExpr) {
+        match e {
+            AnswerExpr::Slot(_) => {}
+            AnswerExpr::Hop { relation, arg, .. } => {
+                self.relation(relation);
+                self.answer(arg);
+            }
+            AnswerExpr::Attr { attr, arg } => {
+                self.attr(attr);
+                self.answer(arg);
+            }
+            AnswerExpr::HopSlot { arg, .. }
+            | AnswerExpr::AttrSlot { arg, .. }
+            | AnswerExpr::Count(arg)
+            | AnswerExpr::CountEach(arg) => self.answer(arg),
+            AnswerExpr::Intersect(args) => {
+                for a in args {
+                    self.answer(a);
+                }
+            }
+            AnswerExpr::ArgMin { attr, args } | AnswerExpr::ArgMax { attr, args } => {
+                self.attr(attr);
+                for a in args {
+                    self.answer(a);
+                }
+            }
+            AnswerExpr::Same(a, b) | AnswerExpr::Related(a, b) => {
+                self.answer(a);
+                self.answer(b);
+            }
+        }
     }
 }
 
@@ -139,7 +573,7 @@ pub struct EntityType {
     /// How many to create; `None` when a generator (family trees) creates them.
     pub count: Option<Num>,
     /// The attribute that names an entity (unique).
-    pub key: String,
+    pub key: AttrRef,
     pub attrs: Vec<Attribute>,
 }
 
@@ -188,11 +622,11 @@ pub struct Attribute {
 #[serde(rename_all = "snake_case")]
 pub enum AttrSource {
     Enum(Vec<String>),
-    Pool(String),
+    Pool(PoolRef),
     Int(Num, Num),
     Date(DateBound, DateBound),
     Match {
-        on: String,
+        on: AttrRef,
         arms: Vec<(String, AttrSource)>,
     },
     Text(Vec<TextPart>),
@@ -203,13 +637,30 @@ pub enum AttrSource {
 #[serde(rename_all = "snake_case")]
 pub enum TextPart {
     Lit(String),
-    Hole { name: String, form: Option<String> },
+    Hole {
+        name: String,
+        form: Option<String>,
+        /// What the placeholder reads; the name alone spells it in the canonical JSON.
+        #[serde(skip)]
+        to: Hole,
+    },
+}
+
+/// What a placeholder reads, linked after checking: an attribute (by index among its
+/// entity type's) or a relation in an article or attribute template, or a value filled by
+/// name while writing (question slots, `{value}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Hole {
+    #[default]
+    Filled,
+    Attr(usize),
+    Relation(usize),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Role {
     pub name: String,
-    pub ty: String,
+    pub ty: EntityRef,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -282,7 +733,7 @@ pub struct Generator {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RuleIr {
     /// Variable names and entity types; the first two are the head roles.
-    pub vars: Vec<(String, String)>,
+    pub vars: Vec<(String, EntityRef)>,
     pub body: Vec<BodyIr>,
 }
 
@@ -291,19 +742,21 @@ pub struct RuleIr {
 pub enum BodyIr {
     /// `args[i]` is the variable in role `i` of the relation.
     Atom {
-        relation: String,
+        relation: RelationRef,
         negated: bool,
         args: [usize; 2],
     },
     AttrTest {
         var: usize,
-        attr: String,
-        op: String,
+        attr: AttrRef,
+        #[serde(serialize_with = "op_str")]
+        op: CmpOp,
         value: TestValueIr,
     },
     VarTest {
         left: usize,
-        op: String,
+        #[serde(serialize_with = "op_str")]
+        op: CmpOp,
         right: usize,
     },
 }
@@ -313,7 +766,7 @@ pub enum BodyIr {
 pub enum TestValueIr {
     Value(Value),
     Param(String),
-    Attr { var: usize, attr: String },
+    Attr { var: usize, attr: AttrRef },
 }
 
 /// How the entity in role `role` reads, seen from the entity in role `of`:
@@ -330,7 +783,7 @@ pub struct Say {
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SayWhenIr {
-    pub attr: String,
+    pub attr: AttrRef,
     pub value: String,
     pub singular: String,
     pub plural: String,
@@ -340,12 +793,12 @@ pub struct SayWhenIr {
 pub struct Bank {
     pub name: String,
     /// Relations in first-mention order, banks expanded, no duplicates.
-    pub relations: Vec<String>,
+    pub relations: Vec<RelationRef>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Article {
-    pub entity: String,
+    pub entity: EntityRef,
     pub title: Vec<TextPart>,
     pub parts: Vec<ArticlePartIr>,
 }
@@ -369,10 +822,10 @@ pub enum ArticlePartIr {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FactRef {
-    Attr(String),
+    Attr(AttrRef),
     /// The relation's facts where the article's entity is in role `of`, read by `say`.
     Relation {
-        relation: String,
+        relation: RelationRef,
         role: usize,
         of: usize,
     },
@@ -381,7 +834,7 @@ pub enum FactRef {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HopSet {
-    Bank(String),
+    Bank(BankRef),
     Param(String),
 }
 
@@ -404,7 +857,7 @@ pub struct Questions {
 #[serde(rename_all = "snake_case")]
 pub enum Start {
     Name,
-    Whose { entity: String, attr: String },
+    Whose { entity: EntityRef, attr: AttrRef },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -427,11 +880,11 @@ pub struct Slot {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SlotKindIr {
-    Chain(String),
-    Name(String),
-    Attr(Vec<(String, String)>),
+    Chain(EntityRef),
+    Name(EntityRef),
+    Attr(Vec<(EntityRef, AttrRef)>),
     /// Candidate relations, banks expanded; empty means "the hop relations".
-    Relation(Vec<String>),
+    Relation(Vec<RelationRef>),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -440,7 +893,7 @@ pub enum AnswerExpr {
     Slot(String),
     /// Follow a relation from the argument's entities to role `to`.
     Hop {
-        relation: String,
+        relation: RelationRef,
         to: usize,
         arg: Box<AnswerExpr>,
     },
@@ -450,7 +903,7 @@ pub enum AnswerExpr {
         arg: Box<AnswerExpr>,
     },
     Attr {
-        attr: String,
+        attr: AttrRef,
         arg: Box<AnswerExpr>,
     },
     AttrSlot {
@@ -464,11 +917,11 @@ pub enum AnswerExpr {
     CountEach(Box<AnswerExpr>),
     Intersect(Vec<AnswerExpr>),
     ArgMin {
-        attr: String,
+        attr: AttrRef,
         args: Vec<AnswerExpr>,
     },
     ArgMax {
-        attr: String,
+        attr: AttrRef,
         args: Vec<AnswerExpr>,
     },
     Same(Box<AnswerExpr>, Box<AnswerExpr>),
@@ -478,7 +931,7 @@ pub enum AnswerExpr {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnswerType {
-    Entities(String),
+    Entities(EntityRef),
     Values(AttrType),
     Count,
     YesNo,

@@ -1,20 +1,18 @@
 //! Articles: one Markdown document per entity of every type with an `article` template, plus
 //! the facts it states as structured data.
 
-use super::GenError;
 use super::solve::Solver;
 use super::world::{World, render};
 use crate::dataset::{Article as ArticleRecord, ArticleFact};
-use crate::lang::ir::{Article, ArticlePartIr, FactRef, Ir, Say, TextPart};
+use crate::lang::ir::{Article, ArticlePartIr, FactRef, Hole, Ir, Say, TextPart};
 
 /// The noun naming entity `b` (of type `ty`) through `say`: the first `when` form whose
 /// attribute value `b` has, else the plain form. Returns (singular, plural).
 pub fn noun_of<'s>(ir: &Ir, w: &World, say: &'s Say, ty: usize, b: u32) -> (&'s str, &'s str) {
     let ety = &ir.entities[ty];
     for c in &say.when {
-        if let Some(ai) = ety.attrs.iter().position(|x| x.name == c.attr)
-            && render(ir, ety, ai, &w.types[ty].columns[ai][b as usize]) == c.value
-        {
+        let ai = c.attr.index();
+        if render(ir, ety, ai, &w.types[ty].columns[ai][b as usize]) == c.value {
             return (&c.singular, &c.plural);
         }
     }
@@ -38,53 +36,14 @@ pub struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
-    /// A writer for the articles of one universe. Every relation and attribute an article
-    /// names must resolve (the checker guarantees it), so that no fact is ever left out
-    /// silently while writing.
-    pub fn new(
-        ir: &'a Ir,
-        w: &'a World,
-        solver: &'a Solver<'a>,
-        universe: &'a str,
-    ) -> Result<Self, GenError> {
-        fn refs<'p>(parts: &'p [ArticlePartIr], out: &mut Vec<&'p FactRef>) {
-            for p in parts {
-                match p {
-                    ArticlePartIr::Facts(f) => out.extend(f),
-                    ArticlePartIr::Section { parts, .. } => refs(parts, out),
-                    ArticlePartIr::Line { .. } => {}
-                }
-            }
-        }
-        for art in &ir.articles {
-            // Whether the universe has the type is the writer of each article's entities' job.
-            let Some(ety) = ir.entity(&art.entity) else {
-                return Err(GenError::Internal(format!(
-                    "the article for `{}` names no entity type of the rules",
-                    art.entity
-                )));
-            };
-            let mut fs = Vec::new();
-            refs(&art.parts, &mut fs);
-            for f in fs {
-                let ok = match f {
-                    FactRef::Attr(a) => ety.attr(a).is_some(),
-                    FactRef::Relation { relation, .. } => ir.relation(relation).is_some(),
-                };
-                if !ok {
-                    return Err(GenError::Internal(format!(
-                        "the article for `{}` states a fact the rules do not define: {f:?}",
-                        art.entity
-                    )));
-                }
-            }
-        }
-        Ok(Writer {
+    /// A writer for the articles of one universe.
+    pub fn new(ir: &'a Ir, w: &'a World, solver: &'a Solver<'a>, universe: &'a str) -> Self {
+        Writer {
             ir,
             w,
             solver,
             universe,
-        })
+        }
     }
 
     fn name(&self, t: usize, e: u32) -> String {
@@ -132,13 +91,13 @@ impl<'a> Writer<'a> {
         groups
     }
 
-    fn attr_value(&self, t: usize, attr: &str, e: u32) -> Option<(usize, String)> {
-        let ety = &self.ir.entities[t];
-        let ai = ety.attrs.iter().position(|a| a.name == attr)?;
-        Some((
+    fn value_at(&self, t: usize, ai: usize, e: u32) -> String {
+        render(
+            self.ir,
+            &self.ir.entities[t],
             ai,
-            render(self.ir, ety, ai, &self.w.types[t].columns[ai][e as usize]),
-        ))
+            &self.w.types[t].columns[ai][e as usize],
+        )
     }
 
     /// Fills a title or line template: attributes by value, relations by partner names.
@@ -157,22 +116,19 @@ impl<'a> Writer<'a> {
         for p in parts {
             match p {
                 TextPart::Lit(l) => out.push_str(l),
-                TextPart::Hole { name, .. } => {
-                    if let Some((ai, v)) = self.attr_value(t, name, e) {
-                        if ai
-                            != ety
-                                .attrs
-                                .iter()
-                                .position(|a| a.name == ety.key)
-                                .unwrap_or(usize::MAX)
-                        {
+                TextPart::Hole { to, .. } => {
+                    if let Hole::Attr(ai) = *to {
+                        let v = self.value_at(t, ai, e);
+                        if ai != ety.key.index() {
                             stated.push(self.attr_fact(t, ai, v.clone()));
                         }
                         if v.is_empty() {
                             return None;
                         }
                         out.push_str(&v);
-                    } else if let Some((rel, say)) = self.hole_relation(t, name) {
+                    } else if let Hole::Relation(rel) = *to
+                        && let Some(say) = self.hole_say(t, rel)
+                    {
                         let groups = self.partners(rel, say.role, say.of, e);
                         let names: Vec<String> = groups.iter().flat_map(|g| g.2.clone()).collect();
                         if names.is_empty() {
@@ -196,11 +152,11 @@ impl<'a> Writer<'a> {
     /// what its `else` text stands for ("She manages no club.").
     fn line_facts(&self, t: usize, e: u32, parts: &[TextPart], facts: &mut Vec<ArticleFact>) {
         for p in parts {
-            let TextPart::Hole { name, .. } = p else {
-                continue;
-            };
-            if self.attr_value(t, name, e).is_none()
-                && let Some((rel, say)) = self.hole_relation(t, name)
+            if let TextPart::Hole {
+                to: Hole::Relation(rel),
+                ..
+            } = *p
+                && let Some(say) = self.hole_say(t, rel)
             {
                 for g in self.partners(rel, say.role, say.of, e) {
                     push_fact(facts, self.rel_fact(rel, say.role, g));
@@ -209,15 +165,13 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// The relation a placeholder `{name}` of an article about type `t` names, with the
-    /// surface form that reads it from `t` (placeholders that name an attribute aside).
-    fn hole_relation(&self, t: usize, name: &str) -> Option<(usize, &Say)> {
-        let rel = self.ir.relations.iter().position(|r| r.name == name)?;
-        let say = self.ir.relations[rel]
+    /// The surface form reading relation `rel`, named by a placeholder of an article about
+    /// type `t`, from `t`.
+    fn hole_say(&self, t: usize, rel: usize) -> Option<&Say> {
+        self.ir.relations[rel]
             .says
             .iter()
-            .find(|s| self.solver.role_types[rel][s.of] == t)?;
-        Some((rel, say))
+            .find(|s| self.solver.role_types[rel][s.of] == t)
     }
 
     fn attr_fact(&self, t: usize, ai: usize, v: String) -> ArticleFact {
@@ -273,21 +227,16 @@ impl<'a> Writer<'a> {
                     for f in refs {
                         match f {
                             FactRef::Attr(a) => {
-                                if let Some((ai, v)) = self.attr_value(t, a, e) {
-                                    let fact = self.attr_fact(t, ai, v);
-                                    sentences.push(format!(
-                                        "The {} of {who} is {}.",
-                                        fact.noun, fact.values[0]
-                                    ));
-                                    push_fact(&mut doc.facts, fact);
-                                }
+                                let fact =
+                                    self.attr_fact(t, a.index(), self.value_at(t, a.index(), e));
+                                sentences.push(format!(
+                                    "The {} of {who} is {}.",
+                                    fact.noun, fact.values[0]
+                                ));
+                                push_fact(&mut doc.facts, fact);
                             }
                             FactRef::Relation { relation, role, of } => {
-                                let Some(rel) =
-                                    self.ir.relations.iter().position(|r| &r.name == relation)
-                                else {
-                                    continue;
-                                };
+                                let rel = relation.id();
                                 for g in self.partners(rel, *role, *of, e) {
                                     sentences.push(match g.2.len() {
                                         0 => format!("{who} has no {}.", g.1),

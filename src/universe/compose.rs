@@ -17,7 +17,8 @@ use super::solve::Solver;
 use super::world::{AttrVal, World, render};
 use crate::dataset::{Program, Question, Reading, Step};
 use crate::lang::ir::{
-    AnswerExpr, AnswerType, HopSet, Ir, Questions, SlotKindIr, Start, Template, TextPart, Value,
+    AnswerExpr, AnswerType, HopSet, Ir, Questions, RelationRef, SlotKindIr, Start, Template,
+    TextPart, Value,
 };
 use crate::util::rng::Rng;
 
@@ -87,8 +88,9 @@ struct Attempt {
     /// The chain slot whose last hop must come out empty (unanswerable questions).
     empty_slot: Option<String>,
     want_empty: bool,
-    /// Reading steps and difficulty of operations that are not hops (comparisons read one
-    /// attribute per candidate; `related` costs the weight of the relation it names).
+    /// Reading steps and difficulty of hops (a hop costs its relation's weight) and of
+    /// operations that are not steps of their own (comparisons read one attribute per
+    /// candidate; `related` costs the weight of the relation it names).
     extra_hops: usize,
     extra_difficulty: i64,
     /// `sigs[i]` identifies what step `i` computes: a slot's output by the entities it
@@ -174,22 +176,19 @@ impl<'a> Composer<'a> {
                 });
             }
         }
-        let hop_names: Option<Vec<String>> = match &q.hops {
+        // A bank parameter is a name given at generation time, so it is looked up here.
+        let hop_bank = match &q.hops {
             None => None,
-            Some(HopSet::Bank(b)) => ir.bank(b).map(|b| b.relations.clone()),
+            Some(HopSet::Bank(b)) => Some(ir.bank_of(b)),
             Some(HopSet::Param(p)) => match params.get(p) {
-                Some(Value::Bank(b)) => ir.bank(b).map(|b| b.relations.clone()),
+                Some(Value::Bank(b)) => ir.bank(b),
                 _ => None,
             },
         };
         let hops = all
             .iter()
             .copied()
-            .filter(|d| {
-                hop_names
-                    .as_ref()
-                    .is_none_or(|h| h.contains(&ir.relations[d.rel].name))
-            })
+            .filter(|d| hop_bank.is_none_or(|b| b.relations.iter().any(|r| r.id() == d.rel)))
             .collect();
         let mut whose = Vec::new();
         let mut name_start = false;
@@ -197,15 +196,7 @@ impl<'a> Composer<'a> {
             match s {
                 Start::Name => name_start = true,
                 Start::Whose { entity, attr } => {
-                    let (Some(t), Some(a)) = (
-                        world.type_index(entity),
-                        ir.entity(entity)
-                            .and_then(|e| e.attrs.iter().position(|x| &x.name == attr)),
-                    ) else {
-                        return Err(GenError::Internal(format!(
-                            "the checked start `whose {entity}.{attr}` names no attribute of the universe"
-                        )));
-                    };
+                    let (t, a) = (entity.id(), attr.index());
                     let mut by: HashMap<AttrVal, Vec<u32>> = HashMap::new();
                     for (e, v) in world.types[t].columns[a].iter().enumerate() {
                         by.entry(v.clone()).or_default().push(e as u32);
@@ -214,7 +205,7 @@ impl<'a> Composer<'a> {
                 }
             }
         }
-        let c = Composer {
+        Ok(Composer {
             ir,
             world,
             solver,
@@ -230,85 +221,7 @@ impl<'a> Composer<'a> {
             all,
             name_start,
             whose,
-        };
-        for t in &q.templates {
-            c.resolvable(t)?;
-        }
-        Ok(c)
-    }
-
-    /// Checks that every name a template uses resolves in this universe, so that a failed
-    /// look-up while composing can only mean "no answer here", never a silently skipped
-    /// part of the rules.
-    fn resolvable(&self, t: &Template) -> Result<(), GenError> {
-        let internal = |what: String| {
-            Err(GenError::Internal(format!(
-                "template `{}`: the checked rules name {what}, which the universe lacks",
-                t.name
-            )))
-        };
-        for s in &t.slots {
-            match &s.kind {
-                SlotKindIr::Chain(ty) | SlotKindIr::Name(ty) => {
-                    if self.world.type_index(ty).is_none() {
-                        return internal(format!("entity type `{ty}`"));
-                    }
-                }
-                SlotKindIr::Attr(c) => {
-                    for (ty, at) in c {
-                        if self.ir.entity(ty).and_then(|e| e.attr(at)).is_none() {
-                            return internal(format!("attribute `{ty}.{at}`"));
-                        }
-                    }
-                }
-                SlotKindIr::Relation(c) => {
-                    for r in c {
-                        if self.solver.relation_index(r).is_none() {
-                            return internal(format!("relation `{r}`"));
-                        }
-                    }
-                }
-            }
-        }
-        fn names(e: &AnswerExpr, rels: &mut Vec<String>, attrs: &mut Vec<String>) {
-            match e {
-                AnswerExpr::Slot(_) => {}
-                AnswerExpr::Hop { relation, arg, .. } => {
-                    rels.push(relation.clone());
-                    names(arg, rels, attrs);
-                }
-                AnswerExpr::Attr { attr, arg } => {
-                    attrs.push(attr.clone());
-                    names(arg, rels, attrs);
-                }
-                AnswerExpr::HopSlot { arg, .. }
-                | AnswerExpr::AttrSlot { arg, .. }
-                | AnswerExpr::Count(arg)
-                | AnswerExpr::CountEach(arg) => names(arg, rels, attrs),
-                AnswerExpr::ArgMin { attr, args } | AnswerExpr::ArgMax { attr, args } => {
-                    attrs.push(attr.clone());
-                    args.iter().for_each(|x| names(x, rels, attrs));
-                }
-                AnswerExpr::Intersect(xs) => xs.iter().for_each(|x| names(x, rels, attrs)),
-                AnswerExpr::Same(l, r) | AnswerExpr::Related(l, r) => {
-                    names(l, rels, attrs);
-                    names(r, rels, attrs);
-                }
-            }
-        }
-        let (mut rels, mut attrs) = (Vec::new(), Vec::new());
-        names(&t.answer, &mut rels, &mut attrs);
-        for r in rels {
-            if self.solver.relation_index(&r).is_none() {
-                return internal(format!("relation `{r}`"));
-            }
-        }
-        for at in attrs {
-            if !self.ir.entities.iter().any(|e| e.attr(&at).is_some()) {
-                return internal(format!("attribute `{at}`"));
-            }
-        }
-        Ok(())
+        })
     }
 
     fn name(&self, t: usize, e: u32) -> String {
@@ -368,7 +281,7 @@ impl<'a> Composer<'a> {
                 .filter_map(|s| match &s.kind {
                     SlotKindIr::Chain(ty) => {
                         let bare = matches!(&t.answer, AnswerExpr::Slot(x) if x == &s.name);
-                        Some((s.name.as_str(), self.world.type_index(ty)?, bare))
+                        Some((s.name.as_str(), ty.id(), bare))
                     }
                     _ => None,
                 })
@@ -577,7 +490,7 @@ impl<'a> Composer<'a> {
             }
             match &s.kind {
                 SlotKindIr::Name(t) => {
-                    let t = self.world.type_index(t)?;
+                    let t = t.id();
                     let n = self.world.types[t].len;
                     if n == 0 {
                         return None;
@@ -586,8 +499,8 @@ impl<'a> Composer<'a> {
                     a.fills.insert(s.name.clone(), Fill::Text(self.name(t, e)));
                 }
                 SlotKindIr::Attr(c) => {
-                    let (ty, at) = c.get(a.rng.index(c.len().max(1)))?;
-                    let attr = self.ir.entity(ty)?.attr(at)?;
+                    let (_, at) = c.get(a.rng.index(c.len().max(1)))?;
+                    let attr = self.ir.attr_of(at);
                     let (s1, p1) = attr
                         .say
                         .clone()
@@ -610,7 +523,7 @@ impl<'a> Composer<'a> {
         for p in &tpl.text {
             match p {
                 TextPart::Lit(l) => text.push_str(l),
-                TextPart::Hole { name, form } => match a.fills.get(name)? {
+                TextPart::Hole { name, form, .. } => match a.fills.get(name)? {
                     Fill::Text(t) => text.push_str(t),
                     Fill::Forms(s, pl) => text.push_str(if form.as_deref() == Some("plural") {
                         pl
@@ -620,27 +533,15 @@ impl<'a> Composer<'a> {
                 },
             }
         }
-        let mut difficulty = a.extra_difficulty;
-        let mut hops = a.extra_hops;
-        for s in &a.steps {
-            match s.op.as_str() {
-                "hop" => {
-                    hops += 1;
-                    let r = s
-                        .relations
-                        .first()
-                        .and_then(|r| self.ir.relation(&r.relation));
-                    difficulty += r.map_or(1, |r| r.weight);
-                }
-                // Counting per entity adds 1, whatever the counted relation's weight:
-                // PhantomWiki's difficulty of an aggregation.
-                "attribute" | "whose" | "count_each" => {
-                    hops += 1;
-                    difficulty += 1;
-                }
-                _ => {}
-            }
-        }
+        // Reading an attribute, a `whose` start and counting per entity add 1 each, whatever
+        // the counted relation's weight: PhantomWiki's difficulty of an aggregation.
+        let reads = a
+            .steps
+            .iter()
+            .filter(|s| matches!(s.op.as_str(), "attribute" | "whose" | "count_each"))
+            .count();
+        let difficulty = a.extra_difficulty + reads as i64;
+        let hops = a.extra_hops + reads;
         let intermediate: Vec<Vec<String>> = a.outs.iter().map(|s| self.render_set(s)).collect();
         let answers = intermediate.last().cloned().unwrap_or_default();
         // The universe id covers the rules, every parameter and the seed, so two datasets
@@ -696,14 +597,14 @@ impl<'a> Composer<'a> {
         a.steps.len() - 1
     }
 
-    fn slot_dirs<'b>(&'b self, cands: &'b [String]) -> impl Iterator<Item = &'b Dir> + 'b {
+    fn slot_dirs<'b>(&'b self, cands: &'b [RelationRef]) -> impl Iterator<Item = &'b Dir> + 'b {
         let pool = if cands.is_empty() {
             &self.hops
         } else {
             &self.all
         };
         pool.iter()
-            .filter(move |d| cands.is_empty() || cands.contains(&self.ir.relations[d.rel].name))
+            .filter(move |d| cands.is_empty() || cands.iter().any(|r| r.id() == d.rel))
     }
 
     fn reading(&self, d: &Dir) -> Reading {
@@ -727,6 +628,8 @@ impl<'a> Composer<'a> {
             relations: vec![self.reading_of(rel, from)],
             ..Step::default()
         };
+        a.extra_hops += 1;
+        a.extra_difficulty += self.ir.relations[rel].weight;
         let out = Set::Ents(to_ty, img);
         let i = self.push(a, step, out.clone());
         (out, i)
@@ -744,9 +647,7 @@ impl<'a> Composer<'a> {
                 let AnswerExpr::Slot(y) = arg.as_ref() else {
                     return;
                 };
-                let Some(rel) = self.solver.relation_index(relation) else {
-                    return;
-                };
+                let rel = relation.id();
                 let d = Dir {
                     rel,
                     say: 0,
@@ -777,9 +678,7 @@ impl<'a> Composer<'a> {
         if a.names.contains_key(y) {
             return;
         }
-        let Some(yt) = self.world.type_index(yt) else {
-            return;
-        };
+        let yt = yt.id();
         let mut dirs: Vec<Dir> = dirs
             .into_iter()
             .filter(|d| d.to_ty == z_ty && d.from_ty == yt)
@@ -812,10 +711,10 @@ impl<'a> Composer<'a> {
                 let r = match Self::slot_kind(tpl, s)? {
                     SlotKindIr::Chain(ty) => {
                         let shape = v.shapes.iter().find(|(n, _)| n == s)?.1;
-                        self.walk(a, s, self.world.type_index(ty)?, shape)?
+                        self.walk(a, s, ty.id(), shape)?
                     }
                     SlotKindIr::Name(ty) => {
-                        let t = self.world.type_index(ty)?;
+                        let t = ty.id();
                         let (t, e) = match a.names.get(s) {
                             Some(&x) => x,
                             None => {
@@ -977,10 +876,7 @@ impl<'a> Composer<'a> {
                 }
                 a.extra_hops += all.len();
                 a.extra_difficulty += all.len() as i64;
-                let ai = self.ir.entities[t]
-                    .attrs
-                    .iter()
-                    .position(|x| &x.name == attr)?;
+                let ai = attr.index();
                 let col = &self.world.types[t].columns[ai];
                 let best = if max {
                     all.iter().map(|&e| &col[e as usize]).max()
@@ -999,7 +895,7 @@ impl<'a> Composer<'a> {
                     op: if max { "argmax" } else { "argmin" }.into(),
                     inputs,
                     ty: self.ir.entities[t].name.clone(),
-                    attribute: attr.clone(),
+                    attribute: attr.name().to_string(),
                     ..Step::default()
                 };
                 let out = Set::Ents(t, out);
@@ -1038,7 +934,7 @@ impl<'a> Composer<'a> {
                 if let AnswerExpr::Slot(y) = r.as_ref()
                     && !a.names.contains_key(y)
                     && let Some(SlotKindIr::Name(yt)) = Self::slot_kind(tpl, y)
-                    && let Some(yt) = self.world.type_index(yt)
+                    && let yt = yt.id()
                     && let Some(&e) = a.rng.pick(&xs)
                 {
                     let mut dirs: Vec<Dir> = self
@@ -1107,7 +1003,7 @@ impl<'a> Composer<'a> {
     ) -> Option<Reader> {
         match e {
             AnswerExpr::Hop { relation, to, .. } => Some(Reader::Rel {
-                rel: self.solver.relation_index(relation)?,
+                rel: relation.id(),
                 from: 1 - to,
             }),
             AnswerExpr::HopSlot { slot, .. } => {
@@ -1146,10 +1042,7 @@ impl<'a> Composer<'a> {
             }
             AnswerExpr::Attr { attr, .. } => Some(Reader::Attr {
                 ty: t,
-                attr: self.ir.entities[t]
-                    .attrs
-                    .iter()
-                    .position(|x| &x.name == attr)?,
+                attr: attr.index(),
             }),
             AnswerExpr::AttrSlot { slot, .. } => {
                 let Some(SlotKindIr::Attr(c)) = Self::slot_kind(tpl, slot) else {
@@ -1158,8 +1051,8 @@ impl<'a> Composer<'a> {
                 let ety = &self.ir.entities[t];
                 let cands: Vec<usize> = c
                     .iter()
-                    .filter(|(ty, _)| ty == &ety.name)
-                    .filter_map(|(_, at)| ety.attrs.iter().position(|x| &x.name == at))
+                    .filter(|(ty, _)| ty.id() == t)
+                    .map(|(_, at)| at.index())
                     .collect();
                 let ai = *a.rng.pick(&cands)?;
                 a.attrs.insert(slot.clone(), (t, ai));
@@ -1323,6 +1216,8 @@ impl<'a> Composer<'a> {
                 relations: vec![self.reading(&d)],
                 ..Step::default()
             };
+            a.extra_hops += 1;
+            a.extra_difficulty += r.weight;
             ty = d.to_ty;
             set = img;
             idx = self.push(a, step, Set::Ents(ty, set.clone()));

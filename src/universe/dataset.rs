@@ -356,14 +356,9 @@ fn write_universe(
 
     clock.lap("facts");
     bar.step("writing articles");
-    let writer = articles::Writer::new(ir, &w, &solver, uid)?;
+    let writer = articles::Writer::new(ir, &w, &solver, uid);
     for art in &ir.articles {
-        let Some(t) = w.type_index(&art.entity) else {
-            return Err(GenError::Internal(format!(
-                "no entity type `{}` to write articles for",
-                art.entity
-            )));
-        };
+        let t = art.entity.id();
         counts.articles += w.types[t].len;
         write_par(arts, w.types[t].len, |e, s| {
             line(s, &writer.article(art, t, e as u32));

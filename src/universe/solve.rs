@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use super::GenError;
 use super::params::Params;
 use super::world::{AttrVal, World, parse_date, render};
-use crate::lang::ast::CmpOp;
+use crate::lang::ir::CmpOp;
 use crate::lang::ir::{AttrType, BodyIr, Ir, RelationDef, TestValueIr, Value};
 
 /// Adjacency in compressed form: the partners of entity `e` are
@@ -168,33 +168,21 @@ impl<'a> Solver<'a> {
     /// a literal that does not would make its rule weaker and its answers wrong, so it is an
     /// error (a parameter value outside an enum, or an internal error), never dropped.
     pub fn new(ir: &'a Ir, world: &'a World, params: &Params) -> Result<Solver<'a>, GenError> {
-        let ty = |name: &str| {
-            world.type_index(name).ok_or_else(|| {
-                GenError::Internal(format!(
-                    "the checked entity type `{name}` is not in the universe"
-                ))
-            })
-        };
         let role_types: Vec<[usize; 2]> = ir
             .relations
             .iter()
-            .map(|r| Ok([ty(&r.roles[0].ty)?, ty(&r.roles[1].ty)?]))
-            .collect::<Result<_, GenError>>()?;
-        let rel_index = |name: &str| ir.relations.iter().position(|r| r.name == name);
+            .map(|r| [r.roles[0].ty.id(), r.roles[1].ty.id()])
+            .collect();
         let mut rules = Vec::with_capacity(ir.relations.len());
         for r in &ir.relations {
             let mut out = Vec::new();
             if let RelationDef::Derived(rs) = &r.def {
                 for rule in rs {
-                    let var_types: Vec<usize> = rule
-                        .vars
-                        .iter()
-                        .map(|(_, t)| ty(t))
-                        .collect::<Result<_, _>>()?;
+                    let var_types: Vec<usize> = rule.vars.iter().map(|(_, t)| t.id()).collect();
                     let lits = rule
                         .body
                         .iter()
-                        .map(|b| compile_lit(ir, params, &var_types, b, &rel_index))
+                        .map(|b| compile_lit(ir, params, b))
                         .collect::<Result<Vec<_>, LitError>>()
                         .map_err(|e| match e {
                             LitError::Param(p) => {
@@ -279,10 +267,6 @@ impl<'a> Solver<'a> {
             materialised: (0..ir.relations.len()).map(|_| OnceLock::new()).collect(),
             groups,
         })
-    }
-
-    pub fn relation_index(&self, name: &str) -> Option<usize> {
-        self.ir.relations.iter().position(|r| r.name == name)
     }
 
     /// Every partner in role `1 - from` of entity `x` in role `from`, sorted and distinct.
@@ -730,28 +714,21 @@ enum LitError {
 }
 
 /// Compiles one body literal.
-fn compile_lit(
-    ir: &Ir,
-    params: &Params,
-    var_types: &[usize],
-    b: &BodyIr,
-    rel_index: &dyn Fn(&str) -> Option<usize>,
-) -> Result<Lit, LitError> {
+fn compile_lit(ir: &Ir, params: &Params, b: &BodyIr) -> Result<Lit, LitError> {
     let unresolved = LitError::Unresolved;
-    let op_of = |op: &str| CmpOp::parse(op).ok_or_else(|| unresolved(format!("operator `{op}`")));
     Ok(match b {
         BodyIr::Atom {
             relation,
             negated,
             args,
         } => Lit::Atom {
-            rel: rel_index(relation).ok_or_else(|| unresolved(format!("relation `{relation}`")))?,
+            rel: relation.id(),
             negated: *negated,
             args: *args,
         },
         BodyIr::VarTest { left, op, right } => Lit::VarTest {
             left: *left,
-            op: op_of(op)?,
+            op: *op,
             right: *right,
         },
         BodyIr::AttrTest {
@@ -760,18 +737,8 @@ fn compile_lit(
             op,
             value,
         } => {
-            let ety_of = |v: usize| {
-                var_types
-                    .get(v)
-                    .and_then(|&t| ir.entities.get(t))
-                    .ok_or_else(|| unresolved(format!("variable {v}")))
-            };
-            let ety = ety_of(*var)?;
-            let ai = ety
-                .attrs
-                .iter()
-                .position(|a| &a.name == attr)
-                .ok_or_else(|| unresolved(format!("attribute `{}.{attr}`", ety.name)))?;
+            let ety = &ir.entities[attr.owner()];
+            let ai = attr.index();
             let aty = &ety.attrs[ai].ty;
             let lit_value = |v: &Value| -> Option<Rhs> {
                 Some(match (aty, v) {
@@ -800,22 +767,15 @@ fn compile_lit(
                         ))
                     })?
                 }
-                TestValueIr::Attr { var: v2, attr: a2 } => {
-                    let e2 = ety_of(*v2)?;
-                    Rhs::Attr {
-                        var: *v2,
-                        attr: e2
-                            .attrs
-                            .iter()
-                            .position(|a| &a.name == a2)
-                            .ok_or_else(|| unresolved(format!("attribute `{}.{a2}`", e2.name)))?,
-                    }
-                }
+                TestValueIr::Attr { var: v2, attr: a2 } => Rhs::Attr {
+                    var: *v2,
+                    attr: a2.index(),
+                },
             };
             Lit::AttrTest {
                 var: *var,
                 attr: ai,
-                op: op_of(op)?,
+                op: *op,
                 rhs,
             }
         }

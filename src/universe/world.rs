@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use super::GenError;
 use super::params::Params;
 use crate::lang::ir::{
-    AttrSource, AttrType, DateBound, GenArg, GenKind, Ir, RelationDef, TextPart,
+    AttrSource, AttrType, DateBound, GenArg, GenKind, Hole, Ir, RelationDef, TextPart,
 };
 use crate::util::rng::Rng;
 
@@ -130,11 +130,7 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
         if let RelationDef::Base(g) = &r.def
             && g.kind == GenKind::FamilyTree
         {
-            let ti = ir
-                .entities
-                .iter()
-                .position(|e| e.name == r.roles[0].ty)
-                .ok_or_else(|| GenError::Invalid(format!("unknown type `{}`", r.roles[0].ty)))?;
+            let ti = r.roles[0].ty.id();
             if trees.contains_key(&ti) {
                 return Err(GenError::Invalid(format!(
                     "type `{}` is created by two family trees",
@@ -166,18 +162,7 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
             base.push(None);
             continue;
         };
-        let type_of = |role: usize| {
-            types
-                .iter()
-                .position(|t| t.name == r.roles[role].ty)
-                .ok_or_else(|| {
-                    GenError::Internal(format!(
-                        "relation `{}`: role type `{}` is not in the universe",
-                        r.name, r.roles[role].ty
-                    ))
-                })
-        };
-        let (t0, t1) = (type_of(0)?, type_of(1)?);
+        let (t0, t1) = (r.roles[0].ty.id(), r.roles[1].ty.id());
         let (n0, n1) = (types[t0].len, types[t1].len);
         let mut rng = Rng::stream(seed, &format!("relation/{}", r.name));
         let mut pairs: Vec<(u32, u32)> = match g.kind {
@@ -376,7 +361,7 @@ fn family_trees(
         .max(1);
     // Surnames come from the surname attribute's own source when it is a pool.
     let surname_pool = surname_attr.and_then(|a| match &ety.attrs[a].source {
-        AttrSource::Pool(p) => ir.pools.iter().position(|x| &x.name == p),
+        AttrSource::Pool(p) => Some(p.id()),
         _ => None,
     });
     let (date_lo, date_hi) = birth_attr
@@ -596,16 +581,7 @@ fn entities(
     let ety = &ir.entities[ti];
     let n_attrs = ety.attrs.len();
     let order = attr_order(ety);
-    let key = ety
-        .attrs
-        .iter()
-        .position(|a| a.name == ety.key)
-        .ok_or_else(|| {
-            GenError::Internal(format!(
-                "the key `{}` of `{}` is no attribute",
-                ety.key, ety.name
-            ))
-        })?;
+    let key = ety.key.index();
     let unique: Vec<usize> = (0..n_attrs)
         .filter(|&a| ety.attrs[a].unique || a == key)
         .collect();
@@ -674,27 +650,29 @@ fn collect_deps(ety: &crate::lang::ir::EntityType, a: usize, out: &mut Vec<usize
         return;
     }
     out.push(a);
-    let mut names = Vec::new();
-    source_deps(&ety.attrs[a].source, &mut names);
-    for n in names {
-        if let Some(i) = ety.attrs.iter().position(|x| x.name == n) {
-            collect_deps(ety, i, out);
-        }
+    let mut deps = Vec::new();
+    source_deps(&ety.attrs[a].source, &mut deps);
+    for i in deps {
+        collect_deps(ety, i, out);
     }
 }
 
-fn source_deps(s: &AttrSource, out: &mut Vec<String>) {
+/// The attributes a source reads: a `match`'s attribute, a text template's placeholders.
+fn source_deps(s: &AttrSource, out: &mut Vec<usize>) {
     match s {
         AttrSource::Match { on, arms } => {
-            out.push(on.clone());
+            out.push(on.index());
             for (_, s) in arms {
                 source_deps(s, out);
             }
         }
         AttrSource::Text(parts) => {
             for p in parts {
-                if let TextPart::Hole { name, .. } = p {
-                    out.push(name.clone());
+                if let TextPart::Hole {
+                    to: Hole::Attr(i), ..
+                } = p
+                {
+                    out.push(*i);
                 }
             }
         }
@@ -718,12 +696,10 @@ fn attr_order(ety: &crate::lang::ir::EntityType) -> Vec<usize> {
             return;
         }
         state[a] = 1;
-        let mut names = Vec::new();
-        source_deps(&ety.attrs[a].source, &mut names);
-        for nm in names {
-            if let Some(i) = ety.attrs.iter().position(|x| x.name == nm) {
-                visit(ety, i, state, order);
-            }
+        let mut deps = Vec::new();
+        source_deps(&ety.attrs[a].source, &mut deps);
+        for i in deps {
+            visit(ety, i, state, order);
         }
         state[a] = 2;
         order.push(a);
@@ -756,11 +732,7 @@ fn draw_source(
     Ok(match s {
         AttrSource::Enum(v) => AttrVal::Enum(rng.index(v.len().max(1)) as u16),
         AttrSource::Pool(p) => {
-            let pi = ir
-                .pools
-                .iter()
-                .position(|x| &x.name == p)
-                .ok_or_else(|| GenError::Internal(format!("pool `{p}` is not declared")))?;
+            let pi = p.id();
             let n = ir.pools[pi].values.len();
             if n == 0 {
                 return Err(GenError::Invalid(format!("pool `{p}` is empty")));
@@ -787,13 +759,7 @@ fn draw_source(
             AttrVal::Date(rng.range_i64(i64::from(lo), i64::from(hi)) as i32)
         }
         AttrSource::Match { on, arms } => {
-            let oi = ety
-                .attrs
-                .iter()
-                .position(|x| &x.name == on)
-                .ok_or_else(|| {
-                    GenError::Internal(format!("`match {on}` names no attribute of `{}`", ety.name))
-                })?;
+            let oi = on.index();
             let variant = match row.get(oi).and_then(|v| v.as_ref()) {
                 Some(AttrVal::Enum(i)) => match &ety.attrs[oi].ty {
                     AttrType::Enum(vs) => vs.get(*i as usize).cloned().unwrap_or_default(),
@@ -814,8 +780,8 @@ fn draw_source(
             for p in parts {
                 match p {
                     TextPart::Lit(l) => s.push_str(l),
-                    TextPart::Hole { name, .. } => {
-                        if let Some(i) = ety.attrs.iter().position(|x| &x.name == name)
+                    TextPart::Hole { to, .. } => {
+                        if let Hole::Attr(i) = *to
                             && let Some(v) = row.get(i).and_then(|v| v.as_ref())
                         {
                             s.push_str(&render(ir, ety, i, v));

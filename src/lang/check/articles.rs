@@ -74,6 +74,7 @@ impl Cx<'_> {
                             TextPart::Hole {
                                 name: name.to_string(),
                                 form,
+                                to: Hole::Filled,
                             },
                             span,
                         ));
@@ -123,8 +124,9 @@ impl Cx<'_> {
             let title = match &a.title {
                 Some(s) => self.article_text(s, ety, relations, t, false),
                 None => vec![TextPart::Hole {
-                    name: ety.key.clone(),
+                    name: ety.key.name().into(),
                     form: None,
+                    to: Hole::Filled,
                 }],
             };
             let parts = a
@@ -133,7 +135,7 @@ impl Cx<'_> {
                 .map(|p| self.article_part(p, ety, relations, t))
                 .collect();
             out.push(Article {
-                entity: ety.name.clone(),
+                entity: Ref::named(&ety.name),
                 title,
                 parts,
             });
@@ -180,12 +182,12 @@ impl Cx<'_> {
         t: &Tables,
     ) -> Option<FactRef> {
         if ety.attr(&n.text).is_some() {
-            return Some(FactRef::Attr(n.text.clone()));
+            return Some(FactRef::Attr(AttrRef::named(&ety.name, &n.text)));
         }
         if let Some(r) = relations.iter().find(|r| r.name == n.text) {
             if let Some(s) = r.says.iter().find(|s| r.roles[s.of].ty == ety.name) {
                 return Some(FactRef::Relation {
-                    relation: r.name.clone(),
+                    relation: Ref::named(&r.name),
                     role: s.role,
                     of: s.of,
                 });
@@ -232,7 +234,7 @@ impl Cx<'_> {
         let parts = self.text_parts(s);
         let mut out = Vec::new();
         for (p, span) in parts {
-            if let TextPart::Hole { name, form } = &p {
+            if let TextPart::Hole { name, form, .. } = &p {
                 let n = Name {
                     text: name.clone(),
                     span,

@@ -11,7 +11,7 @@ impl Cx<'_> {
             self.expand_bank(t, b, &mut rels, &mut stack);
             out.push(Bank {
                 name: b.name.text.clone(),
-                relations: rels,
+                relations: rels.into_iter().map(Ref::named).collect(),
             });
         }
         out

@@ -43,7 +43,7 @@ impl Cx<'_> {
             }
             Expr::Intersect { parts, span } => {
                 let mut out = Vec::new();
-                let mut ty: Option<String> = None;
+                let mut ty: Option<EntityRef> = None;
                 for p in parts {
                     let (x, xt) = self.expr(env, p)?;
                     let AnswerType::Entities(et) = xt else {
@@ -125,7 +125,7 @@ impl Cx<'_> {
         env: &ExprEnv,
         e: &Expr,
         what: &str,
-    ) -> Option<(AnswerExpr, String)> {
+    ) -> Option<(AnswerExpr, EntityRef)> {
         let (x, xt) = self.expr(env, e)?;
         match xt {
             AnswerType::Entities(ty) => Some((x, ty)),
@@ -255,7 +255,7 @@ impl Cx<'_> {
                     return None;
                 };
                 let mut xs = Vec::new();
-                let mut ty: Option<String> = None;
+                let mut ty: Option<EntityRef> = None;
                 for a in &args[1..] {
                     let (x, et) = self.entities_arg(env, a, &format!("`{c}`"))?;
                     if ty.as_ref().is_some_and(|p| *p != et) {
@@ -297,7 +297,7 @@ impl Cx<'_> {
                     );
                     return None;
                 }
-                let attr = a.name.clone();
+                let attr = AttrRef::named(&ety.name, &a.name);
                 let e = if c == "argmin" {
                     AnswerExpr::ArgMin { attr, args: xs }
                 } else {
@@ -315,14 +315,14 @@ impl Cx<'_> {
             let (x, ty) = self.entities_arg(env, &args[0], &format!("`{c}`"))?;
             return match &slot.kind {
                 SlotKindIr::Relation(list) => {
-                    let cands: Vec<&String> = if list.is_empty() {
-                        env.hop_rels.iter().collect()
+                    let cands: Vec<&str> = if list.is_empty() {
+                        env.hop_rels.iter().map(String::as_str).collect()
                     } else {
-                        list.iter().collect()
+                        list.iter().map(Ref::name).collect()
                     };
-                    let mut out_ty: Option<String> = None;
+                    let mut out_ty: Option<EntityRef> = None;
                     for name in cands {
-                        let Some(r) = env.relations.iter().find(|r| &r.name == name) else {
+                        let Some(r) = env.relations.iter().find(|r| r.name == name) else {
                             continue;
                         };
                         for s in r.says.iter().filter(|s| r.roles[s.of].ty == ty) {
@@ -379,7 +379,7 @@ impl Cx<'_> {
                             .entities
                             .iter()
                             .find(|x| &x.name == e)
-                            .and_then(|x| x.attr(a))
+                            .and_then(|x| x.attr(a.name()))
                             .map(|x| x.ty.clone());
                         // Attribute slots mix value types freely; the answer is text either way.
                         vt = vt.or(at);
@@ -457,7 +457,7 @@ impl Cx<'_> {
             }
             return Some((
                 AnswerExpr::Hop {
-                    relation: c.into(),
+                    relation: Ref::named(c),
                     to,
                     arg: Box::new(x),
                 },
@@ -488,7 +488,7 @@ impl Cx<'_> {
             };
             return Some((
                 AnswerExpr::Attr {
-                    attr: c.into(),
+                    attr: AttrRef::named(ty.name(), c),
                     arg: Box::new(x),
                 },
                 AnswerType::Values(a.ty.clone()),

@@ -95,7 +95,7 @@ impl Cx<'_> {
             out.push(EntityType {
                 name: e.name.text.clone(),
                 count,
-                key,
+                key: AttrRef::named(&e.name.text, key),
                 attrs,
             });
         }
@@ -143,7 +143,7 @@ impl Cx<'_> {
                         "declare it with `pool NAME = file \"path\";` or `pool NAME = [\"a\", \"b\"];`",
                     );
                 }
-                (AttrSource::Pool(pool.text.clone()), AttrType::Text)
+                (AttrSource::Pool(Ref::named(&pool.text)), AttrType::Text)
             }
             ast::Source::Int { lo, hi, span } => {
                 let l = self.int_num(lo, t);
@@ -291,7 +291,7 @@ impl Cx<'_> {
                 }
                 (
                     AttrSource::Match {
-                        on: on.text.clone(),
+                        on: AttrRef::named(&e.name.text, &on.text),
                         arms: out_arms,
                     },
                     ty.unwrap_or(AttrType::Text),
@@ -300,7 +300,7 @@ impl Cx<'_> {
             ast::Source::Text { template, .. } => {
                 let parts = self.text_parts(template);
                 for (p, span) in &parts {
-                    if let TextPart::Hole { name, form } = p {
+                    if let TextPart::Hole { name, form, .. } = p {
                         if let Some(f) = form
                             .as_ref()
                             .filter(|_| e.attrs.iter().any(|a| &a.name.text == name))

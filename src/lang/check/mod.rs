@@ -100,7 +100,30 @@ pub fn check_source(src: &str, base_dir: Option<&Path>) -> Checked {
         dep_edges: Vec::new(),
         cycle_seen: false,
     };
-    let ir = cx.run(&file);
+    let mut ir = cx.run(&file);
+    let unlinked = ir.link();
+    if !cx.diags.iter().any(Diagnostic::is_error) {
+        // The checker reports every unknown name; one reaching here is a checker bug, said
+        // as plainly as a rule-file error so the IR is never used half-linked.
+        for (what, name) in unlinked {
+            let code = match what {
+                "relation" => Code::UnknownRelation,
+                "attribute" => Code::UnknownAttribute,
+                "bank" => Code::UnknownBank,
+                "pool" => Code::UnknownPool,
+                _ => Code::UnknownType,
+            };
+            cx.push(
+                Diagnostic::new(
+                    code,
+                    Span::default(),
+                    format!("{what} `{name}` does not resolve after checking"),
+                )
+                .label("internal error")
+                .help("this is a bug in synthpipe's checker: please report it with the rule file"),
+            );
+        }
+    }
     let mut diags = cx.diags;
     diags.sort_by(|a, b| {
         (a.span.start, a.span.end, a.code).cmp(&(b.span.start, b.span.end, b.code))

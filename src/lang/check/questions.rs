@@ -57,7 +57,7 @@ impl Cx<'_> {
                     return None;
                 };
                 self.need_says(t, &bank.relations, relations, h.span);
-                Some(HopSet::Bank(b.clone()))
+                Some(HopSet::Bank(Ref::named(b)))
             }
             Literal::Param(p) => {
                 if self.param_use(p, h.span, &[ParamType::Bank], t)
@@ -103,8 +103,8 @@ impl Cx<'_> {
                             );
                         }
                         starts.push(Start::Whose {
-                            entity: ety.name.clone(),
-                            attr: a.name.clone(),
+                            entity: Ref::named(&ety.name),
+                            attr: AttrRef::named(&ety.name, &a.name),
                         });
                     }
                 }
@@ -116,14 +116,14 @@ impl Cx<'_> {
         let hop_rels: Vec<String> = match &hops {
             Some(HopSet::Bank(b)) => banks
                 .iter()
-                .find(|x| &x.name == b)
-                .map(|b| b.relations.clone())
+                .find(|x| x.name == *b)
+                .map(|b| b.relations.iter().map(|r| r.name().to_string()).collect())
                 .unwrap_or_default(),
             Some(HopSet::Param(p)) => match t.params.get(p.as_str()).map(|d| &d.default.value) {
                 Some(Literal::Ident(b)) => banks
                     .iter()
                     .find(|x| &x.name == b)
-                    .map(|b| b.relations.clone())
+                    .map(|b| b.relations.iter().map(|r| r.name().to_string()).collect())
                     .unwrap_or_default(),
                 _ => Vec::new(),
             },
@@ -160,15 +160,15 @@ impl Cx<'_> {
     pub(super) fn need_says(
         &mut self,
         t: &Tables,
-        rels: &[String],
+        rels: &[RelationRef],
         relations: &[Relation],
         at: Span,
     ) {
         for name in rels {
-            if let Some(r) = relations.iter().find(|r| &r.name == name)
+            if let Some(r) = relations.iter().find(|r| r.name == *name)
                 && r.says.is_empty()
             {
-                let decl = t.relation(name).map_or(at, |d| d.head_span);
+                let decl = t.relation(name.name()).map_or(at, |d| d.head_span);
                 self.push(
                     Diagnostic::new(
                         Code::MissingSurfaceForm,
@@ -248,9 +248,9 @@ impl Cx<'_> {
                         );
                     }
                     if matches!(s.kind, SlotKind::Chain(_)) {
-                        SlotKindIr::Chain(ty.text.clone())
+                        SlotKindIr::Chain(Ref::named(&ty.text))
                     } else {
-                        SlotKindIr::Name(ty.text.clone())
+                        SlotKindIr::Name(Ref::named(&ty.text))
                     }
                 }
                 SlotKind::Attr(paths) => {
@@ -264,7 +264,7 @@ impl Cx<'_> {
                                         .help(format!("give `{}` a `{{ say \"noun\"; }}`", a.name)),
                                 );
                             }
-                            v.push((e.name.clone(), a.name.clone()));
+                            v.push((Ref::named(&e.name), AttrRef::named(&e.name, &a.name)));
                         }
                     }
                     SlotKindIr::Attr(v)
@@ -273,7 +273,7 @@ impl Cx<'_> {
                     let mut v = Vec::new();
                     for n in names {
                         if let Some(r) = relations.iter().find(|r| r.name == n.text) {
-                            v.push(r.name.clone());
+                            v.push(Ref::named(&r.name));
                         } else if let Some(b) = banks.iter().find(|b| b.name == n.text) {
                             v.extend(b.relations.iter().cloned());
                         } else {
@@ -305,7 +305,7 @@ impl Cx<'_> {
         let mut used = BTreeSet::new();
         let mut text = Vec::new();
         for (p, span) in parts {
-            if let TextPart::Hole { name, form } = &p {
+            if let TextPart::Hole { name, form, .. } = &p {
                 let Some((slot, _)) = slots.iter().find(|(s, _)| &s.name == name) else {
                     let n = Name {
                         text: name.clone(),

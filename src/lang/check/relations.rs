@@ -27,7 +27,7 @@ impl Cx<'_> {
                 }
                 roles.push(Role {
                     name: role.name.text.clone(),
-                    ty: role.ty.text.clone(),
+                    ty: Ref::named(&role.ty.text),
                 });
             }
             if r.roles.len() != 2 {
@@ -61,7 +61,7 @@ impl Cx<'_> {
                     let fill = |i: usize| {
                         roles.get(i).cloned().unwrap_or(Role {
                             name: format!("_{i}"),
-                            ty: String::new(),
+                            ty: Ref::default(),
                         })
                     };
                     [fill(0), fill(1)]
@@ -637,7 +637,7 @@ impl Cx<'_> {
                     ),
                     Some(a) => match &a.ty {
                         AttrType::Enum(vs) if vs.contains(&w.value.text) => when.push(SayWhenIr {
-                            attr: w.attr.text.clone(),
+                            attr: AttrRef::named(&ety.name, &w.attr.text),
                             value: w.value.text.clone(),
                             singular: w.singular.value.clone(),
                             plural: w.plural.value.clone(),

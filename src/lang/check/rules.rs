@@ -23,7 +23,7 @@ impl Cx<'_> {
             .zip(&r.roles)
             .map(|(role, decl)| Var {
                 name: role.name.clone(),
-                ty: Some((role.ty.clone(), decl.ty.span)),
+                ty: Some((role.ty.name().to_string(), decl.ty.span)),
                 uses: Vec::new(),
                 grounded: false,
             })
@@ -131,9 +131,9 @@ impl Cx<'_> {
                 if ri < 2 {
                     args[ri] = Some(vi);
                 }
-                let want = &target_roles[ri].ty;
+                let want = target_roles[ri].ty.name();
                 match &vars[vi].ty {
-                    None => vars[vi].ty = Some((want.clone(), v.span)),
+                    None => vars[vi].ty = Some((want.to_string(), v.span)),
                     Some((have, first))
                         if have != want && t.entity(want).is_some() && t.entity(have).is_some() =>
                     {
@@ -211,7 +211,7 @@ impl Cx<'_> {
             });
             body.push(match (ok, args) {
                 (true, [Some(a), Some(c)]) => Some(BodyIr::Atom {
-                    relation: atom.relation.text.clone(),
+                    relation: Ref::named(&atom.relation.text),
                     negated: negated.is_some(),
                     args: [a, c],
                 }),
@@ -305,7 +305,7 @@ impl Cx<'_> {
                             }
                             TestValueIr::Attr {
                                 var: vj,
-                                attr: a2.text.clone(),
+                                attr: AttrRef::named(&ty2, &a2.text),
                             }
                         }
                         TestValue::Lit(l) => match self.test_literal(t, l, &a.ty, &a.name) {
@@ -315,8 +315,8 @@ impl Cx<'_> {
                     };
                     body[k] = Some(BodyIr::AttrTest {
                         var: vi,
-                        attr: attr.text.clone(),
-                        op: op.as_str().into(),
+                        attr: AttrRef::named(&ty, &attr.text),
+                        op: *op,
                         value: tv,
                     });
                 }
@@ -352,7 +352,7 @@ impl Cx<'_> {
                     }
                     body[k] = Some(BodyIr::VarTest {
                         left: a,
-                        op: op.as_str().into(),
+                        op: *op,
                         right: c,
                     });
                 }
@@ -408,7 +408,7 @@ impl Cx<'_> {
                 .map(|v| {
                     (
                         v.name.clone(),
-                        v.ty.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
+                        v.ty.as_ref().map(|t| Ref::named(&t.0)).unwrap_or_default(),
                     )
                 })
                 .collect(),
@@ -573,7 +573,7 @@ impl Cx<'_> {
             .filter(|r| matches!(&r.def, RelationDef::Base(g) if g.kind == GenKind::FamilyTree))
             // A tree over two different types is already an error; it populates nothing.
             .filter(|r| r.roles[0].ty == r.roles[1].ty)
-            .map(|r| r.roles[0].ty.as_str())
+            .map(|r| r.roles[0].ty.name())
             .collect();
         for e in &t.entities {
             let tree = by_tree.contains(e.name.text.as_str());
