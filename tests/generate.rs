@@ -386,3 +386,34 @@ fn no_shipped_article_renders_an_empty_value() {
         }
     }
 }
+
+/// `synthpipe score` reads gold files leniently (minimal files and PhantomWiki's own data
+/// too); on synthpipe's questions it must see every field the schema wrote, so a field
+/// renamed in `dataset::Question` cannot read back empty there.
+#[test]
+fn the_score_gold_reader_sees_every_scored_field_of_the_schema() {
+    let dir = tmpdir("generate", "gold").join("out");
+    let o = synthpipe(&[
+        "generate",
+        "rules/family.rules",
+        "--out",
+        dir.to_str().unwrap(),
+        "--set",
+        "trees=3",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let path = dir.join("questions.jsonl");
+    let typed: Vec<synthpipe::dataset::Question> = synthpipe::dataset::read_jsonl(&path).unwrap();
+    let gold =
+        synthpipe::eval::score::parse_gold("questions.jsonl", &std::fs::read(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{} gold errors", e.len()));
+    assert!(typed.len() > 100);
+    assert_eq!(gold.len(), typed.len());
+    for (g, q) in gold.iter().zip(&typed) {
+        assert_eq!(g.id, q.id);
+        assert_eq!(g.answers, q.answers);
+        assert_eq!(g.hops, Some(q.hops as u64));
+        assert_eq!(g.difficulty, Some(q.difficulty as u64));
+        assert_eq!(g.kind.as_deref(), Some(q.question_type.as_str()));
+    }
+}
