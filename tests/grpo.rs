@@ -2,14 +2,13 @@
 //! given log-probabilities and on a tiny transformer (gradients by finite differences of
 //! the hand-computed loss), the μ = 1 ratio, and AdamW's first step.
 
+mod common;
+
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use synthpipe::model::config::Arch;
-use synthpipe::model::init::Shape;
 use synthpipe::model::load::Model;
-use synthpipe::model::tokenizer::Tokenizer;
 use synthpipe::rl::objective::{
     AdamW, LossConfig, LossType, Scale, completion_logprobs, policy_loss,
 };
@@ -238,35 +237,8 @@ fn on_policy_ratio_is_exactly_one_and_clipping_changes_nothing() {
     }
 }
 
-/// A tiny Qwen3 with a BPE tokenizer trained on a few sentences; weights larger than the
-/// usual init so that log-probabilities differ between tokens.
 fn tiny(device: &Device) -> Model {
-    let texts: Vec<String> = (0..50)
-        .map(|i| {
-            format!(
-                "The mother of person {i} is person {}. Who is it?",
-                i * 7 % 13
-            )
-        })
-        .collect();
-    let tok = Tokenizer::train(texts.into_iter(), 300).unwrap();
-    let shape = Shape {
-        arch: Arch::Qwen3,
-        layers: 2,
-        hidden: 32,
-        heads: 4,
-        kv_heads: 2,
-        head_dim: None,
-        intermediate: Some(64),
-        context: 256,
-        rope_theta: 10000.0,
-        rms_norm_eps: 1e-6,
-        tie_embeddings: true,
-    };
-    let cfg = shape
-        .config(tok.vocab_size(), tok.eos_token_ids.clone())
-        .unwrap();
-    Model::init(cfg, tok, 3, 0.3, device).unwrap()
+    common::tiny_model(device)
 }
 
 fn seqs() -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {

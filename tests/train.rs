@@ -667,3 +667,252 @@ fn quickstart_short_variant_trains_and_scores_held_out_universes() {
     assert!(figures >= 5, "{md}");
     assert_eq!(html.matches("<svg").count(), figures);
 }
+
+/// LoRA through `synthpipe run`: SFT trains rank-4 adapters (with dropout) on a frozen tiny
+/// model; killed after a checkpoint, the run resumes to the same adapter and merged weights;
+/// the output holds the merged model and the PEFT adapter, whose logits on the base model
+/// are the merged model's.
+#[test]
+fn lora_trains_adapters_resumes_exactly_and_merges() {
+    let pipeline = |rules: &Path| {
+        format!(
+            r#"name: lora
+stages:
+  family:
+    kind: generate
+    rules: {rules}
+    seeds: "1..=4"
+    set: {{max_tree_size: 4, friend_degree: 1.0, question_depth: 3, relations: easy, aggregation: false, questions_per_template: 2}}
+  tiny:
+    kind: lm_init
+    dataset: {{from: family.dataset}}
+    vocab: 400
+    layers: 2
+    hidden: 32
+    heads: 4
+    kv_heads: 2
+    context: 1024
+    seed: 5
+    out: out/tiny
+  sft:
+    kind: sft
+    model: {{from: tiny.model}}
+    dataset: {{from: family.dataset}}
+    examples: 0
+    evidence: false
+    steps: 24
+    batch: 4
+    micro_batch: 2
+    learning_rate: 0.01
+    checkpoint_every: 6
+    lora: {{rank: 4, alpha: 8, dropout: 0.1, targets: [q, v, up, down]}}
+    backend: flex
+    out: out/sft
+  more:
+    kind: sft
+    model: {{from: tiny.model}}
+    adapter: {{from: sft.model}}
+    dataset: {{from: family.dataset}}
+    examples: 0
+    evidence: false
+    steps: 4
+    batch: 4
+    learning_rate: 0.01
+    backend: flex
+    out: out/more
+  eval_adapter:
+    kind: evaluate
+    model: {{from: tiny.model}}
+    adapter: {{from: sft.model}}
+    dataset: {{from: family.dataset}}
+    examples: 0
+    evidence: false
+    temperature: 0
+    max_completion_tokens: 12
+    backend: flex
+    out: out/eval_adapter
+  eval_merged:
+    kind: evaluate
+    model: {{from: sft.model}}
+    dataset: {{from: family.dataset}}
+    examples: 0
+    evidence: false
+    temperature: 0
+    max_completion_tokens: 12
+    backend: flex
+    out: out/eval_merged
+"#,
+            rules = rules.display()
+        )
+    };
+    let dirs: Vec<PathBuf> = ["lora_straight", "lora_killed"]
+        .iter()
+        .map(|n| {
+            let d = tmpdir("train", n);
+            std::fs::write(
+                d.join("p.yaml"),
+                pipeline(&root().join("rules/family.rules")),
+            )
+            .unwrap();
+            d
+        })
+        .collect();
+    let o = synthpipe(&["run", "p.yaml", "--store", "store"], &dirs[0]);
+    assert!(o.status.success(), "{}", describe(&o));
+    run_until_checkpoint(&dirs[1], &[]).expect("the run ended before SFT checkpointed");
+    let o = synthpipe(&["run", "p.yaml", "--store", "store"], &dirs[1]);
+    assert!(o.status.success(), "{}", describe(&o));
+
+    let out = |d: &Path, f: &str| std::fs::read(d.join("out/sft/model").join(f)).unwrap();
+    for f in [
+        "model.safetensors",
+        "adapter/adapter_model.safetensors",
+        "adapter/adapter_config.json",
+    ] {
+        assert!(
+            out(&dirs[0], f) == out(&dirs[1], f),
+            "{f}: the resumed run differs"
+        );
+    }
+    let ma = metrics(&dirs[0].join("out/sft/metrics/metrics.jsonl"));
+    assert_eq!(ma, metrics(&dirs[1].join("out/sft/metrics/metrics.jsonl")));
+    let loss = |i: usize| ma[i]["loss"].as_f64().unwrap();
+    assert!(loss(23) < loss(0), "loss {} → {}", loss(0), loss(23));
+    let made: Json = serde_json::from_slice(&out(&dirs[0], "training.json")).unwrap();
+    assert_eq!(made["params"]["optim"]["lora"]["rank"], 4, "{made}");
+    let cfg: Json = serde_json::from_slice(&out(&dirs[0], "adapter/adapter_config.json")).unwrap();
+    assert_eq!(
+        (
+            cfg["r"].as_u64(),
+            cfg["lora_alpha"].as_f64(),
+            cfg["lora_dropout"].as_f64()
+        ),
+        (Some(4), Some(8.0), Some(0.1))
+    );
+
+    // The merged model's logits are the base model's with the adapter attached.
+    use burn::prelude::*;
+    use synthpipe::model::load::Model;
+    use synthpipe::model::net::Cache;
+    let device = Device::flex();
+    let merged = Model::load(&dirs[0].join("out/sft/model"), &device).unwrap();
+    let mut base = Model::load(&dirs[0].join("out/tiny/model"), &device).unwrap();
+    base.net = synthpipe::model::lora::load_peft(&dirs[0].join("out/sft/model/adapter"), base.net)
+        .unwrap();
+    let logits = |m: &Model| -> Vec<f32> {
+        let ids = burn::tensor::Tensor::<1, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(vec![3i64, 10, 20, 7, 99, 5], [6]),
+            &device,
+        )
+        .reshape([1, 6]);
+        let mut cache = Cache::new(m.cfg.num_layers, 1);
+        m.net
+            .forward(&m.cfg, ids, &[vec![true; 6]], &mut cache)
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    let (a, b) = (logits(&merged), logits(&base));
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(diff < 1e-4, "merged vs base + adapter: {diff}");
+    // Continuing the adapter starts where it ended, not from a fresh one.
+    let more = metrics(&dirs[0].join("out/more/metrics/metrics.jsonl"));
+    assert!(more[0]["loss"].as_f64().unwrap() < loss(0), "{more:?}");
+    let cont: Json = serde_json::from_slice(
+        &std::fs::read(dirs[0].join("out/more/model/adapter/adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cont["r"], 4);
+    // The base model with the adapter answers as the merged model does (greedy).
+    let preds = |s: &str| {
+        std::fs::read_to_string(
+            dirs[0]
+                .join("out")
+                .join(s)
+                .join("results/predictions.jsonl"),
+        )
+        .unwrap()
+    };
+    assert_eq!(preds("eval_adapter"), preds("eval_merged"));
+    // `synthpipe lm` takes the adapter too: log-probabilities on the base with it are the
+    // merged model's, and `lm convert --adapter` writes the merged model.
+    let lp = |model: &str, adapter: Option<&str>| -> Json {
+        let mut args = vec![
+            "lm",
+            "logprobs",
+            model,
+            "--prompt",
+            "Who is the mother of",
+            "--completion",
+            " Ann?",
+            "--backend",
+            "flex",
+            "--json",
+        ];
+        if let Some(a) = adapter {
+            args.extend(["--adapter", a]);
+        }
+        let o = synthpipe(&args, &dirs[0]);
+        assert!(o.status.success(), "{}", describe(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (with, merged_lp) = (
+        lp("out/tiny/model", Some("out/sft/model")),
+        lp("out/sft/model", None),
+    );
+    assert!(
+        (with["total"].as_f64().unwrap() - merged_lp["total"].as_f64().unwrap()).abs() < 1e-3,
+        "{with} vs {merged_lp}"
+    );
+    let o = synthpipe(
+        &[
+            "lm",
+            "convert",
+            "out/tiny/model",
+            "--adapter",
+            "out/sft/model/adapter",
+            "--out",
+            "converted",
+        ],
+        &dirs[0],
+    );
+    assert!(o.status.success(), "{}", describe(&o));
+    let converted = Model::load(&dirs[0].join("converted"), &device).unwrap();
+    let diff = logits(&converted)
+        .iter()
+        .zip(&a)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        diff < 1e-4,
+        "lm convert --adapter vs the merged output: {diff}"
+    );
+    let o = synthpipe(
+        &[
+            "lm",
+            "logprobs",
+            "out/tiny/model",
+            "--adapter",
+            "out/family",
+            "--prompt",
+            "a",
+            "--completion",
+            "b",
+        ],
+        &dirs[0],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("synthpipe::lm::adapter"));
+    let plain = Model::load(&dirs[0].join("out/tiny/model"), &device).unwrap();
+    let moved = logits(&plain)
+        .iter()
+        .zip(&a)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max);
+    assert!(moved > 1e-3, "training changed nothing: {moved}");
+}

@@ -28,6 +28,7 @@ pub enum Code {
     LmTrainTokenizer,
     LmOutExists,
     LmWrite,
+    LmAdapter,
 }
 
 impl Code {
@@ -54,6 +55,7 @@ impl Code {
             Code::LmTrainTokenizer => "synthpipe::lm::train_tokenizer",
             Code::LmOutExists => "synthpipe::lm::out_exists",
             Code::LmWrite => "synthpipe::lm::write",
+            Code::LmAdapter => "synthpipe::lm::adapter",
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use super::error::{CliError, Code};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::json;
@@ -16,6 +16,7 @@ use crate::model::error::LoadError;
 use crate::model::generate::GenOptions;
 use crate::model::gguf::Gguf;
 use crate::model::load::Model;
+use crate::model::lora;
 
 use crate::model::device::{Backend, Dtype, device_with, resolve};
 
@@ -114,6 +115,7 @@ pub enum Input {
 }
 
 pub struct GenerateArgs {
+    pub adapter: Option<PathBuf>,
     pub input: Input,
     pub opts: GenOptions,
     pub no_think: bool,
@@ -122,19 +124,36 @@ pub struct GenerateArgs {
     pub json: bool,
 }
 
-/// Loads `path` onto the device for `backend` in `dtype`, or reports why not (exit 2).
-fn load_on(path: &Path, backend: Backend, dtype: Dtype) -> Result<Model, ExitCode> {
+/// Loads `path` (with `adapter` attached) onto the device for `backend` in `dtype`, or
+/// reports why not (exit 2).
+fn load_on(
+    path: &Path,
+    adapter: Option<&Path>,
+    backend: Backend,
+    dtype: Dtype,
+) -> Result<Model, ExitCode> {
     let device = device_with(backend, dtype).map_err(|e| {
         CliError::new(Code::LmDtype, e.to_string())
             .help("use --dtype f32, or another --backend")
             .print();
         ExitCode::from(2)
     })?;
-    Model::load(path, &device).map_err(|e| report(&e))
+    let mut m = Model::load(path, &device).map_err(|e| report(&e))?;
+    if let Some(a) = adapter {
+        m.net = lora::adapter_dir(a)
+            .and_then(|dir| lora::load_peft(&dir, m.net))
+            .map_err(|e| {
+                CliError::new(Code::LmAdapter, e)
+                    .help("give a folder with adapter_config.json and adapter_model.safetensors (PEFT's layout) made for this model")
+                    .print();
+                ExitCode::from(2)
+            })?;
+    }
+    Ok(m)
 }
 
 pub fn generate(path: &Path, a: &GenerateArgs) -> ExitCode {
-    let m = match load_on(path, a.backend, a.dtype) {
+    let m = match load_on(path, a.adapter.as_deref(), a.backend, a.dtype) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -207,13 +226,13 @@ pub fn generate(path: &Path, a: &GenerateArgs) -> ExitCode {
 }
 
 pub fn logprobs(
-    path: &Path,
+    (path, adapter): (&Path, Option<&Path>),
     prompt: &str,
     completion: &str,
     (backend, dtype): (Backend, Dtype),
     as_json: bool,
 ) -> ExitCode {
-    let m = match load_on(path, backend, dtype) {
+    let m = match load_on(path, adapter, backend, dtype) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -255,14 +274,22 @@ pub fn logprobs(
     ExitCode::SUCCESS
 }
 
-pub fn convert(path: &Path, out: &Path, bf16: bool, force: bool) -> ExitCode {
+/// Writes `path` (merged with `adapter`, when given) as a Hugging Face folder.
+pub fn convert(
+    path: &Path,
+    adapter: Option<&Path>,
+    out: &Path,
+    bf16: bool,
+    force: bool,
+) -> ExitCode {
     if let Err(code) = check_out(out, force) {
         return code;
     }
-    let m = match Model::load(path, &crate::model::device::cpu()) {
+    let mut m = match load_on(path, adapter, Backend::Flex, Dtype::F32) {
         Ok(m) => m,
-        Err(e) => return report(&e),
+        Err(code) => return code,
     };
+    m.net = lora::merged(&m.net);
     match m.save_hf(out, bf16) {
         Ok(()) => {
             eprintln!(
@@ -381,6 +408,7 @@ pub fn init(a: &InitArgs) -> ExitCode {
 }
 
 pub struct BenchArgs {
+    pub adapter: Option<PathBuf>,
     pub prompt_tokens: usize,
     pub new_tokens: usize,
     pub batch: usize,
@@ -401,7 +429,7 @@ pub fn bench(path: &Path, a: &BenchArgs) -> ExitCode {
     // Resolved once: `auto` probes the GPUs, and the report names what actually ran.
     let backend = resolve(a.backend);
     let load_start = std::time::Instant::now();
-    let m = match load_on(path, backend, a.dtype) {
+    let m = match load_on(path, a.adapter.as_deref(), backend, a.dtype) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -491,6 +519,7 @@ pub fn dispatch(command: super::LmCommand) -> ExitCode {
             backend,
             dtype,
             json,
+            adapter,
         } => {
             let input = match (prompt, chat, user) {
                 (Some(p), _, _) => mc::Input::Prompt(p),
@@ -532,6 +561,7 @@ pub fn dispatch(command: super::LmCommand) -> ExitCode {
             mc::generate(
                 &model,
                 &mc::GenerateArgs {
+                    adapter,
                     input,
                     opts,
                     no_think,
@@ -543,14 +573,22 @@ pub fn dispatch(command: super::LmCommand) -> ExitCode {
         }
         super::LmCommand::Logprobs {
             model,
+            adapter,
             prompt,
             completion,
             backend,
             dtype,
             json,
-        } => mc::logprobs(&model, &prompt, &completion, (backend, dtype), json),
+        } => mc::logprobs(
+            (&model, adapter.as_deref()),
+            &prompt,
+            &completion,
+            (backend, dtype),
+            json,
+        ),
         super::LmCommand::Bench {
             model,
+            adapter,
             prompt_tokens,
             new_tokens,
             batch,
@@ -561,6 +599,7 @@ pub fn dispatch(command: super::LmCommand) -> ExitCode {
         } => mc::bench(
             &model,
             &mc::BenchArgs {
+                adapter,
                 prompt_tokens,
                 new_tokens,
                 batch,
@@ -572,10 +611,11 @@ pub fn dispatch(command: super::LmCommand) -> ExitCode {
         ),
         super::LmCommand::Convert {
             model,
+            adapter,
             out,
             bf16,
             force,
-        } => mc::convert(&model, &out, bf16, force),
+        } => mc::convert(&model, adapter.as_deref(), &out, bf16, force),
         super::LmCommand::Init {
             arch,
             layers,

@@ -40,6 +40,9 @@ pub enum LmCommand {
     /// Generate text from a prompt or a chat.
     Generate {
         model: PathBuf,
+        /// A LoRA adapter on the model: a PEFT folder, or a LoRA-trained model folder.
+        #[arg(long)]
+        adapter: Option<PathBuf>,
         /// Raw prompt text (no chat template).
         #[arg(long, conflicts_with_all = ["chat", "user"])]
         prompt: Option<String>,
@@ -82,6 +85,9 @@ pub enum LmCommand {
     /// Log-probabilities of a completion's tokens after a prompt.
     Logprobs {
         model: PathBuf,
+        /// A LoRA adapter on the model: a PEFT folder, or a LoRA-trained model folder.
+        #[arg(long)]
+        adapter: Option<PathBuf>,
         #[arg(long)]
         prompt: String,
         #[arg(long)]
@@ -97,6 +103,9 @@ pub enum LmCommand {
     /// Time prefill of a prompt and greedy decoding (tokens/s), with peak memory.
     Bench {
         model: PathBuf,
+        /// A LoRA adapter on the model: a PEFT folder, or a LoRA-trained model folder.
+        #[arg(long)]
+        adapter: Option<PathBuf>,
         #[arg(long, default_value_t = 1000)]
         prompt_tokens: usize,
         #[arg(long, default_value_t = 128)]
@@ -117,6 +126,9 @@ pub enum LmCommand {
     /// Write a GGUF model as a Hugging Face folder (config, safetensors, tokenizer).
     Convert {
         model: PathBuf,
+        /// A LoRA adapter on the model: a PEFT folder, or a LoRA-trained model folder.
+        #[arg(long)]
+        adapter: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
         /// Store the weights as bf16 instead of f32.

@@ -14,6 +14,7 @@ use crate::dataset::Dataset;
 use crate::model::device::{Backend, Dtype, device_with};
 use crate::model::generate::{Finish, GenOptions, Generation, Sampling};
 use crate::model::load::Model;
+use crate::model::lora;
 use crate::prompt::{OnOverflow, PromptOptions, Prompter, encode_all};
 use crate::util::rng::Rng;
 
@@ -75,6 +76,8 @@ impl Settings {
 pub struct Run<'a> {
     pub settings: Settings,
     pub model: &'a Path,
+    /// A LoRA adapter on `model`.
+    pub adapter: Option<&'a Path>,
     pub examples: Option<&'a Path>,
     pub out: &'a Path,
     pub progress: bool,
@@ -129,8 +132,7 @@ fn prompt_hash(tokens: &[u32]) -> String {
 pub fn synthetic(run: &Run, dir: &Path) -> Result<(), String> {
     let p = &run.settings;
     let out = run.out;
-    let model =
-        Model::load(run.model, &device_with(p.backend, p.dtype)?).map_err(|e| e.to_string())?;
+    let model = lora::load_adapted(run.model, run.adapter, &device_with(p.backend, p.dtype)?)?;
     let data = Dataset::load(dir)?;
     let pool = match run.examples {
         Some(path) => Dataset::load(path)?.questions,
@@ -244,8 +246,7 @@ pub fn benchmark(run: &Run, b: &BenchmarkJob) -> Result<(), String> {
             b.data.display()
         ));
     }
-    let model =
-        Model::load(run.model, &device_with(p.backend, p.dtype)?).map_err(|e| e.to_string())?;
+    let model = lora::load_adapted(run.model, run.adapter, &device_with(p.backend, p.dtype)?)?;
     let prompter = p.prompter(&model.tokenizer);
     let mut items = Vec::with_capacity(records.len());
     let mut skipped = 0;

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::config::{Arch, Config};
 use super::error::{LoadCode, LoadError};
 use super::gguf::Gguf;
-use super::net::{Attention, Block, Mlp, Transformer};
+use super::net::{Attention, AttnLora, Block, Mlp, MlpLora, Transformer};
 use super::safetensors::{self, Checkpoint};
 use super::tokenizer::Tokenizer;
 
@@ -339,12 +339,14 @@ fn build(cfg: &Config, w: &Weights, device: &Device) -> Result<Transformer, Load
                 v_bias: opt1(&VB, l, kv_out, cfg.qkv_bias)?,
                 q_norm: opt1(&QN, l, cfg.head_dim, cfg.qk_norm)?,
                 k_norm: opt1(&KN, l, cfg.head_dim, cfg.qk_norm)?,
+                lora: AttnLora::default(),
             },
             mlp_norm: vec1(&MLP_NORM, l, h)?,
             mlp: Mlp {
                 gate: proj(&GATE, l, i, h, None)?,
                 up: proj(&UP, l, i, h, None)?,
                 down: proj(&DOWN, l, h, i, None)?,
+                lora: MlpLora::default(),
             },
         });
     }

@@ -1,6 +1,6 @@
 //! Language models: reading checkpoints (GGUF with its quantised encodings, Hugging Face
 //! safetensors folders) into f32 tensors, architecture configs, tokenizers and chat templates,
-//! with coded errors for every way a file can be wrong.
+//! with coded errors for every way a file can be wrong; LoRA adapters (`lora`).
 
 pub mod chat;
 pub mod config;
@@ -10,6 +10,7 @@ pub mod generate;
 pub mod gguf;
 pub mod init;
 pub mod load;
+pub mod lora;
 pub mod machine;
 pub mod net;
 pub mod quant;

@@ -3,7 +3,8 @@
 //! norms), Qwen2 (q/k/v biases) and Llama (llama3 RoPE scaling). Weights are stored
 //! transposed (`[in, out]`) so a projection is one matmul. A key/value cache per layer lets
 //! generation feed one token at a time; rows of a batch may be left-padded, so positions and
-//! the attention mask are per row.
+//! the attention mask are per row. Any projection may carry a LoRA adapter (`Adapter`),
+//! applied factored — `x·w + scale·(x·a)·b` — so a frozen `w` needs no gradient of its own.
 
 use burn::module::{Module, Param};
 use burn::prelude::*;
@@ -24,6 +25,9 @@ pub struct Attention {
     pub v_bias: Option<Param<Tensor<1>>>,
     pub q_norm: Option<Param<Tensor<1>>>,
     pub k_norm: Option<Param<Tensor<1>>>,
+    /// LoRA adapters of `q`, `k`, `v`, `o` (last, so a model without them keeps its
+    /// parameter order).
+    pub lora: AttnLora,
 }
 
 #[derive(Module, Debug)]
@@ -31,6 +35,37 @@ pub struct Mlp {
     pub gate: Param<Tensor<2>>,
     pub up: Param<Tensor<2>>,
     pub down: Param<Tensor<2>>,
+    pub lora: MlpLora,
+}
+
+/// A low-rank update of one projection `w: [in, out]`: `a: [in, rank]`, `b: [rank, out]`
+/// (PEFT's `lora_A` and `lora_B`, transposed like every weight here), read as
+/// `x·w + scale·(x·a)·b`.
+#[derive(Module, Debug)]
+pub struct Adapter {
+    pub a: Param<Tensor<2>>,
+    pub b: Param<Tensor<2>>,
+    /// `alpha / rank`.
+    #[module(skip)]
+    pub scale: f64,
+    /// Share of the adapter's inputs zeroed in a training pass (PEFT's `lora_dropout`).
+    #[module(skip)]
+    pub dropout: f64,
+}
+
+#[derive(Module, Debug, Default)]
+pub struct AttnLora {
+    pub q: Option<Adapter>,
+    pub k: Option<Adapter>,
+    pub v: Option<Adapter>,
+    pub o: Option<Adapter>,
+}
+
+#[derive(Module, Debug, Default)]
+pub struct MlpLora {
+    pub gate: Option<Adapter>,
+    pub up: Option<Adapter>,
+    pub down: Option<Adapter>,
 }
 
 #[derive(Module, Debug)]
@@ -107,8 +142,36 @@ fn rms_norm<const D: usize>(x: Tensor<D>, w: &Param<Tensor<1>>, eps: f64) -> Ten
 /// leaves the other cores idle on the most memory-bound part of generation.
 const SPLIT_ROWS: usize = 8;
 
+/// `x · w (+ b)`, plus the adapter's `scale · (x · a) · b`, for `x: [.., in]`, `w: [in, out]`.
+fn linear(
+    x: Tensor<3>,
+    w: &Param<Tensor<2>>,
+    b: Option<&Param<Tensor<1>>>,
+    lora: Option<&Adapter>,
+) -> Tensor<3> {
+    let delta = lora.map(|ad| {
+        // Dropout only in a training pass (on an autodiff device), as PEFT's `nn.Dropout` in
+        // train mode; the device's seeded stream draws the mask.
+        let x = if ad.dropout > 0.0 && x.device().is_autodiff() {
+            let keep = 1.0 - ad.dropout;
+            let m = x.random_like(burn::tensor::Distribution::Bernoulli(keep));
+            x.clone() * m.div_scalar(keep)
+        } else {
+            x.clone()
+        };
+        x.matmul(ad.a.val().unsqueeze_dim(0))
+            .matmul(ad.b.val().unsqueeze_dim(0))
+            .mul_scalar(ad.scale)
+    });
+    let y = dense(x, w, b);
+    match delta {
+        Some(d) => y + d,
+        None => y,
+    }
+}
+
 /// `x · w (+ b)` for `x: [.., in]`, `w: [in, out]`.
-fn linear(x: Tensor<3>, w: &Param<Tensor<2>>, b: Option<&Param<Tensor<1>>>) -> Tensor<3> {
+fn dense(x: Tensor<3>, w: &Param<Tensor<2>>, b: Option<&Param<Tensor<1>>>) -> Tensor<3> {
     let [batch, t, _] = x.dims();
     let y = if batch * t <= SPLIT_ROWS {
         // Split over the input dimension: a block of rows of `w` is contiguous, so no
@@ -251,8 +314,10 @@ impl Transformer {
                 .forward(cfg, a, &cos, &sin, &mask, &mut cache.layers[l]);
             x = x + a;
             let m = rms_norm(x.clone(), &block.mlp_norm, cfg.rms_norm_eps);
-            let m = silu(linear(m.clone(), &block.mlp.gate, None)) * linear(m, &block.mlp.up, None);
-            x = x + linear(m, &block.mlp.down, None);
+            let (mlp, ad) = (&block.mlp, &block.mlp.lora);
+            let m = silu(linear(m.clone(), &mlp.gate, None, ad.gate.as_ref()))
+                * linear(m, &mlp.up, None, ad.up.as_ref());
+            x = x + linear(m, &mlp.down, None, ad.down.as_ref());
         }
         rms_norm(x, &self.norm, cfg.rms_norm_eps)
     }
@@ -260,7 +325,7 @@ impl Transformer {
     /// Projects hidden states to logits over the vocabulary.
     pub fn logits(&self, h: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
-            Some(w) => linear(h, w, None),
+            Some(w) => dense(h, w, None),
             // (E · hᵀ)ᵀ rather than h · Eᵀ: the embedding stays in its row-major layout, so
             // the largest matrix of the model is never transposed into a copy. Few rows
             // (decoding): vocabulary blocks on separate threads, as in `linear`.
@@ -296,9 +361,12 @@ impl Attention {
     ) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let (h, kvh, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
-        let q = linear(x.clone(), &self.q, self.q_bias.as_ref()).reshape([b, t, h, hd]);
-        let k = linear(x.clone(), &self.k, self.k_bias.as_ref()).reshape([b, t, kvh, hd]);
-        let v = linear(x, &self.v, self.v_bias.as_ref()).reshape([b, t, kvh, hd]);
+        let ad = &self.lora;
+        let q =
+            linear(x.clone(), &self.q, self.q_bias.as_ref(), ad.q.as_ref()).reshape([b, t, h, hd]);
+        let k = linear(x.clone(), &self.k, self.k_bias.as_ref(), ad.k.as_ref())
+            .reshape([b, t, kvh, hd]);
+        let v = linear(x, &self.v, self.v_bias.as_ref(), ad.v.as_ref()).reshape([b, t, kvh, hd]);
         let (q, k) = match (&self.q_norm, &self.k_norm) {
             (Some(qn), Some(kn)) => (
                 rms_norm(q, qn, cfg.rms_norm_eps),
@@ -331,6 +399,6 @@ impl Attention {
             .reshape([b, h, t, hd])
             .swap_dims(1, 2)
             .reshape([b, t, h * hd]);
-        linear(out, &self.o, None)
+        linear(out, &self.o, None, ad.o.as_ref())
     }
 }

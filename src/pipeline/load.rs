@@ -839,39 +839,103 @@ impl Validator {
                     )
                     .help = Some("give at least one item".into());
                 }
-                let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
-                    let Some(m) = item.as_map() else {
-                        self.expected(item, "a mapping");
-                        continue;
-                    };
-                    let keys = self.keys(m, &names, &format!("an item of `{}`", ps.name));
-                    let mut obj = serde_json::Map::new();
-                    for f in fields {
-                        let sub = format!("{place}.{i}.{}", f.name);
-                        let v = match keys.get(f.name) {
-                            Some((_, v)) => self.value(f, v, &sub, draft),
-                            None if f.required => {
-                                self.err(
-                                    Code::MissingKey,
-                                    item.place(),
-                                    format!("this item of `{}` has no `{}`", ps.name, f.name),
-                                )
-                                .help = Some(format!("add `{}`: {}", f.name, spec::describe(f.ty)));
-                                None
-                            }
-                            None => Some(default_value(f)),
-                        };
-                        if let Some(v) = v {
-                            obj.insert(f.name.to_string(), v);
-                        }
+                    let whose = format!("an item of `{}`", ps.name);
+                    if let Some(obj) =
+                        self.mapping(fields, item, &whose, &format!("{place}.{i}"), draft)
+                    {
+                        out.push(obj);
                     }
-                    out.push(Json::Object(obj));
                 }
                 Some(Json::Array(out))
             }
+            Ty::Map(fields) => {
+                let whose = format!("`{}`", ps.name);
+                self.mapping(fields, n, &whose, place, draft)
+            }
+            Ty::Choices(words) => {
+                let Value::Seq(items) = &n.value else {
+                    self.expected(n, &spec::describe(ps.ty));
+                    return None;
+                };
+                if items.is_empty() {
+                    self.err(
+                        Code::InvalidValue,
+                        n.span,
+                        format!("`{}` is empty", ps.name),
+                    )
+                    .help = Some(format!("give {}", spec::describe(ps.ty)));
+                    return None;
+                }
+                let mut out: Vec<&str> = Vec::new();
+                for i in items {
+                    match i.as_str() {
+                        Some(s) if out.contains(&s) => {
+                            self.err(
+                                Code::InvalidValue,
+                                i.span,
+                                format!("`{s}` is listed twice in `{}`", ps.name),
+                            )
+                            .help = Some("list each at most once".into());
+                        }
+                        Some(s) if words.contains(&s) => out.push(s),
+                        Some(s) => {
+                            let d = self.err(
+                                Code::InvalidValue,
+                                i.span,
+                                format!("`{}` cannot list `{s}`", ps.name),
+                            );
+                            d.help = Some(
+                                did_you_mean(s, words.iter().copied())
+                                    .unwrap_or_else(|| format!("use {}", spec::describe(ps.ty))),
+                            );
+                        }
+                        None => self.expected(i, "a word"),
+                    }
+                }
+                Some(json!(out))
+            }
         }
+    }
+
+    /// A mapping with the given fields (`whose` names it in messages, `place` is its
+    /// parameter place): each field checked as a parameter, absent ones at their defaults.
+    fn mapping(
+        &mut self,
+        fields: &[ParamSpec],
+        n: &Node,
+        whose: &str,
+        place: &str,
+        draft: &mut Draft,
+    ) -> Option<Json> {
+        let Some(m) = n.as_map() else {
+            self.expected(n, "a mapping");
+            return None;
+        };
+        let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        let keys = self.keys(m, &names, whose);
+        let mut obj = serde_json::Map::new();
+        for f in fields {
+            let sub = format!("{place}.{}", f.name);
+            let v = match keys.get(f.name) {
+                Some((_, v)) => self.value(f, v, &sub, draft),
+                None if f.required => {
+                    self.err(
+                        Code::MissingKey,
+                        n.place(),
+                        format!("{whose} has no `{}`", f.name),
+                    )
+                    .help = Some(format!("add `{}`: {}", f.name, spec::describe(f.ty)));
+                    None
+                }
+                None => Some(default_value(f)),
+            };
+            if let Some(v) = v {
+                obj.insert(f.name.to_string(), v);
+            }
+        }
+        Some(Json::Object(obj))
     }
 
     fn seeds(&mut self, n: &Node) -> Option<Vec<u64>> {

@@ -1,6 +1,7 @@
-//! Resumable training state in a stage's scratch folder: the model after a step, the
-//! optimiser's moments and the metrics lines so far, from which a killed run resumes to the
-//! same weights bit for bit on the CPU.
+//! Resumable training state in a stage's scratch folder: the model after a step (only its
+//! adapters when LoRA trains, the frozen base being the job's input), the optimiser's
+//! moments and the metrics lines so far, from which a killed run resumes to the same
+//! weights bit for bit on the CPU.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::objective::AdamW;
 use crate::model::load::Model;
+use crate::model::lora;
 
 /// Resumable state in the scratch folder: the model after `step` steps, the optimiser's
 /// moments, and the metrics lines so far.
@@ -31,12 +33,14 @@ impl Checkpoints {
         self.dir.join("metrics.jsonl")
     }
 
-    /// Loads the last checkpoint, if a complete one exists: the model, and the optimiser's
-    /// state restored into `opt`; returns the model and the steps it covers.
+    /// Loads the last checkpoint, if a complete one exists: the model (LoRA: `base` with
+    /// the saved adapters), and the optimiser's state restored into `opt`; returns the model
+    /// and the steps it covers.
     pub(crate) fn load(
         &self,
         device: &Device,
         opt: &mut AdamW,
+        base: &std::path::Path,
     ) -> Result<Option<(Model, u64)>, String> {
         let dir = self.current();
         let Ok(text) = std::fs::read_to_string(dir.join("state.json")) else {
@@ -44,7 +48,14 @@ impl Checkpoints {
         };
         let state: CheckpointState =
             serde_json::from_str(&text).map_err(|e| format!("a damaged checkpoint: {e}"))?;
-        let model = Model::load(&dir.join("model"), device).map_err(|e| e.to_string())?;
+        let adapter = dir.join("adapter");
+        let model = if lora::is_peft(&adapter) {
+            let mut m = Model::load(base, device).map_err(|e| e.to_string())?;
+            m.net = lora::load_peft(&adapter, m.net)?;
+            m
+        } else {
+            Model::load(&dir.join("model"), device).map_err(|e| e.to_string())?
+        };
         let tensors = crate::model::safetensors::Checkpoint::open(&dir.join("optimiser"))
             .and_then(|c| {
                 c.tensors
@@ -62,7 +73,11 @@ impl Checkpoints {
     pub(crate) fn save(&self, model: &Model, opt: &AdamW, step: u64) -> Result<(), String> {
         let tmp = self.dir.join("checkpoint.tmp");
         let _ = std::fs::remove_dir_all(&tmp);
-        model.save_hf(&tmp.join("model"), false)?;
+        if lora::spec_of(&model.net).is_some() {
+            lora::save_peft(&tmp.join("adapter"), &model.net, "(the job's input model)")?;
+        } else {
+            model.save_hf(&tmp.join("model"), false)?;
+        }
         std::fs::create_dir_all(tmp.join("optimiser")).map_err(|e| e.to_string())?;
         crate::model::safetensors::write(
             &tmp.join("optimiser").join("model.safetensors"),

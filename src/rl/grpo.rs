@@ -89,7 +89,11 @@ pub fn grpo(job: &Job) -> Result<(), String> {
     };
     // The frozen reference (only with a KL term): the starting model, without autodiff.
     let reference = if gp.beta != 0.0 {
-        Some(Model::load(job.model, &p.device()?).map_err(|e| e.to_string())?)
+        Some(crate::model::lora::load_adapted(
+            job.model,
+            job.adapter,
+            &p.device()?,
+        )?)
     } else {
         None
     };
@@ -170,6 +174,7 @@ pub fn grpo(job: &Job) -> Result<(), String> {
         for it in 0..mu {
             if !idle {
                 for (k, r) in ranges.iter().enumerate() {
+                    s.seed_dropout(job, step, it as usize * ranges.len() + k);
                     let lp = completion_logprobs(
                         &s.model.net,
                         &s.model.cfg,

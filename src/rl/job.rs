@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use burn::prelude::*;
+
 use serde_json::json;
 
 use super::batching::{prepare, step_items};
@@ -14,12 +16,15 @@ use super::objective::{self, AdamW};
 use super::params::{Schedule, TrainParams};
 use crate::dataset::{Dataset, Question};
 use crate::model::load::Model;
+use crate::model::lora;
 use crate::prompt::Item;
 
 /// Paths a training job reads and writes.
 pub struct Job<'a> {
     pub params: TrainParams,
     pub model: &'a Path,
+    /// A LoRA adapter on `model` to continue training.
+    pub adapter: Option<&'a Path>,
     /// A fixed dataset of questions, or (`draw`) universes generated on the fly.
     pub dataset: Option<&'a Path>,
     pub draw: Option<Draw>,
@@ -57,12 +62,9 @@ pub(crate) fn setup(job: &Job, with_target: bool) -> Result<Setup, String> {
     };
     let o = p.optim()?;
     let mut opt = AdamW::new(o.adam_beta1, o.adam_beta2, o.adam_epsilon, o.weight_decay);
-    let (model, start) = match ckpt.load(&device, &mut opt)? {
+    let (model, start) = match ckpt.load(&device, &mut opt, job.model)? {
         Some(x) => x,
-        None => (
-            Model::load(job.model, &device).map_err(|e| e.to_string())?,
-            0,
-        ),
+        None => (start_model(job, &device)?, 0),
     };
     ckpt.truncate_metrics(start)?;
     let (items, skipped, drawn) = match &job.draw {
@@ -116,7 +118,42 @@ pub(crate) fn setup(job: &Job, with_target: bool) -> Result<Setup, String> {
     })
 }
 
+/// The model training starts from: the input model, with its adapter continued (the
+/// stage's `lora` may change only the dropout) or fresh adapters when `lora` is set.
+fn start_model(job: &Job, device: &Device) -> Result<Model, String> {
+    let lora_param = job.params.optim()?.lora.as_ref();
+    let mut m = lora::load_adapted(job.model, job.adapter, device)?;
+    match (lora::spec_of(&m.net), lora_param) {
+        (Some(have), Some(want)) => {
+            let mut targets = want.targets.clone();
+            targets.sort();
+            if (have.rank, have.alpha, &have.targets) != (want.rank, want.alpha, &targets) {
+                return Err(format!(
+                    "the adapter has rank {}, alpha {} on {:?}, but `lora` asks for rank {}, alpha {} on {:?}: continue it with matching settings (or leave `lora` out), or train a new one without `adapter`",
+                    have.rank, have.alpha, have.targets, want.rank, want.alpha, want.targets
+                ));
+            }
+            m.net = lora::with_dropout(m.net, want.dropout);
+        }
+        (Some(_), None) => {}
+        (None, Some(spec)) => m.net = lora::attach(m.net, spec, job.params.seed),
+        (None, None) => {}
+    }
+    Ok(m)
+}
+
 impl Setup {
+    /// Seeds the stream that draws LoRA's dropout masks for micro-batch `micro` of step
+    /// `step`, so a resumed run draws the same masks (nothing without dropout).
+    pub(crate) fn seed_dropout(&self, job: &Job, step: u64, micro: usize) {
+        let dropout = lora::spec_of(&self.model.net).is_some_and(|s| s.dropout > 0.0);
+        if dropout {
+            let label = format!("lora-dropout/{step}/{micro}");
+            let seed = crate::util::rng::Rng::stream(job.params.seed, &label).next_u64();
+            self.model.net.embed.val().device().seed(seed);
+        }
+    }
+
     /// One optimiser step on the accumulated gradients; returns the gradient norm.
     pub(crate) fn apply(&mut self, lr: f64, max_norm: f64) -> Result<f64, String> {
         let (net, norm) = self.opt.step(self.model.net.clone(), lr, max_norm)?;
@@ -181,6 +218,7 @@ pub(crate) fn learning_rate(p: &TrainParams, opt_step: u64, opt_total: u64) -> R
 /// that steps before a resume count too).
 /// The file in a trained model folder that records how it was trained.
 pub const TRAINING_FILE: &str = "training.json";
+pub use crate::model::lora::ADAPTER_DIR;
 
 pub(crate) fn finish(
     job: &Job,
@@ -204,8 +242,21 @@ pub(crate) fn finish(
         format!("{label}_first_tenth"): mean(values.iter().take(tenth).copied()),
         format!("{label}_last_tenth"): mean(values.iter().rev().take(tenth).copied()),
     });
-    s.model
-        .save_hf(job.out_model, job.params.optim()?.save_bf16)?;
+    let bf16 = job.params.optim()?.save_bf16;
+    if lora::spec_of(&s.model.net).is_some() {
+        // The merged model loads anywhere as it is; the adapter beside it is PEFT's, for
+        // `PeftModel.from_pretrained(base, MODEL/adapter)`.
+        let valid = s.model.valid();
+        let merged = Model {
+            net: lora::merged(&valid.net),
+            ..valid
+        };
+        merged.save_hf(job.out_model, bf16)?;
+        let base = job.model.display().to_string();
+        lora::save_peft(&job.out_model.join(ADAPTER_DIR), &s.model.net, &base)?;
+    } else {
+        s.model.save_hf(job.out_model, bf16)?;
+    }
     // The settings beside the weights they made (burn's habit with its configs): which kind
     // trained the model, for how many steps, with every parameter.
     let made = json!({"kind": kind, "steps": s.total, "params": job.params});

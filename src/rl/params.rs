@@ -79,6 +79,8 @@ pub struct Optim {
     pub checkpoint_every: u64,
     /// Save the trained weights in bf16 (half the size) instead of f32.
     pub save_bf16: bool,
+    /// Train LoRA adapters on a frozen model instead of every weight.
+    pub lora: Option<crate::model::lora::LoraSpec>,
 }
 
 /// GRPO's group size, clipped objective and reward weights.

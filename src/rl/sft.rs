@@ -22,7 +22,11 @@ pub fn sft(job: &Job) -> Result<(), String> {
         let targets: Vec<Vec<u32>> = batch.iter().map(|it| it.enc.target.clone()).collect();
         let tokens: f64 = targets.iter().map(|t| t.len() as f64).sum();
         let mut loss_sum = 0.0;
-        for r in micro_ranges(batch.len(), p.optim()?.micro_batch) {
+        for (k, r) in micro_ranges(batch.len(), p.optim()?.micro_batch)
+            .into_iter()
+            .enumerate()
+        {
+            s.seed_dropout(job, step, k);
             let lp = completion_logprobs(
                 &s.model.net,
                 &s.model.cfg,

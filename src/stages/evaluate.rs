@@ -15,6 +15,7 @@ pub const KIND: KindSpec = KindSpec {
     doc: "Answer a synthpipe dataset's questions (the training prompts) or a real benchmark's (reading comprehension with worked examples) with a model, sampling with the paper's evaluation settings, and score them: predictions.jsonl and metrics.json (EM, F1 ± s.e.m. overall and by stratum; for benchmarks also the composition probe).",
     params: &[
         MODEL_IN,
+        ADAPTER_IN,
         p(
             "dataset",
             Ty::Input(InputKind::Dataset),
@@ -126,6 +127,7 @@ pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
     let r = Run {
         settings,
         model: io.input("model")?,
+        adapter: io.opt_input("adapter"),
         examples: io.opt_input("examples_from"),
         out: io.output("results")?,
         progress: io.progress,

@@ -15,6 +15,7 @@ pub const KIND: KindSpec = KindSpec {
     doc: "GRPO with verifiable rewards (TRL 0.21 semantics; defaults are the paper's recipe): groups of sampled completions per question, set-F1 rewards of the last <answer> span, group-normalised advantages, the clipped objective, AdamW with linear decay. Resumes from its last checkpoint when killed.",
     params: &[
         MODEL_IN,
+        ADAPTER_IN,
         TRAIN_DATASET,
         DRAW_RULES,
         DRAW_SET,
@@ -133,6 +134,7 @@ pub const KIND: KindSpec = KindSpec {
         BACKEND,
         DTYPE,
         SAVE_BF16,
+        LORA,
         SEED,
     ],
     outputs: TRAIN_OUTPUTS,

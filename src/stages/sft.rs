@@ -13,6 +13,7 @@ pub const KIND: KindSpec = KindSpec {
     doc: "Supervised fine-tuning on rule-derived chain-of-thought answers (written hop by hop from each question's program): a warm start for a model trained from scratch, and a baseline for GRPO. Resumes from its last checkpoint when killed.",
     params: &[
         MODEL_IN,
+        ADAPTER_IN,
         TRAIN_DATASET,
         DRAW_RULES,
         DRAW_SET,
@@ -41,6 +42,7 @@ pub const KIND: KindSpec = KindSpec {
         BACKEND,
         DTYPE,
         SAVE_BF16,
+        LORA,
         SEED,
     ],
     outputs: TRAIN_OUTPUTS,

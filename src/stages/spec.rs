@@ -35,8 +35,12 @@ pub enum Ty {
     Range,
     /// A list of mappings, each with the given fields.
     List(&'static [ParamSpec]),
+    /// One mapping with the given fields (absent ones take their defaults).
+    Map(&'static [ParamSpec]),
     /// One of the given words.
     Choice(&'static [&'static str]),
+    /// A non-empty list of the given words, each at most once.
+    Choices(&'static [&'static str]),
 }
 
 /// What an input must be.
@@ -226,6 +230,12 @@ pub const MODEL_IN: ParamSpec = req(
     Ty::Input(InputKind::Model),
     "the model: a Hugging Face folder, a .gguf file, or `{from: STAGE.model}`",
 );
+pub const ADAPTER_IN: ParamSpec = p(
+    "adapter",
+    Ty::Input(InputKind::Model),
+    None,
+    "a LoRA adapter on `model`: a PEFT folder, or a LoRA-trained model (its `adapter/` folder); training continues it",
+);
 pub const TRAIN_DATASET: ParamSpec = p(
     "dataset",
     Ty::Input(InputKind::Dataset),
@@ -343,6 +353,36 @@ pub const SAVE_BF16: ParamSpec = p(
     Ty::Bool,
     Some("false"),
     "save the trained weights in bf16 instead of f32",
+);
+/// The fields of `lora`, with PEFT's usual settings as defaults.
+pub const LORA_FIELDS: &[ParamSpec] = &[
+    int("rank", 1, "16", "rank of each adapter"),
+    float(
+        "alpha",
+        "32",
+        "scaling numerator: an adapter's update is scaled by alpha / rank",
+    ),
+    p(
+        "dropout",
+        Ty::Float {
+            min: 0.0,
+            max: 0.99,
+        },
+        Some("0.0"),
+        "share of an adapter's inputs zeroed in training passes",
+    ),
+    p(
+        "targets",
+        Ty::Choices(&crate::model::lora::Target::NAMES),
+        Some(r#"["q", "k", "v", "o", "gate", "up", "down"]"#),
+        "projections that get an adapter",
+    ),
+];
+pub const LORA: ParamSpec = p(
+    "lora",
+    Ty::Map(LORA_FIELDS),
+    None,
+    "train LoRA adapters on the frozen model instead of every weight (`lora: {}` takes the defaults); the model output is then the merged model, with the adapter in PEFT's layout in its `adapter/` folder",
 );
 pub const TRAIN_OUTPUTS: &[OutputSpec] = &[
     OutputSpec {
@@ -464,6 +504,9 @@ fn param_schema(p: &ParamSpec) -> Json {
         Ty::Bool => json!({"type": "boolean"}),
         Ty::Str => json!({"type": "string"}),
         Ty::Choice(words) => json!({"type": "string", "enum": words}),
+        Ty::Choices(words) => {
+            json!({"type": "array", "minItems": 1, "uniqueItems": true, "items": {"type": "string", "enum": words}})
+        }
         Ty::StrList => json!({"type": "array", "items": {"type": "string"}}),
         Ty::Seeds => seeds,
         Ty::Settings => {
@@ -485,22 +528,28 @@ fn param_schema(p: &ParamSpec) -> Json {
             json!({"oneOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\s*-?\d*\s*\.\.=?\s*-?\d*\s*$"}]})
         }
         Ty::List(fields) => {
-            let mut props = Map::new();
-            let mut required = Vec::new();
-            for f in fields {
-                props.insert(f.name.into(), param_schema(f));
-                if f.required {
-                    required.push(json!(f.name));
-                }
-            }
-            json!({"type": "array", "minItems": 1, "items": {"type": "object", "properties": props, "required": required, "additionalProperties": false}})
+            json!({"type": "array", "minItems": 1, "items": mapping_schema(fields)})
         }
+        Ty::Map(fields) => mapping_schema(fields),
     };
     let mut schema = json!({"anyOf": [ty, reference]});
     if let Some(d) = p.default {
         schema["default"] = serde_json::from_str(d).unwrap_or(json!(d));
     }
     with_doc(schema, p.doc)
+}
+
+/// The schema of a mapping with the given fields.
+fn mapping_schema(fields: &[ParamSpec]) -> Json {
+    let mut props = Map::new();
+    let mut required = Vec::new();
+    for f in fields {
+        props.insert(f.name.into(), param_schema(f));
+        if f.required {
+            required.push(json!(f.name));
+        }
+    }
+    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
 }
 
 /// A type's name in messages and docs.
@@ -528,5 +577,21 @@ pub fn describe(ty: Ty) -> String {
         Ty::ShareOrSeeds => "a share in 0..=1 or universe seeds".into(),
         Ty::Range => "an integer range: N, \"A..=B\", \"A..\" or \"..=B\"".into(),
         Ty::List(_) => "a list of mappings".into(),
+        Ty::Map(fields) => format!(
+            "a mapping of {}",
+            fields
+                .iter()
+                .map(|f| format!("`{}`", f.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Ty::Choices(words) => format!(
+            "a list of {}",
+            words
+                .iter()
+                .map(|w| format!("`{w}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }

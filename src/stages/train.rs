@@ -62,6 +62,7 @@ pub fn job<'a>(
     Ok(Job {
         params,
         model: io.input("model")?,
+        adapter: io.opt_input("adapter"),
         dataset: io.opt_input("dataset"),
         draw,
         examples: io.opt_input("examples_from"),
@@ -88,6 +89,7 @@ macro_rules! optim_of {
             order: $p.order,
             checkpoint_every: $p.checkpoint_every,
             save_bf16: $p.save_bf16,
+            lora: $p.lora.clone(),
         }
     };
 }
@@ -147,6 +149,7 @@ macro_rules! model_params {
             pub order: $crate::rl::params::Order,
             pub checkpoint_every: u64,
             pub save_bf16: bool,
+            pub lora: Option<$crate::model::lora::LoraSpec>,
         ] $meta $own);
     };
     (@munch [sampling $(, $rest:ident)*] [$($acc:tt)*] $meta:tt $own:tt) => {

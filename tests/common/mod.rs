@@ -221,3 +221,34 @@ pub fn write_gguf(
     }
     std::fs::write(path, b).unwrap();
 }
+
+/// A tiny Qwen3 with a BPE tokenizer trained on a few sentences; weights larger than the
+/// usual init so that log-probabilities differ between tokens.
+pub fn tiny_model(device: &burn::prelude::Device) -> synthpipe::model::load::Model {
+    let texts: Vec<String> = (0..50)
+        .map(|i| {
+            format!(
+                "The mother of person {i} is person {}. Who is it?",
+                i * 7 % 13
+            )
+        })
+        .collect();
+    let tok = synthpipe::model::tokenizer::Tokenizer::train(texts.into_iter(), 300).unwrap();
+    let shape = synthpipe::model::init::Shape {
+        arch: synthpipe::model::config::Arch::Qwen3,
+        layers: 2,
+        hidden: 32,
+        heads: 4,
+        kv_heads: 2,
+        head_dim: None,
+        intermediate: Some(64),
+        context: 256,
+        rope_theta: 10000.0,
+        rms_norm_eps: 1e-6,
+        tie_embeddings: true,
+    };
+    let cfg = shape
+        .config(tok.vocab_size(), tok.eos_token_ids.clone())
+        .unwrap();
+    synthpipe::model::load::Model::init(cfg, tok, 3, 0.3, device).unwrap()
+}

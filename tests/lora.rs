@@ -1,0 +1,216 @@
+//! LoRA on a tiny transformer: fresh adapters leave the model unchanged, merged weights give
+//! the factored model's logits, only adapters get gradients and those match finite
+//! differences, and the PEFT layout (names, shapes, config) round-trips.
+
+mod common;
+
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::{Int, TensorData};
+
+use synthpipe::model::load::Model;
+use synthpipe::model::lora::{self, LoraSpec, Target};
+use synthpipe::model::net::{Adapter, Cache, Transformer};
+use synthpipe::rl::objective::completion_logprobs;
+
+fn spec(targets: &[Target]) -> LoraSpec {
+    LoraSpec {
+        rank: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        targets: targets.to_vec(),
+    }
+}
+
+fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.inner()
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+fn adapters(net: &mut Transformer) -> Vec<&mut Adapter> {
+    let mut out = Vec::new();
+    for b in &mut net.blocks {
+        let (a, m) = (&mut b.attn.lora, &mut b.mlp.lora);
+        for slot in [
+            &mut a.q,
+            &mut a.k,
+            &mut a.v,
+            &mut a.o,
+            &mut m.gate,
+            &mut m.up,
+            &mut m.down,
+        ] {
+            if let Some(ad) = slot.as_mut() {
+                out.push(ad);
+            }
+        }
+    }
+    out
+}
+
+/// Fresh adapters have `b = 0`; give every one a seeded random `b` so the update shows.
+fn randomise(mut net: Transformer) -> Transformer {
+    for (i, ad) in adapters(&mut net).into_iter().enumerate() {
+        let b = ad.b.val();
+        let dims = b.dims();
+        let n = dims[0] * dims[1];
+        let v: Vec<f32> = (0..n)
+            .map(|j| (((i * 131 + j * 17) % 29) as f32 / 29.0 - 0.5) * 0.6)
+            .collect();
+        ad.b = Param::from_tensor(Tensor::from_data(TensorData::new(v, dims), &b.device()));
+    }
+    net
+}
+
+fn logits(m: &Model, net: &Transformer) -> Vec<f32> {
+    let device = net.embed.val().device();
+    let ids: Vec<i64> = vec![5, 17, 40, 9, 60, 2, 33, 34];
+    let t = Tensor::<1, Int>::from_data(TensorData::new(ids, [8]), &device).reshape([2, 4]);
+    let valid = vec![vec![true; 4]; 2];
+    let mut cache = Cache::new(m.cfg.num_layers, 2);
+    vals(net.forward(&m.cfg, t, &valid, &mut cache))
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn fresh_adapters_change_nothing_and_merging_equals_the_factored_model() {
+    let device = Device::flex();
+    let m = common::tiny_model(&device);
+    let base = logits(&m, &m.net);
+    let net = lora::attach(m.net.clone(), &spec(&Target::ALL), 7);
+    assert_eq!(
+        lora::spec_of(&net),
+        Some(spec(&Target::ALL)),
+        "the spec reads back"
+    );
+    assert!(max_diff(&base, &logits(&m, &net)) < 1e-6, "b = 0 at first");
+    let net = randomise(net);
+    let factored = logits(&m, &net);
+    assert!(max_diff(&base, &factored) > 1e-2, "the update shows");
+    let merged = lora::merged(&net);
+    assert!(lora::spec_of(&merged).is_none());
+    assert!(max_diff(&factored, &logits(&m, &merged)) < 1e-4);
+    // The same seed draws the same adapters.
+    let again = lora::attach(m.net.clone(), &spec(&Target::ALL), 7);
+    let first = lora::attach(m.net.clone(), &spec(&Target::ALL), 7);
+    assert_eq!(
+        vals(again.blocks[1].mlp.lora.up.as_ref().unwrap().a.val()),
+        vals(first.blocks[1].mlp.lora.up.as_ref().unwrap().a.val())
+    );
+}
+
+/// A scalar of the completion log-probabilities, as a loss is.
+fn loss(m: &Model, net: &Transformer) -> Tensor<1> {
+    let prompts = vec![vec![5, 17, 40, 9], vec![60, 2]];
+    let completions = vec![vec![11, 12, 13], vec![100, 3]];
+    let pad = m.tokenizer.eos_token_ids[0];
+    completion_logprobs(net, &m.cfg, pad, &prompts, &completions).sum()
+}
+
+/// `net` with entry `i` of factor `a` (or `b`) of adapter `k` moved by `delta`.
+fn nudge(mut net: Transformer, k: usize, factor_a: bool, i: usize, delta: f32) -> Transformer {
+    let ad = adapters(&mut net).into_iter().nth(k).unwrap();
+    let p = if factor_a { &mut ad.a } else { &mut ad.b };
+    let t = p.val();
+    let dims = t.dims();
+    let mut v = vals(t.clone());
+    v[i] += delta;
+    *p = Param::from_tensor(Tensor::from_data(TensorData::new(v, dims), &t.device()));
+    net
+}
+
+#[test]
+fn only_adapters_get_gradients_and_they_match_finite_differences() {
+    let device = Device::flex().autodiff();
+    let m = common::tiny_model(&device);
+    let targets = [Target::Q, Target::V, Target::Up, Target::Down];
+    let net = randomise(lora::attach(m.net.clone(), &spec(&targets), 3));
+    let grads = loss(&m, &net).backward();
+    let b0 = &net.blocks[0];
+    for (what, g) in [
+        ("embed", net.embed.val().grad(&grads).is_some()),
+        ("q", b0.attn.q.val().grad(&grads).is_some()),
+        ("k", b0.attn.k.val().grad(&grads).is_some()),
+        ("down", b0.mlp.down.val().grad(&grads).is_some()),
+        ("norm", net.norm.val().grad(&grads).is_some()),
+    ] {
+        assert!(!g, "the frozen `{what}` got a gradient");
+    }
+    let mut net = net;
+    let all = adapters(&mut net).len();
+    assert_eq!(all, 2 * targets.len());
+    let net = net;
+    let mut checked = 0;
+    for k in [0, 3, 5, 7] {
+        for factor_a in [true, false] {
+            let mut n2 = net.clone();
+            let ad = adapters(&mut n2).into_iter().nth(k).unwrap();
+            let p = if factor_a { &ad.a } else { &ad.b };
+            let g = vals(p.val().grad(&grads).expect("adapters get gradients"));
+            for i in [0, g.len() / 2, g.len() - 1] {
+                let e = 1e-2f32;
+                let up = vals(loss(&m, &nudge(net.clone(), k, factor_a, i, e)))[0];
+                let down = vals(loss(&m, &nudge(net.clone(), k, factor_a, i, -e)))[0];
+                let fd = (up - down) / (2.0 * e);
+                assert!(
+                    (g[i] - fd).abs() <= 2e-3 + 2e-2 * g[i].abs(),
+                    "adapter {k} {} [{i}]: autodiff {} vs finite differences {fd}",
+                    if factor_a { "a" } else { "b" },
+                    g[i]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 24);
+}
+
+#[test]
+fn the_peft_layout_is_peft_s_and_loads_back_to_the_same_logits() {
+    let device = Device::flex();
+    let m = common::tiny_model(&device);
+    let net = randomise(lora::attach(m.net.clone(), &spec(&Target::ALL), 11));
+    let dir = common::tmpdir("lora", "peft");
+    lora::save_peft(&dir, &net, "base-model").unwrap();
+    let header =
+        synthpipe::model::safetensors::read_header(&dir.join("adapter_model.safetensors")).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("adapter_config.json")).unwrap())
+            .unwrap();
+    let tensors: Vec<String> = header
+        .iter()
+        .filter(|(n, _)| n.contains("layers.0.") || n.contains("layers.1.self_attn.q"))
+        .map(|(n, e)| format!("{n} {:?}", e.shape))
+        .collect();
+    let layout = serde_json::json!({"config": config, "tensors": tensors, "count": header.len()});
+    insta::assert_yaml_snapshot!("peft_layout", layout);
+    let loaded = lora::load_peft(&dir, m.net.clone()).unwrap();
+    assert_eq!(lora::spec_of(&loaded), Some(spec(&Target::ALL)));
+    assert!(max_diff(&logits(&m, &net), &logits(&m, &loaded)) < 1e-6);
+
+    // A damaged adapter is an error that names the file, never a silently plain model.
+    std::fs::write(
+        dir.join("adapter_config.json"),
+        r#"{"peft_type": "PREFIX_TUNING", "r": 4}"#,
+    )
+    .unwrap();
+    let e = lora::load_peft(&dir, m.net.clone()).unwrap_err();
+    assert!(e.contains("peft_type") && e.contains("peft"), "{e}");
+    std::fs::write(
+        dir.join("adapter_config.json"),
+        r#"{"peft_type": "LORA", "r": 8, "lora_alpha": 16}"#,
+    )
+    .unwrap();
+    let e = lora::load_peft(&dir, m.net.clone()).unwrap_err();
+    assert!(e.contains("shape"), "{e}");
+}
