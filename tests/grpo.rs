@@ -424,3 +424,124 @@ fn adamw_first_step_moves_each_weight_by_the_learning_rate() {
     let grads = lp.sum().backward();
     assert!(net.norm.val().grad(&grads).is_some());
 }
+
+/// A GRPO group's prompt runs once for all its completions: log-probabilities and the
+/// gradients of a loss over them equal those of running every (prompt, completion) apart.
+#[test]
+fn shared_prompt_groups_equal_the_separate_computation() {
+    let device = Device::flex().autodiff();
+    let m = tiny(&device);
+    let pad = m.tokenizer.eos_token_ids[0];
+    let (p, c) = seqs();
+    // Two groups of three completions, the prompts of different lengths.
+    let prompts = vec![
+        p[0].clone(),
+        p[0].clone(),
+        p[0].clone(),
+        p[1].clone(),
+        p[1].clone(),
+        p[1].clone(),
+    ];
+    let completions = vec![
+        c[0].clone(),
+        c[1].clone(),
+        c[3].clone(),
+        c[2].clone(),
+        c[0].clone(),
+        vec![44],
+    ];
+    let weight = |r: usize, t: usize| (r * 7 + t * 3) as f32 % 5.0 - 2.0;
+    let shared = completion_logprobs(&m.net, &m.cfg, pad, &prompts, &completions);
+    let width = shared.dims()[1];
+    let w: Vec<Vec<f32>> = (0..6)
+        .map(|r| {
+            (0..width)
+                .map(|t| {
+                    if t < completions[r].len() {
+                        weight(r, t)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let loss_shared = (shared.clone() * synthpipe::rl::objective::matrix(&w, width, &device)).sum();
+    let g_shared = loss_shared.backward();
+    let shared = values(shared);
+    let mut loss_apart: Option<Tensor<1>> = None;
+    for r in 0..6 {
+        let lp = completion_logprobs(&m.net, &m.cfg, pad, &prompts[r..=r], &completions[r..=r]);
+        let n = completions[r].len();
+        let got = values(lp.clone());
+        for t in 0..n {
+            assert!(
+                (got[t] - shared[r * width + t]).abs() < 1e-4,
+                "row {r} token {t}: apart {} vs shared {}",
+                got[t],
+                shared[r * width + t]
+            );
+        }
+        let wr: Vec<Vec<f32>> = vec![(0..n).map(|t| weight(r, t)).collect()];
+        let l = (lp * synthpipe::rl::objective::matrix(&wr, n, &device)).sum();
+        loss_apart = Some(match loss_apart {
+            Some(a) => a + l,
+            None => l,
+        });
+    }
+    let g_apart = loss_apart.unwrap().backward();
+    let b0 = &m.net.blocks[0];
+    for (what, t) in [
+        ("embed", m.net.embed.val()),
+        ("q", b0.attn.q.val()),
+        ("k", b0.attn.k.val()),
+        ("down", b0.mlp.down.val()),
+    ] {
+        let (a, s) = (
+            values(t.grad(&g_apart).unwrap()),
+            values(t.grad(&g_shared).unwrap()),
+        );
+        let scale = a.iter().map(|x| x.abs()).fold(0.0, f32::max);
+        let diff = a
+            .iter()
+            .zip(&s)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            diff <= 1e-4 * scale.max(1.0),
+            "{what}: gradients differ by {diff} (scale {scale})"
+        );
+    }
+}
+
+/// Rollouts prefill a group's prompt once and decode its rows from copies of that cache:
+/// greedy continuations are those of each prompt alone.
+#[test]
+fn grouped_generation_equals_generating_each_prompt_alone() {
+    use synthpipe::model::generate::GenOptions;
+    let device = Device::flex();
+    let m = tiny(&device);
+    let (p, _) = seqs();
+    let prompts = vec![
+        p[0].clone(),
+        p[0].clone(),
+        p[2].clone(),
+        p[2].clone(),
+        p[2].clone(),
+    ];
+    let opts = GenOptions {
+        max_new_tokens: 12,
+        ignore_eos: true,
+        ..GenOptions::default()
+    };
+    let (together, timing) = m.generate(&prompts, &opts).unwrap();
+    assert_eq!(
+        timing.prompt_tokens,
+        p[0].len() + p[2].len(),
+        "each prompt prefilled once"
+    );
+    for (r, pr) in prompts.iter().enumerate() {
+        let (alone, _) = m.generate(std::slice::from_ref(pr), &opts).unwrap();
+        assert_eq!(together[r].tokens, alone[0].tokens, "row {r}");
+    }
+}

@@ -450,7 +450,14 @@ pub fn bench(path: &Path, a: &BenchArgs) -> ExitCode {
         }
     }
     ids.truncate(a.prompt_tokens.max(1));
-    let prompts = vec![ids; a.batch.max(1)];
+    // Distinct rows (each rotated by its index): equal prompts would be prefilled once.
+    let prompts: Vec<Vec<u32>> = (0..a.batch.max(1))
+        .map(|r| {
+            let mut row = ids.clone();
+            row.rotate_left(r % ids.len());
+            row
+        })
+        .collect();
     let opts = GenOptions {
         max_new_tokens: a.new_tokens,
         ignore_eos: true,

@@ -163,18 +163,22 @@ fn last_logits(logits: Tensor<3>) -> Result<Vec<Vec<f32>>, String> {
 impl Model {
     /// Generates a continuation for each prompt (token ids). Rows are independent: the same
     /// prompt gives the same tokens alone or in a batch (greedy), and a seed fixes sampling.
-    /// Fails only when the backend does (e.g. out of device memory).
+    /// Consecutive equal prompts (a GRPO group) are prefilled once and their rows decoded
+    /// from copies of that one cache. Fails only when the backend does (e.g. out of device
+    /// memory).
     pub fn generate(
         &self,
-        prompts: &[Vec<u32>],
+        all_prompts: &[Vec<u32>],
         opts: &GenOptions,
     ) -> Result<(Vec<Generation>, Timing), String> {
         let device = self.net.embed.val().device();
-        let b = prompts.len();
+        let b = all_prompts.len();
         let mut timing = Timing::default();
         if b == 0 {
             return Ok((Vec::new(), timing));
         }
+        let (distinct, row_of) = super::net::runs(all_prompts);
+        let prompts = &distinct[..];
         let pad = self.tokenizer.eos_token_ids.first().copied().unwrap_or(0);
         let longest = prompts.iter().map(Vec::len).max().unwrap_or(0).max(1);
         // Left padding: every row's last prompt token is at the same column.
@@ -202,7 +206,7 @@ impl Model {
             .collect();
         timing.prompt_tokens = prompts.iter().map(Vec::len).sum();
         let started = std::time::Instant::now();
-        let mut cache = Cache::new(self.cfg.num_layers, b);
+        let mut cache = Cache::new(self.cfg.num_layers, prompts.len());
         let chunk = opts.prefill_chunk.max(1);
         let mut logits = Vec::new();
         let mut at = 0;
@@ -220,6 +224,10 @@ impl Model {
                 logits = last_logits(self.net.logits(h.slice([0..bb, tt - 1..tt, 0..hh])))?;
             }
             at = end;
+        }
+        if prompts.len() < b {
+            cache = cache.select_rows(&row_of);
+            logits = row_of.iter().map(|&u| logits[u].clone()).collect();
         }
         timing.prefill_seconds = started.elapsed().as_secs_f64();
         let started = std::time::Instant::now();

@@ -113,6 +113,47 @@ impl Cache {
     pub fn seen(&self) -> usize {
         self.valid.first().map_or(0, Vec::len)
     }
+
+    /// The cache whose row `i` is this one's row `rows[i]` (rows may repeat): the keys and
+    /// values of one prompt shared by several continuations. In the autodiff graph the
+    /// gradients of the copies add up in the shared row.
+    pub fn select_rows(&self, rows: &[usize]) -> Cache {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.as_ref().map(|(k, v)| {
+                    let idx = row_index(rows, &k.device());
+                    (k.clone().select(0, idx.clone()), v.clone().select(0, idx))
+                })
+            })
+            .collect();
+        Cache {
+            layers,
+            valid: rows.iter().map(|&r| self.valid[r].clone()).collect(),
+            next_pos: rows.iter().map(|&r| self.next_pos[r]).collect(),
+        }
+    }
+}
+
+/// Row indices as an index tensor for `select`.
+pub fn row_index(rows: &[usize], device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+    Tensor::<1, Int>::from_data(TensorData::new(v, [rows.len()]), device)
+}
+
+/// Consecutive runs of equal rows (the prompts of a GRPO group): the distinct rows, each
+/// once, and for every row the index of its distinct row.
+pub fn runs<T: PartialEq + Clone>(rows: &[T]) -> (Vec<T>, Vec<usize>) {
+    let mut distinct: Vec<T> = Vec::new();
+    let mut of = Vec::with_capacity(rows.len());
+    for r in rows {
+        if distinct.last() != Some(r) {
+            distinct.push(r.clone());
+        }
+        of.push(distinct.len() - 1);
+    }
+    (distinct, of)
 }
 
 /// RoPE inverse frequencies, with Llama 3's scaling when configured.

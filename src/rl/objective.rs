@@ -121,6 +121,10 @@ fn layout(
 /// Log-probabilities `[batch, width]` of each completion token given its prompt and the
 /// completion before it, as a tensor (in the autodiff graph when `net` is on an autodiff
 /// device). Positions past a completion's end hold meaningless values: mask them.
+///
+/// Consecutive rows with one prompt (a GRPO group) run that prompt once: its keys and values
+/// are shared by the group's completions, which attend to them, and the gradient of every
+/// completion flows back through the one prompt pass.
 pub fn completion_logprobs(
     net: &Transformer,
     cfg: &Config,
@@ -129,17 +133,46 @@ pub fn completion_logprobs(
     completions: &[Vec<u32>],
 ) -> Tensor<2> {
     let device = net.embed.val().device();
-    let (ids, valid, p, c) = layout(prompts, completions, pad);
-    let b = ids.len();
-    let flat: Vec<i64> = ids.iter().flatten().map(|&x| i64::from(x)).collect();
-    let ids_t = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * (p + c)]), &device)
-        .reshape([b, p + c]);
-    let mut cache = Cache::new(cfg.num_layers, b);
-    let h = net.hidden(cfg, ids_t, &valid, &mut cache);
+    let (distinct, row_of) = crate::model::net::runs(prompts);
+    let b = prompts.len();
+    let c = completions.iter().map(Vec::len).max().unwrap_or(0).max(1);
     let hidden = cfg.hidden_size;
-    // Position p − 1 + i predicts completion token i: only those positions reach the
-    // vocabulary projection.
-    let h = h.slice([0..b, p - 1..p - 1 + c, 0..hidden]);
+    let h = if distinct.len() == b {
+        // One block, prompts left-padded and completions right-padded: position p − 1 + i
+        // predicts completion token i, and only those positions reach the vocabulary.
+        let (ids, valid, p, c) = layout(prompts, completions, pad);
+        let mut cache = Cache::new(cfg.num_layers, b);
+        let h = net.hidden(cfg, ids_tensor(&ids, &device), &valid, &mut cache);
+        h.slice([0..b, p - 1..p - 1 + c, 0..hidden])
+    } else {
+        // The distinct prompts, left-padded; the last position predicts the first token.
+        let (ids, valid, p, _) = layout(&distinct, &vec![Vec::new(); distinct.len()], pad);
+        let ids: Vec<Vec<u32>> = ids.into_iter().map(|r| r[..p].to_vec()).collect();
+        let valid: Vec<Vec<bool>> = valid.into_iter().map(|r| r[..p].to_vec()).collect();
+        let u = distinct.len();
+        let mut cache = Cache::new(cfg.num_layers, u);
+        let hp = net.hidden(cfg, ids_tensor(&ids, &device), &valid, &mut cache);
+        let rows = crate::model::net::row_index(&row_of, &device);
+        let first = hp.slice([0..u, p - 1..p, 0..hidden]).select(0, rows);
+        let mut cache = cache.select_rows(&row_of);
+        // The completions, right-padded, after their prompt's cached keys and values.
+        let (ids, valid): (Vec<Vec<u32>>, Vec<Vec<bool>>) = completions
+            .iter()
+            .map(|co| {
+                let mut r = co.clone();
+                r.resize(c, pad);
+                let mut v = vec![true; co.len()];
+                v.resize(c, false);
+                (r, v)
+            })
+            .unzip();
+        if c == 1 {
+            first
+        } else {
+            let hc = net.hidden(cfg, ids_tensor(&ids, &device), &valid, &mut cache);
+            Tensor::cat(vec![first, hc.slice([0..b, 0..c - 1, 0..hidden])], 1)
+        }
+    };
     let lp = log_softmax(net.logits(h), 2);
     let targets: Vec<i64> = completions
         .iter()
@@ -152,6 +185,12 @@ pub fn completion_logprobs(
     let idx =
         Tensor::<1, Int>::from_data(TensorData::new(targets, [b * c]), &device).reshape([b, c, 1]);
     lp.gather(2, idx).reshape([b, c])
+}
+
+fn ids_tensor(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
+    let (b, t) = (rows.len(), rows.first().map_or(0, Vec::len));
+    let flat: Vec<i64> = rows.iter().flatten().map(|&x| i64::from(x)).collect();
+    Tensor::<1, Int>::from_data(TensorData::new(flat, [b * t]), device).reshape([b, t])
 }
 
 /// A `[rows, width]` tensor of host values on `device`.
