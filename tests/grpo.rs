@@ -545,3 +545,32 @@ fn grouped_generation_equals_generating_each_prompt_alone() {
         assert_eq!(together[r].tokens, alone[0].tokens, "row {r}");
     }
 }
+
+/// Prompts that share a prefix (an evaluation batch's instruction and worked examples) have
+/// it prefilled once: greedy continuations are those of prefilling each prompt alone.
+#[test]
+fn a_shared_prefix_is_prefilled_once_with_the_same_greedy_outputs() {
+    use synthpipe::model::generate::GenOptions;
+    let device = Device::flex();
+    let m = tiny(&device);
+    let prefix = vec![5, 17, 40, 9, 60, 2, 33];
+    let prompts: Vec<Vec<u32>> = [vec![34, 35], vec![7], vec![34, 8, 11, 12], vec![100]]
+        .into_iter()
+        .map(|rest| [prefix.clone(), rest].concat())
+        .collect();
+    let opts = GenOptions {
+        max_new_tokens: 10,
+        ignore_eos: true,
+        ..GenOptions::default()
+    };
+    let (together, timing) = m.generate(&prompts, &opts).unwrap();
+    assert_eq!(
+        timing.prompt_tokens,
+        prefix.len() + 2 + 1 + 4 + 1,
+        "the prefix counted once"
+    );
+    for (r, pr) in prompts.iter().enumerate() {
+        let (alone, _) = m.generate(std::slice::from_ref(pr), &opts).unwrap();
+        assert_eq!(together[r].tokens, alone[0].tokens, "row {r}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Model files: GGUF reading and dequantisation against llama.cpp's own reference (gguf-py,
-//! fixtures in tests/fixtures/gguf/), the real Qwen2.5 GGUF when it has been fetched, and
-//! damaged files, which must give coded errors and never panic.
+//! fixtures in tests/fixtures/gguf/), the real Qwen2.5 GGUF when it has been fetched (also:
+//! shared-prompt scoring and decoding on it), and damaged files, which must give coded
+//! errors and never panic.
 
 mod common;
 
@@ -576,4 +577,64 @@ fn trained_tokenizers_depend_only_on_their_text() {
         a.inner.token_to_id("<|im_start|>").unwrap()
     );
     assert!(Tokenizer::train(texts.into_iter(), 200).is_err());
+}
+
+/// On the real Qwen2.5-0.5B, a group's completions scored with their prompt run once (the
+/// GRPO training pass) get the log-probabilities of scoring each (prompt, completion) alone,
+/// and the rollouts' shared prefill decodes the same greedy tokens as prompts alone.
+#[test]
+fn the_real_model_scores_and_decodes_shared_prompt_groups_as_separate_ones() {
+    use burn::prelude::*;
+    use synthpipe::model::generate::GenOptions;
+    use synthpipe::model::load::Model;
+    use synthpipe::rl::objective::completion_logprobs;
+    let Some(path) = qwen_gguf() else { return };
+    let m = Model::load(&path, &Device::flex()).unwrap();
+    let enc = |s: &str| m.tokenizer.encode(s).unwrap();
+    let prompt = enc(
+        "The mother of Ann Smith is Beth Smith. The father of Beth Smith is Carl Jones. Who is the grandfather of Ann Smith?",
+    );
+    let completions = vec![
+        enc(" The grandfather of Ann Smith is Carl Jones."),
+        enc(" Carl"),
+        enc(" It is <answer>Carl Jones</answer>."),
+    ];
+    let pad = m.tokenizer.eos_token_ids[0];
+    let prompts = vec![prompt.clone(); 3];
+    let shared = completion_logprobs(&m.net, &m.cfg, pad, &prompts, &completions);
+    let width = shared.dims()[1];
+    let shared: Vec<f32> = shared
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
+    for (r, c) in completions.iter().enumerate() {
+        let alone = completion_logprobs(
+            &m.net,
+            &m.cfg,
+            pad,
+            std::slice::from_ref(&prompt),
+            std::slice::from_ref(c),
+        )
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
+        for t in 0..c.len() {
+            assert!(
+                (alone[t] - shared[r * width + t]).abs() < 2e-3,
+                "row {r} token {t}: {} vs {}",
+                alone[t],
+                shared[r * width + t]
+            );
+        }
+    }
+    let opts = GenOptions {
+        max_new_tokens: 8,
+        ..GenOptions::default()
+    };
+    let (together, _) = m.generate(&prompts[..2], &opts).unwrap();
+    let (alone, _) = m.generate(&prompts[..1], &opts).unwrap();
+    assert_eq!(together[0].tokens, alone[0].tokens);
+    assert_eq!(together[1].tokens, alone[0].tokens);
 }

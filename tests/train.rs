@@ -149,7 +149,9 @@ fn metrics(path: &Path) -> Vec<Json> {
         .map(|l| {
             let mut j: Json = serde_json::from_str(l).unwrap();
             let m = j.as_object_mut().unwrap();
-            m.retain(|k, _| !k.contains("seconds") && !k.contains("per_second"));
+            m.retain(|k, _| {
+                !k.contains("seconds") && !k.contains("per_second") && !k.starts_with("peak_")
+            });
             j
         })
         .collect()

@@ -135,6 +135,23 @@ pub fn sample(logits: &[f32], s: &Sampling, rng: &mut Rng) -> u32 {
     cands.last().map_or_else(argmax, |c| c.0)
 }
 
+/// How many leading tokens all `prompts` share, leaving each at least one of its own
+/// (0 for fewer than two prompts).
+fn common_prefix(prompts: &[Vec<u32>]) -> usize {
+    let Some(first) = prompts.first().filter(|_| prompts.len() > 1) else {
+        return 0;
+    };
+    let limit = prompts
+        .iter()
+        .map(Vec::len)
+        .min()
+        .unwrap_or(0)
+        .saturating_sub(1);
+    (0..limit)
+        .take_while(|&i| prompts.iter().all(|p| p[i] == first[i]))
+        .count()
+}
+
 fn ids_tensor(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
     let (b, t) = (rows.len(), rows.first().map_or(0, Vec::len));
     let flat: Vec<i64> = rows
@@ -178,15 +195,20 @@ impl Model {
             return Ok((Vec::new(), timing));
         }
         let (distinct, row_of) = super::net::runs(all_prompts);
-        let prompts = &distinct[..];
+        // The prefix every distinct prompt shares (the chat header, the instruction and the
+        // worked examples of an evaluation batch) is prefilled once, for one row, and its
+        // keys and values copied to every row; each row prefills at least its last token.
+        let shared = common_prefix(&distinct);
+        let prompts: Vec<&[u32]> = distinct.iter().map(|p| &p[shared..]).collect();
         let pad = self.tokenizer.eos_token_ids.first().copied().unwrap_or(0);
-        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0).max(1);
-        // Left padding: every row's last prompt token is at the same column.
+        let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(0).max(1);
+        // Left padding: every row's last prompt token is at the same column. Padding after a
+        // shared prefix sits mid-row; it is masked and advances no position.
         let rows: Vec<Vec<u32>> = prompts
             .iter()
             .map(|p| {
                 let mut r = vec![pad; longest - p.len().min(longest)];
-                r.extend(p);
+                r.extend_from_slice(p);
                 if r.is_empty() {
                     r.push(pad)
                 }
@@ -204,10 +226,28 @@ impl Model {
                 v
             })
             .collect();
-        timing.prompt_tokens = prompts.iter().map(Vec::len).sum();
+        timing.prompt_tokens = shared + prompts.iter().map(|p| p.len()).sum::<usize>();
         let started = std::time::Instant::now();
-        let mut cache = Cache::new(self.cfg.num_layers, prompts.len());
         let chunk = opts.prefill_chunk.max(1);
+        let mut cache = Cache::new(
+            self.cfg.num_layers,
+            if shared > 0 { 1 } else { prompts.len() },
+        );
+        let mut at = 0;
+        while at < shared {
+            let end = (at + chunk).min(shared);
+            let ids = vec![distinct[0][at..end].to_vec()];
+            self.net.hidden(
+                &self.cfg,
+                ids_tensor(&ids, &device),
+                &[vec![true; end - at]],
+                &mut cache,
+            );
+            at = end;
+        }
+        if shared > 0 {
+            cache = cache.select_rows(&vec![0; prompts.len()]);
+        }
         let mut logits = Vec::new();
         let mut at = 0;
         while at < longest {

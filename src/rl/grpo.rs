@@ -166,7 +166,7 @@ pub fn grpo(job: &Job) -> Result<(), String> {
         };
         // Nothing to learn when every advantage is 0 and there is no KL term: the
         // gradient is exactly 0, so the passes are skipped (AdamW still steps).
-        let idle = cfg.beta == 0.0 && adv.iter().all(|&a| a == 0.0);
+        let idle = gp.skip_idle && cfg.beta == 0.0 && adv.iter().all(|&a| a == 0.0);
         let mut stats = Vec::new();
         let mut loss_sum = 0.0;
         let mut norm = 0.0;
@@ -237,6 +237,7 @@ pub fn grpo(job: &Job) -> Result<(), String> {
                 "tokens_per_second": ro.new_tokens as f64 / ro.seconds.max(1e-9),
                 "rollout_seconds": ro.seconds,
                 "step_seconds": secs,
+                "peak_rss_mib": crate::util::peak_rss_mib(),
                 "universe_seed": universe,
                 "level": level,
                 "sample": ro.sample,

@@ -96,6 +96,8 @@ pub struct GrpoParams {
     pub iterations: usize,
     pub scale_rewards: bool,
     pub mask_truncated_completions: bool,
+    /// Skip the passes of a step whose gradient is exactly 0.
+    pub skip_idle: bool,
     pub reward_f1: f64,
     pub reward_em: f64,
     pub reward_format: f64,

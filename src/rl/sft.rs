@@ -52,6 +52,7 @@ pub fn sft(job: &Job) -> Result<(), String> {
             "tokens": tokens,
             "tokens_per_second": (tokens + prompts.iter().map(|x| x.len() as f64).sum::<f64>()) / secs,
             "step_seconds": secs,
+            "peak_rss_mib": crate::util::peak_rss_mib(),
         }))?;
         pb.inc(1);
         pb.set_message(format!("loss {loss_sum:.3}"));

@@ -115,6 +115,12 @@ pub const KIND: KindSpec = KindSpec {
             Some("false"),
             "leave completions cut by the budget out of the loss",
         ),
+        p(
+            "skip_idle",
+            Ty::Bool,
+            Some("true"),
+            "skip the forward and backward passes of a step whose every advantage is 0 (with β = 0 its gradient is exactly 0; AdamW still steps); `false` runs them, as TRL does",
+        ),
         float("reward_f1", "1.0", "weight of the set-F1 reward"),
         float("reward_em", "0.0", "weight of the exact-match reward"),
         float(
@@ -165,6 +171,7 @@ train::model_params!(
     pub iterations: usize,
     pub scale_rewards: bool,
     pub mask_truncated_completions: bool,
+    pub skip_idle: bool,
     pub reward_f1: f64,
     pub reward_em: f64,
     pub reward_format: f64,
@@ -188,6 +195,7 @@ pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
             iterations: p.iterations,
             scale_rewards: p.scale_rewards,
             mask_truncated_completions: p.mask_truncated_completions,
+            skip_idle: p.skip_idle,
             reward_f1: p.reward_f1,
             reward_em: p.reward_em,
             reward_format: p.reward_format,
