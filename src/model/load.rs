@@ -179,7 +179,8 @@ fn normals(seed: u64, name: &str, std: f64, len: usize) -> Vec<f32> {
 }
 
 /// `[rows, cols]` → `[cols, rows]`.
-fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+/// `v` (`rows × cols`, row-major) transposed.
+pub(crate) fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0f32; v.len()];
     for r in 0..rows {
         for c in 0..cols {
@@ -374,7 +375,7 @@ fn build(cfg: &Config, w: &Weights, device: &Device) -> Result<Transformer, Load
     })
 }
 
-fn values<const D: usize>(p: &Param<Tensor<D>>) -> Result<Vec<f32>, String> {
+pub(crate) fn values<const D: usize>(p: &Param<Tensor<D>>) -> Result<Vec<f32>, String> {
     p.val()
         .try_into_data()
         .map_err(|e| format!("cannot read a weight back: {e}"))?

@@ -209,19 +209,7 @@ pub fn merged(net: &Transformer) -> Transformer {
     out
 }
 
-fn values(p: &Param<Tensor<2>>) -> Result<Vec<f32>, String> {
-    crate::model::generate::read_f32(p.val().inner())
-}
-
-fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; v.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = v[r * cols + c];
-        }
-    }
-    out
-}
+use super::load::{transpose, values};
 
 /// PEFT's name of a factor: `base_model.model.model.layers.L.self_attn.q_proj.lora_A.weight`.
 fn peft_name(layer: usize, t: Target, factor: &str) -> String {

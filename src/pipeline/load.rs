@@ -832,12 +832,7 @@ impl Validator {
                     return None;
                 };
                 if items.is_empty() {
-                    self.err(
-                        Code::InvalidValue,
-                        n.span,
-                        format!("`{}` is empty", ps.name),
-                    )
-                    .help = Some("give at least one item".into());
+                    self.empty(n, ps, "give at least one item".into());
                 }
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
@@ -860,12 +855,7 @@ impl Validator {
                     return None;
                 };
                 if items.is_empty() {
-                    self.err(
-                        Code::InvalidValue,
-                        n.span,
-                        format!("`{}` is empty", ps.name),
-                    )
-                    .help = Some(format!("give {}", spec::describe(ps.ty)));
+                    self.empty(n, ps, format!("give {}", spec::describe(ps.ty)));
                     return None;
                 }
                 let mut out: Vec<&str> = Vec::new();
@@ -897,6 +887,16 @@ impl Validator {
                 Some(json!(out))
             }
         }
+    }
+
+    /// Reports an empty list where `ps` needs items.
+    fn empty(&mut self, n: &Node, ps: &ParamSpec, help: String) {
+        self.err(
+            Code::InvalidValue,
+            n.span,
+            format!("`{}` is empty", ps.name),
+        )
+        .help = Some(help);
     }
 
     /// A mapping with the given fields (`whose` names it in messages, `place` is its
