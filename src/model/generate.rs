@@ -152,7 +152,8 @@ fn common_prefix(prompts: &[Vec<u32>]) -> usize {
         .count()
 }
 
-fn ids_tensor(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
+/// Token rows of equal length as a `[rows, width]` id tensor.
+pub(crate) fn ids_tensor(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
     let (b, t) = (rows.len(), rows.first().map_or(0, Vec::len));
     let flat: Vec<i64> = rows
         .iter()

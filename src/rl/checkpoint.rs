@@ -50,9 +50,7 @@ impl Checkpoints {
             serde_json::from_str(&text).map_err(|e| format!("a damaged checkpoint: {e}"))?;
         let adapter = dir.join("adapter");
         let model = if lora::is_peft(&adapter) {
-            let mut m = Model::load(base, device).map_err(|e| e.to_string())?;
-            m.net = lora::load_peft(&adapter, m.net)?;
-            m
+            lora::load_adapted(base, Some(&adapter), device)?
         } else {
             Model::load(&dir.join("model"), device).map_err(|e| e.to_string())?
         };

@@ -11,6 +11,7 @@ use burn::tensor::{Int, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::model::config::Config;
+use crate::model::generate::ids_tensor;
 use crate::model::net::{Cache, Transformer};
 use crate::model::safetensors;
 
@@ -154,21 +155,21 @@ pub fn completion_logprobs(
         let hp = net.hidden(cfg, ids_tensor(&ids, &device), &valid, &mut cache);
         let rows = crate::model::net::row_index(&row_of, &device);
         let first = hp.slice([0..u, p - 1..p, 0..hidden]).select(0, rows);
-        let mut cache = cache.select_rows(&row_of);
-        // The completions, right-padded, after their prompt's cached keys and values.
-        let (ids, valid): (Vec<Vec<u32>>, Vec<Vec<bool>>) = completions
-            .iter()
-            .map(|co| {
-                let mut r = co.clone();
-                r.resize(c, pad);
-                let mut v = vec![true; co.len()];
-                v.resize(c, false);
-                (r, v)
-            })
-            .unzip();
         if c == 1 {
             first
         } else {
+            // The completions, right-padded, after their prompt's cached keys and values.
+            let mut cache = cache.select_rows(&row_of);
+            let (ids, valid): (Vec<Vec<u32>>, Vec<Vec<bool>>) = completions
+                .iter()
+                .map(|co| {
+                    let mut r = co.clone();
+                    r.resize(c, pad);
+                    let mut v = vec![true; co.len()];
+                    v.resize(c, false);
+                    (r, v)
+                })
+                .unzip();
             let hc = net.hidden(cfg, ids_tensor(&ids, &device), &valid, &mut cache);
             Tensor::cat(vec![first, hc.slice([0..b, 0..c - 1, 0..hidden])], 1)
         }
@@ -185,12 +186,6 @@ pub fn completion_logprobs(
     let idx =
         Tensor::<1, Int>::from_data(TensorData::new(targets, [b * c]), &device).reshape([b, c, 1]);
     lp.gather(2, idx).reshape([b, c])
-}
-
-fn ids_tensor(rows: &[Vec<u32>], device: &Device) -> Tensor<2, Int> {
-    let (b, t) = (rows.len(), rows.first().map_or(0, Vec::len));
-    let flat: Vec<i64> = rows.iter().flatten().map(|&x| i64::from(x)).collect();
-    Tensor::<1, Int>::from_data(TensorData::new(flat, [b * t]), device).reshape([b, t])
 }
 
 /// A `[rows, width]` tensor of host values on `device`.
