@@ -264,6 +264,7 @@ fn completion_logprobs_match_the_models_scoring() {
         pad,
         &prompts,
         &completions,
+        None,
     ));
     let valid = m.valid();
     let pairs: Vec<(Vec<u32>, Vec<u32>)> = prompts.into_iter().zip(completions).collect();
@@ -337,7 +338,7 @@ fn model_gradient_matches_finite_differences_for_every_loss_type() {
             ..LossConfig::default()
         };
         let hand = |lp: &[Vec<f64>]| hand_loss(lp, &old, &old, &adv64, &lens, &cfg, (1, 10.0));
-        let lp_t = completion_logprobs(&m.net, &m.cfg, pad, &prompts, &completions);
+        let lp_t = completion_logprobs(&m.net, &m.cfg, pad, &prompts, &completions, None);
         let (loss, stats) = policy_loss(
             lp_t,
             Some(old_t.clone()),
@@ -387,7 +388,7 @@ fn adamw_first_step_moves_each_weight_by_the_learning_rate() {
     let (prompts, completions) = seqs();
     let pad = m.tokenizer.eos_token_ids[0];
     let mask: Vec<Vec<f32>> = completions.iter().map(|c| vec![1.0; c.len()]).collect();
-    let lp = completion_logprobs(&m.net, &m.cfg, pad, &prompts, &completions);
+    let lp = completion_logprobs(&m.net, &m.cfg, pad, &prompts, &completions, None);
     let (loss, _) = policy_loss(
         lp,
         None,
@@ -420,7 +421,7 @@ fn adamw_first_step_moves_each_weight_by_the_learning_rate() {
         );
     }
     // The updated model still trains: its parameters are in the graph again.
-    let lp = completion_logprobs(&net, &m.cfg, pad, &prompts, &completions);
+    let lp = completion_logprobs(&net, &m.cfg, pad, &prompts, &completions, None);
     let grads = lp.sum().backward();
     assert!(net.norm.val().grad(&grads).is_some());
 }
@@ -451,7 +452,7 @@ fn shared_prompt_groups_equal_the_separate_computation() {
         vec![44],
     ];
     let weight = |r: usize, t: usize| (r * 7 + t * 3) as f32 % 5.0 - 2.0;
-    let shared = completion_logprobs(&m.net, &m.cfg, pad, &prompts, &completions);
+    let shared = completion_logprobs(&m.net, &m.cfg, pad, &prompts, &completions, None);
     let width = shared.dims()[1];
     let w: Vec<Vec<f32>> = (0..6)
         .map(|r| {
@@ -471,7 +472,14 @@ fn shared_prompt_groups_equal_the_separate_computation() {
     let shared = values(shared);
     let mut loss_apart: Option<Tensor<1>> = None;
     for r in 0..6 {
-        let lp = completion_logprobs(&m.net, &m.cfg, pad, &prompts[r..=r], &completions[r..=r]);
+        let lp = completion_logprobs(
+            &m.net,
+            &m.cfg,
+            pad,
+            &prompts[r..=r],
+            &completions[r..=r],
+            None,
+        );
         let n = completions[r].len();
         let got = values(lp.clone());
         for t in 0..n {
@@ -572,5 +580,57 @@ fn a_shared_prefix_is_prefilled_once_with_the_same_greedy_outputs() {
     for (r, pr) in prompts.iter().enumerate() {
         let (alone, _) = m.generate(std::slice::from_ref(pr), &opts).unwrap();
         assert_eq!(together[r].tokens, alone[0].tokens, "row {r}");
+    }
+}
+
+/// An evaluation keeps its batches' shared prefix (instruction, worked examples) between
+/// `generate` calls: later batches prefill only what follows it, and greedy outputs are those
+/// of prefilling every prompt alone — batches of one, of several, with a shorter shared part.
+#[test]
+fn a_prefix_kept_between_batches_gives_the_same_greedy_outputs() {
+    use synthpipe::model::generate::GenOptions;
+    let device = Device::flex();
+    let m = tiny(&device);
+    let prefix = vec![5, 17, 40, 9, 60, 2, 33, 34, 35, 36];
+    let rest = [
+        vec![34, 35],
+        vec![7],
+        vec![34, 8, 11, 12],
+        vec![100],
+        vec![41, 42, 43],
+    ];
+    let mut prompts: Vec<Vec<u32>> = rest
+        .iter()
+        .map(|r| [prefix.clone(), r.clone()].concat())
+        .collect();
+    // A last prompt that leaves the prefix early: only its first part is reused.
+    prompts.push(vec![5, 17, 40, 9, 99, 98]);
+    let opts = GenOptions {
+        max_new_tokens: 8,
+        ignore_eos: true,
+        ..GenOptions::default()
+    };
+    let mut kept = None;
+    let mut prefilled = Vec::new();
+    let mut outputs = Vec::new();
+    for batch in [
+        &prompts[0..1],
+        &prompts[1..3],
+        &prompts[3..4],
+        &prompts[4..6],
+    ] {
+        let (gens, timing) = m.generate_reusing(batch, &opts, Some(&mut kept)).unwrap();
+        prefilled.push(timing.prompt_tokens);
+        outputs.extend(gens);
+    }
+    // The first batch prefills its prompt; the second the rest after the kept prompt's
+    // common part; the third only its own tokens after the prefix; the fourth diverges.
+    assert_eq!(prefilled[0], prompts[0].len());
+    assert_eq!(prefilled[1], 1 + 4);
+    assert_eq!(prefilled[2], 1);
+    assert_eq!(prefilled[3], 9 + 2, "{prefilled:?}");
+    for (r, pr) in prompts.iter().enumerate() {
+        let (alone, _) = m.generate(std::slice::from_ref(pr), &opts).unwrap();
+        assert_eq!(outputs[r].tokens, alone[0].tokens, "prompt {r}");
     }
 }

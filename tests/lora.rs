@@ -114,7 +114,7 @@ fn loss(m: &Model, net: &Transformer) -> Tensor<1> {
     let prompts = vec![vec![5, 17, 40, 9], vec![60, 2]];
     let completions = vec![vec![11, 12, 13], vec![100, 3]];
     let pad = m.tokenizer.eos_token_ids[0];
-    completion_logprobs(net, &m.cfg, pad, &prompts, &completions).sum()
+    completion_logprobs(net, &m.cfg, pad, &prompts, &completions, None).sum()
 }
 
 /// `net` with entry `i` of factor `a` (or `b`) of adapter `k` moved by `delta`.

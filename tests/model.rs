@@ -601,7 +601,7 @@ fn the_real_model_scores_and_decodes_shared_prompt_groups_as_separate_ones() {
     ];
     let pad = m.tokenizer.eos_token_ids[0];
     let prompts = vec![prompt.clone(); 3];
-    let shared = completion_logprobs(&m.net, &m.cfg, pad, &prompts, &completions);
+    let shared = completion_logprobs(&m.net, &m.cfg, pad, &prompts, &completions, None);
     let width = shared.dims()[1];
     let shared: Vec<f32> = shared
         .into_data()
@@ -615,6 +615,7 @@ fn the_real_model_scores_and_decodes_shared_prompt_groups_as_separate_ones() {
             pad,
             std::slice::from_ref(&prompt),
             std::slice::from_ref(c),
+            None,
         )
         .into_data()
         .convert::<f32>()

@@ -285,11 +285,11 @@ pub fn convert(
     if let Err(code) = check_out(out, force) {
         return code;
     }
-    let mut m = match load_on(path, adapter, Backend::Flex, Dtype::F32) {
+    let m = match load_on(path, adapter, Backend::Flex, Dtype::F32) {
         Ok(m) => m,
         Err(code) => return code,
     };
-    m.net = lora::merged(&m.net);
+    // `save_hf` folds an adapter into its weights.
     match m.save_hf(out, bf16) {
         Ok(()) => {
             eprintln!(

@@ -102,10 +102,13 @@ fn answer_all(
         "evaluate",
     );
     let (mut lines, mut f1_sum) = (String::new(), 0.0);
+    // The instruction and worked examples open every prompt: prefilled for the first batch,
+    // their keys and values serve every later one.
+    let mut kept = None;
     for (b, chunk) in prompts.chunks(batch).enumerate() {
         let seed = Rng::stream(p.prompt.seed, &format!("evaluate/{b}")).next_u64();
         let opts = p.sampling.gen_options(p.max_completion_tokens, seed);
-        let (gens, _) = model.generate(chunk, &opts)?;
+        let (gens, _) = model.generate_reusing(chunk, &opts, Some(&mut kept))?;
         for (j, g) in gens.into_iter().enumerate() {
             let (f1, line) = score(b * batch + j, g);
             f1_sum += f1;

@@ -178,6 +178,30 @@ fn last_logits(logits: Tensor<3>) -> Result<Vec<Vec<f32>>, String> {
     Ok(read_f32(last)?.chunks(v).map(<[f32]>::to_vec).collect())
 }
 
+/// A prefilled prefix kept from one `generate` call for the next (an evaluation's chat
+/// header, instruction and worked examples, the same for every batch): its tokens and their
+/// keys and values, for one row. Valid only for the model that made it.
+#[derive(Clone, Debug)]
+pub struct Prefix {
+    tokens: Vec<u32>,
+    cache: Cache,
+}
+
+/// How many leading tokens `prefix` shares with every prompt, leaving each at least one.
+fn reusable(prefix: &[u32], prompts: &[Vec<u32>]) -> usize {
+    prompts
+        .iter()
+        .map(|p| {
+            p.iter()
+                .zip(prefix)
+                .take(p.len().saturating_sub(1))
+                .take_while(|(a, b)| a == b)
+                .count()
+        })
+        .min()
+        .unwrap_or(0)
+}
+
 impl Model {
     /// Generates a continuation for each prompt (token ids). Rows are independent: the same
     /// prompt gives the same tokens alone or in a batch (greedy), and a seed fixes sampling.
@@ -189,6 +213,19 @@ impl Model {
         all_prompts: &[Vec<u32>],
         opts: &GenOptions,
     ) -> Result<(Vec<Generation>, Timing), String> {
+        self.generate_reusing(all_prompts, opts, None)
+    }
+
+    /// [`Model::generate`], reusing the keys and values of the prefix `kept` holds from an
+    /// earlier call as far as the prompts share it, and keeping this call's shared prefix
+    /// there for the next one: an evaluation prefills its instruction and worked examples
+    /// once, not once per batch. The outputs are those of prefilling everything.
+    pub fn generate_reusing(
+        &self,
+        all_prompts: &[Vec<u32>],
+        opts: &GenOptions,
+        kept: Option<&mut Option<Prefix>>,
+    ) -> Result<(Vec<Generation>, Timing), String> {
         let device = self.net.embed.val().device();
         let b = all_prompts.len();
         let mut timing = Timing::default();
@@ -199,7 +236,16 @@ impl Model {
         // The prefix every distinct prompt shares (the chat header, the instruction and the
         // worked examples of an evaluation batch) is prefilled once, for one row, and its
         // keys and values copied to every row; each row prefills at least its last token.
-        let shared = common_prefix(&distinct);
+        // When a prefix is kept between calls, a lone prompt keeps all but its last token.
+        let reuse = match kept.as_deref() {
+            Some(Some(p)) => reusable(&p.tokens, &distinct),
+            _ => 0,
+        };
+        let shared = match (&kept, distinct.as_slice()) {
+            (Some(_), [only]) => only.len().saturating_sub(1),
+            _ => common_prefix(&distinct),
+        }
+        .max(reuse);
         let prompts: Vec<&[u32]> = distinct.iter().map(|p| &p[shared..]).collect();
         let pad = self.tokenizer.eos_token_ids.first().copied().unwrap_or(0);
         let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(0).max(1);
@@ -227,14 +273,17 @@ impl Model {
                 v
             })
             .collect();
-        timing.prompt_tokens = shared + prompts.iter().map(|p| p.len()).sum::<usize>();
+        timing.prompt_tokens = shared - reuse + prompts.iter().map(|p| p.len()).sum::<usize>();
         let started = std::time::Instant::now();
         let chunk = opts.prefill_chunk.max(1);
-        let mut cache = Cache::new(
-            self.cfg.num_layers,
-            if shared > 0 { 1 } else { prompts.len() },
-        );
-        let mut at = 0;
+        let mut cache = match kept.as_deref() {
+            Some(Some(p)) if reuse > 0 => p.cache.truncated(reuse),
+            _ => Cache::new(
+                self.cfg.num_layers,
+                if shared > 0 { 1 } else { prompts.len() },
+            ),
+        };
+        let mut at = reuse;
         while at < shared {
             let end = (at + chunk).min(shared);
             let ids = vec![distinct[0][at..end].to_vec()];
@@ -245,6 +294,14 @@ impl Model {
                 &mut cache,
             );
             at = end;
+        }
+        if let Some(slot) = kept
+            && shared > 0
+        {
+            *slot = Some(Prefix {
+                tokens: distinct[0][..shared].to_vec(),
+                cache: cache.clone(),
+            });
         }
         if shared > 0 {
             cache = cache.select_rows(&vec![0; prompts.len()]);

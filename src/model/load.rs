@@ -12,7 +12,7 @@ use serde_json::json;
 use super::config::{Arch, Config};
 use super::error::{LoadCode, LoadError};
 use super::gguf::Gguf;
-use super::net::{Attention, AttnLora, Block, Mlp, MlpLora, Transformer};
+use super::net::{Adapter, Attention, AttnLora, Block, Mlp, MlpLora, Transformer};
 use super::safetensors::{self, Checkpoint};
 use super::tokenizer::Tokenizer;
 
@@ -268,13 +268,17 @@ impl Model {
     }
 
     /// Writes the model in Hugging Face's layout (config.json, model.safetensors,
-    /// tokenizer.json, tokenizer_config.json, generation_config.json) into `dir`.
+    /// tokenizer.json, tokenizer_config.json, generation_config.json) into `dir`; LoRA
+    /// adapters are folded into their weights.
     pub fn save_hf(&self, dir: &Path, bf16: bool) -> Result<(), String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-        let tensors = export(&self.cfg, &self.net)?;
-        safetensors::write(&dir.join("model.safetensors"), &tensors, bf16)
-            .map_err(|e| format!("cannot write the weights: {e}"))?;
+        safetensors::write_lazy(
+            &dir.join("model.safetensors"),
+            export(&self.cfg, &self.net),
+            bf16,
+        )
+        .map_err(|e| format!("cannot write the weights: {e}"))?;
         let cfg = self
             .cfg
             .to_hf_json(if bf16 { "bfloat16" } else { "float32" });
@@ -376,43 +380,64 @@ fn build(cfg: &Config, w: &Weights, device: &Device) -> Result<Transformer, Load
 }
 
 pub(crate) fn values<const D: usize>(p: &Param<Tensor<D>>) -> Result<Vec<f32>, String> {
-    p.val()
-        .try_into_data()
+    tensor_values(p.val())
+}
+
+fn tensor_values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, String> {
+    t.try_into_data()
         .map_err(|e| format!("cannot read a weight back: {e}"))?
         .convert::<f32>()
         .try_to_vec::<f32>()
         .map_err(|e| format!("cannot read a weight back: {e:?}"))
 }
 
-/// Every weight under its Hugging Face name, `[out, in]` as Hugging Face stores it.
-pub fn export(cfg: &Config, net: &Transformer) -> Result<Vec<safetensors::Named>, String> {
+/// Every weight under its Hugging Face name, `[out, in]` as Hugging Face stores it, with
+/// LoRA adapters folded into their weights (`w + scale·a·b`): a plain checkpoint. Each tensor
+/// is read back from the device (and merged) only when it is written, so saving never holds a
+/// second copy of the whole model.
+pub fn export<'a>(cfg: &Config, net: &'a Transformer) -> Vec<safetensors::Lazy<'a>> {
     let mut out = Vec::new();
     let name = |n: &Name, l: usize| n.hf.replace("{}", &l.to_string());
-    let mut proj = |n: &Name, l: usize, p: &Param<Tensor<2>>| -> Result<(), String> {
+    let mut proj = |n: &Name, l: usize, p: &'a Param<Tensor<2>>, ad: Option<&'a Adapter>| {
         let [inp, o] = p.val().dims();
-        out.push((name(n, l), vec![o, inp], transpose(&values(p)?, inp, o)));
-        Ok(())
+        out.push(safetensors::Lazy {
+            name: name(n, l),
+            shape: vec![o, inp],
+            values: Box::new(move || match ad {
+                Some(ad) => {
+                    let delta = ad.a.val().matmul(ad.b.val()).mul_scalar(ad.scale);
+                    tensor_values(p.val().inner() + delta.inner())
+                }
+                None => values(p),
+            }),
+            // Stored `[in, out]`, written `[out, in]`.
+            transposed: true,
+        });
     };
     for (l, b) in net.blocks.iter().enumerate() {
-        proj(&Q, l, &b.attn.q)?;
-        proj(&K, l, &b.attn.k)?;
-        proj(&V, l, &b.attn.v)?;
-        proj(&O, l, &b.attn.o)?;
-        proj(&GATE, l, &b.mlp.gate)?;
-        proj(&UP, l, &b.mlp.up)?;
-        proj(&DOWN, l, &b.mlp.down)?;
+        let (a, m) = (&b.attn.lora, &b.mlp.lora);
+        proj(&Q, l, &b.attn.q, a.q.as_ref());
+        proj(&K, l, &b.attn.k, a.k.as_ref());
+        proj(&V, l, &b.attn.v, a.v.as_ref());
+        proj(&O, l, &b.attn.o, a.o.as_ref());
+        proj(&GATE, l, &b.mlp.gate, m.gate.as_ref());
+        proj(&UP, l, &b.mlp.up, m.up.as_ref());
+        proj(&DOWN, l, &b.mlp.down, m.down.as_ref());
     }
     if let Some(head) = &net.lm_head {
-        proj(&HEAD, 0, head)?;
+        proj(&HEAD, 0, head, None);
     }
-    let mut vec1 = |n: &Name, l: usize, p: &Param<Tensor<1>>| -> Result<(), String> {
-        let v = values(p)?;
-        out.push((name(n, l), vec![v.len()], v));
-        Ok(())
+    let mut vec1 = |n: &Name, l: usize, p: &'a Param<Tensor<1>>| {
+        out.push(safetensors::Lazy {
+            name: name(n, l),
+            shape: vec![p.val().dims()[0]],
+            values: Box::new(move || values(p)),
+            transposed: false,
+        });
     };
     for (l, b) in net.blocks.iter().enumerate() {
-        vec1(&ATTN_NORM, l, &b.attn_norm)?;
-        vec1(&MLP_NORM, l, &b.mlp_norm)?;
+        vec1(&ATTN_NORM, l, &b.attn_norm);
+        vec1(&MLP_NORM, l, &b.mlp_norm);
         for (n, p) in [
             (&QB, &b.attn.q_bias),
             (&KB, &b.attn.k_bias),
@@ -421,16 +446,16 @@ pub fn export(cfg: &Config, net: &Transformer) -> Result<Vec<safetensors::Named>
             (&KN, &b.attn.k_norm),
         ] {
             if let Some(p) = p {
-                vec1(n, l, p)?;
+                vec1(n, l, p);
             }
         }
     }
-    vec1(&NORM, 0, &net.norm)?;
-    let e = values(&net.embed)?;
-    out.push((
-        EMBED.hf.to_string(),
-        vec![cfg.vocab_size, cfg.hidden_size],
-        e,
-    ));
-    Ok(out)
+    vec1(&NORM, 0, &net.norm);
+    out.push(safetensors::Lazy {
+        name: EMBED.hf.to_string(),
+        shape: vec![cfg.vocab_size, cfg.hidden_size],
+        values: Box::new(move || values(&net.embed)),
+        transposed: false,
+    });
+    out
 }

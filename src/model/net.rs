@@ -9,10 +9,12 @@
 use burn::module::{Module, Param};
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Int, TensorData};
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Int, TensorData};
 use rayon::prelude::*;
 
 use super::config::Config;
+use crate::util::rng::Rng;
 
 #[derive(Module, Debug)]
 pub struct Attention {
@@ -92,14 +94,23 @@ pub struct Transformer {
 /// least its own position (see the mask below), so no row is all −∞ and no NaN appears.
 const MASKED: f32 = f32::NEG_INFINITY;
 
-/// Keys and values of the positions seen so far, per layer: `[batch, kv_heads, seen, head_dim]`.
+/// A layer's keys and values: `[batch, kv_heads, seen, head_dim]` each.
+pub type Kv = (Tensor<4>, Tensor<4>);
+
+/// Keys and values of the positions seen so far, per layer, and what a pass needs to know of
+/// the rows: their real tokens, their next position, and the adapters' dropout seed.
 #[derive(Clone, Debug)]
 pub struct Cache {
-    pub layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    pub layers: Vec<Option<Kv>>,
     /// Per row: whether each position seen so far is a real token (false: left padding).
     pub valid: Vec<Vec<bool>>,
     /// Per row: the position id of the next token.
     pub next_pos: Vec<usize>,
+    /// Training passes: the seed of the adapters' dropout masks (`None`: no dropout).
+    pub dropout: Option<u64>,
+    /// Passes run so far (the prompt, then the completions after it), so that each pass
+    /// draws its dropout masks from its own stream.
+    pub passes: usize,
 }
 
 impl Cache {
@@ -108,10 +119,44 @@ impl Cache {
             layers: vec![None; layers],
             valid: vec![Vec::new(); batch],
             next_pos: vec![0; batch],
+            dropout: None,
+            passes: 0,
         }
+    }
+
+    /// The same cache for a training pass whose adapters drop inputs, with masks drawn
+    /// from `seed`.
+    pub fn with_dropout(mut self, seed: Option<u64>) -> Cache {
+        self.dropout = seed;
+        self
     }
     pub fn seen(&self) -> usize {
         self.valid.first().map_or(0, Vec::len)
+    }
+
+    /// The cache of the first `n` positions of a cache of real tokens only (a prefilled
+    /// prefix), to continue from there.
+    pub fn truncated(&self, n: usize) -> Cache {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.as_ref().map(|(k, v)| {
+                    let [b, h, _, d] = k.dims();
+                    (
+                        k.clone().slice([0..b, 0..h, 0..n, 0..d]),
+                        v.clone().slice([0..b, 0..h, 0..n, 0..d]),
+                    )
+                })
+            })
+            .collect();
+        Cache {
+            layers,
+            valid: self.valid.iter().map(|v| v[..n].to_vec()).collect(),
+            next_pos: vec![n; self.valid.len()],
+            dropout: self.dropout,
+            passes: self.passes,
+        }
     }
 
     /// The cache whose row `i` is this one's row `rows[i]` (rows may repeat): the keys and
@@ -132,6 +177,8 @@ impl Cache {
             layers,
             valid: rows.iter().map(|&r| self.valid[r].clone()).collect(),
             next_pos: rows.iter().map(|&r| self.next_pos[r]).collect(),
+            dropout: self.dropout,
+            passes: self.passes,
         }
     }
 }
@@ -184,16 +231,18 @@ fn rms_norm<const D: usize>(x: Tensor<D>, w: &Param<Tensor<1>>, eps: f64) -> Ten
 const SPLIT_ROWS: usize = 8;
 
 /// `x · w (+ b)`, plus the adapter's `scale · (x · a) · b`, for `x: [.., in]`, `w: [in, out]`.
+/// `drop`: a training pass, where the adapter's inputs go through its dropout.
 fn linear(
     x: Tensor<3>,
     w: &Param<Tensor<2>>,
     b: Option<&Param<Tensor<1>>>,
     lora: Option<&Adapter>,
+    drop: bool,
 ) -> Tensor<3> {
     let delta = lora.map(|ad| {
-        // Dropout only in a training pass (on an autodiff device), as PEFT's `nn.Dropout` in
-        // train mode; the device's seeded stream draws the mask.
-        let x = if ad.dropout > 0.0 && x.device().is_autodiff() {
+        // PEFT's `nn.Dropout` in train mode; the device's stream, seeded per layer by the
+        // pass, draws the mask, so a recomputed layer draws the same one.
+        let x = if drop && ad.dropout > 0.0 {
             let keep = 1.0 - ad.dropout;
             let m = x.random_like(burn::tensor::Distribution::Bernoulli(keep));
             x.clone() * m.div_scalar(keep)
@@ -264,6 +313,20 @@ fn rope(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
     x * cos.clone() + rotated * sin.clone()
 }
 
+/// What every layer of one pass shares: the rotary tables of its positions, the attention
+/// mask, and the seed of its dropout masks.
+#[derive(Clone, Debug)]
+pub struct Pass {
+    cos: Tensor<4>,
+    sin: Tensor<4>,
+    /// `[batch, 1, t, seen]`: 0 where a query sees a key, −∞ where it must not.
+    mask: Tensor<4>,
+    /// The same mask as booleans (true: blocked), for the CPU's fused attention.
+    blocked: Tensor<4, Bool>,
+    /// Training passes with dropout: the seed each layer's masks are drawn from.
+    dropout: Option<u64>,
+}
+
 impl Transformer {
     /// Logits `[batch, t, vocab]` for `ids` (`[batch, t]`), appending to `cache`. `valid[r][i]`
     /// says whether token `i` of row `r` is real (left padding is not).
@@ -287,15 +350,41 @@ impl Transformer {
         cache: &mut Cache,
     ) -> Tensor<3> {
         let device = ids.device();
+        let mut x = self.embed_ids(ids);
+        let pass = self.begin(cfg, valid, cache, &device);
+        for (l, block) in self.blocks.iter().enumerate() {
+            x = block.forward(cfg, x, &pass, l, &mut cache.layers[l]);
+        }
+        self.norm_out(cfg, x)
+    }
+
+    /// The embeddings `[batch, t, hidden]` of `ids` (`[batch, t]`).
+    pub fn embed_ids(&self, ids: Tensor<2, Int>) -> Tensor<3> {
         let [batch, t] = ids.dims();
-        let hidden = cfg.hidden_size;
-        let mut x = self
-            .embed
+        let hidden = self.embed.val().dims()[1];
+        self.embed
             .val()
             .select(0, ids.reshape([batch * t]))
-            .reshape([batch, t, hidden]);
+            .reshape([batch, t, hidden])
+    }
 
-        // Positions: each row counts only its real tokens.
+    /// The last layer's output through the final norm.
+    pub fn norm_out<const D: usize>(&self, cfg: &Config, x: Tensor<D>) -> Tensor<D> {
+        rms_norm(x, &self.norm, cfg.rms_norm_eps)
+    }
+
+    /// Starts a pass over the next `valid` tokens of every row of `cache` (`[batch][t]`):
+    /// their positions (each row counts only its real tokens), rotary tables and mask. The
+    /// cache then counts them as seen; the layers append their keys and values.
+    pub fn begin(
+        &self,
+        cfg: &Config,
+        valid: &[Vec<bool>],
+        cache: &mut Cache,
+        device: &Device,
+    ) -> Pass {
+        let batch = valid.len();
+        let t = valid.first().map_or(0, Vec::len);
         let mut positions = Vec::with_capacity(batch * t);
         for (r, row) in valid.iter().enumerate() {
             let mut p = cache.next_pos[r];
@@ -325,7 +414,7 @@ impl Transformer {
         }
         debug_assert_eq!(cos.len(), batch * t * 2 * half);
         let table = |v: Vec<f32>| {
-            Tensor::<1>::from_data(TensorData::new(v, [batch * t * hd]), &device)
+            Tensor::<1>::from_data(TensorData::new(v, [batch * t * hd]), device)
                 .reshape([batch, 1, t, hd])
         };
         let (cos, sin) = (table(cos), table(sin));
@@ -345,24 +434,24 @@ impl Transformer {
                 }
             }
         }
-        let mask = Tensor::<1>::from_data(TensorData::new(mask, [batch * t * seen]), &device)
+        let blocked: Vec<bool> = mask.iter().map(|&m| m == MASKED).collect();
+        let mask = Tensor::<1>::from_data(TensorData::new(mask, [batch * t * seen]), device)
             .reshape([batch, 1, t, seen]);
-
-        for (l, block) in self.blocks.iter().enumerate() {
-            let a = rms_norm(x.clone(), &block.attn_norm, cfg.rms_norm_eps);
-            let a = block
-                .attn
-                .forward(cfg, a, &cos, &sin, &mask, &mut cache.layers[l]);
-            x = x + a;
-            let m = rms_norm(x.clone(), &block.mlp_norm, cfg.rms_norm_eps);
-            let (mlp, ad) = (&block.mlp, &block.mlp.lora);
-            let m = silu(linear(m.clone(), &mlp.gate, None, ad.gate.as_ref()))
-                * linear(m, &mlp.up, None, ad.up.as_ref());
-            x = x + linear(m, &mlp.down, None, ad.down.as_ref());
+        let blocked =
+            Tensor::<1, Bool>::from_data(TensorData::new(blocked, [batch * t * seen]), device)
+                .reshape([batch, 1, t, seen]);
+        let dropout = cache
+            .dropout
+            .map(|s| Rng::stream(s, &format!("pass/{}", cache.passes)).next_u64());
+        cache.passes += 1;
+        Pass {
+            cos,
+            sin,
+            mask,
+            blocked,
+            dropout,
         }
-        rms_norm(x, &self.norm, cfg.rms_norm_eps)
     }
-
     /// Projects hidden states to logits over the vocabulary.
     pub fn logits(&self, h: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
@@ -390,24 +479,62 @@ impl Transformer {
     }
 }
 
+impl Block {
+    /// Layer `layer` of a pass: `x` (`[batch, t, hidden]`) attends to the keys and values in
+    /// `kv` and its own, which it appends there.
+    pub fn forward(
+        &self,
+        cfg: &Config,
+        x: Tensor<3>,
+        pass: &Pass,
+        layer: usize,
+        kv: &mut Option<Kv>,
+    ) -> Tensor<3> {
+        let drop = pass.dropout.is_some();
+        if let Some(seed) = pass.dropout {
+            x.device()
+                .seed(Rng::stream(seed, &format!("layer/{layer}")).next_u64());
+        }
+        let a = rms_norm(x.clone(), &self.attn_norm, cfg.rms_norm_eps);
+        let x = x + self.attn.forward(cfg, a, pass, kv);
+        let m = rms_norm(x.clone(), &self.mlp_norm, cfg.rms_norm_eps);
+        let (mlp, ad) = (&self.mlp, &self.mlp.lora);
+        let m = silu(linear(m.clone(), &mlp.gate, None, ad.gate.as_ref(), drop))
+            * linear(m, &mlp.up, None, ad.up.as_ref(), drop);
+        x + linear(m, &mlp.down, None, ad.down.as_ref(), drop)
+    }
+}
+
 impl Attention {
     fn forward(
         &self,
         cfg: &Config,
         x: Tensor<3>,
-        cos: &Tensor<4>,
-        sin: &Tensor<4>,
-        mask: &Tensor<4>,
-        cache: &mut Option<(Tensor<4>, Tensor<4>)>,
+        pass: &Pass,
+        cache: &mut Option<Kv>,
     ) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let (h, kvh, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
-        let ad = &self.lora;
-        let q =
-            linear(x.clone(), &self.q, self.q_bias.as_ref(), ad.q.as_ref()).reshape([b, t, h, hd]);
-        let k = linear(x.clone(), &self.k, self.k_bias.as_ref(), ad.k.as_ref())
-            .reshape([b, t, kvh, hd]);
-        let v = linear(x, &self.v, self.v_bias.as_ref(), ad.v.as_ref()).reshape([b, t, kvh, hd]);
+        let (ad, drop) = (&self.lora, pass.dropout.is_some());
+        let (cos, sin, mask) = (&pass.cos, &pass.sin, &pass.mask);
+        let q = linear(
+            x.clone(),
+            &self.q,
+            self.q_bias.as_ref(),
+            ad.q.as_ref(),
+            drop,
+        )
+        .reshape([b, t, h, hd]);
+        let k = linear(
+            x.clone(),
+            &self.k,
+            self.k_bias.as_ref(),
+            ad.k.as_ref(),
+            drop,
+        )
+        .reshape([b, t, kvh, hd]);
+        let v =
+            linear(x, &self.v, self.v_bias.as_ref(), ad.v.as_ref(), drop).reshape([b, t, kvh, hd]);
         let (q, k) = match (&self.q_norm, &self.k_norm) {
             (Some(qn), Some(kn)) => (
                 rms_norm(q, qn, cfg.rms_norm_eps),
@@ -423,6 +550,27 @@ impl Attention {
             None => (k, v),
         };
         *cache = Some((k.clone(), v.clone()));
+        if t > 1 && !q.is_autodiff() && q.device() == Device::flex() {
+            // Prefill outside autodiff: the CPU backend's fused attention (grouped-query heads
+            // as they are, scores in tiles with an online softmax) never holds the scores of
+            // all keys, whose matrix and softmax cost more than the products on long prompts
+            // (prefill +17 % on 1,000 tokens, BENCHMARKS.md). A decoding step's single query
+            // is as fast either way.
+            let out = burn::tensor::module::attention(
+                q,
+                k,
+                v,
+                Some(pass.blocked.clone()),
+                None,
+                AttentionModuleOptions {
+                    scale: Some(1.0 / (hd as f64).sqrt()),
+                    softcap: None,
+                    is_causal: false,
+                },
+            );
+            let out = out.swap_dims(1, 2).reshape([b, t, h * hd]);
+            return linear(out, &self.o, None, ad.o.as_ref(), drop);
+        }
         // Grouped-query attention without copying keys and values per query head: the
         // `rep` query heads sharing a key/value head are stacked as extra query rows
         // (head j reads key/value head j / rep, as Hugging Face's repeat_kv arranges them).
@@ -440,6 +588,6 @@ impl Attention {
             .reshape([b, h, t, hd])
             .swap_dims(1, 2)
             .reshape([b, t, h * hd]);
-        linear(out, &self.o, None, ad.o.as_ref())
+        linear(out, &self.o, None, ad.o.as_ref(), drop)
     }
 }

@@ -266,23 +266,44 @@ pub fn f32_to_bf16(v: f32) -> u16 {
     (b.wrapping_add(round) >> 16) as u16
 }
 
+/// A tensor to write whose values are made only when it is written: a model's weights are
+/// read back from the device one at a time, so saving never holds a second copy of them all.
+pub struct Lazy<'a> {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// The values, row-major in `shape`, or with `transposed` in `shape` reversed (a 2-D
+    /// tensor then written transposed, without a transposed copy).
+    pub values: Box<dyn Fn() -> Result<Vec<f32>, String> + 'a>,
+    pub transposed: bool,
+}
+
 /// Writes tensors (name, shape, values) to one safetensors file, as F32 or BF16, names sorted.
-pub fn write(
-    path: &Path,
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
-    bf16: bool,
-) -> std::io::Result<()> {
-    let mut sorted: Vec<&Named> = tensors.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+pub fn write(path: &Path, tensors: &[Named], bf16: bool) -> std::io::Result<()> {
+    let lazy: Vec<Lazy> = tensors
+        .iter()
+        .map(|(name, shape, values)| Lazy {
+            name: name.clone(),
+            shape: shape.clone(),
+            values: Box::new(move || Ok(values.clone())),
+            transposed: false,
+        })
+        .collect();
+    write_lazy(path, lazy, bf16)
+}
+
+/// [`write`] for tensors made one at a time as they are written; a tensor whose values do not
+/// match its shape, or that cannot be made, fails the write (nothing is left at `path`).
+pub fn write_lazy(path: &Path, mut tensors: Vec<Lazy>, bf16: bool) -> std::io::Result<()> {
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
     let width = if bf16 { 2 } else { 4 };
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), json!({"format": "pt"}));
     let mut off = 0usize;
-    for (name, shape, values) in &sorted {
-        let n = values.len() * width;
+    for t in &tensors {
+        let n = t.shape.iter().product::<usize>() * width;
         header.insert(
-            name.clone(),
-            json!({"dtype": if bf16 { "BF16" } else { "F32" }, "shape": shape, "data_offsets": [off, off + n]}),
+            t.name.clone(),
+            json!({"dtype": if bf16 { "BF16" } else { "F32" }, "shape": t.shape, "data_offsets": [off, off + n]}),
         );
         off += n;
     }
@@ -292,20 +313,61 @@ pub fn write(
         text.push(b' ');
     }
     let tmp = path.with_extension("safetensors.tmp");
-    {
+    let written = (|| {
         let mut f = std::io::BufWriter::new(File::create(&tmp)?);
         f.write_all(&(text.len() as u64).to_le_bytes())?;
         f.write_all(&text)?;
-        for (_, _, values) in &sorted {
-            for &v in values.iter() {
+        for t in &tensors {
+            let values = (t.values)().map_err(std::io::Error::other)?;
+            if values.len() != t.shape.iter().product::<usize>() {
+                return Err(std::io::Error::other(format!(
+                    "tensor `{}` has {} values for shape {:?}",
+                    t.name,
+                    values.len(),
+                    t.shape
+                )));
+            }
+            let mut put = |v: f32| {
                 if bf16 {
-                    f.write_all(&f32_to_bf16(v).to_le_bytes())?;
+                    f.write_all(&f32_to_bf16(v).to_le_bytes())
                 } else {
-                    f.write_all(&v.to_le_bytes())?;
+                    f.write_all(&v.to_le_bytes())
+                }
+            };
+            match (t.transposed, t.shape.as_slice()) {
+                (true, &[rows, cols]) => {
+                    // `values` is `[cols, rows]`: gathered a block of output rows at a time, so
+                    // the reads stay in cache.
+                    const BLOCK: usize = 64;
+                    let mut block = Vec::with_capacity(BLOCK * cols);
+                    for r0 in (0..rows).step_by(BLOCK) {
+                        let n = BLOCK.min(rows - r0);
+                        block.clear();
+                        block.resize(n * cols, 0.0);
+                        for c in 0..cols {
+                            for (i, &v) in
+                                values[c * rows + r0..c * rows + r0 + n].iter().enumerate()
+                            {
+                                block[i * cols + c] = v;
+                            }
+                        }
+                        for &v in &block {
+                            put(v)?;
+                        }
+                    }
+                }
+                _ => {
+                    for &v in &values {
+                        put(v)?;
+                    }
                 }
             }
         }
-        f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        f.into_inner().map_err(|e| e.into_error())?.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     std::fs::rename(tmp, path)
 }

@@ -12,6 +12,7 @@ use super::curriculum::advance;
 use super::job::{Job, finish, learning_rate, mean, pad_id, setup, std_dev};
 use super::objective::{self, LossConfig, LossStats, Scale, completion_logprobs, completion_mask};
 use super::params::TrainParams;
+use super::recompute;
 use super::reward::{self, Rewards};
 use crate::model::generate::Finish;
 use crate::model::load::Model;
@@ -140,18 +141,18 @@ pub fn grpo(job: &Job) -> Result<(), String> {
         let pad = pad_id(&s.model);
         // Log-probabilities of the sampling policy (needed when μ > 1 moves the policy
         // away from it) and of the reference, without gradients.
+        let checkpointing = p.optim()?.gradient_checkpointing;
         let frozen = |m: &Model| -> Result<Vec<Tensor<2>>, String> {
             ranges
                 .iter()
                 .map(|r| {
-                    Ok(completion_logprobs(
-                        &m.net,
-                        &m.cfg,
-                        pad,
-                        &prompts[r.clone()],
-                        &ro.completions[r.clone()],
-                    )
-                    .inner())
+                    let (pr, co) = (&prompts[r.clone()], &ro.completions[r.clone()]);
+                    if checkpointing {
+                        // Computed as the training pass computes them: the ratio starts at 1.
+                        recompute::logprobs(&m.net, &m.cfg, pad, pr, co)
+                    } else {
+                        Ok(completion_logprobs(&m.net, &m.cfg, pad, pr, co, None).inner())
+                    }
                 })
                 .collect()
         };
@@ -174,30 +175,29 @@ pub fn grpo(job: &Job) -> Result<(), String> {
         for it in 0..mu {
             if !idle {
                 for (k, r) in ranges.iter().enumerate() {
-                    s.seed_dropout(job, step, it as usize * ranges.len() + k);
-                    let lp = completion_logprobs(
-                        &s.model.net,
-                        &s.model.cfg,
-                        pad,
+                    let dropout = s.dropout_seed(job, step, it as usize * ranges.len() + k);
+                    let (loss, st) = s.train_pass(
+                        job,
                         &prompts[r.clone()],
                         &ro.completions[r.clone()],
-                    );
-                    let dev = lp.device();
-                    let (loss, st) = objective::policy_loss(
-                        lp,
-                        old.as_ref()
-                            .map(|o| o[k].clone().autodiff().to_device(&dev)),
-                        refs.as_ref()
-                            .map(|o| o[k].clone().autodiff().to_device(&dev)),
-                        &adv[r.clone()],
-                        &mask[r.clone()],
-                        &cfg,
-                        scale,
+                        dropout,
+                        |lp| {
+                            let dev = lp.device();
+                            objective::policy_loss(
+                                lp,
+                                old.as_ref()
+                                    .map(|o| o[k].clone().autodiff().to_device(&dev)),
+                                refs.as_ref()
+                                    .map(|o| o[k].clone().autodiff().to_device(&dev)),
+                                &adv[r.clone()],
+                                &mask[r.clone()],
+                                &cfg,
+                                scale,
+                            )
+                        },
                     )?;
-                    loss_sum += objective::scalar(&loss)?;
+                    loss_sum += loss;
                     stats.push(st);
-                    let grads = loss.backward();
-                    s.opt.accumulate(&s.model.net, &grads);
                 }
             }
             let opt_step = step * mu + it;

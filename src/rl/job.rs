@@ -143,14 +143,42 @@ fn start_model(job: &Job, device: &Device) -> Result<Model, String> {
 }
 
 impl Setup {
-    /// Seeds the stream that draws LoRA's dropout masks for micro-batch `micro` of step
-    /// `step`, so a resumed run draws the same masks (nothing without dropout).
-    pub(crate) fn seed_dropout(&self, job: &Job, step: u64, micro: usize) {
+    /// The seed of LoRA's dropout masks for micro-batch `micro` of step `step`, so a resumed
+    /// run draws the same masks (`None` without dropout).
+    pub(crate) fn dropout_seed(&self, job: &Job, step: u64, micro: usize) -> Option<u64> {
         let dropout = lora::spec_of(&self.model.net).is_some_and(|s| s.dropout > 0.0);
-        if dropout {
+        dropout.then(|| {
             let label = format!("lora-dropout/{step}/{micro}");
-            let seed = crate::util::rng::Rng::stream(job.params.seed, &label).next_u64();
-            self.model.net.embed.val().device().seed(seed);
+            crate::util::rng::Rng::stream(job.params.seed, &label).next_u64()
+        })
+    }
+
+    /// One micro-batch's forward and backward pass, gradients accumulated into the
+    /// optimiser: with per-layer recomputation when the job asks for it, else keeping every
+    /// layer's activations. `loss` maps the completion log-probabilities to the loss and its
+    /// statistics; returns the loss's value and those.
+    pub(crate) fn train_pass<S>(
+        &mut self,
+        job: &Job,
+        prompts: &[Vec<u32>],
+        completions: &[Vec<u32>],
+        dropout: Option<u64>,
+        loss: impl FnOnce(Tensor<2>) -> Result<(Tensor<1>, S), String>,
+    ) -> Result<(f64, S), String> {
+        let pad = pad_id(&self.model);
+        let (net, cfg) = (&self.model.net, &self.model.cfg);
+        if job.params.optim()?.gradient_checkpointing {
+            let opt = &mut self.opt;
+            super::recompute::backward(net, cfg, pad, prompts, completions, dropout, loss, |g| {
+                opt.accumulate(net, g)
+            })
+        } else {
+            let lp = objective::completion_logprobs(net, cfg, pad, prompts, completions, dropout);
+            let (loss, stats) = loss(lp)?;
+            let value = objective::scalar(&loss)?;
+            let grads = loss.backward();
+            self.opt.accumulate(net, &grads);
+            Ok((value, stats))
         }
     }
 
@@ -243,19 +271,13 @@ pub(crate) fn finish(
         format!("{label}_last_tenth"): mean(values.iter().rev().take(tenth).copied()),
     });
     let bf16 = job.params.optim()?.save_bf16;
+    // With adapters, `save_hf` folds them into their weights, tensor by tensor: the merged
+    // model loads anywhere as it is; the adapter beside it is PEFT's, for
+    // `PeftModel.from_pretrained(base, MODEL/adapter)`.
+    s.model.save_hf(job.out_model, bf16)?;
     if lora::spec_of(&s.model.net).is_some() {
-        // The merged model loads anywhere as it is; the adapter beside it is PEFT's, for
-        // `PeftModel.from_pretrained(base, MODEL/adapter)`.
-        let valid = s.model.valid();
-        let merged = Model {
-            net: lora::merged(&valid.net),
-            ..valid
-        };
-        merged.save_hf(job.out_model, bf16)?;
         let base = job.model.display().to_string();
         lora::save_peft(&job.out_model.join(ADAPTER_DIR), &s.model.net, &base)?;
-    } else {
-        s.model.save_hf(job.out_model, bf16)?;
     }
     // The settings beside the weights they made (burn's habit with its configs): which kind
     // trained the model, for how many steps, with every parameter.

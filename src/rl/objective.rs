@@ -95,7 +95,7 @@ pub fn advantages(rewards: &[f64], group: usize, scale: bool) -> Vec<f64> {
 
 /// Left-pads prompts and right-pads completions into one block, so every completion starts
 /// at the same column. Returns ids, validity, the prompt width and the completion width.
-fn layout(
+pub(crate) fn layout(
     prompts: &[Vec<u32>],
     completions: &[Vec<u32>],
     pad: u32,
@@ -125,13 +125,15 @@ fn layout(
 ///
 /// Consecutive rows with one prompt (a GRPO group) run that prompt once: its keys and values
 /// are shared by the group's completions, which attend to them, and the gradient of every
-/// completion flows back through the one prompt pass.
+/// completion flows back through the one prompt pass. `dropout`: a training pass's seed for
+/// the adapters' dropout masks.
 pub fn completion_logprobs(
     net: &Transformer,
     cfg: &Config,
     pad: u32,
     prompts: &[Vec<u32>],
     completions: &[Vec<u32>],
+    dropout: Option<u64>,
 ) -> Tensor<2> {
     let device = net.embed.val().device();
     let (distinct, row_of) = crate::model::net::runs(prompts);
@@ -142,7 +144,7 @@ pub fn completion_logprobs(
         // One block, prompts left-padded and completions right-padded: position p − 1 + i
         // predicts completion token i, and only those positions reach the vocabulary.
         let (ids, valid, p, c) = layout(prompts, completions, pad);
-        let mut cache = Cache::new(cfg.num_layers, b);
+        let mut cache = Cache::new(cfg.num_layers, b).with_dropout(dropout);
         let h = net.hidden(cfg, ids_tensor(&ids, &device), &valid, &mut cache);
         h.slice([0..b, p - 1..p - 1 + c, 0..hidden])
     } else {
@@ -151,7 +153,7 @@ pub fn completion_logprobs(
         let ids: Vec<Vec<u32>> = ids.into_iter().map(|r| r[..p].to_vec()).collect();
         let valid: Vec<Vec<bool>> = valid.into_iter().map(|r| r[..p].to_vec()).collect();
         let u = distinct.len();
-        let mut cache = Cache::new(cfg.num_layers, u);
+        let mut cache = Cache::new(cfg.num_layers, u).with_dropout(dropout);
         let hp = net.hidden(cfg, ids_tensor(&ids, &device), &valid, &mut cache);
         let rows = crate::model::net::row_index(&row_of, &device);
         let first = hp.slice([0..u, p - 1..p, 0..hidden]).select(0, rows);

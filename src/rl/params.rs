@@ -66,6 +66,9 @@ pub struct Optim {
     pub steps: u64,
     /// Sequences per forward/backward pass (gradients are accumulated); 0: the whole step.
     pub micro_batch: usize,
+    /// Recompute each layer in the backward pass (`rl::recompute`) instead of keeping every
+    /// layer's activations.
+    pub gradient_checkpointing: bool,
     pub learning_rate: f64,
     pub lr_schedule: Schedule,
     pub weight_decay: f64,

@@ -6,8 +6,8 @@ use std::time::Instant;
 use serde_json::json;
 
 use super::batching::micro_ranges;
-use super::job::{Job, finish, learning_rate, pad_id, setup};
-use super::objective::{self, completion_logprobs, completion_mask};
+use super::job::{Job, finish, learning_rate, setup};
+use super::objective::{self, completion_mask};
 
 /// Supervised fine-tuning on the rule-derived chains of thought.
 pub fn sft(job: &Job) -> Result<(), String> {
@@ -26,19 +26,16 @@ pub fn sft(job: &Job) -> Result<(), String> {
             .into_iter()
             .enumerate()
         {
-            s.seed_dropout(job, step, k);
-            let lp = completion_logprobs(
-                &s.model.net,
-                &s.model.cfg,
-                pad_id(&s.model),
+            let dropout = s.dropout_seed(job, step, k);
+            let mask = completion_mask(&targets[r.clone()], &vec![true; r.len()]);
+            let (loss, ()) = s.train_pass(
+                job,
                 &prompts[r.clone()],
                 &targets[r.clone()],
-            );
-            let mask = completion_mask(&targets[r.clone()], &vec![true; r.len()]);
-            let loss = objective::nll_loss(lp, &mask, tokens);
-            loss_sum += objective::scalar(&loss)?;
-            let grads = loss.backward();
-            s.opt.accumulate(&s.model.net, &grads);
+                dropout,
+                |lp| Ok((objective::nll_loss(lp, &mask, tokens), ())),
+            )?;
+            loss_sum += loss;
         }
         let lr = learning_rate(p, step, s.total)?;
         let norm = s.apply(lr, p.optim()?.max_grad_norm)?;

@@ -11,7 +11,8 @@ pub const KIND: KindSpec = KindSpec {
     name: "grpo",
     // 2: questions drawn from `rules` are composed as `generate` 2 composes them.
     // 3: the model folder records its training settings (training.json).
-    version: 3,
+    // 4: per-layer recomputation (`gradient_checkpointing`) and per-layer dropout seeds.
+    version: 4,
     doc: "GRPO with verifiable rewards (TRL 0.21 semantics; defaults are the paper's recipe): groups of sampled completions per question, set-F1 rewards of the last <answer> span, group-normalised advantages, the clipped objective, AdamW with linear decay. Resumes from its last checkpoint when killed.",
     params: &[
         MODEL_IN,
@@ -62,6 +63,7 @@ pub const KIND: KindSpec = KindSpec {
         int("batch", 1, "2", "prompts per step"),
         int("group_size", 1, "16", "completions sampled per prompt (G)"),
         MICRO,
+        CHECKPOINTING,
         float("learning_rate", "1e-6", "peak learning rate"),
         SCHEDULE,
         WD,

@@ -9,7 +9,8 @@ pub const KIND: KindSpec = KindSpec {
     name: "sft",
     // 2: questions drawn from `rules` are composed as `generate` 2 composes them.
     // 3: the model folder records its training settings (training.json).
-    version: 3,
+    // 4: per-layer recomputation (`gradient_checkpointing`) and per-layer dropout seeds.
+    version: 4,
     doc: "Supervised fine-tuning on rule-derived chain-of-thought answers (written hop by hop from each question's program): a warm start for a model trained from scratch, and a baseline for GRPO. Resumes from its last checkpoint when killed.",
     params: &[
         MODEL_IN,
@@ -23,6 +24,7 @@ pub const KIND: KindSpec = KindSpec {
         STEPS,
         int("batch", 1, "8", "sequences per step"),
         MICRO,
+        CHECKPOINTING,
         float("learning_rate", "1e-5", "peak learning rate"),
         SCHEDULE,
         WD,

@@ -321,6 +321,12 @@ pub const MICRO: ParamSpec = int(
     "0",
     "sequences per forward/backward pass, gradients accumulated over the step (0: all at once)",
 );
+pub const CHECKPOINTING: ParamSpec = p(
+    "gradient_checkpointing",
+    Ty::Bool,
+    Some("true"),
+    "recompute each layer in the backward pass instead of keeping every layer's activations: far less memory for a second forward pass (TRL's default; the paper's recipes set it too)",
+);
 pub const SCHEDULE: ParamSpec = p(
     "lr_schedule",
     Ty::Choice(&["linear", "constant"]),

@@ -79,6 +79,7 @@ macro_rules! optim_of {
         Optim {
             steps: $p.steps,
             micro_batch: $p.micro_batch,
+            gradient_checkpointing: $p.gradient_checkpointing,
             learning_rate: $p.learning_rate,
             lr_schedule: $p.lr_schedule,
             weight_decay: $p.weight_decay,
@@ -139,6 +140,7 @@ macro_rules! model_params {
             pub steps: u64,
             pub batch: usize,
             pub micro_batch: usize,
+            pub gradient_checkpointing: bool,
             pub learning_rate: f64,
             pub lr_schedule: $crate::rl::params::Schedule,
             pub weight_decay: f64,
