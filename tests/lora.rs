@@ -214,3 +214,58 @@ fn the_peft_layout_is_peft_s_and_loads_back_to_the_same_logits() {
     let e = lora::load_peft(&dir, m.net.clone()).unwrap_err();
     assert!(e.contains("shape"), "{e}");
 }
+
+/// A LoRA model saves as its merged weights, read back and merged a block of rows at a time
+/// (here a row per block, so every projection is transposed in pieces): the file holds what
+/// the merged model holds.
+#[test]
+fn a_lora_model_saves_its_merged_weights_block_by_block() {
+    use synthpipe::model::load::export;
+    use synthpipe::model::safetensors::{Checkpoint, write_blocks};
+    let device = Device::flex();
+    let m = common::tiny_model(&device);
+    let net = randomise(lora::attach(m.net.clone(), &spec(&Target::ALL), 5));
+    let merged = lora::merged(&net);
+    let dir = common::tmpdir("lora", "save");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    for d in [&a, &b] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    write_blocks(&a.join("model.safetensors"), export(&m.cfg, &net), false, 7).unwrap();
+    write_blocks(
+        &b.join("model.safetensors"),
+        export(&m.cfg, &merged),
+        false,
+        1 << 30,
+    )
+    .unwrap();
+    let (ca, cb) = (Checkpoint::open(&a).unwrap(), Checkpoint::open(&b).unwrap());
+    assert_eq!(
+        ca.tensors.keys().collect::<Vec<_>>(),
+        cb.tensors.keys().collect::<Vec<_>>()
+    );
+    let q0 = "model.layers.0.self_attn.q_proj.weight";
+    let (base_shape, base) = {
+        let w = m.net.blocks[0].attn.q.val();
+        let [i, o] = w.dims();
+        (vec![o, i], vals(w))
+    };
+    for name in ca.tensors.keys() {
+        let (sa, va) = ca.read_f32(name).unwrap();
+        let (sb, vb) = cb.read_f32(name).unwrap();
+        assert_eq!(sa, sb, "{name}");
+        assert!(max_diff(&va, &vb) < 1e-6, "{name}");
+        if name == q0 {
+            assert_eq!(sa, base_shape);
+            // Stored transposed ([out, in]) and moved by the adapter.
+            let transposed: Vec<f32> = (0..base_shape[0])
+                .flat_map(|r| (0..base_shape[1]).map(move |c| (r, c)))
+                .map(|(r, c)| base[c * base_shape[0] + r])
+                .collect();
+            assert!(
+                max_diff(&va, &transposed) > 1e-3,
+                "the adapter is folded in"
+            );
+        }
+    }
+}

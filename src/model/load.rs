@@ -387,31 +387,35 @@ fn tensor_values<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, String> {
     t.try_into_data()
         .map_err(|e| format!("cannot read a weight back: {e}"))?
         .convert::<f32>()
-        .try_to_vec::<f32>()
+        .try_into_vec::<f32>()
         .map_err(|e| format!("cannot read a weight back: {e:?}"))
 }
 
 /// Every weight under its Hugging Face name, `[out, in]` as Hugging Face stores it, with
 /// LoRA adapters folded into their weights (`w + scale·a·b`): a plain checkpoint. Each tensor
-/// is read back from the device (and merged) only when it is written, so saving never holds a
-/// second copy of the whole model.
+/// is read back from the device (and merged) a block of rows at a time as it is written, so
+/// saving holds no second copy of a weight.
 pub fn export<'a>(cfg: &Config, net: &'a Transformer) -> Vec<safetensors::Lazy<'a>> {
     let mut out = Vec::new();
     let name = |n: &Name, l: usize| n.hf.replace("{}", &l.to_string());
+    // Stored `[in, out]`: written rows are stored columns, transposed block by block.
     let mut proj = |n: &Name, l: usize, p: &'a Param<Tensor<2>>, ad: Option<&'a Adapter>| {
         let [inp, o] = p.val().dims();
         out.push(safetensors::Lazy {
             name: name(n, l),
             shape: vec![o, inp],
-            values: Box::new(move || match ad {
-                Some(ad) => {
-                    let delta = ad.a.val().matmul(ad.b.val()).mul_scalar(ad.scale);
-                    tensor_values(p.val().inner() + delta.inner())
-                }
-                None => values(p),
+            rows: Box::new(move |r| {
+                let w = p.val().inner().slice([0..inp, r.clone()]);
+                let w = match ad {
+                    Some(ad) => {
+                        let rank = ad.b.val().dims()[0];
+                        let b = ad.b.val().inner().slice([0..rank, r.clone()]);
+                        w + ad.a.val().inner().matmul(b).mul_scalar(ad.scale)
+                    }
+                    None => w,
+                };
+                Ok(transpose(&tensor_values(w)?, inp, r.len()))
             }),
-            // Stored `[in, out]`, written `[out, in]`.
-            transposed: true,
         });
     };
     for (l, b) in net.blocks.iter().enumerate() {
@@ -431,8 +435,7 @@ pub fn export<'a>(cfg: &Config, net: &'a Transformer) -> Vec<safetensors::Lazy<'
         out.push(safetensors::Lazy {
             name: name(n, l),
             shape: vec![p.val().dims()[0]],
-            values: Box::new(move || values(p)),
-            transposed: false,
+            rows: Box::new(move |r| tensor_values(p.val().inner().slice([r]))),
         });
     };
     for (l, b) in net.blocks.iter().enumerate() {
@@ -451,11 +454,11 @@ pub fn export<'a>(cfg: &Config, net: &'a Transformer) -> Vec<safetensors::Lazy<'
         }
     }
     vec1(&NORM, 0, &net.norm);
+    let h = cfg.hidden_size;
     out.push(safetensors::Lazy {
         name: EMBED.hf.to_string(),
-        shape: vec![cfg.vocab_size, cfg.hidden_size],
-        values: Box::new(move || values(&net.embed)),
-        transposed: false,
+        shape: vec![cfg.vocab_size, h],
+        rows: Box::new(move |r| tensor_values(net.embed.val().inner().slice([r, 0..h]))),
     });
     out
 }

@@ -266,34 +266,51 @@ pub fn f32_to_bf16(v: f32) -> u16 {
     (b.wrapping_add(round) >> 16) as u16
 }
 
-/// A tensor to write whose values are made only when it is written: a model's weights are
-/// read back from the device one at a time, so saving never holds a second copy of them all.
+/// Makes rows `range` of a tensor's first dimension, row-major.
+pub type Rows<'a> = Box<dyn Fn(std::ops::Range<usize>) -> Result<Vec<f32>, String> + 'a>;
+
+/// A tensor to write whose values are made a block of rows at a time, as they are written:
+/// a model's weights are read back from the device piece by piece, so saving never holds a
+/// second copy of a whole weight, let alone of the model.
 pub struct Lazy<'a> {
     pub name: String,
     pub shape: Vec<usize>,
-    /// The values, row-major in `shape`, or with `transposed` in `shape` reversed (a 2-D
-    /// tensor then written transposed, without a transposed copy).
-    pub values: Box<dyn Fn() -> Result<Vec<f32>, String> + 'a>,
-    pub transposed: bool,
+    /// Rows `range` of the first dimension (elements, for a 1-D tensor), row-major.
+    pub rows: Rows<'a>,
 }
 
 /// Writes tensors (name, shape, values) to one safetensors file, as F32 or BF16, names sorted.
 pub fn write(path: &Path, tensors: &[Named], bf16: bool) -> std::io::Result<()> {
     let lazy: Vec<Lazy> = tensors
         .iter()
-        .map(|(name, shape, values)| Lazy {
-            name: name.clone(),
-            shape: shape.clone(),
-            values: Box::new(move || Ok(values.clone())),
-            transposed: false,
+        .map(|(name, shape, values)| {
+            let row: usize = shape.iter().skip(1).product();
+            Lazy {
+                name: name.clone(),
+                shape: shape.clone(),
+                rows: Box::new(move |r| Ok(values[r.start * row..r.end * row].to_vec())),
+            }
         })
         .collect();
     write_lazy(path, lazy, bf16)
 }
 
-/// [`write`] for tensors made one at a time as they are written; a tensor whose values do not
-/// match its shape, or that cannot be made, fails the write (nothing is left at `path`).
-pub fn write_lazy(path: &Path, mut tensors: Vec<Lazy>, bf16: bool) -> std::io::Result<()> {
+/// Values per block of rows asked of a [`Lazy`] tensor (4 MiB of f32).
+const BLOCK_VALUES: usize = 1 << 20;
+
+/// [`write`] for tensors made a block of rows at a time as they are written; a block of the
+/// wrong size, or one that cannot be made, fails the write (nothing is left at `path`).
+pub fn write_lazy(path: &Path, tensors: Vec<Lazy>, bf16: bool) -> std::io::Result<()> {
+    write_blocks(path, tensors, bf16, BLOCK_VALUES)
+}
+
+/// [`write_lazy`] asking for blocks of about `block_values` values (at least a row).
+pub fn write_blocks(
+    path: &Path,
+    mut tensors: Vec<Lazy>,
+    bf16: bool,
+    block_values: usize,
+) -> std::io::Result<()> {
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
     let width = if bf16 { 2 } else { 4 };
     let mut header = serde_json::Map::new();
@@ -317,50 +334,31 @@ pub fn write_lazy(path: &Path, mut tensors: Vec<Lazy>, bf16: bool) -> std::io::R
         let mut f = std::io::BufWriter::new(File::create(&tmp)?);
         f.write_all(&(text.len() as u64).to_le_bytes())?;
         f.write_all(&text)?;
+        let mut bytes = Vec::new();
         for t in &tensors {
-            let values = (t.values)().map_err(std::io::Error::other)?;
-            if values.len() != t.shape.iter().product::<usize>() {
-                return Err(std::io::Error::other(format!(
-                    "tensor `{}` has {} values for shape {:?}",
-                    t.name,
-                    values.len(),
-                    t.shape
-                )));
-            }
-            let mut put = |v: f32| {
-                if bf16 {
-                    f.write_all(&f32_to_bf16(v).to_le_bytes())
-                } else {
-                    f.write_all(&v.to_le_bytes())
+            let rows = t.shape.first().copied().unwrap_or(1);
+            let row: usize = t.shape.iter().skip(1).product();
+            let step = (block_values / row.max(1)).max(1);
+            for r0 in (0..rows).step_by(step) {
+                let r = r0..(r0 + step).min(rows);
+                let values = (t.rows)(r.clone()).map_err(std::io::Error::other)?;
+                if values.len() != r.len() * row {
+                    return Err(std::io::Error::other(format!(
+                        "rows {r:?} of tensor `{}` have {} values, not {}",
+                        t.name,
+                        values.len(),
+                        r.len() * row
+                    )));
                 }
-            };
-            match (t.transposed, t.shape.as_slice()) {
-                (true, &[rows, cols]) => {
-                    // `values` is `[cols, rows]`: gathered a block of output rows at a time, so
-                    // the reads stay in cache.
-                    const BLOCK: usize = 64;
-                    let mut block = Vec::with_capacity(BLOCK * cols);
-                    for r0 in (0..rows).step_by(BLOCK) {
-                        let n = BLOCK.min(rows - r0);
-                        block.clear();
-                        block.resize(n * cols, 0.0);
-                        for c in 0..cols {
-                            for (i, &v) in
-                                values[c * rows + r0..c * rows + r0 + n].iter().enumerate()
-                            {
-                                block[i * cols + c] = v;
-                            }
-                        }
-                        for &v in &block {
-                            put(v)?;
-                        }
+                bytes.clear();
+                for v in values {
+                    if bf16 {
+                        bytes.extend_from_slice(&f32_to_bf16(v).to_le_bytes());
+                    } else {
+                        bytes.extend_from_slice(&v.to_le_bytes());
                     }
                 }
-                _ => {
-                    for &v in &values {
-                        put(v)?;
-                    }
-                }
+                f.write_all(&bytes)?;
             }
         }
         f.into_inner().map_err(|e| e.into_error())?.sync_all()
