@@ -26,11 +26,12 @@ fn read(dir: &Path, f: &str) -> String {
 
 #[test]
 fn same_seed_same_bytes_other_seed_other_universe() {
-    let (a, b, c) = (
-        tmpdir("generate", "a").join("out"),
-        tmpdir("generate", "b").join("out"),
-        tmpdir("generate", "c").join("out"),
-    );
+    let scratch = [
+        tmpdir("generate", "a"),
+        tmpdir("generate", "b"),
+        tmpdir("generate", "c"),
+    ];
+    let [a, b, c] = scratch.each_ref().map(|d| d.join("out"));
     for (dir, seed) in [(&a, "7"), (&b, "7"), (&c, "8")] {
         let o = synthpipe(&[
             "generate",
@@ -72,7 +73,8 @@ fn same_seed_same_bytes_other_seed_other_universe() {
 fn one_thread_and_two_threads_write_identical_bytes() {
     let mut outs = Vec::new();
     for threads in ["1", "2"] {
-        let dir = tmpdir("generate", &format!("threads{threads}")).join("out");
+        let scratch = tmpdir("generate", &format!("threads{threads}"));
+        let dir = scratch.join("out");
         let o = synthpipe(&[
             "generate",
             "rules/family.rules",
@@ -91,15 +93,16 @@ fn one_thread_and_two_threads_write_identical_bytes() {
             threads,
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        outs.push(dir);
+        outs.push((scratch, dir));
     }
+    let outs: Vec<&Path> = outs.iter().map(|(_, d)| d.as_path()).collect();
     for f in FILES {
         assert!(
-            read(&outs[0], f) == read(&outs[1], f),
+            read(outs[0], f) == read(outs[1], f),
             "{f} differs between 1 and 2 threads"
         );
     }
-    let m: serde_json::Value = serde_json::from_str(&read(&outs[0], "manifest.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&read(outs[0], "manifest.json")).unwrap();
     assert!(m["counts"]["questions"].as_u64().unwrap() > 500, "{m}");
     assert!(
         m["histograms"]["answerable"]["unanswerable"]
@@ -174,7 +177,8 @@ fn merge(a: Shape, b: Shape, at: &str) -> Shape {
 fn every_file_has_one_schema_for_columnar_loaders() {
     // What lets Hugging Face `datasets` load the files as they are: one set of fields per
     // file, one type per field, no nulls, relation-specific keys never used as field names.
-    let dir = tmpdir("generate", "schema").join("out");
+    let scratch = tmpdir("generate", "schema");
+    let dir = scratch.join("out");
     for (rules, extra) in [
         ("rules/family.rules", "unanswerable=0.3"),
         ("rules/wiki.rules", "questions_per_template=20"),
@@ -208,7 +212,8 @@ fn every_file_has_one_schema_for_columnar_loaders() {
 
 #[test]
 fn bad_parameters_and_rules_exit_2_and_write_nothing() {
-    let out = tmpdir("generate", "bad").join("out");
+    let scratch = tmpdir("generate", "bad");
+    let out = scratch.join("out");
     let o = synthpipe(&[
         "generate",
         "rules/family.rules",
@@ -247,7 +252,8 @@ fn bad_parameters_and_rules_exit_2_and_write_nothing() {
 fn what_users_see_is_snapshotted_and_quiet_off_a_terminal() {
     // The default family dataset: its manifest, the first article, and one question of
     // every template — reviewed by eye when the generator changes.
-    let dir = tmpdir("generate", "snap").join("out");
+    let scratch = tmpdir("generate", "snap");
+    let dir = scratch.join("out");
     let o = synthpipe(&[
         "generate",
         "rules/family.rules",
@@ -392,7 +398,8 @@ fn no_shipped_article_renders_an_empty_value() {
 /// renamed in `dataset::Question` cannot read back empty there.
 #[test]
 fn the_score_gold_reader_sees_every_scored_field_of_the_schema() {
-    let dir = tmpdir("generate", "gold").join("out");
+    let scratch = tmpdir("generate", "gold");
+    let dir = scratch.join("out");
     let o = synthpipe(&[
         "generate",
         "rules/family.rules",

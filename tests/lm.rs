@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use common::{qwen_gguf, root, tmpdir};
+use common::{Scratch, qwen_gguf, root, tmpdir};
 use serde_json::Value as Json;
 use synthpipe::model::chat::{self, ChatOptions, Message};
 use synthpipe::model::generate::{Finish, GenOptions, Sampling};
@@ -381,8 +381,8 @@ fn llama3_rope_scaling_comes_back_from_a_gguf_rope_freqs_tensor() {
     assert_eq!(e.code.name(), "unsupported", "{e}");
 }
 
-/// A small family dataset to train tokenizers on.
-fn family_dataset(name: &str) -> PathBuf {
+/// A small family dataset to train tokenizers on, in its scratch folder.
+fn family_dataset(name: &str) -> (Scratch, PathBuf) {
     let dir = tmpdir("lm", name);
     let data = dir.join("data");
     let o = common::synthpipe(
@@ -397,13 +397,12 @@ fn family_dataset(name: &str) -> PathBuf {
         &dir,
     );
     assert!(o.status.success(), "{}", common::describe(&o));
-    data
+    (dir, data)
 }
 
 #[test]
 fn lm_init_trains_a_tokenizer_and_writes_a_seeded_model() {
-    let data = family_dataset("init-data");
-    let dir = data.parent().unwrap().to_path_buf();
+    let (dir, data) = family_dataset("init-data");
     let init = |out: &str, seed: &str, extra: &[&str]| {
         let mut args = vec![
             "lm",
@@ -584,9 +583,10 @@ fn wgpu_computes_what_flex_computes() {
 type Layout<'a> = &'a dyn Fn(&Path, &str, &mut Json);
 
 /// A copy of the tiny Qwen3 with its chat template moved where transformers 5 writes it.
-fn relaid(name: &str, layout: Layout) -> PathBuf {
+fn relaid(name: &str, layout: Layout) -> (Scratch, PathBuf) {
     let src = tiny("qwen3");
-    let dir = tmpdir("lm", name).join("model");
+    let scratch = tmpdir("lm", name);
+    let dir = scratch.join("model");
     std::fs::create_dir_all(&dir).unwrap();
     for e in std::fs::read_dir(&src).unwrap() {
         let e = e.unwrap();
@@ -598,7 +598,7 @@ fn relaid(name: &str, layout: Layout) -> PathBuf {
     cfg.as_object_mut().unwrap().remove("chat_template");
     layout(&dir, &template, &mut cfg);
     std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
-    dir
+    (scratch, dir)
 }
 
 #[test]
@@ -628,7 +628,7 @@ fn chat_templates_are_read_where_transformers_writes_them() {
         }),
     ];
     for (name, layout) in layouts {
-        let dir = relaid(&format!("chat-{name}"), layout);
+        let (_scratch, dir) = relaid(&format!("chat-{name}"), layout);
         assert_eq!(
             load(&dir).tokenizer.chat_template.as_deref(),
             Some(want.as_str()),
@@ -649,7 +649,7 @@ fn chat_templates_are_read_where_transformers_writes_them() {
         assert!(o.status.success(), "{name}: {}", common::describe(&o));
     }
     // A template file that is not JSON is a coded load error, not a missing template.
-    let dir = relaid("chat-bad", &|d, _, _| {
+    let (_scratch, dir) = relaid("chat-bad", &|d, _, _| {
         std::fs::write(d.join("chat_template.json"), "{not json").unwrap()
     });
     let o = common::synthpipe(

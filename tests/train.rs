@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{describe, root, synthpipe, tmpdir};
+use common::{Scratch, describe, root, synthpipe, tmpdir};
 use serde_json::Value as Json;
 
 /// A small family universe, a tiny model, a short SFT warm start (so that some sampled
@@ -89,7 +89,7 @@ stages:
     )
 }
 
-fn setup(name: &str) -> PathBuf {
+fn setup(name: &str) -> Scratch {
     let dir = tmpdir("train", name);
     std::fs::write(
         dir.join("p.yaml"),
@@ -327,8 +327,8 @@ fn defaults_read_as_typed_parameters_and_unknown_fields_are_refused() {
     assert_eq!(checked, ["score", "lm_init", "sft", "grpo", "evaluate"]);
 }
 
-/// A generated family dataset of two small universes.
-fn family_dataset(name: &str) -> PathBuf {
+/// A generated family dataset of two small universes, in its scratch folder.
+fn family_dataset(name: &str) -> (Scratch, PathBuf) {
     let dir = tmpdir("train", name);
     let rules = root().join("rules/family.rules");
     let o = synthpipe(
@@ -351,14 +351,16 @@ fn family_dataset(name: &str) -> PathBuf {
         &dir,
     );
     assert!(o.status.success(), "{}", describe(&o));
-    dir.join("data")
+    let data = dir.join("data");
+    (dir, data)
 }
 
 #[test]
 fn prompts_show_evidence_examples_from_another_universe_and_the_question() {
     use synthpipe::dataset::Dataset;
     use synthpipe::prompt::{Examples, chain_of_thought, prompt_text};
-    let data = Dataset::load(&family_dataset("prompt")).unwrap();
+    let (_scratch, data) = family_dataset("prompt");
+    let data = Dataset::load(&data).unwrap();
     let q = data
         .questions
         .iter()
@@ -399,7 +401,7 @@ fn encoded_prompts_use_the_chat_template_and_respect_budgets() {
     use synthpipe::dataset::Dataset;
     use synthpipe::model::tokenizer::Tokenizer;
     use synthpipe::prompt::{PromptOptions, Prompter};
-    let dir = family_dataset("encode");
+    let (_scratch, dir) = family_dataset("encode");
     let data = Dataset::load(&dir).unwrap();
     let tok = Tokenizer::train(
         synthpipe::prompt::tokenizer_texts(&dir)
@@ -747,7 +749,7 @@ stages:
             rules = rules.display()
         )
     };
-    let dirs: Vec<PathBuf> = ["lora_straight", "lora_killed"]
+    let dirs: Vec<Scratch> = ["lora_straight", "lora_killed"]
         .iter()
         .map(|n| {
             let d = tmpdir("train", n);

@@ -91,11 +91,36 @@ pub fn describe(o: &Output) -> String {
 }
 
 /// A fresh, empty scratch folder, unique to this test process.
-pub fn tmpdir(suite: &str, name: &str) -> PathBuf {
+pub fn tmpdir(suite: &str, name: &str) -> Scratch {
     let d = std::env::temp_dir().join(format!("synthpipe-{suite}-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Scratch(d)
+}
+
+/// A scratch folder, removed when dropped — unless its test is failing: then it stays, to be
+/// looked at. (Pipeline stores and model copies left behind by every run filled /tmp.)
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// The real Qwen2.5-Coder-0.5B-Instruct GGUF that tests/models/fetch.sh downloads: `None`
