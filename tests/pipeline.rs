@@ -1069,21 +1069,33 @@ fn paper_pipeline_is_the_papers_recipe_for_a_given_model() {
     ] {
         assert_eq!(grpo.params[name], spec_default(name), "{name}");
     }
-    for stage in [
-        "base",
-        "trained",
-        "base_hotpotqa",
-        "trained_hotpotqa",
-        "base_2wiki",
-        "trained_2wiki",
-        "base_musique",
-        "trained_musique",
+    // One epoch of 10,000 questions at 2 prompts per step.
+    assert_eq!(grpo.params["steps"], 5000);
+    // Trained and evaluated on PhantomWiki's own kinds of question.
+    for stage in ["train", "test"] {
+        let s = &p.stages[p.stage(stage).unwrap()];
+        assert_eq!(
+            s.params["sources"][0]["question_type"],
+            serde_json::json!(["entity", "attribute"]),
+            "{stage}"
+        );
+    }
+    // Held-out universes at pw_eval_grpo.sh's sampling, benchmarks at wiki_eval_grpo.sh's.
+    for (stage, temperature, top_p, top_k) in [
+        ("base", 1.0, 0.7, 0),
+        ("trained", 1.0, 0.7, 0),
+        ("base_hotpotqa", 0.6, 0.95, 20),
+        ("trained_hotpotqa", 0.6, 0.95, 20),
+        ("base_2wiki", 0.6, 0.95, 20),
+        ("trained_2wiki", 0.6, 0.95, 20),
+        ("base_musique", 0.6, 0.95, 20),
+        ("trained_musique", 0.6, 0.95, 20),
     ] {
         let s = &p.stages[p.stage(stage).unwrap()];
-        assert_eq!(s.params["temperature"], 0.6);
-        assert_eq!(s.params["max_completion_tokens"], 4096);
-        assert_eq!(s.params["top_p"], 0.95);
-        assert_eq!(s.params["top_k"], 20);
+        assert_eq!(s.params["temperature"], temperature, "{stage}");
+        assert_eq!(s.params["max_completion_tokens"], 4096, "{stage}");
+        assert_eq!(s.params["top_p"], top_p, "{stage}");
+        assert_eq!(s.params["top_k"], top_k, "{stage}");
     }
 }
 

@@ -61,7 +61,9 @@ mod tests {
     }
 
     #[test]
-    fn the_last_complete_span_counts() {
+    fn the_last_span_counts_as_phantomwiki_parses_it() {
+        // Each case checked against Python's re.findall(r"<answer>(.*?)</answer>", text)[-1],
+        // phantom_eval's parser.
         assert_eq!(last_answer("no span"), None);
         assert_eq!(last_answer("<answer>open only"), None);
         assert_eq!(last_answer("close only</answer>"), None);
@@ -71,7 +73,19 @@ mod tests {
         );
         assert_eq!(last_answer("<answer>a</answer> then <answer>b"), Some("a"));
         assert_eq!(last_answer("<answer></answer>"), Some(""));
-        assert_eq!(last_answer("<answer>x<answer>y</answer>"), Some("y"));
+        assert_eq!(
+            last_answer("<answer>x<answer>y</answer>"),
+            Some("x<answer>y")
+        );
+        assert_eq!(last_answer("<answer>a</answer>b</answer>"), Some("a"));
+        // A span never holds a line break.
+        assert_eq!(last_answer("<answer>a\nb</answer>"), None);
+        assert_eq!(
+            last_answer("<answer>a</answer>\n<answer>b\nc</answer>"),
+            Some("a")
+        );
+        assert_eq!(last_answer("<answer>a\n<answer>b</answer>"), Some("b"));
+        assert_eq!(last_answer("<answer>x <answer>y\nz</answer>"), None);
     }
 
     #[test]
@@ -111,6 +125,7 @@ mod tests {
         assert!(!well_formed("<answer>x</answer> and more"));
         assert!(!well_formed("<answer>x</answer>. Because"));
         assert!(!well_formed("<answer>x"));
+        assert!(!well_formed("<answer>x\ny</answer>"));
         let w = Weights {
             f1: 0.5,
             em: 0.25,

@@ -11,7 +11,8 @@ pub const KIND: KindSpec = KindSpec {
     name: "evaluate",
     // 2: metrics.json is an `eval::Evaluation` (F1 / EM ± s.e.m., strata, probe).
     // 3: each scored question carries its strata; 2Wiki is named `2wiki`.
-    version: 3,
+    // 4: answers are read as PhantomWiki's regex reads them (no line break in a span).
+    version: 4,
     doc: "Answer a synthpipe dataset's questions (the training prompts) or a real benchmark's (reading comprehension with worked examples) with a model, sampling with the paper's evaluation settings, and score them: predictions.jsonl and metrics.json (EM, F1 ± s.e.m. overall and by stratum; for benchmarks also the composition probe).",
     params: &[
         MODEL_IN,
