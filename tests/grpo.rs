@@ -7,6 +7,7 @@ mod common;
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::TensorData;
+use common::values;
 
 use synthpipe::model::load::Model;
 use synthpipe::rl::objective::{
@@ -62,14 +63,6 @@ fn hand_loss(
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
     (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
-}
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.inner()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap()
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod common;
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::{Int, TensorData};
+use common::values;
 
 use synthpipe::model::load::Model;
 use synthpipe::model::lora::{self, LoraSpec, Target};
@@ -20,14 +21,6 @@ fn spec(targets: &[Target]) -> LoraSpec {
         dropout: 0.0,
         targets: targets.to_vec(),
     }
-}
-
-fn vals<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.inner()
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec::<f32>()
-        .unwrap()
 }
 
 fn adapters(net: &mut Transformer) -> Vec<&mut Adapter> {
@@ -71,7 +64,7 @@ fn logits(m: &Model, net: &Transformer) -> Vec<f32> {
     let t = Tensor::<1, Int>::from_data(TensorData::new(ids, [8]), &device).reshape([2, 4]);
     let valid = vec![vec![true; 4]; 2];
     let mut cache = Cache::new(m.cfg.num_layers, 2);
-    vals(net.forward(&m.cfg, t, &valid, &mut cache))
+    values(net.forward(&m.cfg, t, &valid, &mut cache))
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -104,8 +97,8 @@ fn fresh_adapters_change_nothing_and_merging_equals_the_factored_model() {
     let again = lora::attach(m.net.clone(), &spec(&Target::ALL), 7);
     let first = lora::attach(m.net.clone(), &spec(&Target::ALL), 7);
     assert_eq!(
-        vals(again.blocks[1].mlp.lora.up.as_ref().unwrap().a.val()),
-        vals(first.blocks[1].mlp.lora.up.as_ref().unwrap().a.val())
+        values(again.blocks[1].mlp.lora.up.as_ref().unwrap().a.val()),
+        values(first.blocks[1].mlp.lora.up.as_ref().unwrap().a.val())
     );
 }
 
@@ -123,7 +116,7 @@ fn nudge(mut net: Transformer, k: usize, factor_a: bool, i: usize, delta: f32) -
     let p = if factor_a { &mut ad.a } else { &mut ad.b };
     let t = p.val();
     let dims = t.dims();
-    let mut v = vals(t.clone());
+    let mut v = values(t.clone());
     v[i] += delta;
     *p = Param::from_tensor(Tensor::from_data(TensorData::new(v, dims), &t.device()));
     net
@@ -156,11 +149,11 @@ fn only_adapters_get_gradients_and_they_match_finite_differences() {
             let mut n2 = net.clone();
             let ad = adapters(&mut n2).into_iter().nth(k).unwrap();
             let p = if factor_a { &ad.a } else { &ad.b };
-            let g = vals(p.val().grad(&grads).expect("adapters get gradients"));
+            let g = values(p.val().grad(&grads).expect("adapters get gradients"));
             for i in [0, g.len() / 2, g.len() - 1] {
                 let e = 1e-2f32;
-                let up = vals(loss(&m, &nudge(net.clone(), k, factor_a, i, e)))[0];
-                let down = vals(loss(&m, &nudge(net.clone(), k, factor_a, i, -e)))[0];
+                let up = values(loss(&m, &nudge(net.clone(), k, factor_a, i, e)))[0];
+                let down = values(loss(&m, &nudge(net.clone(), k, factor_a, i, -e)))[0];
                 let fd = (up - down) / (2.0 * e);
                 assert!(
                     (g[i] - fd).abs() <= 2e-3 + 2e-2 * g[i].abs(),
@@ -248,7 +241,7 @@ fn a_lora_model_saves_its_merged_weights_block_by_block() {
     let (base_shape, base) = {
         let w = m.net.blocks[0].attn.q.val();
         let [i, o] = w.dims();
-        (vec![o, i], vals(w))
+        (vec![o, i], values(w))
     };
     for name in ca.tensors.keys() {
         let (sa, va) = ca.read_f32(name).unwrap();

@@ -8,6 +8,7 @@ mod common;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::Gradients;
+use common::values;
 
 use synthpipe::model::config::Arch;
 use synthpipe::model::load::Model;
@@ -15,14 +16,6 @@ use synthpipe::model::lora::{self, LoraSpec, Target};
 use synthpipe::model::net::Transformer;
 use synthpipe::rl::objective::{LossConfig, Scale, completion_logprobs, policy_loss};
 use synthpipe::rl::recompute;
-
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.inner()
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap()
-}
 
 /// Every parameter's gradient, summed over the gradient sets handed over, in parameter order.
 struct Collect<'a> {
@@ -53,27 +46,7 @@ fn collect(net: &Transformer, grads: &Gradients, sums: &mut Vec<Option<Vec<f32>>
 }
 
 fn model(arch: Arch, tied: bool, device: &Device) -> Model {
-    let texts: Vec<String> = (0..50)
-        .map(|i| format!("The mother of person {i} is person {}.", i * 7 % 13))
-        .collect();
-    let tok = synthpipe::model::tokenizer::Tokenizer::train(texts.into_iter(), 300).unwrap();
-    let shape = synthpipe::model::init::Shape {
-        arch,
-        layers: 3,
-        hidden: 32,
-        heads: 4,
-        kv_heads: 2,
-        head_dim: None,
-        intermediate: Some(64),
-        context: 256,
-        rope_theta: 10000.0,
-        rms_norm_eps: 1e-6,
-        tie_embeddings: tied,
-    };
-    let cfg = shape
-        .config(tok.vocab_size(), tok.eos_token_ids.clone())
-        .unwrap();
-    Model::init(cfg, tok, 5, 0.3, device).unwrap()
+    common::tiny_model_of(arch, 3, tied, 5, device)
 }
 
 /// Two GRPO groups of three (one prompt each), or six distinct prompts.

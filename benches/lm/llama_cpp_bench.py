@@ -5,27 +5,16 @@ tokens, one at a time. Prints one JSON line.
     python benches/lm/llama_cpp_bench.py MODEL.gguf [PROMPT_TOKENS [NEW_TOKENS [THREADS [REPEAT]]]]
 """
 import json
-import sys
 import time
 
 import numpy as np
 from llama_cpp import Llama
 
-# The same text as BENCH_TEXT in src/model/commands.rs.
-TEXT = (
-    "The history of the river valley begins with the farmers who settled along its banks, "
-    "built terraces on the hills and traded grain with the towns downstream. Over the "
-    "centuries the valley saw floods, droughts, wars and long years of peace; each left its "
-    "mark on the villages, the churches and the stories people told their children. "
-)
+from bench_args import TEXT, args
 
 
 def main() -> None:
-    path = sys.argv[1]
-    n_prompt = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
-    n_new = int(sys.argv[3]) if len(sys.argv) > 3 else 128
-    threads = int(sys.argv[4]) if len(sys.argv) > 4 else 2
-    repeat = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    path, n_prompt, n_new, threads, repeat = args()
     llm = Llama(
         model_path=path,
         n_ctx=n_prompt + n_new + 16,

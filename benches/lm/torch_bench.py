@@ -15,21 +15,11 @@ import time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-# The same text as BENCH_TEXT in src/cli/lm.rs.
-TEXT = (
-    "The history of the river valley begins with the farmers who settled along its banks, "
-    "built terraces on the hills and traded grain with the towns downstream. Over the "
-    "centuries the valley saw floods, droughts, wars and long years of peace; each left its "
-    "mark on the villages, the churches and the stories people told their children. "
-)
+from bench_args import TEXT, args
 
 
 def main() -> None:
-    path = sys.argv[1]
-    n_prompt = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
-    n_new = int(sys.argv[3]) if len(sys.argv) > 3 else 128
-    threads = int(sys.argv[4]) if len(sys.argv) > 4 else 2
-    repeat = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    path, n_prompt, n_new, threads, repeat = args()
     dtype = getattr(torch, sys.argv[6]) if len(sys.argv) > 6 else torch.float32
     torch.set_num_threads(threads)
     tok = AutoTokenizer.from_pretrained(path)

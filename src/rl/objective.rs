@@ -119,6 +119,35 @@ pub(crate) fn layout(
     (ids, valid, p, c)
 }
 
+/// The prompts alone, left-padded to the longest: ids, validity and the width.
+pub(crate) fn prompts_layout(
+    prompts: &[Vec<u32>],
+    pad: u32,
+) -> (Vec<Vec<u32>>, Vec<Vec<bool>>, usize) {
+    let (ids, valid, p, _) = layout(prompts, &vec![Vec::new(); prompts.len()], pad);
+    let ids = ids.into_iter().map(|r| r[..p].to_vec()).collect();
+    let valid = valid.into_iter().map(|r| r[..p].to_vec()).collect();
+    (ids, valid, p)
+}
+
+/// The completions alone, right-padded to `width`: ids and validity.
+pub(crate) fn completions_layout(
+    completions: &[Vec<u32>],
+    width: usize,
+    pad: u32,
+) -> (Vec<Vec<u32>>, Vec<Vec<bool>>) {
+    completions
+        .iter()
+        .map(|co| {
+            let mut r = co.clone();
+            r.resize(width, pad);
+            let mut v = vec![true; co.len()];
+            v.resize(width, false);
+            (r, v)
+        })
+        .unzip()
+}
+
 /// Log-probabilities `[batch, width]` of each completion token given its prompt and the
 /// completion before it, as a tensor (in the autodiff graph when `net` is on an autodiff
 /// device). Positions past a completion's end hold meaningless values: mask them.
@@ -149,9 +178,7 @@ pub fn completion_logprobs(
         h.slice([0..b, p - 1..p - 1 + c, 0..hidden])
     } else {
         // The distinct prompts, left-padded; the last position predicts the first token.
-        let (ids, valid, p, _) = layout(&distinct, &vec![Vec::new(); distinct.len()], pad);
-        let ids: Vec<Vec<u32>> = ids.into_iter().map(|r| r[..p].to_vec()).collect();
-        let valid: Vec<Vec<bool>> = valid.into_iter().map(|r| r[..p].to_vec()).collect();
+        let (ids, valid, p) = prompts_layout(&distinct, pad);
         let u = distinct.len();
         let mut cache = Cache::new(cfg.num_layers, u).with_dropout(dropout);
         let hp = net.hidden(cfg, ids_tensor(&ids, &device), &valid, &mut cache);
@@ -162,16 +189,7 @@ pub fn completion_logprobs(
         } else {
             // The completions, right-padded, after their prompt's cached keys and values.
             let mut cache = cache.select_rows(&row_of);
-            let (ids, valid): (Vec<Vec<u32>>, Vec<Vec<bool>>) = completions
-                .iter()
-                .map(|co| {
-                    let mut r = co.clone();
-                    r.resize(c, pad);
-                    let mut v = vec![true; co.len()];
-                    v.resize(c, false);
-                    (r, v)
-                })
-                .unzip();
+            let (ids, valid) = completions_layout(completions, c, pad);
             let hc = net.hidden(cfg, ids_tensor(&ids, &device), &valid, &mut cache);
             Tensor::cat(vec![first, hc.slice([0..b, 0..c - 1, 0..hidden])], 1)
         }

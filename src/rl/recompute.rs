@@ -14,7 +14,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Gradients, IndexingUpdateOp, Int, TensorData};
 
-use super::objective::{layout, scalar};
+use super::objective::{completions_layout, layout, prompts_layout, scalar};
 use crate::model::config::Config;
 use crate::model::generate::{ids_tensor, read_f32};
 use crate::model::net::{Block, Cache, Pass, Transformer, row_index, runs};
@@ -100,9 +100,7 @@ fn plan(
         };
     }
     // The distinct prompts: the last column predicts each completion's first token.
-    let (ids, valid, p, _) = layout(&distinct, &vec![Vec::new(); distinct.len()], pad);
-    let ids: Vec<Vec<u32>> = ids.into_iter().map(|r| r[..p].to_vec()).collect();
-    let valid: Vec<Vec<bool>> = valid.into_iter().map(|r| r[..p].to_vec()).collect();
+    let (ids, valid, p) = prompts_layout(&distinct, pad);
     let u = distinct.len();
     let mut cache = Cache::new(layers, u).with_dropout(dropout);
     let pass = net.begin(cfg, &valid, &mut cache, &device);
@@ -119,16 +117,7 @@ fn plan(
     if c > 1 {
         // The completions, right-padded, after their prompt: column i − 1 predicts token i.
         let mut cache = cache.select_rows(&row_of);
-        let (ids, valid): (Vec<Vec<u32>>, Vec<Vec<bool>>) = completions
-            .iter()
-            .map(|co| {
-                let mut r = co.clone();
-                r.resize(c, pad);
-                let mut v = vec![true; co.len()];
-                v.resize(c, false);
-                (r, v)
-            })
-            .unzip();
+        let (ids, valid) = completions_layout(completions, c, pad);
         let pass = net.begin(cfg, &valid, &mut cache, &device);
         segs.push(Segment {
             ids: ids_tensor(&ids, &device),

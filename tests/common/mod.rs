@@ -250,6 +250,18 @@ pub fn write_gguf(
 /// A tiny Qwen3 with a BPE tokenizer trained on a few sentences; weights larger than the
 /// usual init so that log-probabilities differ between tokens.
 pub fn tiny_model(device: &burn::prelude::Device) -> synthpipe::model::load::Model {
+    tiny_model_of(synthpipe::model::config::Arch::Qwen3, 2, true, 3, device)
+}
+
+/// [`tiny_model`] of another architecture, depth, output layer (tied to the embeddings or
+/// its own) and weight seed.
+pub fn tiny_model_of(
+    arch: synthpipe::model::config::Arch,
+    layers: usize,
+    tie_embeddings: bool,
+    seed: u64,
+    device: &burn::prelude::Device,
+) -> synthpipe::model::load::Model {
     let texts: Vec<String> = (0..50)
         .map(|i| {
             format!(
@@ -260,8 +272,8 @@ pub fn tiny_model(device: &burn::prelude::Device) -> synthpipe::model::load::Mod
         .collect();
     let tok = synthpipe::model::tokenizer::Tokenizer::train(texts.into_iter(), 300).unwrap();
     let shape = synthpipe::model::init::Shape {
-        arch: synthpipe::model::config::Arch::Qwen3,
-        layers: 2,
+        arch,
+        layers,
         hidden: 32,
         heads: 4,
         kv_heads: 2,
@@ -270,10 +282,19 @@ pub fn tiny_model(device: &burn::prelude::Device) -> synthpipe::model::load::Mod
         context: 256,
         rope_theta: 10000.0,
         rms_norm_eps: 1e-6,
-        tie_embeddings: true,
+        tie_embeddings,
     };
     let cfg = shape
         .config(tok.vocab_size(), tok.eos_token_ids.clone())
         .unwrap();
-    synthpipe::model::load::Model::init(cfg, tok, 3, 0.3, device).unwrap()
+    synthpipe::model::load::Model::init(cfg, tok, seed, 0.3, device).unwrap()
+}
+
+/// A tensor's values as f32, in order.
+pub fn values<const D: usize>(t: burn::prelude::Tensor<D>) -> Vec<f32> {
+    t.inner()
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
 }
