@@ -123,6 +123,36 @@ fn batched_generation_agrees_with_one_prompt_at_a_time() {
 }
 
 #[test]
+fn rows_that_finish_early_leave_the_batch_without_changing_the_others() {
+    let m = load(&tiny("qwen2"));
+    let full = ids(&reference("qwen2")["ids"]);
+    let prompts = vec![full.clone(), full[..5].to_vec(), full[3..12].to_vec()];
+    let (free, _) = m.generate(&prompts, &greedy(12)).unwrap();
+    let text = |t: &[u32]| m.tokenizer.decode(t, false).unwrap();
+    // A stop string that ends a later row after its first tokens but never occurs in the
+    // first row's answer, so that rows finish at different steps.
+    let first = text(&free[0].tokens);
+    let stop = free[1..]
+        .iter()
+        .flat_map(|g| g.tokens[..4].iter())
+        .map(|&t| text(&[t]))
+        .find(|s| !s.trim().is_empty() && !first.contains(s.as_str()))
+        .expect("no token of the later rows is missing from the first row's answer");
+    let mut opts = greedy(12);
+    opts.stop = vec![stop.clone()];
+    let (batch, _) = m.generate(&prompts, &opts).unwrap();
+    assert_eq!(batch[0].finish, Finish::Length, "{stop:?}");
+    assert!(
+        batch[1..].iter().any(|g| g.finish == Finish::Stop),
+        "{stop:?} stopped no row"
+    );
+    for (p, b) in prompts.iter().zip(&batch) {
+        let (one, _) = m.generate(std::slice::from_ref(p), &opts).unwrap();
+        assert_eq!((&one[0].tokens, &one[0].finish), (&b.tokens, &b.finish));
+    }
+}
+
+#[test]
 fn seeded_sampling_is_reproducible() {
     let m = load(&tiny("qwen3"));
     let prompt = ids(&reference("qwen3")["ids"]);

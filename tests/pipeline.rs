@@ -856,6 +856,7 @@ fn mutated_pipeline_files_never_panic() {
         "pipelines/quickstart.yaml",
         "pipelines/phantomwiki-paper.yaml",
         "pipelines/paper.yaml",
+        "pipelines/real-model-cpu.yaml",
     ]
     .iter()
     .map(|p| {
@@ -1332,4 +1333,71 @@ fn a_new_stage_kind_is_one_module_and_one_registry_line() {
     );
     // synthpipe's own registry does not know it.
     assert!(load::load_str(text, &path).is_err());
+}
+
+#[test]
+fn real_model_cpu_pipeline_scores_enough_questions_before_and_after_lora() {
+    let model = root().join("tests/fixtures/models/tiny-qwen3");
+    let path = root().join("pipelines/real-model-cpu.yaml");
+    let overrides = [("model".to_string(), model.display().to_string())];
+    let p = load::load_with(&path, &overrides).unwrap_or_else(|f| panic!("{:?}", f.diagnostics));
+    let stage = |name: &str| &p.stages[p.stage(name).unwrap_or_else(|| panic!("no {name}"))];
+    assert!(stage("grpo").params["lora"].is_object());
+    // Every benchmark twice, the trained side as the base model plus the trained adapter,
+    // at least 100 questions each.
+    for bench in ["hotpotqa", "2wiki", "musique"] {
+        for side in ["base", "trained"] {
+            let s = stage(&format!("{side}_{bench}"));
+            assert!(s.params["limit"].as_u64().unwrap() >= 100, "{side}_{bench}");
+            let adapter = s.params.get("adapter").filter(|a| !a.is_null());
+            assert_eq!(
+                adapter.is_some(),
+                side == "trained",
+                "{side}_{bench}: {adapter:?}"
+            );
+        }
+    }
+    // At least 200 held-out questions, from universes no training question comes from.
+    let dir = tmpdir("pipeline", "real_model_cpu");
+    let file = path.display().to_string();
+    let m = format!("model={}", model.display());
+    let args = |cmd: &str, what: &str| -> Vec<String> {
+        [cmd, &file, "--store", "store", "--param", &m]
+            .into_iter()
+            .map(String::from)
+            .chain(match cmd {
+                "run" => vec!["--stage".to_string(), what.to_string()],
+                _ => vec![what.to_string()],
+            })
+            .collect()
+    };
+    let run = |cmd: &str, what: &str| {
+        let a = args(cmd, what);
+        let o = synthpipe(&a.iter().map(String::as_str).collect::<Vec<_>>(), &dir);
+        assert!(o.status.success(), "{}", describe(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let questions = |stage: &str| -> Vec<Json> {
+        run("run", stage);
+        let shown = run("show", &format!("{stage}.dataset"));
+        let folder = shown
+            .lines()
+            .find_map(|l| l.strip_prefix("output dataset: "))
+            .unwrap_or_else(|| panic!("{shown}"));
+        std::fs::read_to_string(dir.join(folder).join("questions.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let universes = |qs: &[Json]| -> std::collections::BTreeSet<String> {
+        qs.iter().map(|q| q["universe"].to_string()).collect()
+    };
+    let held_out = questions("test");
+    assert!(
+        held_out.len() >= 200,
+        "{} held-out questions",
+        held_out.len()
+    );
+    assert!(universes(&held_out).is_disjoint(&universes(&questions("train"))));
 }

@@ -745,6 +745,17 @@ stages:
     max_completion_tokens: 12
     backend: flex
     out: out/eval_merged
+  eval_first:
+    kind: evaluate
+    model: {{from: sft.model}}
+    dataset: {{from: family.dataset}}
+    examples: 0
+    evidence: false
+    temperature: 0
+    max_completion_tokens: 12
+    limit: 3
+    backend: flex
+    out: out/eval_first
 "#,
             rules = rules.display()
         )
@@ -843,6 +854,10 @@ stages:
         .unwrap()
     };
     assert_eq!(preds("eval_adapter"), preds("eval_merged"));
+    // `limit` scores the dataset's first questions only, as it does a benchmark's records.
+    let all: Vec<String> = preds("eval_merged").lines().map(String::from).collect();
+    assert!(all.len() > 3, "{} questions", all.len());
+    assert_eq!(preds("eval_first"), all[..3].join("\n") + "\n");
     // `synthpipe lm` takes the adapter too: log-probabilities on the base with it are the
     // merged model's, and `lm convert --adapter` writes the merged model.
     let lp = |model: &str, adapter: Option<&str>| -> Json {

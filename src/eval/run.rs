@@ -96,31 +96,75 @@ fn answer_all(
 ) -> Result<String, String> {
     let p = &run.settings;
     let batch = p.batch.max(1);
-    let pb = crate::util::progress::steps(
-        run.progress,
-        prompts.len().div_ceil(batch) as u64,
-        "evaluate",
-    );
-    let (mut lines, mut f1_sum) = (String::new(), 0.0);
-    // The instruction and worked examples open every prompt: prefilled for the first batch,
-    // their keys and values serve every later one.
+    let pb = crate::util::progress::steps(run.progress, prompts.len() as u64, "evaluate");
+    let mut lines: Vec<String> = vec![String::new(); prompts.len()];
+    let mut f1_sum = 0.0;
+    // Prompts are answered in the order of their tokens, so that those sharing a prefix
+    // (a universe's evidence and worked examples; a benchmark's instruction) fall in the
+    // same batch or the next one: the batch prefills what its prompts share once, and
+    // keeps it for the next batch. predictions.jsonl keeps the dataset's order.
     let mut kept = None;
-    for (b, chunk) in prompts.chunks(batch).enumerate() {
+    let mut done = 0;
+    for (b, chunk) in batches(prompts, batch).iter().enumerate() {
         let seed = Rng::stream(p.prompt.seed, &format!("evaluate/{b}")).next_u64();
         let opts = p.sampling.gen_options(p.max_completion_tokens, seed);
-        let (gens, _) = model.generate_reusing(chunk, &opts, Some(&mut kept))?;
-        for (j, g) in gens.into_iter().enumerate() {
-            let (f1, line) = score(b * batch + j, g);
+        let rows: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
+        let (gens, _) = model.generate_reusing(&rows, &opts, Some(&mut kept))?;
+        for (&i, g) in chunk.iter().zip(gens) {
+            let (f1, line) = score(i, g);
             f1_sum += f1;
-            lines.push_str(&line.to_string());
-            lines.push('\n');
+            lines[i] = line.to_string() + "\n";
         }
-        pb.inc(1);
-        let done = (b * batch + chunk.len()).max(1);
+        pb.inc(chunk.len() as u64);
+        done += chunk.len();
         pb.set_message(format!("F1 {:.3}", f1_sum / done as f64));
     }
     pb.finish_and_clear();
-    Ok(lines)
+    Ok(lines.concat())
+}
+
+/// Extra prompt tokens a batch may prefill rather than end early.
+const SPLIT_COST: usize = 256;
+
+/// The prompts' indices in token order, cut into batches of at most `batch`. A batch also
+/// ends where taking the next prompt would make the prompts already in it prefill more
+/// than [`SPLIT_COST`] tokens that they would otherwise share (with each other, or with
+/// the batch before, whose prefix is kept): the prompts of one universe stay together,
+/// while prompts sharing only the instruction (a benchmark's) still fill whole batches.
+fn batches(prompts: &[Vec<u32>], batch: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..prompts.len()).collect();
+    order.sort_by(|&a, &b| prompts[a].cmp(&prompts[b]));
+    let lcp = |a: usize, b: usize| {
+        let (a, b) = (&prompts[a], &prompts[b]);
+        a.iter().zip(b).take_while(|(x, y)| x == y).count()
+    };
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    // What the current batch's prompts share: with each other, or for a lone prompt, with
+    // the batch before.
+    let mut shared = 0;
+    for i in order {
+        let joined = out.last().and_then(|cur| {
+            let with = lcp(cur[0], i);
+            let now = if cur.len() == 1 {
+                with
+            } else {
+                shared.min(with)
+            };
+            (cur.len() < batch && cur.len() * shared.saturating_sub(now) <= SPLIT_COST)
+                .then_some(now)
+        });
+        match (joined, out.last_mut()) {
+            (Some(now), Some(cur)) => {
+                shared = now;
+                cur.push(i);
+            }
+            _ => {
+                shared = out.last().map_or(0, |prev| lcp(prev[0], i));
+                out.push(vec![i]);
+            }
+        }
+    }
+    out
 }
 
 /// The identity of a prompt in predictions.jsonl: blake3 of its token ids.
@@ -129,18 +173,21 @@ fn prompt_hash(tokens: &[u32]) -> String {
     format!("b3:{}", blake3::hash(&bytes).to_hex())
 }
 
-/// Answers every question of a synthpipe dataset with the model (the training prompts) and
-/// scores the answers with PhantomWiki's set metrics: `predictions.jsonl` and
-/// `metrics.json` in the run's output.
-pub fn synthetic(run: &Run, dir: &Path) -> Result<(), String> {
+/// Answers every question of a synthpipe dataset (the first `limit`, when not 0) with the
+/// model (the training prompts) and scores the answers with PhantomWiki's set metrics:
+/// `predictions.jsonl` and `metrics.json` in the run's output.
+pub fn synthetic(run: &Run, dir: &Path, limit: usize) -> Result<(), String> {
     let p = &run.settings;
     let out = run.out;
     let model = lora::load_adapted(run.model, run.adapter, &device_with(p.backend, p.dtype)?)?;
-    let data = Dataset::load(dir)?;
+    let mut data = Dataset::load(dir)?;
     let pool = match run.examples {
         Some(path) => Dataset::load(path)?.questions,
         None => data.questions.clone(),
     };
+    if limit > 0 {
+        data.questions.truncate(limit);
+    }
     let (items, skipped) = encode_all(
         &p.prompter(&model.tokenizer),
         data,
@@ -308,4 +355,27 @@ pub fn benchmark(run: &Run, b: &BenchmarkJob) -> Result<(), String> {
     let text = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())? + "\n";
     std::fs::write(out.join("metrics.json"), text)
         .map_err(|e| format!("cannot write metrics.json: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batches;
+
+    #[test]
+    fn batches_keep_shared_prefixes_together_and_fill_up_otherwise() {
+        // Two "universes": 5 prompts sharing 400 tokens, then 3 sharing another 400.
+        let prompt = |group: u32, q: u32| -> Vec<u32> {
+            let mut p = vec![7; 10];
+            p.extend(std::iter::repeat_n(100 + group, 400));
+            p.extend([q, q]);
+            p
+        };
+        let mut prompts: Vec<Vec<u32>> = (0..3).map(|q| prompt(2, q)).collect();
+        prompts.extend((0..5).map(|q| prompt(1, q)));
+        let got = batches(&prompts, 4);
+        assert_eq!(got, vec![vec![3, 4, 5, 6], vec![7], vec![0, 1, 2]]);
+        // Prompts that share only an instruction fill whole batches, in token order.
+        let lone: Vec<Vec<u32>> = (0..6u32).rev().map(|q| vec![7, 7, 500 + q, 1, 2]).collect();
+        assert_eq!(batches(&lone, 4), vec![vec![5, 4, 3, 2], vec![1, 0]]);
+    }
 }

@@ -334,6 +334,8 @@ impl Model {
             .collect();
         let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];
         let mut finish: Vec<Option<Finish>> = vec![None; b];
+        // The rows still decoding, in the cache's order.
+        let mut live: Vec<usize> = (0..b).collect();
         for step in 0..opts.max_new_tokens {
             let mut next = Vec::with_capacity(b);
             for r in 0..b {
@@ -359,12 +361,27 @@ impl Model {
             if finish.iter().all(Option::is_some) || step + 1 == opts.max_new_tokens {
                 break;
             }
-            let ids: Vec<Vec<u32>> = next.iter().map(|&t| vec![t]).collect();
-            let ok: Vec<Vec<bool>> = finish.iter().map(|f| vec![f.is_none()]).collect();
+            // A finished row leaves the batch: every step costs in proportion to the rows
+            // it carries, and one long answer would otherwise keep the whole batch's rows
+            // running. Rows are independent, so the others' tokens do not change.
+            let keep: Vec<usize> = live
+                .iter()
+                .enumerate()
+                .filter(|&(_, &r)| finish[r].is_none())
+                .map(|(i, _)| i)
+                .collect();
+            if keep.len() < live.len() {
+                cache = cache.select_rows(&keep);
+                live = keep.iter().map(|&i| live[i]).collect();
+            }
+            let ids: Vec<Vec<u32>> = live.iter().map(|&r| vec![next[r]]).collect();
+            let ok: Vec<Vec<bool>> = vec![vec![true]; live.len()];
             let l = self
                 .net
                 .forward(&self.cfg, ids_tensor(&ids, &device), &ok, &mut cache);
-            logits = last_logits(l)?;
+            for (&r, row) in live.iter().zip(last_logits(l)?) {
+                logits[r] = row;
+            }
         }
         timing.decode_seconds = started.elapsed().as_secs_f64();
         let gens = out

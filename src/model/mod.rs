@@ -1,6 +1,7 @@
 //! Language models: reading checkpoints (GGUF with its quantised encodings, Hugging Face
 //! safetensors folders) into f32 tensors, architecture configs, tokenizers and chat templates,
-//! with coded errors for every way a file can be wrong; LoRA adapters (`lora`).
+//! with coded errors for every way a file can be wrong; LoRA adapters (`lora`); the CPU's
+//! products of a few rows with a weight matrix (`skinny`).
 
 pub mod chat;
 pub mod config;
@@ -15,4 +16,5 @@ pub mod machine;
 pub mod net;
 pub mod quant;
 pub mod safetensors;
+pub mod skinny;
 pub mod tokenizer;

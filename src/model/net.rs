@@ -263,7 +263,9 @@ fn linear(
 /// `x · w (+ b)` for `x: [.., in]`, `w: [in, out]`.
 fn dense(x: Tensor<3>, w: &Param<Tensor<2>>, b: Option<&Param<Tensor<1>>>) -> Tensor<3> {
     let [batch, t, _] = x.dims();
-    let y = if batch * t <= SPLIT_ROWS {
+    let y = if let Some(y) = few_rows(&x, w) {
+        y
+    } else if batch * t <= SPLIT_ROWS {
         // Split over the input dimension: a block of rows of `w` is contiguous, so no
         // thread copies its part of the weights; the partial products are summed.
         let w = w.val();
@@ -290,6 +292,36 @@ fn dense(x: Tensor<3>, w: &Param<Tensor<2>>, b: Option<&Param<Tensor<1>>>) -> Te
         Some(b) => y + b.val().unsqueeze_dim::<2>(0).unsqueeze_dim(0),
         None => y,
     }
+}
+
+/// Rows (tokens of a batch) from which burn's matmul is as fast as [`super::skinny`]'s.
+const FEW_ROWS: usize = 12;
+
+/// `x · w` by [`super::skinny`] where that is faster than burn's matmul: 2 to [`FEW_ROWS`]
+/// rows of f32 on the CPU outside autodiff (batched decoding), against at least 512
+/// output columns. `None` otherwise.
+fn few_rows(x: &Tensor<3>, w: &Param<Tensor<2>>) -> Option<Tensor<3>> {
+    use burn::backend::Flex;
+    let [batch, t, inp] = x.dims();
+    let w = w.val();
+    let [_, out] = w.dims();
+    if !(2..=FEW_ROWS).contains(&(batch * t)) || out < 512 {
+        return None;
+    }
+    let flex = |t: burn::tensor::Tensor<2>| t.try_into_primitive::<Flex>().ok();
+    let xp = flex(x.clone().reshape([batch * t, inp]))?;
+    let wp = flex(w)?;
+    let y = super::skinny::matmul(
+        xp.as_slice::<f32>()?,
+        batch * t,
+        wp.as_slice::<f32>()?,
+        inp,
+        out,
+    )?;
+    Some(Tensor::from_data(
+        TensorData::new(y, [batch, t, out]),
+        &x.device(),
+    ))
 }
 
 /// Blocks a split projection is cut into: fixed, not the thread count, so that results are

@@ -12,7 +12,9 @@ pub const KIND: KindSpec = KindSpec {
     // 2: metrics.json is an `eval::Evaluation` (F1 / EM ± s.e.m., strata, probe).
     // 3: each scored question carries its strata; 2Wiki is named `2wiki`.
     // 4: answers are read as PhantomWiki's regex reads them (no line break in a span).
-    version: 4,
+    // 5: prompts are batched in token order (shared prefixes together), so the samples
+    //    drawn differ; `limit` applies to datasets too.
+    version: 5,
     doc: "Answer a synthpipe dataset's questions (the training prompts) or a real benchmark's (reading comprehension with worked examples) with a model, sampling with the paper's evaluation settings, and score them: predictions.jsonl and metrics.json (EM, F1 ± s.e.m. overall and by stratum; for benchmarks also the composition probe).",
     params: &[
         MODEL_IN,
@@ -134,7 +136,7 @@ pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
         progress: io.progress,
     };
     match p.benchmark {
-        Benchmark::Synthetic => Ok(run::synthetic(&r, io.input("dataset")?)?),
+        Benchmark::Synthetic => Ok(run::synthetic(&r, io.input("dataset")?, p.limit)?),
         bench => Ok(run::benchmark(
             &r,
             &BenchmarkJob {
