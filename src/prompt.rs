@@ -14,6 +14,9 @@ use crate::model::chat::{self, ChatOptions, Message};
 use crate::model::tokenizer::Tokenizer;
 use crate::util::rng::Rng;
 
+pub mod paper;
+pub use paper::Style;
+
 /// What a model trained on a generated dataset reads and writes, for training its
 /// tokenizer: the dataset's text (articles, questions, answers), the instruction, and the
 /// chain of thought of every question (so `<answer>` and the reasoning phrases get tokens).
@@ -178,6 +181,8 @@ fn has(xs: &[String]) -> &'static str {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PromptOptions {
+    /// synthpipe's layout or the paper's (template and fixed examples).
+    pub style: Style,
     /// Worked examples before the question (the paper: 11).
     pub examples: usize,
     /// Put the question's universe (all its articles) into the prompt.
@@ -194,6 +199,7 @@ pub struct PromptOptions {
 impl Default for PromptOptions {
     fn default() -> Self {
         PromptOptions {
+            style: Style::Synthpipe,
             examples: 11,
             evidence: true,
             chat: true,
@@ -272,6 +278,15 @@ impl Examples {
             .find(|(u, _)| u != universe)
             .map(|(_, qs)| qs.as_slice())
     }
+}
+
+/// The paper's prompt text of `q`: phantom_eval's template with the universe's articles
+/// (`None`: no evidence) and the first `k` of its fixed family examples.
+pub fn paper_text(q: &Question, articles: Option<&[String]>, k: usize) -> String {
+    let evidence = articles.map_or_else(String::new, |a| {
+        paper::evidence(a.iter().map(String::as_str))
+    });
+    paper::render(&evidence, &paper::Examples::Family.first(k), &q.text)
 }
 
 /// The prompt text of `q` (before any chat template): instruction, evidence, examples,
@@ -391,9 +406,17 @@ impl Prompter<'_> {
         examples: &[Question],
         with_target: bool,
     ) -> Result<Result<Encoded, Overflow>, String> {
-        let prompt = self
-            .tokenizer
-            .encode(&self.render(q, evidence, examples)?)?;
+        self.encode_text(q, self.render(q, evidence, examples)?, with_target)
+    }
+
+    /// Encodes `q` asked as `rendered` (the full prompt string), as [`Prompter::encode`].
+    pub fn encode_text(
+        &self,
+        q: &Question,
+        rendered: String,
+        with_target: bool,
+    ) -> Result<Result<Encoded, Overflow>, String> {
+        let prompt = self.tokenizer.encode(&rendered)?;
         if prompt.len() > self.max_prompt_tokens {
             return Ok(Err(Overflow {
                 id: q.id.clone(),
@@ -449,33 +472,30 @@ pub fn encode_all(
     with_target: bool,
 ) -> Result<(Vec<Item>, usize), String> {
     let o = &prompter.opts;
-    let examples = Examples::choose(pool, o.examples, o.seed);
+    // The paper's examples are fixed: no pool to choose from.
+    let examples = match o.style {
+        Style::Synthpipe => Examples::choose(pool, o.examples, o.seed),
+        Style::Paper => Examples::choose(&[], 0, o.seed),
+    };
     let mut items = Vec::with_capacity(data.questions.len());
     let mut skipped = 0;
-    for q in data.questions {
-        let ex = if o.examples == 0 {
-            &[][..]
+    let mut data = data;
+    let questions = std::mem::take(&mut data.questions);
+    for q in questions {
+        let encoded = if o.style == Style::Paper {
+            let articles = if o.evidence {
+                Some(data.articles.get(&q.universe).ok_or_else(|| {
+                    format!("universe `{}` has no articles for the evidence", q.universe)
+                })?)
+            } else {
+                None
+            };
+            let text = paper_text(&q, articles.map(Vec::as_slice), o.examples);
+            prompter.encode_text(&q, prompter.wrap(text)?, with_target)?
         } else {
-            examples.for_universe(&q.universe).ok_or_else(|| {
-                format!(
-                    "no worked examples for universe `{}`: the examples need questions of another universe",
-                    q.universe
-                )
-            })?
+            synthpipe_encoded(prompter, &q, &data, &examples, with_target)?
         };
-        let evidence = if o.evidence {
-            Some(
-                data.evidence
-                    .get(&q.universe)
-                    .map(String::as_str)
-                    .ok_or_else(|| {
-                        format!("universe `{}` has no articles for the evidence", q.universe)
-                    })?,
-            )
-        } else {
-            None
-        };
-        match prompter.encode(&q, evidence, ex, with_target)? {
+        match encoded {
             Ok(enc) => items.push(Item { q, enc }),
             Err(_) if overflow == OnOverflow::Skip => skipped += 1,
             Err(over) => {
@@ -486,6 +506,40 @@ pub fn encode_all(
         }
     }
     Ok((items, skipped))
+}
+
+/// `q` encoded in synthpipe's layout, with examples of another universe.
+fn synthpipe_encoded(
+    prompter: &Prompter,
+    q: &Question,
+    data: &Dataset,
+    examples: &Examples,
+    with_target: bool,
+) -> Result<Result<Encoded, Overflow>, String> {
+    let o = &prompter.opts;
+    let ex = if o.examples == 0 {
+        &[][..]
+    } else {
+        examples.for_universe(&q.universe).ok_or_else(|| {
+            format!(
+                "no worked examples for universe `{}`: the examples need questions of another universe",
+                q.universe
+            )
+        })?
+    };
+    let evidence = if o.evidence {
+        Some(
+            data.evidence
+                .get(&q.universe)
+                .map(String::as_str)
+                .ok_or_else(|| {
+                    format!("universe `{}` has no articles for the evidence", q.universe)
+                })?,
+        )
+    } else {
+        None
+    };
+    prompter.encode(q, evidence, ex, with_target)
 }
 
 #[cfg(test)]
@@ -631,6 +685,23 @@ mod tests {
         // Same seed, same choice.
         let again = Examples::choose(&pool, 2, 5);
         assert_eq!(again.for_universe("u1"), ex.for_universe("u1"));
+    }
+
+    #[test]
+    fn paper_prompts_separate_articles_and_keep_the_first_examples() {
+        let question = q("a1", "u1", "t1");
+        let articles = vec!["# Ann\nAnn is here.\n".to_string(), "# Bo\n".to_string()];
+        let p = paper_text(&question, Some(&articles), 2);
+        assert!(
+            p.contains("    # Ann\nAnn is here.\n\n================\n\n# Bo\n\n    (END EVIDENCE)")
+        );
+        assert!(p.contains("Example 2:") && !p.contains("Example 3:"));
+        assert!(p.contains("Who is the child of Alvaro Smock?"));
+        assert!(p.ends_with("    Question: Question a1?\n    Answer: "));
+        // Without evidence the block is empty, as phantom_eval leaves it.
+        let bare = paper_text(&question, None, 0);
+        assert!(bare.contains("(BEGIN EVIDENCE)\n    \n    (END EVIDENCE)"));
+        assert!(bare.contains("(START OF EXAMPLES)\n    \n    (END OF EXAMPLES)"));
     }
 
     #[test]

@@ -1100,6 +1100,142 @@ fn paper_pipeline_is_the_papers_recipe_for_a_given_model() {
     }
 }
 
+#[test]
+fn the_gpu_bench_pipeline_is_the_papers_shape() {
+    let eval = root().join("tests/fixtures/eval/hotpotqa.json");
+    let overrides = [
+        (
+            "model".to_string(),
+            root()
+                .join("tests/fixtures/models/tiny-qwen3")
+                .display()
+                .to_string(),
+        ),
+        ("hotpotqa".into(), eval.display().to_string()),
+    ];
+    let p = load::load_with(&root().join("benches/gpu.yaml"), &overrides)
+        .unwrap_or_else(|f| panic!("{:?}", f.diagnostics));
+    let grpo = &p.stages[p.stage("grpo").unwrap()].params;
+    assert_eq!(grpo["group_size"], 16);
+    assert_eq!(grpo["max_completion_tokens"], 1024);
+    assert_eq!(grpo["prompt"], "paper");
+    assert_eq!(grpo["examples"], 11);
+    assert_eq!(grpo["backend"], "wgpu");
+    let eval = &p.stages[p.stage("hotpotqa").unwrap()].params;
+    assert_eq!(eval["limit"], 100);
+    assert_eq!(eval["benchmark"], "hotpotqa");
+}
+
+/// What `synthpipe run --dry-run` lists under each stage: stage → setting → value as shown.
+fn dry_run_settings(out: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut stages: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut current = None;
+    for line in out.lines() {
+        if let Some(rest) = line.strip_prefix('[') {
+            // `[5/14] grpo (grpo): would build`
+            current = rest
+                .split_once("] ")
+                .and_then(|(_, r)| r.split_once(' '))
+                .map(|(name, _)| name.to_string());
+        } else if let (Some(stage), Some(body)) = (&current, line.strip_prefix("      ")) {
+            for pair in body.split("  ") {
+                let (k, v) = pair.split_once('=').expect("name=value");
+                stages
+                    .entry(stage.clone())
+                    .or_default()
+                    .insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    stages
+}
+
+#[test]
+fn paper_dry_run_shows_every_setting_of_the_table_in_docs_training() {
+    let dir = tmpdir("pipeline", "paper-dry");
+    let eval = |f: &str| root().join("tests/fixtures/eval").join(f);
+    let args = [
+        format!(
+            "model={}",
+            root().join("tests/fixtures/models/tiny-qwen3").display()
+        ),
+        format!("hotpotqa={}", eval("hotpotqa.json").display()),
+        format!("twowiki={}", eval("2wiki.jsonl").display()),
+        format!("musique={}", eval("musique.jsonl").display()),
+    ];
+    let file = root().join("pipelines/paper.yaml");
+    let store = dir.join("store");
+    let mut cli = vec![
+        "run",
+        file.to_str().unwrap(),
+        "--dry-run",
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    for a in &args {
+        cli.extend(["--param", a.as_str()]);
+    }
+    let shown = dry_run_settings(&run_ok(&cli, &dir));
+    assert!(shown.contains_key("grpo") && shown.contains_key("base_hotpotqa"));
+
+    let doc = std::fs::read_to_string(root().join("docs/training.md")).unwrap();
+    let table: Vec<&str> = doc
+        .lines()
+        .skip_while(|l| !l.starts_with("| setting | synthpipe"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert!(table.len() >= 25, "the recipe's table in docs/training.md");
+    let mut checked = 0;
+    for row in table {
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").collect();
+        assert_eq!(cells.len(), 3, "{row}");
+        // Every setting names where the paper sets it.
+        assert!(cells[2].contains('`'), "no source named: {row}");
+        let settings: Vec<&str> = cells[1]
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|t| t.contains('='))
+            .collect();
+        assert!(!settings.is_empty(), "no setting to check: {row}");
+        for s in settings {
+            let (path, want) = s.split_once('=').unwrap();
+            // `name`, `stage.name` or `stage.name.key…` (into a JSON value).
+            let parts: Vec<&str> = path.split('.').collect();
+            let (stage, rest) = if shown.contains_key(parts[0]) && parts.len() > 1 {
+                (parts[0], &parts[1..])
+            } else {
+                ("grpo", &parts[..])
+            };
+            let value = shown[stage]
+                .get(rest[0])
+                .unwrap_or_else(|| panic!("`{path}`: {stage} shows no `{}`", rest[0]));
+            let got = if rest.len() == 1 {
+                value.clone()
+            } else {
+                let mut v: Json = serde_json::from_str(value).unwrap();
+                for k in &rest[1..] {
+                    v = match k.parse::<usize>() {
+                        Ok(i) => v[i].clone(),
+                        Err(_) => v[*k].clone(),
+                    };
+                }
+                match v {
+                    Json::String(t) => t,
+                    other => other.to_string(),
+                }
+            };
+            assert_eq!(
+                got, want,
+                "docs/training.md says `{s}`; --dry-run shows {got}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 45, "{checked} settings checked");
+}
+
 const TWO_SETTINGS: &str = "name: ids
 stages:
   small:

@@ -225,7 +225,10 @@ pub struct DerivedCounts {
 #[derive(Clone, Debug, Default)]
 pub struct Dataset {
     pub questions: Vec<Question>,
+    /// synthpipe's evidence: the articles one after another.
     pub evidence: BTreeMap<String, String>,
+    /// Each universe's articles, as written (the paper's prompts separate them).
+    pub articles: BTreeMap<String, Vec<String>>,
 }
 
 /// Every record of a JSON Lines file (blank lines skipped).
@@ -265,17 +268,20 @@ impl Dataset {
         }
         let articles: Vec<Article> = read_jsonl(&dir.join("articles.jsonl"))?;
         let mut evidence: BTreeMap<String, String> = BTreeMap::new();
+        let mut by_universe: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for a in articles {
-            let e = evidence.entry(a.universe).or_default();
+            let e = evidence.entry(a.universe.clone()).or_default();
             if !e.is_empty() {
                 e.push('\n');
             }
             e.push_str(a.text.trim_end());
             e.push('\n');
+            by_universe.entry(a.universe).or_default().push(a.text);
         }
         Ok(Dataset {
             questions,
             evidence,
+            articles: by_universe,
         })
     }
 }

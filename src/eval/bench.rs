@@ -100,6 +100,10 @@ impl Benchmark {
 pub struct Paragraph {
     pub title: String,
     pub text: String,
+    /// The text as the paper's prompts show it: sentences on lines of their own where the
+    /// dataset splits them (HotpotQA, 2Wiki), else the text.
+    #[serde(skip)]
+    pub lines: String,
     /// Marked as supporting by the dataset (gold paragraph).
     pub supporting: bool,
 }
@@ -390,6 +394,7 @@ fn context(m: &Map<String, Value>, supporting: &[String]) -> Result<Vec<Paragrap
         supporting: supporting.contains(&title),
         title,
         text: sentences.concat(),
+        lines: sentences.join("\n"),
     };
     match m.get("context") {
         Some(Value::Array(items)) => items
@@ -545,9 +550,11 @@ fn record(
                     .iter()
                     .map(|p| {
                         let p = p.as_object().ok_or("`paragraphs` items must be objects")?;
+                        let text = string(p, "paragraph_text")?;
                         Ok(Paragraph {
                             title: string(p, "title")?,
-                            text: string(p, "paragraph_text")?,
+                            lines: text.clone(),
+                            text,
                             supporting: p
                                 .get("is_supporting")
                                 .and_then(Value::as_bool)
@@ -672,6 +679,7 @@ fn load_synthetic(path: &Path) -> Loaded {
         match serde_json::from_str::<crate::dataset::Article>(line) {
             Ok(a) => by_universe.entry(a.universe).or_default().push(Paragraph {
                 title: a.title,
+                lines: a.text.clone(),
                 text: a.text,
                 supporting: false,
             }),

@@ -3,6 +3,7 @@
 //! answer is asked for in `<answer>` tags, as in training.
 
 use super::bench::{Benchmark, Record};
+use crate::prompt::Style;
 
 pub const INSTRUCTION: &str = "Answer the question using the paragraphs. Work it out one step \
 at a time, then end with the short answer in <answer></answer> tags, for example \
@@ -83,9 +84,28 @@ pub fn examples(bench: Benchmark) -> &'static [Example] {
     }
 }
 
-/// The prompt text of `r`: instruction, paragraphs, up to `k` worked examples of its
-/// benchmark, the question; plain-text prompts end in `Answer:` for the model to continue.
-pub fn prompt_text(bench: Benchmark, r: &Record, k: usize, chat: bool) -> String {
+/// The paper's prompt text of `r` (`pred.py`'s): phantom_eval's template with the
+/// paragraphs' texts (no titles) as evidence and the first `k` of the benchmark's fixed
+/// examples (CofCA borrows HotpotQA's, as `pred.py` does).
+pub fn paper_text(bench: Benchmark, r: &Record, k: usize) -> String {
+    use crate::prompt::paper;
+    let block = match bench {
+        Benchmark::HotpotQa | Benchmark::Cofca => paper::Examples::HotpotQa,
+        Benchmark::TwoWiki => paper::Examples::TwoWiki,
+        Benchmark::Musique => paper::Examples::Musique,
+        Benchmark::Synthetic => paper::Examples::Family,
+    };
+    let evidence = paper::evidence(r.paragraphs.iter().map(|p| p.lines.as_str()));
+    paper::render(&evidence, &block.first(k), &r.question)
+}
+
+/// The prompt text of `r` in `style`: the paper's, or synthpipe's (instruction, paragraphs,
+/// up to `k` worked examples of its benchmark, the question; plain-text prompts end in
+/// `Answer:` for the model to continue).
+pub fn prompt_text(bench: Benchmark, r: &Record, k: usize, chat: bool, style: Style) -> String {
+    if style == Style::Paper {
+        return paper_text(bench, r, k);
+    }
     let mut p = String::from(INSTRUCTION);
     p.push_str("\n\n");
     for (i, para) in r.paragraphs.iter().enumerate() {
@@ -117,6 +137,25 @@ pub fn prompt_text(bench: Benchmark, r: &Record, k: usize, chat: bool) -> String
 mod tests {
     use super::*;
     use crate::eval::answer as reward;
+
+    #[test]
+    fn paper_prompts_show_sentences_on_lines_without_titles() {
+        let bytes = br#"[{"_id": "x", "question": "Who?", "answer": "Ann", "type": "bridge", "level": "easy",
+            "supporting_facts": [["T1", 0]],
+            "context": [["T1", ["Ann is here.", " She stays."]], ["T2", ["Bo left."]]]}]"#;
+        let loaded = crate::eval::bench::load_bytes(Benchmark::HotpotQa, "t", bytes, None);
+        let r = &loaded.records[0];
+        let p = prompt_text(Benchmark::HotpotQa, r, 1, true, Style::Paper);
+        assert!(p.contains(
+            "    Ann is here.\n She stays.\n================\n\nBo left.\n    (END EVIDENCE)"
+        ));
+        assert!(!p.contains("T1"));
+        assert!(p.contains("Arthur's Magazine") && !p.contains("Oberoi"));
+        assert!(p.ends_with("Question: Who?\n    Answer: "));
+        // CofCA borrows HotpotQA's examples; MuSiQue has its own.
+        assert!(prompt_text(Benchmark::Cofca, r, 1, true, Style::Paper).contains("Arthur's"));
+        assert!(prompt_text(Benchmark::Musique, r, 1, true, Style::Paper).contains("Yellow Tiger"));
+    }
 
     #[test]
     fn every_example_ends_in_one_well_formed_answer() {

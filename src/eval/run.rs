@@ -301,7 +301,13 @@ pub fn benchmark(run: &Run, b: &BenchmarkJob) -> Result<(), String> {
     let mut items = Vec::with_capacity(records.len());
     let mut skipped = 0;
     for r in &records {
-        let text = super::prompt::prompt_text(b.bench, r, p.prompt.examples, p.prompt.chat);
+        let text = super::prompt::prompt_text(
+            b.bench,
+            r,
+            p.prompt.examples,
+            p.prompt.chat,
+            p.prompt.style,
+        );
         let prompt = model.tokenizer.encode(&prompter.wrap(text)?)?;
         if prompt.len() > p.max_prompt_tokens {
             if p.overflow == OnOverflow::Skip {

@@ -67,6 +67,78 @@ fn env(stage: &Stage, machine: &crate::model::machine::Machine) -> Json {
 
 /// `b3:` hash of the canonical encoding (serde_json with sorted keys: `Json` objects are
 /// B-trees, and the pre-image is built from B-tree maps).
+/// A stage's settings as `name=value` pairs in the kind's parameter order (inputs as the
+/// file or `stage.output` they read), wrapped to `width` columns under the stage's line.
+pub fn settings_lines(s: &Stage, width: usize) -> Vec<String> {
+    // Inputs, at any depth, as what they read.
+    fn resolve(v: &Json, inputs: &BTreeMap<String, Input>) -> Json {
+        match v {
+            Json::Object(m) => match (m.len(), m.get("input").and_then(Json::as_str)) {
+                (1, Some(name)) if inputs.contains_key(name) => Json::String(match &inputs[name] {
+                    Input::File { path, .. } => path.display().to_string(),
+                    Input::Stage { stage, output } => format!("{stage}.{output}"),
+                }),
+                _ => Json::Object(
+                    m.iter()
+                        .map(|(k, x)| (k.clone(), resolve(x, inputs)))
+                        .collect(),
+                ),
+            },
+            Json::Array(xs) => match xs.iter().map(Json::as_u64).collect::<Option<Vec<u64>>>() {
+                // Seed lists, as the pipeline file writes them: `1..=3,11..=41`.
+                Some(ns) if ns.len() > 2 && ns.windows(2).all(|w| w[0] < w[1]) => {
+                    Json::String(ranges(&ns))
+                }
+                _ => Json::Array(xs.iter().map(|x| resolve(x, inputs)).collect()),
+            },
+            other => other.clone(),
+        }
+    }
+    fn ranges(ns: &[u64]) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        let mut i = 0;
+        while i < ns.len() {
+            let mut j = i;
+            while j + 1 < ns.len() && ns[j + 1] == ns[j] + 1 {
+                j += 1;
+            }
+            parts.push(if j > i {
+                format!("{}..={}", ns[i], ns[j])
+            } else {
+                ns[i].to_string()
+            });
+            i = j + 1;
+        }
+        parts.join(",")
+    }
+    let pairs = s.kind.params.iter().filter_map(|spec| {
+        let v = resolve(s.params.get(spec.name)?, &s.inputs);
+        let shown = match v {
+            Json::Null => return None,
+            Json::String(t) => t,
+            other => other.to_string(),
+        };
+        Some(format!("{}={shown}", spec.name))
+    });
+    let indent = "      ";
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for pair in pairs {
+        if !line.is_empty() && indent.len() + line.len() + 2 + pair.len() > width {
+            lines.push(format!("{indent}{line}"));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push_str("  ");
+        }
+        line.push_str(&pair);
+    }
+    if !line.is_empty() {
+        lines.push(format!("{indent}{line}"));
+    }
+    lines
+}
+
 pub fn key_of(pre: &Json) -> String {
     format!("b3:{}", blake3::hash(pre.to_string().as_bytes()).to_hex())
 }
@@ -319,6 +391,12 @@ pub fn run(
                 "[{counter}/{total}] {} ({}): {line}",
                 s.name, s.kind.name
             ));
+            // A dry run is for checking what would run: every setting, defaults included.
+            if opts.dry_run {
+                for l in settings_lines(s, 96) {
+                    say(&l);
+                }
+            }
             // A report is read in a browser: say where it is.
             if let (Outcome::Cached | Outcome::Built, Some(key)) = (&report.outcome, &report.key) {
                 for o in s

@@ -86,7 +86,7 @@ pub(crate) fn setup(job: &Job, with_target: bool) -> Result<Setup, String> {
             })?;
             let pool = match job.examples {
                 Some(path) => Dataset::load(path)?.questions,
-                None if p.examples == 0 => Vec::new(),
+                None if p.examples == 0 || p.style == crate::prompt::Style::Paper => Vec::new(),
                 None => {
                     return Err("worked examples for questions drawn on the fly need `examples_from` (or `examples: 0`)".into());
                 }

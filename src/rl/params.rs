@@ -11,7 +11,7 @@ use crate::eval::run::SampleParams;
 use crate::model::device::{Backend, Dtype, device_with};
 use crate::model::generate::GenOptions;
 use crate::model::tokenizer::Tokenizer;
-use crate::prompt::{OnOverflow, PromptOptions, Prompter};
+use crate::prompt::{OnOverflow, PromptOptions, Prompter, Style};
 
 /// Every setting of a training or evaluation job, typed. Built by its stage from the stage's
 /// parameters (whose defaults live once, in the stage kind's spec); the groups a job does
@@ -26,6 +26,8 @@ pub struct TrainParams {
     pub max_completion_tokens: usize,
     /// Questions over a token budget are skipped (counted in the metrics) or stop the job.
     pub overflow: OnOverflow,
+    /// The prompt layout (synthpipe's or the paper's).
+    pub style: Style,
     pub examples: usize,
     pub evidence: bool,
     pub chat: bool,
@@ -109,6 +111,7 @@ pub struct GrpoParams {
 impl TrainParams {
     pub fn prompt_options(&self) -> PromptOptions {
         PromptOptions {
+            style: self.style,
             examples: self.examples,
             evidence: self.evidence,
             chat: self.chat,

@@ -57,6 +57,7 @@ pub const KIND: KindSpec = KindSpec {
         MAX_PROMPT,
         MAX_COMPLETION,
         OVERFLOW,
+        PROMPT,
         EXAMPLES,
         EVIDENCE,
         CHAT,
@@ -109,6 +110,7 @@ fn check(c: &mut Check) {
 pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
     let settings = Settings {
         prompt: PromptOptions {
+            style: p.prompt,
             examples: p.examples,
             evidence: p.evidence,
             chat: p.chat,

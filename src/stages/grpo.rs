@@ -136,6 +136,7 @@ pub const KIND: KindSpec = KindSpec {
         MAX_PROMPT,
         MAX_COMPLETION,
         OVERFLOW,
+        PROMPT,
         EXAMPLES,
         EVIDENCE,
         CHAT,

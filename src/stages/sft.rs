@@ -35,6 +35,7 @@ pub const KIND: KindSpec = KindSpec {
         MAX_PROMPT,
         MAX_COMPLETION,
         OVERFLOW,
+        PROMPT,
         EXAMPLES,
         EVIDENCE,
         CHAT,

@@ -278,6 +278,12 @@ pub const EXAMPLES: ParamSpec = int(
     "11",
     "worked chain-of-thought examples in each prompt (the paper: 11)",
 );
+pub const PROMPT: ParamSpec = p(
+    "prompt",
+    Ty::Choice(&["synthpipe", "paper"]),
+    Some("\"synthpipe\""),
+    "prompt layout: `synthpipe` (short instruction, examples from another universe of the same rules) or `paper` (phantom_eval's template and fixed worked examples, for the family rules and the real benchmarks)",
+);
 pub const EVIDENCE: ParamSpec = p(
     "evidence",
     Ty::Bool,
