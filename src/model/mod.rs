@@ -3,6 +3,7 @@
 //! with coded errors for every way a file can be wrong; LoRA adapters (`lora`); the CPU's
 //! products of a few rows with a weight matrix (`skinny`).
 
+pub mod attend;
 pub mod chat;
 pub mod config;
 pub mod device;

@@ -294,6 +294,31 @@ fn dense(x: Tensor<3>, w: &Param<Tensor<2>>, b: Option<&Param<Tensor<1>>>) -> Te
     }
 }
 
+/// Attention of a CPU prefill by [`super::attend::causal`], as `[batch, t, heads × head_dim]`;
+/// `None` where that kernel does not apply (not f32, no AVX2), so burn's attention runs.
+fn causal_on_cpu(q: &Tensor<4>, k: &Tensor<4>, v: &Tensor<4>, pass: &Pass) -> Option<Tensor<3>> {
+    let [batch, heads, t, head_dim] = q.dims();
+    let [_, kv_heads, seen, _] = k.dims();
+    if pass.valid.len() != batch || pass.valid.iter().any(|r| r.len() != seen) {
+        return None;
+    }
+    let host = |x: &Tensor<4>| x.clone().into_data().try_into_vec::<f32>().ok();
+    let dims = super::attend::Dims {
+        batch,
+        heads,
+        kv_heads,
+        t,
+        seen,
+        head_dim,
+    };
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let y = super::attend::causal(&host(q)?, &host(k)?, &host(v)?, dims, &pass.valid, scale)?;
+    Some(Tensor::from_data(
+        TensorData::new(y, [batch, t, heads * head_dim]),
+        &q.device(),
+    ))
+}
+
 /// Rows (tokens of a batch) from which burn's matmul is as fast as [`super::skinny`]'s.
 const FEW_ROWS: usize = 12;
 
@@ -355,6 +380,9 @@ pub struct Pass {
     mask: Tensor<4>,
     /// The same mask as booleans (true: blocked), for the CPU's fused attention.
     blocked: Tensor<4, Bool>,
+    /// Per row, which of the keys seen so far are real (left padding is not): the mask's
+    /// source, for [`super::attend`].
+    valid: std::sync::Arc<Vec<Vec<bool>>>,
     /// Training passes with dropout: the seed each layer's masks are drawn from.
     dropout: Option<u64>,
 }
@@ -481,6 +509,7 @@ impl Transformer {
             sin,
             mask,
             blocked,
+            valid: std::sync::Arc::new(cache.valid.clone()),
             dropout,
         }
     }
@@ -583,6 +612,10 @@ impl Attention {
         };
         *cache = Some((k.clone(), v.clone()));
         if t > 1 && !q.is_autodiff() && q.device() == Device::flex() {
+            // Prefill on the CPU: the causal kernel skips the keys no query may see.
+            if let Some(out) = causal_on_cpu(&q, &k, &v, pass) {
+                return linear(out, &self.o, None, ad.o.as_ref(), drop);
+            }
             // Prefill outside autodiff: the CPU backend's fused attention (grouped-query heads
             // as they are, scores in tiles with an online softmax) never holds the scores of
             // all keys, whose matrix and softmax cost more than the products on long prompts
