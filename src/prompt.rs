@@ -471,31 +471,10 @@ pub fn encode_all(
     overflow: OnOverflow,
     with_target: bool,
 ) -> Result<(Vec<Item>, usize), String> {
-    let o = &prompter.opts;
-    // The paper's examples are fixed: no pool to choose from.
-    let examples = match o.style {
-        Style::Synthpipe => Examples::choose(pool, o.examples, o.seed),
-        Style::Paper => Examples::choose(&[], 0, o.seed),
-    };
     let mut items = Vec::with_capacity(data.questions.len());
     let mut skipped = 0;
-    let mut data = data;
-    let questions = std::mem::take(&mut data.questions);
-    for q in questions {
-        let encoded = if o.style == Style::Paper {
-            let articles = if o.evidence {
-                Some(data.articles.get(&q.universe).ok_or_else(|| {
-                    format!("universe `{}` has no articles for the evidence", q.universe)
-                })?)
-            } else {
-                None
-            };
-            let text = paper_text(&q, articles.map(Vec::as_slice), o.examples);
-            prompter.encode_text(&q, prompter.wrap(text)?, with_target)?
-        } else {
-            synthpipe_encoded(prompter, &q, &data, &examples, with_target)?
-        };
-        match encoded {
+    for (q, text) in texts_all(&prompter.opts, data, pool)? {
+        match prompter.encode_text(&q, prompter.wrap(text)?, with_target)? {
             Ok(enc) => items.push(Item { q, enc }),
             Err(_) if overflow == OnOverflow::Skip => skipped += 1,
             Err(over) => {
@@ -508,38 +487,50 @@ pub fn encode_all(
     Ok((items, skipped))
 }
 
-/// `q` encoded in synthpipe's layout, with examples of another universe.
-fn synthpipe_encoded(
-    prompter: &Prompter,
-    q: &Question,
-    data: &Dataset,
-    examples: &Examples,
-    with_target: bool,
-) -> Result<Result<Encoded, Overflow>, String> {
-    let o = &prompter.opts;
-    let ex = if o.examples == 0 {
-        &[][..]
-    } else {
-        examples.for_universe(&q.universe).ok_or_else(|| {
-            format!(
-                "no worked examples for universe `{}`: the examples need questions of another universe",
-                q.universe
-            )
-        })?
+/// Every question of `data` with its prompt text as `opts` lay it out, before any chat
+/// template (a server applies its own): worked examples from `pool` (never of the
+/// question's own universe) or the paper's fixed ones, its universe's articles as evidence.
+pub fn texts_all(
+    o: &PromptOptions,
+    data: Dataset,
+    pool: &[Question],
+) -> Result<Vec<(Question, String)>, String> {
+    // The paper's examples are fixed: no pool to choose from.
+    let examples = match o.style {
+        Style::Synthpipe => Examples::choose(pool, o.examples, o.seed),
+        Style::Paper => Examples::choose(&[], 0, o.seed),
     };
-    let evidence = if o.evidence {
-        Some(
-            data.evidence
-                .get(&q.universe)
-                .map(String::as_str)
-                .ok_or_else(|| {
-                    format!("universe `{}` has no articles for the evidence", q.universe)
-                })?,
-        )
-    } else {
-        None
-    };
-    prompter.encode(q, evidence, ex, with_target)
+    let mut data = data;
+    let questions = std::mem::take(&mut data.questions);
+    let mut out = Vec::with_capacity(questions.len());
+    for q in questions {
+        let missing = || format!("universe `{}` has no articles for the evidence", q.universe);
+        let text = if o.style == Style::Paper {
+            let articles = match o.evidence {
+                true => Some(data.articles.get(&q.universe).ok_or_else(missing)?),
+                false => None,
+            };
+            paper_text(&q, articles.map(Vec::as_slice), o.examples)
+        } else {
+            let ex = if o.examples == 0 {
+                &[][..]
+            } else {
+                examples.for_universe(&q.universe).ok_or_else(|| {
+                    format!(
+                        "no worked examples for universe `{}`: the examples need questions of another universe",
+                        q.universe
+                    )
+                })?
+            };
+            let evidence = match o.evidence {
+                true => Some(data.evidence.get(&q.universe).ok_or_else(missing)?.as_str()),
+                false => None,
+            };
+            prompt_text(&q, evidence, ex, o.chat)
+        };
+        out.push((q, text));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod answer;
 pub mod bench;
 pub mod metrics;
 pub mod prompt;
+pub mod remote;
 pub mod run;
 pub mod score;
 

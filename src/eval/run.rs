@@ -71,11 +71,25 @@ impl Settings {
     }
 }
 
-/// An evaluation run: settings, the model, where worked examples come from (synthetic
-/// questions; default: the dataset itself), and the output folder.
+/// A model served over the OpenAI-compatible API, answering in place of a local one.
+pub struct Served<'a> {
+    pub endpoint: &'a super::remote::Endpoint,
+    /// The id the server lists for the model (`served_model`).
+    pub model: String,
+    pub api: super::remote::Api,
+    pub concurrency: usize,
+    /// Where answers are cached per request (the stage's scratch folder).
+    pub cache: &'a Path,
+}
+
+/// An evaluation run: settings, the model (a local one, or a served one), where worked
+/// examples come from (synthetic questions; default: the dataset itself), and the output
+/// folder.
 pub struct Run<'a> {
     pub settings: Settings,
-    pub model: &'a Path,
+    /// The local model; `None` when `served` answers.
+    pub model: Option<&'a Path>,
+    pub served: Option<Served<'a>>,
     /// A LoRA adapter on `model`.
     pub adapter: Option<&'a Path>,
     pub examples: Option<&'a Path>,
@@ -121,6 +135,73 @@ fn answer_all(
     }
     pb.finish_and_clear();
     Ok(lines.concat())
+}
+
+/// The run's local model, with its adapter.
+fn local_model(run: &Run) -> Result<Model, String> {
+    let p = &run.settings;
+    let path = run
+        .model
+        .ok_or("an evaluation needs a model or an endpoint")?;
+    lora::load_adapted(path, run.adapter, &device_with(p.backend, p.dtype)?)
+}
+
+/// Asks the server for an answer to every prompt text, `concurrency` at a time, each with
+/// the evaluation's sampling and a seed of its own (from the run's seed and the question's
+/// id, so an answer does not depend on the order or the concurrency), under a progress
+/// bar; then hands each answer to `score` in order, as [`answer_all`] does. Answers are
+/// cached per request in the stage's scratch folder.
+fn answer_served(
+    run: &Run,
+    s: &Served,
+    texts: &[String],
+    ids: &[String],
+    mut score: impl FnMut(usize, Generation) -> (f64, serde_json::Value),
+) -> Result<String, String> {
+    let p = &run.settings;
+    let sampling = super::remote::Sampling {
+        temperature: p.sampling.temperature,
+        top_p: p.sampling.top_p,
+        top_k: p.sampling.top_k,
+        max_tokens: p.max_completion_tokens,
+    };
+    let bodies: Vec<serde_json::Value> = texts
+        .iter()
+        .zip(ids)
+        .map(|(t, id)| {
+            let seed = Rng::stream(p.prompt.seed, &format!("evaluate/{id}")).next_u64() >> 1;
+            s.endpoint.body(&s.model, t, &sampling, seed)
+        })
+        .collect();
+    let names: Vec<String> = ids.iter().map(|id| format!("question `{id}`")).collect();
+    let cache = super::remote::Cache::open(s.cache)?;
+    let pb = crate::util::progress::steps(run.progress, texts.len() as u64, "evaluate");
+    let answers =
+        super::remote::answer_all(s.endpoint, &cache, &bodies, &names, s.concurrency, |_| {
+            pb.inc(1)
+        })
+        .map_err(|e| e.to_string())?;
+    pb.finish_and_clear();
+    let mut lines = String::new();
+    for (i, a) in answers.into_iter().enumerate() {
+        let g = Generation {
+            tokens: Vec::new(),
+            text: a.text,
+            finish: if a.truncated {
+                Finish::Length
+            } else {
+                Finish::Stop
+            },
+        };
+        lines.push_str(&score(i, g).1.to_string());
+        lines.push('\n');
+    }
+    Ok(lines)
+}
+
+/// The identity of a prompt sent as text: blake3 of its bytes.
+fn text_hash(text: &str) -> String {
+    format!("b3:{}", blake3::hash(text.as_bytes()).to_hex())
 }
 
 /// Extra prompt tokens a batch may prefill rather than end early.
@@ -179,7 +260,6 @@ fn prompt_hash(tokens: &[u32]) -> String {
 pub fn synthetic(run: &Run, dir: &Path, limit: usize) -> Result<(), String> {
     let p = &run.settings;
     let out = run.out;
-    let model = lora::load_adapted(run.model, run.adapter, &device_with(p.backend, p.dtype)?)?;
     let mut data = Dataset::load(dir)?;
     let pool = match run.examples {
         Some(path) => Dataset::load(path)?.questions,
@@ -188,13 +268,38 @@ pub fn synthetic(run: &Run, dir: &Path, limit: usize) -> Result<(), String> {
     if limit > 0 {
         data.questions.truncate(limit);
     }
-    let (items, skipped) = encode_all(
-        &p.prompter(&model.tokenizer),
-        data,
-        &pool,
-        p.overflow,
-        false,
-    )?;
+    let model = match run.served {
+        Some(_) => None,
+        None => Some(local_model(run)?),
+    };
+    // A server gets the prompt text (and applies its own chat template); a local model
+    // gets token ids within the budgets.
+    let (items, texts, skipped) = match (&model, &run.served) {
+        (Some(m), _) => {
+            let (items, skipped) =
+                encode_all(&p.prompter(&m.tokenizer), data, &pool, p.overflow, false)?;
+            (items, Vec::new(), skipped)
+        }
+        (None, Some(s)) => {
+            let mut opts = p.prompt.clone();
+            opts.chat = s.api == super::remote::Api::Chat;
+            let (qs, texts): (Vec<_>, Vec<_>) = crate::prompt::texts_all(&opts, data, &pool)?
+                .into_iter()
+                .unzip();
+            let items = qs
+                .into_iter()
+                .map(|q| crate::prompt::Item {
+                    q,
+                    enc: crate::prompt::Encoded {
+                        prompt: Vec::new(),
+                        target: Vec::new(),
+                    },
+                })
+                .collect::<Vec<_>>();
+            (items, texts, 0)
+        }
+        (None, None) => return Err("an evaluation needs a model or an endpoint".into()),
+    };
     if items.is_empty() {
         return Err(format!(
             "no question of `{}` fits the token budgets ({skipped} skipped)",
@@ -204,14 +309,18 @@ pub fn synthetic(run: &Run, dir: &Path, limit: usize) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create the output: {e}"))?;
     let prompts: Vec<Vec<u32>> = items.iter().map(|it| it.enc.prompt.clone()).collect();
     let mut preds = Vec::with_capacity(items.len());
-    let lines = answer_all(run, &model, &prompts, |i, g| {
+    let score = |i: usize, g: Generation| {
         let it = &items[i];
         let predicted = answer::predicted(&g.text);
         let s = crate::eval::score::score_answers(&it.q.answers, &predicted);
         let answer = answer::last_answer(&g.text).unwrap_or("").to_string();
+        let hash = match texts.get(i) {
+            Some(t) => text_hash(t),
+            None => prompt_hash(&it.enc.prompt),
+        };
         let line = json!({
             "id": it.q.id,
-            "prompt_hash": prompt_hash(&it.enc.prompt),
+            "prompt_hash": hash,
             "generation": g.text,
             "prediction": answer,
             "answers": predicted,
@@ -227,7 +336,15 @@ pub fn synthetic(run: &Run, dir: &Path, limit: usize) -> Result<(), String> {
             line: 0,
         });
         (s.f1, line)
-    })?;
+    };
+    let lines = match (&model, &run.served) {
+        (Some(m), _) => answer_all(run, m, &prompts, score)?,
+        (None, Some(s)) => {
+            let ids: Vec<String> = items.iter().map(|it| it.q.id.clone()).collect();
+            answer_served(run, s, &texts, &ids, score)?
+        }
+        (None, None) => return Err("an evaluation needs a model or an endpoint".into()),
+    };
     // The same questions as records of the `synthetic` benchmark: F1 ± s.e.m. by
     // difficulty, hops and type, and the composition probe over the program's steps.
     let loaded = bench::load_file(Benchmark::Synthetic, dir, None);
@@ -296,19 +413,26 @@ pub fn benchmark(run: &Run, b: &BenchmarkJob) -> Result<(), String> {
             b.data.display()
         ));
     }
-    let model = lora::load_adapted(run.model, run.adapter, &device_with(p.backend, p.dtype)?)?;
-    let prompter = p.prompter(&model.tokenizer);
+    let model = match run.served {
+        Some(_) => None,
+        None => Some(local_model(run)?),
+    };
+    // A server applies its own chat template to the text; a local model gets token ids.
+    let chat = match &run.served {
+        Some(s) => s.api == super::remote::Api::Chat,
+        None => p.prompt.chat,
+    };
     let mut items = Vec::with_capacity(records.len());
+    let mut texts = Vec::new();
     let mut skipped = 0;
     for r in &records {
-        let text = super::prompt::prompt_text(
-            b.bench,
-            r,
-            p.prompt.examples,
-            p.prompt.chat,
-            p.prompt.style,
-        );
-        let prompt = model.tokenizer.encode(&prompter.wrap(text)?)?;
+        let text = super::prompt::prompt_text(b.bench, r, p.prompt.examples, chat, p.prompt.style);
+        let Some(m) = &model else {
+            items.push((r, Vec::new()));
+            texts.push(text);
+            continue;
+        };
+        let prompt = m.tokenizer.encode(&p.prompter(&m.tokenizer).wrap(text)?)?;
         if prompt.len() > p.max_prompt_tokens {
             if p.overflow == OnOverflow::Skip {
                 skipped += 1;
@@ -326,13 +450,17 @@ pub fn benchmark(run: &Run, b: &BenchmarkJob) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("cannot create the output: {e}"))?;
     let prompts: Vec<Vec<u32>> = items.iter().map(|(_, t)| t.clone()).collect();
     let mut answers = Vec::with_capacity(items.len());
-    let lines = answer_all(run, &model, &prompts, |i, g| {
+    let score = |i: usize, g: Generation| {
         let (r, prompt) = &items[i];
         let answer = answer::last_answer(&g.text).unwrap_or("").to_string();
         let s = super::score_one(b.bench, r, &answer);
+        let hash = match texts.get(i) {
+            Some(t) => text_hash(t),
+            None => prompt_hash(prompt),
+        };
         let line = json!({
             "id": r.id,
-            "prompt_hash": prompt_hash(prompt),
+            "prompt_hash": hash,
             "generation": g.text,
             "prediction": answer,
             "f1": s.f1,
@@ -349,7 +477,15 @@ pub fn benchmark(run: &Run, b: &BenchmarkJob) -> Result<(), String> {
             line: 0,
         });
         (s.f1, line)
-    })?;
+    };
+    let lines = match (&model, &run.served) {
+        (Some(m), _) => answer_all(run, m, &prompts, score)?,
+        (None, Some(s)) => {
+            let ids: Vec<String> = items.iter().map(|(r, _)| r.id.clone()).collect();
+            answer_served(run, s, &texts, &ids, score)?
+        }
+        (None, None) => return Err("an evaluation needs a model or an endpoint".into()),
+    };
     let scored: Vec<bench::Record> = items.iter().map(|(r, _)| (*r).clone()).collect();
     let evaluation = super::evaluate(b.bench, &scored, &answers, "predictions.jsonl")
         .map_err(|e| diagnostics(&e))?;

@@ -38,11 +38,15 @@ pub fn preimage_on(
         };
         inputs.insert(place.clone(), digest);
     }
+    let mut params = stage.params.clone();
+    if stage.kind.name == crate::stages::evaluate::KIND.name {
+        crate::stages::evaluate::key_params(&mut params);
+    }
     Some(json!({
         "scheme": KEY_SCHEME,
         "kind": stage.kind.name,
         "version": stage.kind.version,
-        "params": stage.params,
+        "params": params,
         "inputs": inputs,
         // Facts of the machine that change results; none for the data stages (their output
         // is the same on every machine and thread count). Stages that run a model add the
@@ -52,6 +56,11 @@ pub fn preimage_on(
 }
 
 fn env(stage: &Stage, machine: &crate::model::machine::Machine) -> Json {
+    // A served model: what the server says it serves is the model (a server restarted with
+    // another model gives another key); the backend and device are the server's business.
+    if let Some(url) = stage.params.get("endpoint").and_then(Json::as_str) {
+        return json!({ "served_model": served_model_of(stage, url) });
+    }
     match stage.params.get("backend").and_then(Json::as_str) {
         Some(backend) => {
             let dtype = stage
@@ -63,6 +72,31 @@ fn env(stage: &Stage, machine: &crate::model::machine::Machine) -> Json {
         }
         None => json!({}),
     }
+}
+
+/// The id the server at `url` reports for the model the stage asks for, asked once per
+/// process; where the server cannot say, the reason, so no output is ever stored under a
+/// key that does not name the model (the stage then fails with the server's error).
+fn served_model_of(stage: &Stage, url: &str) -> String {
+    static SEEN: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+    let text = |k: &str| stage.params.get(k).and_then(Json::as_str);
+    let wanted = text("served_model");
+    let key_env = text("api_key_env");
+    let api = match text("api") {
+        Some("completions") => crate::eval::remote::Api::Completions,
+        _ => crate::eval::remote::Api::Chat,
+    };
+    let memo = format!("{url}\n{wanted:?}\n{key_env:?}\n{api:?}");
+    if let Some(id) = SEEN.lock().ok().and_then(|m| m.get(&memo).cloned()) {
+        return id;
+    }
+    let id = crate::eval::remote::Endpoint::new(url, api, key_env, 10.0, 1)
+        .and_then(|e| e.served_model(wanted))
+        .unwrap_or_else(|e| format!("unknown ({})", e.code.name()));
+    if let Ok(mut m) = SEEN.lock() {
+        m.insert(memo, id.clone());
+    }
+    id
 }
 
 /// `b3:` hash of the canonical encoding (serde_json with sorted keys: `Json` objects are

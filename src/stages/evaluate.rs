@@ -17,8 +17,54 @@ pub const KIND: KindSpec = KindSpec {
     version: 5,
     doc: "Answer a synthpipe dataset's questions (the training prompts) or a real benchmark's (reading comprehension with worked examples) with a model, sampling with the paper's evaluation settings, and score them: predictions.jsonl and metrics.json (EM, F1 ± s.e.m. overall and by stratum; for benchmarks also the composition probe).",
     params: &[
-        MODEL_IN,
+        p(
+            "model",
+            Ty::Input(InputKind::Model),
+            None,
+            "the model: a Hugging Face folder, a .gguf file, or `{from: STAGE.model}`; or give `endpoint` for a served one",
+        ),
         ADAPTER_IN,
+        p(
+            "endpoint",
+            Ty::Str,
+            None,
+            "a served model's OpenAI-compatible API base instead of `model` (vLLM, SGLang, llama.cpp's server), e.g. `http://localhost:8000/v1`",
+        ),
+        p(
+            "served_model",
+            Ty::Str,
+            None,
+            "which of the endpoint's models to ask (default: the one it serves); the stage key holds the id the server reports",
+        ),
+        p(
+            "api",
+            Ty::Choice(&["chat", "completions"]),
+            Some("\"chat\""),
+            "`chat`: the prompt as one user message (the server applies the chat template); `completions`: as plain text",
+        ),
+        p(
+            "api_key_env",
+            Ty::Str,
+            None,
+            "the environment variable holding the endpoint's API key (sent as a bearer token; never written to a key, log, record or report)",
+        ),
+        int(
+            "concurrency",
+            1,
+            "8",
+            "requests to the endpoint in flight at once",
+        ),
+        float(
+            "timeout",
+            "600",
+            "seconds one request to the endpoint may take",
+        ),
+        int(
+            "retries",
+            0,
+            "3",
+            "times a request is tried again after a transient failure (no connection, timeout, HTTP 429 or 5xx), waiting 0.2 s, 0.4 s, …",
+        ),
         p(
             "dataset",
             Ty::Input(InputKind::Dataset),
@@ -85,6 +131,13 @@ super::train::model_params!(
     pub benchmark: Benchmark,
     pub limit: usize,
     pub batch: usize,
+    pub endpoint: Option<String>,
+    pub served_model: Option<String>,
+    pub api: crate::eval::remote::Api,
+    pub api_key_env: Option<String>,
+    pub concurrency: usize,
+    pub timeout: f64,
+    pub retries: usize,
 });
 
 /// A synthetic evaluation reads `dataset`; a real benchmark reads `data`.
@@ -105,6 +158,63 @@ fn check(c: &mut Check) {
             "give `dataset: {from: STAGE.OUTPUT}` for synthpipe questions, or `benchmark: hotpotqa|2wiki|musique|cofca` with `data: FILE` for a real benchmark",
         );
     }
+    // One model: a local one or a served one.
+    if c.given("model") == c.given("endpoint") {
+        c.report(
+            At::Stage,
+            Trouble::MissingKey,
+            "this `evaluate` stage needs either `model` or `endpoint`, not both",
+            "give `model:` (a folder, a .gguf file or `{from: STAGE.model}`) to run the model here, or `endpoint: http://HOST:PORT/v1` for one a server runs",
+        );
+    }
+    if c.given("endpoint") && c.given("adapter") {
+        c.report(
+            At::Stage,
+            Trouble::MissingKey,
+            "an `adapter` applies to a local `model`, not to an `endpoint`",
+            "serve the adapter with the model (vLLM: --enable-lora), or evaluate the model here",
+        );
+    }
+}
+
+/// The settings that only a served model reads.
+const SERVED_ONLY: [&str; 7] = [
+    "endpoint",
+    "served_model",
+    "api",
+    "api_key_env",
+    "concurrency",
+    "timeout",
+    "retries",
+];
+
+/// The parameters that make up an `evaluate` stage's key: a local model's key leaves out the
+/// settings of a served one (they change nothing it computes, and keys of local evaluations
+/// made before they existed stay valid).
+pub fn key_params(params: &mut std::collections::BTreeMap<String, serde_json::Value>) {
+    if params
+        .get("endpoint")
+        .is_none_or(serde_json::Value::is_null)
+    {
+        for k in SERVED_ONLY {
+            params.remove(k);
+        }
+    }
+}
+
+/// The model the server at `endpoint` answers with: `served_model` if it lists it, else
+/// the one it serves.
+pub fn served_model(p: &Params, endpoint: &str) -> Result<String, String> {
+    let e = crate::eval::remote::Endpoint::new(
+        endpoint,
+        p.api,
+        p.api_key_env.as_deref(),
+        p.timeout.min(30.0),
+        p.retries as u32,
+    )
+    .map_err(|e| e.to_string())?;
+    e.served_model(p.served_model.as_deref())
+        .map_err(|e| e.to_string())
 }
 
 pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
@@ -129,9 +239,38 @@ pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
         backend: p.backend,
         dtype: p.dtype,
     };
+    let endpoint = match &p.endpoint {
+        Some(url) => Some(
+            crate::eval::remote::Endpoint::new(
+                url,
+                p.api,
+                p.api_key_env.as_deref(),
+                p.timeout,
+                p.retries as u32,
+            )
+            .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let served = match &endpoint {
+        Some(e) => Some(run::Served {
+            endpoint: e,
+            model: e
+                .served_model(p.served_model.as_deref())
+                .map_err(|e| e.to_string())?,
+            api: p.api,
+            concurrency: p.concurrency,
+            cache: io.scratch,
+        }),
+        None => None,
+    };
     let r = Run {
         settings,
-        model: io.input("model")?,
+        model: match served {
+            Some(_) => None,
+            None => Some(io.input("model")?),
+        },
+        served,
         adapter: io.opt_input("adapter"),
         examples: io.opt_input("examples_from"),
         out: io.output("results")?,
