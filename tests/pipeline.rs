@@ -758,7 +758,7 @@ fn schema_covers_every_kind_and_parameter_and_the_docs_do_too() {
         assert_eq!(alt["title"], k.name);
         assert_eq!(alt["properties"]["kind"]["const"], k.name);
         assert_eq!(alt["additionalProperties"], false, "{}", k.name);
-        for key in ["cpus", "out"] {
+        for key in ["cpus", "out", "executor", "resources"] {
             assert!(alt["properties"].get(key).is_some(), "{}: {key}", k.name);
         }
         for p in k.params {

@@ -108,7 +108,12 @@ fn handle(conn: TcpStream, st: &Behaviour, key: Option<&str>, answers: &[(String
         return reply("200 OK", "<html>proxy error</html>".into());
     }
     let req: Json = serde_json::from_slice(&body).unwrap();
-    let prompt = req["messages"][0]["content"].as_str().unwrap_or_default();
+    let completions = head.starts_with("POST /v1/completions");
+    let prompt = match completions {
+        true => req["prompt"].as_str(),
+        false => req["messages"][0]["content"].as_str(),
+    }
+    .unwrap_or_default();
     let question = prompt.rsplit("Question: ").next().unwrap_or_default();
     let gold = answers
         .iter()
@@ -116,11 +121,13 @@ fn handle(conn: TcpStream, st: &Behaviour, key: Option<&str>, answers: &[(String
         .map_or("nobody", |(_, a)| a.as_str());
     st.answered.fetch_add(1, Ordering::SeqCst);
     let text = format!("Thinking about request {n}. <answer>{gold}</answer>.");
-    reply(
-        "200 OK",
-        json!({"choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
-            .to_string(),
-    )
+    let choice = match completions {
+        true => json!({"index": 0, "text": text, "finish_reason": "length"}),
+        false => {
+            json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"})
+        }
+    };
+    reply("200 OK", json!({ "choices": [choice] }).to_string())
 }
 
 /// The HotpotQA fixture's questions and gold answers.
@@ -385,4 +392,54 @@ fn a_served_model_answers_a_generated_dataset_in_its_prompts() {
     assert!(n > 5, "{m}");
     assert_eq!(server.state.answered.load(Ordering::SeqCst) as u64, n);
     assert_eq!(m["benchmark"], "synthetic");
+}
+
+#[test]
+fn lm_generate_asks_a_served_model() {
+    let dir = tmpdir("remote", "generate");
+    let server = serve("mock/cli", fixture_answers(), None);
+    let user = "Question: Which harbour town is older, Varnel or Osterby?";
+    let o = synthpipe(
+        &[
+            "lm",
+            "generate",
+            "--endpoint",
+            &server.url,
+            "--user",
+            user,
+            "--json",
+        ],
+        &dir,
+    );
+    assert!(o.status.success(), "{}", describe(&o));
+    let j: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        j["text"]
+            .as_str()
+            .unwrap()
+            .contains("<answer>Osterby</answer>"),
+        "{j}"
+    );
+    assert_eq!(j["served_model"], "mock/cli");
+    assert_eq!(j["truncated"], false);
+    // A raw prompt goes to /completions.
+    let o = synthpipe(
+        &[
+            "lm",
+            "generate",
+            "--endpoint",
+            &server.url,
+            "--prompt",
+            user,
+        ],
+        &dir,
+    );
+    assert!(o.status.success(), "{}", describe(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("<answer>Osterby</answer>"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cut at --max-tokens"));
+    let heads = server.state.heads.lock().unwrap().clone();
+    assert!(heads.iter().any(|h| h.starts_with("POST /v1/completions")));
+    // Neither a model nor an endpoint: refused.
+    let o = synthpipe(&["lm", "generate", "--user", "hi"], &dir);
+    assert_eq!(o.status.code(), Some(2), "{}", describe(&o));
 }

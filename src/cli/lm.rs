@@ -225,6 +225,62 @@ pub fn generate(path: &Path, a: &GenerateArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `lm generate --endpoint`: one answer from a served model, `--prompt` as a completion,
+/// a chat as chat messages; errors as the `evaluate` stage reports them.
+pub fn generate_served(
+    url: &str,
+    (served_model, api_key_env): (Option<&str>, Option<&str>),
+    input: &Input,
+    sampling: &crate::eval::remote::Sampling,
+    seed: u64,
+    as_json: bool,
+) -> ExitCode {
+    use crate::eval::remote::{Api, Endpoint};
+    let api = match input {
+        Input::Prompt(_) => Api::Completions,
+        Input::Chat(_) => Api::Chat,
+    };
+    let asked = Endpoint::new(url, api, api_key_env, 600.0, 3).and_then(|e| {
+        let model = e.served_model(served_model)?;
+        let body = match input {
+            Input::Prompt(p) => e.body(&model, p, sampling, seed),
+            Input::Chat(messages) => {
+                let m: Vec<serde_json::Value> = messages
+                    .iter()
+                    .map(|m| json!({"role": m.role, "content": m.content}))
+                    .collect();
+                e.chat_body(&model, json!(m), sampling, seed)
+            }
+        };
+        e.answer(&body, "the prompt").map(|a| (model, a))
+    });
+    match asked {
+        Ok((model, a)) if as_json => {
+            println!(
+                "{}",
+                json!({"text": a.text, "truncated": a.truncated, "served_model": model})
+            );
+            ExitCode::SUCCESS
+        }
+        Ok((model, a)) => {
+            println!("{}", a.text);
+            eprintln!(
+                "answered by `{model}` at {url}{}",
+                if a.truncated {
+                    " (cut at --max-tokens)"
+                } else {
+                    ""
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 pub fn logprobs(
     (path, adapter): (&Path, Option<&Path>),
     prompt: &str,
@@ -511,6 +567,9 @@ pub fn dispatch(command: super::LmCommand) -> ExitCode {
         super::LmCommand::Info { model, json } => mc::info(&model, json),
         super::LmCommand::Generate {
             model,
+            endpoint,
+            served_model,
+            api_key_env,
             prompt,
             chat,
             user,
@@ -551,6 +610,27 @@ pub fn dispatch(command: super::LmCommand) -> ExitCode {
                         .print();
                     return ExitCode::from(2);
                 }
+            };
+            if let Some(url) = endpoint {
+                return mc::generate_served(
+                    &url,
+                    (served_model.as_deref(), api_key_env.as_deref()),
+                    &input,
+                    &crate::eval::remote::Sampling {
+                        temperature,
+                        top_p,
+                        top_k,
+                        max_tokens,
+                    },
+                    seed,
+                    json,
+                );
+            }
+            let Some(model) = model else {
+                CliError::new(Code::LmNoInput, "no model to generate with")
+                    .help("give MODEL (a folder or a .gguf file) or --endpoint URL")
+                    .print();
+                return ExitCode::from(2);
             };
             let opts = GenOptions {
                 max_new_tokens: max_tokens,

@@ -39,7 +39,20 @@ pub enum LmCommand {
     },
     /// Generate text from a prompt or a chat.
     Generate {
-        model: PathBuf,
+        /// The model (a Hugging Face folder or a .gguf file); or give --endpoint.
+        #[arg(required_unless_present = "endpoint", conflicts_with = "endpoint")]
+        model: Option<PathBuf>,
+        /// A served model's OpenAI-compatible API base (vLLM, SGLang, llama.cpp's server),
+        /// e.g. http://localhost:8000/v1: --prompt goes to /completions, --user and --chat to
+        /// /chat/completions.
+        #[arg(long, conflicts_with_all = ["adapter", "ignore_eos", "stop"])]
+        endpoint: Option<String>,
+        /// With --endpoint: which of its models (default: the one it serves).
+        #[arg(long, requires = "endpoint")]
+        served_model: Option<String>,
+        /// With --endpoint: the environment variable holding its API key.
+        #[arg(long, requires = "endpoint")]
+        api_key_env: Option<String>,
         /// A LoRA adapter on the model: a PEFT folder, or a LoRA-trained model folder.
         #[arg(long)]
         adapter: Option<PathBuf>,
@@ -284,6 +297,16 @@ pub enum Command {
         /// Override a value of the pipeline's `params:` (repeatable), e.g. `--param model=../Qwen3-0.6B`.
         #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_assignment)]
         param: Vec<(String, String)>,
+        /// Where stages without their own `executor:` run: `local` (this process) or `slurm`
+        /// (each stage its own job; the store on a shared filesystem; docs/cluster.md).
+        #[arg(long, value_parser = ["local", "slurm"])]
+        executor: Option<String>,
+    },
+    /// Build one stage as a SLURM job does (what `run --executor slurm` submits).
+    #[command(hide = true)]
+    RunStage {
+        /// The job file the controller wrote (STORE/jobs/REQUEST.json).
+        spec: PathBuf,
     },
     /// Say for each stage whether its output is fresh, stale or missing, and why.
     Status {
@@ -402,6 +425,7 @@ pub fn main() -> ExitCode {
             jobs,
             store,
             param,
+            executor,
         } => pc::run(
             &pipeline,
             &param,
@@ -412,9 +436,14 @@ pub fn main() -> ExitCode {
                 dry_run,
                 jobs: jobs.map_or(0, usize::from),
                 progress: crate::util::interactive(),
+                executor: executor
+                    .as_deref()
+                    .and_then(crate::pipeline::load::Executor::parse),
+                overrides: param.clone(),
             },
             store.as_deref(),
         ),
+        Command::RunStage { spec } => pc::run_stage(&spec),
         Command::Status {
             pipeline,
             store,

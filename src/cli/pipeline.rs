@@ -136,6 +136,24 @@ pub fn run(
     }
 }
 
+/// `run-stage`: one stage on a SLURM compute node. Its lines go to the job's log.
+pub fn run_stage(spec: &Path) -> ExitCode {
+    match crate::pipeline::slurm::run_job(spec) {
+        Ok(said) => {
+            say(&format!("run-stage: {said}"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error(
+                Code::Run,
+                e,
+                "the controller (`synthpipe run --executor slurm`) reports this with the job's log",
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
 pub fn status(path: &Path, params: &[(String, String)], store: Option<&Path>) -> ExitCode {
     let (p, store) = match load_and_open(path, params, store) {
         Ok(x) => x,

@@ -213,21 +213,19 @@ impl Endpoint {
         }
     }
 
-    /// The request body asking `model` to answer `prompt`.
+    /// The request body asking `model` to answer `prompt` (one user message for `chat`).
     pub fn body(&self, model: &str, prompt: &str, s: &Sampling, seed: u64) -> Json {
-        let mut b = match self.api {
-            Api::Chat => json!({"model": model, "messages": [{"role": "user", "content": prompt}]}),
-            Api::Completions => json!({"model": model, "prompt": prompt}),
-        };
-        b["max_tokens"] = json!(s.max_tokens);
-        b["temperature"] = json!(s.temperature);
-        b["top_p"] = json!(s.top_p);
-        if s.top_k > 0 {
-            b["top_k"] = json!(s.top_k);
+        match self.api {
+            Api::Chat => {
+                self.chat_body(model, json!([{"role": "user", "content": prompt}]), s, seed)
+            }
+            Api::Completions => with_sampling(json!({"model": model, "prompt": prompt}), s, seed),
         }
-        b["seed"] = json!(seed);
-        b["n"] = json!(1);
-        b
+    }
+
+    /// The request body asking `model` to continue `messages` (`[{role, content}, …]`).
+    pub fn chat_body(&self, model: &str, messages: Json, s: &Sampling, seed: u64) -> Json {
+        with_sampling(json!({"model": model, "messages": messages}), s, seed)
     }
 
     /// Sends `body`; `request` names it in errors (a question's id).
@@ -316,6 +314,19 @@ impl Endpoint {
         }
         Err(last.unwrap_or_else(|| fail(Code::Unreachable, "no attempt was made".into())))
     }
+}
+
+/// `b` with the sampling settings, the token limit and the seed (top-k only when on).
+fn with_sampling(mut b: Json, s: &Sampling, seed: u64) -> Json {
+    b["max_tokens"] = json!(s.max_tokens);
+    b["temperature"] = json!(s.temperature);
+    b["top_p"] = json!(s.top_p);
+    if s.top_k > 0 {
+        b["top_k"] = json!(s.top_k);
+    }
+    b["seed"] = json!(seed);
+    b["n"] = json!(1);
+    b
 }
 
 /// The first 300 characters of a server's answer, for messages.

@@ -24,6 +24,37 @@ pub struct Pipeline {
     pub dir: PathBuf,
     /// Stages in a dependency order (every stage after the stages it reads).
     pub stages: Vec<Stage>,
+    /// Where stages run unless they say otherwise (`executor:`; `run --executor` overrides).
+    pub executor: Option<Executor>,
+}
+
+/// Where a stage runs: in the `synthpipe run` process, or as its own SLURM job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Executor {
+    Local,
+    Slurm,
+}
+
+impl Executor {
+    pub fn parse(s: &str) -> Option<Executor> {
+        match s {
+            "local" => Some(Executor::Local),
+            "slurm" => Some(Executor::Slurm),
+            _ => None,
+        }
+    }
+}
+
+/// A stage's SLURM resources (`resources:`); unset ones take the executor's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    pub cpus: Option<usize>,
+    pub gpus: Option<usize>,
+    pub mem: Option<String>,
+    pub time: Option<String>,
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub extra_args: Vec<String>,
 }
 
 impl Pipeline {
@@ -45,6 +76,9 @@ pub struct Stage {
     pub deps: Vec<usize>,
     pub cpus: usize,
     pub out: Option<PathBuf>,
+    /// `executor:` of the stage itself (wins over the pipeline's and `--executor`).
+    pub executor: Option<Executor>,
+    pub resources: Resources,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,6 +168,7 @@ pub fn load_str_in(
         params: BTreeMap::new(),
         file_digests: BTreeMap::new(),
         overrides: overrides.to_vec(),
+        executor: None,
     };
     let root = match yaml::parse(text) {
         Ok(n) => n,
@@ -151,13 +186,14 @@ pub fn load_str_in(
         }
     };
     let stages = v.pipeline(&root);
-    let mut diags = v.diags;
+    let mut diags = std::mem::take(&mut v.diags);
     match stages {
         Some((name, stages)) if diags.is_empty() => Ok(Pipeline {
             name,
             file: path.to_path_buf(),
             dir,
             stages,
+            executor: v.executor,
         }),
         _ => {
             diags.sort_by_key(|d| (d.span.start, d.code));
@@ -183,6 +219,8 @@ struct Draft {
     inputs: BTreeMap<String, (Span, DraftInput)>,
     cpus: usize,
     out: Option<(Span, PathBuf)>,
+    executor: Option<Executor>,
+    resources: Resources,
 }
 
 enum DraftInput {
@@ -199,6 +237,8 @@ struct Validator {
     file_digests: BTreeMap<PathBuf, Option<(String, Option<crate::lang::ir::Ir>)>>,
     /// The stage kinds a file may use (`crate::stages::KINDS`).
     kinds: &'static [&'static KindSpec],
+    /// The file's top-level `executor:`.
+    executor: Option<Executor>,
 }
 
 impl Validator {
@@ -352,6 +392,9 @@ impl Validator {
                 None => self.expected(p, "a mapping of names to values"),
             }
         }
+        if let Some((_, e)) = keys.get("executor") {
+            self.executor = self.executor(e);
+        }
         let params_at = keys.get("params").map_or(doc_start, |(k, _)| k.span);
         self.apply_overrides(params_at);
         let mut defaults: BTreeMap<&'static str, Vec<(Node, Node)>> = BTreeMap::new();
@@ -418,6 +461,128 @@ impl Validator {
         }
         let stages = self.link(drafts)?;
         Some((name?, stages))
+    }
+
+    fn executor(&mut self, node: &Node) -> Option<Executor> {
+        let node = self.subst(node);
+        let found = node.as_str().and_then(Executor::parse);
+        if found.is_none() {
+            let d = self.err(
+                Code::InvalidValue,
+                node.place(),
+                "an executor is `local` or `slurm`",
+            );
+            d.label = "not an executor".into();
+            d.help = Some(
+                "`local` runs the stage in this process; `slurm` submits it as a SLURM job (docs/cluster.md)".into(),
+            );
+        }
+        found
+    }
+
+    /// `resources: {cpus, gpus, mem, time, partition, account, extra_args}`.
+    fn resources(&mut self, node: &Node) -> Resources {
+        let mut r = Resources::default();
+        let Some(map) = node.as_map() else {
+            self.expected(node, "a mapping of SLURM resources");
+            return r;
+        };
+        let known: Vec<&str> = spec::RESOURCE_KEYS.iter().map(|(k, _)| *k).collect();
+        let keys = self.keys(map, &known, "`resources`");
+        let count = |v: &mut Self, key: &str| -> Option<usize> {
+            let (_, n) = keys.get(key)?;
+            let n = v.subst(n);
+            match n.value {
+                Value::Int(i) if (0..=100_000).contains(&i) => Some(i as usize),
+                _ => {
+                    v.expected(&n, "a whole number");
+                    None
+                }
+            }
+        };
+        r.cpus = count(self, "cpus");
+        r.gpus = count(self, "gpus");
+        // Checked as SLURM reads them, so a typo fails here and not in `sbatch` mid-run.
+        let text = |v: &mut Self, key: &str, ok: fn(&str) -> bool, what: &str| -> Option<String> {
+            let (_, n) = keys.get(key)?;
+            let n = v.subst(n);
+            let s = match &n.value {
+                Value::Str(s) => s.clone(),
+                Value::Int(i) => i.to_string(),
+                _ => {
+                    v.expected(&n, what);
+                    return None;
+                }
+            };
+            if ok(&s) {
+                Some(s)
+            } else {
+                let d = v.err(
+                    Code::InvalidValue,
+                    n.place(),
+                    format!("`{s}` is not {what}"),
+                );
+                d.label = format!("not {what}");
+                d.help = Some(format!("write {what}"));
+                None
+            }
+        };
+        r.mem = text(
+            self,
+            "mem",
+            |s| {
+                let digits = s.trim_end_matches(['K', 'M', 'G', 'T']);
+                !digits.is_empty()
+                    && digits.len() + 1 >= s.len()
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+            },
+            "a memory size (megabytes, or with K, M, G or T: `16G`)",
+        );
+        r.time = text(
+            self,
+            "time",
+            |s| {
+                let (days, rest) = s.split_once('-').unwrap_or(("0", s));
+                let parts: Vec<&str> = rest.split(':').collect();
+                days.bytes().all(|b| b.is_ascii_digit())
+                    && !days.is_empty()
+                    && (1..=3).contains(&parts.len())
+                    && parts
+                        .iter()
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            },
+            "a time limit (minutes, `HH:MM:SS` or `D-HH:MM:SS`)",
+        );
+        let word = |s: &str| !s.is_empty() && !s.chars().any(char::is_whitespace);
+        r.partition = text(self, "partition", word, "a partition name");
+        r.account = text(self, "account", word, "an account name");
+        if let Some((_, n)) = keys.get("extra_args") {
+            let n = self.subst(n);
+            match &n.value {
+                Value::Seq(items) => {
+                    for it in items {
+                        let it = self.subst(it);
+                        match it.as_str() {
+                            Some(a) if a.starts_with('-') => r.extra_args.push(a.to_string()),
+                            Some(a) => {
+                                let d = self.err(
+                                    Code::InvalidValue,
+                                    it.place(),
+                                    format!("`{a}` is not an `sbatch` option"),
+                                );
+                                d.label = "not an option".into();
+                                d.help = Some(
+                                    "write each option as `sbatch` takes it, with its dashes: `--exclusive`, `--constraint=a100`".into(),
+                                );
+                            }
+                            None => self.expected(&it, "an `sbatch` option (`--constraint=a100`)"),
+                        }
+                    }
+                }
+                _ => self.expected(&n, "a list of `sbatch` options"),
+            }
+        }
+        r
     }
 
     fn unknown_kind(&mut self, node: &Node, name: &str) {
@@ -502,6 +667,8 @@ impl Validator {
             inputs: BTreeMap::new(),
             cpus: kind.cpus,
             out: None,
+            executor: None,
+            resources: Resources::default(),
         };
         if let Some((_, c)) = keys.get("cpus") {
             let c = self.subst(c);
@@ -509,6 +676,12 @@ impl Validator {
                 Value::Int(n) if (0..=4096).contains(&n) => draft.cpus = n as usize,
                 _ => self.expected(&c, "a number of cores in 0..=4096"),
             }
+        }
+        if let Some((_, e)) = keys.get("executor") {
+            draft.executor = self.executor(e);
+        }
+        if let Some((_, r)) = keys.get("resources") {
+            draft.resources = self.resources(r);
         }
         if let Some((_, o)) = keys.get("out") {
             let o = self.subst(o);
@@ -1401,6 +1574,8 @@ impl Validator {
                 deps: ds,
                 cpus: d.cpus,
                 out: d.out.map(|(_, p)| p),
+                executor: d.executor,
+                resources: d.resources,
             });
         }
         Some(stages)

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use serde_json::{Value as Json, json};
 
-use super::load::{Input, Pipeline, Stage};
+use super::load::{Executor, Input, Pipeline, Stage};
+use super::slurm;
 use super::store::{self, OutputRecord, Record, StageState, Store};
 use crate::stages::Io;
 use crate::stages::spec::OutputKind;
@@ -238,6 +239,10 @@ pub struct Options {
     pub jobs: usize,
     /// Progress bars inside stages (a terminal).
     pub progress: bool,
+    /// `--executor`: where stages without their own `executor:` run.
+    pub executor: Option<Executor>,
+    /// `--param` values the pipeline was loaded with (a SLURM job loads it the same way).
+    pub overrides: Vec<(String, String)>,
 }
 
 /// How one stage ended.
@@ -257,6 +262,8 @@ pub struct StageReport {
     pub key: Option<String>,
     pub outcome: Outcome,
     pub seconds: f64,
+    /// In a dry run, the `sbatch` line of a stage that a SLURM job would build.
+    pub sbatch: Option<String>,
 }
 
 /// Where a run's lines go (stderr for the CLI, a buffer in tests).
@@ -361,13 +368,20 @@ pub fn run(
                             key: None,
                             outcome: Outcome::Skipped,
                             seconds: 0.0,
+                            sbatch: None,
                         },
                     );
                     continue;
                 }
-                let want = if s.cpus == 0 { jobs } else { s.cpus.min(jobs) };
+                // A SLURM job holds no core here and shares the cluster, not this machine.
+                let on_slurm = slurm::executor_of(p, s, opts.executor) == Executor::Slurm;
+                let want = match (on_slurm, s.cpus) {
+                    (true, _) => 0,
+                    (false, 0) => jobs,
+                    (false, c) => c.min(jobs),
+                };
                 let used: usize = running.values().sum();
-                let exclusive = s.kind.exclusive;
+                let exclusive = s.kind.exclusive && !on_slurm;
                 if exclusive_running || (!running.is_empty() && (exclusive || used + want > jobs)) {
                     continue;
                 }
@@ -383,17 +397,21 @@ pub fn run(
                 let forced = opts.force_all || opts.force.contains(&s.name);
                 let log = &log;
                 scope.spawn(move || {
-                    let (report, outs) = run_stage(
-                        p,
-                        s,
-                        store,
-                        (&upstream, &up_keys),
-                        forced,
-                        want,
-                        opts,
-                        log,
-                        say,
-                    );
+                    let (report, outs) = if on_slurm {
+                        run_stage_slurm(p, s, store, (&upstream, &up_keys), forced, opts, log, say)
+                    } else {
+                        run_stage(
+                            p,
+                            s,
+                            store,
+                            (&upstream, &up_keys),
+                            forced,
+                            want,
+                            opts,
+                            log,
+                            say,
+                        )
+                    };
                     let _ = tx.send((i, report, outs));
                 });
             }
@@ -404,7 +422,9 @@ pub fn run(
                 break;
             };
             running.remove(&i);
-            if p.stages[i].kind.exclusive {
+            if p.stages[i].kind.exclusive
+                && slurm::executor_of(p, &p.stages[i], opts.executor) == Executor::Local
+            {
                 exclusive_running = false;
             }
             digests.extend(outs);
@@ -425,6 +445,9 @@ pub fn run(
                 "[{counter}/{total}] {} ({}): {line}",
                 s.name, s.kind.name
             ));
+            if let Some(line) = &report.sbatch {
+                say(&format!("      {line}"));
+            }
             // A dry run is for checking what would run: every setting, defaults included.
             if opts.dry_run {
                 for l in settings_lines(s, 96) {
@@ -475,6 +498,7 @@ fn run_stage(
         key,
         outcome,
         seconds: started.elapsed().as_secs_f64(),
+        sbatch: None,
     };
     let Some(pre) = preimage(s, upstream) else {
         // Only in a dry run: an input stage would be rebuilt, so this key is not known yet.
@@ -550,9 +574,89 @@ fn run_stage(
     }
 }
 
+/// Runs (or finds cached) one stage as a SLURM job; returns its report and its outputs'
+/// digests.
+#[allow(clippy::too_many_arguments)]
+fn run_stage_slurm(
+    p: &Pipeline,
+    s: &Stage,
+    store: &Store,
+    (upstream, up_keys): (&BTreeMap<String, String>, &BTreeMap<String, String>),
+    forced: bool,
+    opts: &Options,
+    log: &Log,
+    say: Say,
+) -> (StageReport, BTreeMap<String, String>) {
+    let started = Instant::now();
+    let control = slurm::Controller {
+        p,
+        store,
+        overrides: &opts.overrides,
+        say,
+    };
+    let report = |key: Option<String>, outcome: Outcome, sbatch: Option<String>| StageReport {
+        stage: s.name.clone(),
+        key,
+        outcome,
+        seconds: started.elapsed().as_secs_f64(),
+        sbatch,
+    };
+    let Some(pre) = preimage(s, upstream) else {
+        let line = control.sbatch_line(s, None);
+        return (
+            report(None, Outcome::WouldBuild, Some(line)),
+            BTreeMap::new(),
+        );
+    };
+    let outs_of = |rec: &Record| -> BTreeMap<String, String> {
+        rec.outputs
+            .iter()
+            .map(|(o, r)| (format!("{}.{o}", s.name), r.digest.clone()))
+            .collect()
+    };
+    if !forced
+        && let Some(key) = slurm::cached_key(store, s, &pre)
+        && let Some(rec) = store.record(&key)
+    {
+        if !opts.dry_run {
+            finish_stage(p, s, store, &key, &rec.preimage, &rec, say);
+            log.event(json!({"event": "stage", "stage": s.name, "key": key, "outcome": "cached", "executor": "slurm"}));
+        }
+        return (report(Some(key), Outcome::Cached, None), outs_of(&rec));
+    }
+    let (request, known) = slurm::request_of(&pre, s);
+    if opts.dry_run {
+        let line = control.sbatch_line(s, Some(&request));
+        return (
+            report(known, Outcome::WouldBuild, Some(line)),
+            BTreeMap::new(),
+        );
+    }
+    log.event(json!({"event": "start", "stage": s.name, "request": request, "executor": "slurm"}));
+    match control.build(s, &pre, up_keys, forced) {
+        Ok(key) => {
+            let Some(rec) = store.record(&key) else {
+                let e = format!(
+                    "{}: the output of `{}` ({key}) is not in the store",
+                    slurm::LOST,
+                    s.name
+                );
+                return (report(Some(key), Outcome::Failed(e), None), BTreeMap::new());
+            };
+            finish_stage(p, s, store, &key, &rec.preimage, &rec, say);
+            log.event(json!({"event": "stage", "stage": s.name, "key": key, "outcome": "built", "seconds": started.elapsed().as_secs_f64(), "executor": "slurm"}));
+            (report(Some(key), Outcome::Built, None), outs_of(&rec))
+        }
+        Err(e) => {
+            log.event(json!({"event": "stage", "stage": s.name, "request": request, "outcome": "failed", "error": e, "executor": "slurm"}));
+            (report(None, Outcome::Failed(e), None), BTreeMap::new())
+        }
+    }
+}
+
 /// Executes a stage into a temporary folder and commits it. The caller holds the key lock.
 #[allow(clippy::too_many_arguments)]
-fn build(
+pub(super) fn build(
     s: &Stage,
     store: &Store,
     key: &str,
@@ -764,7 +868,11 @@ pub fn status(p: &Pipeline, store: &Store) -> Vec<StatusLine> {
         let pre = preimage(s, &digests);
         let (key, standing) = match pre {
             Some(pre) => {
-                let key = key_of(&pre);
+                // Built by a SLURM job on another machine: the key the job reported.
+                let key = Some(key_of(&pre))
+                    .filter(|k| store.record(k).is_some())
+                    .or_else(|| slurm::cached_key(store, s, &pre))
+                    .unwrap_or_else(|| key_of(&pre));
                 match store.record(&key) {
                     Some(rec) => {
                         for (o, r) in &rec.outputs {

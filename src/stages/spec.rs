@@ -420,6 +420,34 @@ pub const STAGE_KEYS: &[(&str, &str)] = &[
         "out",
         "also copy the stage's outputs to this folder (relative to the pipeline file) after each run",
     ),
+    (
+        "executor",
+        "`local` (in the `synthpipe run` process) or `slurm` (its own SLURM job); default: the pipeline's",
+    ),
+    (
+        "resources",
+        "the SLURM job's resources: cpus, gpus, mem, time, partition, account, extra_args",
+    ),
+];
+
+/// Keys of a stage's `resources:` (SLURM).
+pub const RESOURCE_KEYS: &[(&str, &str)] = &[
+    (
+        "cpus",
+        "cores (`--cpus-per-task`; default: the stage's `cpus`, else 4)",
+    ),
+    (
+        "gpus",
+        "GPUs (`--gres=gpu:N`; default 1 for a stage that runs a model on a backend other than `flex`, else 0)",
+    ),
+    ("mem", "memory (`--mem`): megabytes, or `16G`"),
+    (
+        "time",
+        "time limit (`--time`): minutes, `HH:MM:SS` or `D-HH:MM:SS`",
+    ),
+    ("partition", "`--partition`"),
+    ("account", "`--account`"),
+    ("extra_args", "more `sbatch` options, as a list"),
 ];
 
 /// Top-level keys of a pipeline file.
@@ -431,6 +459,10 @@ pub const TOP_KEYS: &[(&str, &str)] = &[
         "per stage kind, parameter values every stage of that kind gets unless it sets its own",
     ),
     ("stages", "the stages, by name"),
+    (
+        "executor",
+        "where stages run: `local` (default) or `slurm`; `run --executor` overrides it",
+    ),
 ];
 
 /// The JSON Schema (2020-12) of a pipeline file.
@@ -444,10 +476,11 @@ pub fn json_schema() -> Json {
             json!({"const": k.name, "description": k.doc}),
         );
         for (key, doc) in &STAGE_KEYS[1..] {
-            let ty = if *key == "cpus" {
-                json!({"type": "integer", "minimum": 0})
-            } else {
-                json!({"type": "string"})
+            let ty = match *key {
+                "cpus" => json!({"type": "integer", "minimum": 0}),
+                "executor" => executor_schema(),
+                "resources" => resources_schema(),
+                _ => json!({"type": "string"}),
             };
             props.insert(key.to_string(), with_doc(ty, doc));
         }
@@ -490,8 +523,27 @@ pub fn json_schema() -> Json {
                 "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
                 "additionalProperties": {"oneOf": kinds},
             },
+            "executor": with_doc(executor_schema(), TOP_KEYS[4].1),
         },
     })
+}
+
+fn executor_schema() -> Json {
+    json!({"type": "string", "enum": ["local", "slurm"]})
+}
+
+fn resources_schema() -> Json {
+    let mut props = Map::new();
+    for (key, doc) in RESOURCE_KEYS {
+        let ty = match *key {
+            "cpus" | "gpus" => json!({"type": "integer", "minimum": 0}),
+            "mem" | "time" => json!({"type": ["string", "integer"]}),
+            "extra_args" => json!({"type": "array", "items": {"type": "string"}}),
+            _ => json!({"type": "string"}),
+        };
+        props.insert(key.to_string(), with_doc(ty, doc));
+    }
+    json!({"type": "object", "properties": props, "additionalProperties": false})
 }
 
 fn with_doc(mut schema: Json, doc: &str) -> Json {
