@@ -132,19 +132,21 @@ pub fn qwen_gguf() -> Option<PathBuf> {
         .or_else(|| {
             std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/synthpipe-models"))
         })?;
-    let p = dir.join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
-    if p.is_file() {
-        Some(p)
+    needed(
+        dir.join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+        "tests/models/fetch.sh",
+    )
+}
+
+/// `path` if it is there; else `None` with a note saying how to get it (`how`) — or, in CI,
+/// where .ci/run provides it, a failure: a test must not pass there by skipping.
+pub fn needed(path: PathBuf, how: &str) -> Option<PathBuf> {
+    if path.exists() {
+        Some(path)
     } else if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is missing: .ci/run fetches it with tests/models/fetch.sh",
-            p.display()
-        );
+        panic!("{} is missing: .ci/run provides it ({how})", path.display());
     } else {
-        eprintln!(
-            "skipping: {} not fetched (run tests/models/fetch.sh)",
-            p.display()
-        );
+        eprintln!("skipping: {} is not here ({how})", path.display());
         None
     }
 }
