@@ -28,6 +28,16 @@ const SHORT: &[&str] = &[
     "grpo_steps=4",
 ];
 
+/// SFT long enough (~40 s here) to be caught while its job runs.
+const LONG_SFT: &[&str] = &[
+    "--executor",
+    "slurm",
+    "--stage",
+    "sft",
+    "--param",
+    "sft_steps=60",
+];
+
 fn cluster() -> bool {
     let up = Command::new("sinfo")
         .args(["-h", "-o", "%t"])
@@ -254,15 +264,7 @@ fn a_cancelled_job_fails_its_stage_and_only_it_is_rebuilt() {
     }
     let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let store = tmpdir("slurm", "cancel");
-    let long = [
-        "--executor",
-        "slurm",
-        "--stage",
-        "sft",
-        "--param",
-        "sft_steps=60",
-    ];
-    let mut c = spawn(&store, &long);
+    let mut c = spawn(&store, LONG_SFT);
     let job = building(&store, "sft", &mut c);
     let o = Command::new("scancel")
         .arg(job.to_string())
@@ -283,7 +285,7 @@ fn a_cancelled_job_fails_its_stage_and_only_it_is_rebuilt() {
     assert_eq!(s.recorded_keys().unwrap().len(), 3);
     assert_eq!(std::fs::read_dir(store.join("outputs")).unwrap().count(), 3);
 
-    let again = run(&store, &long);
+    let again = run(&store, LONG_SFT);
     assert!(again.status.success(), "{}", describe(&again));
     let text = String::from_utf8_lossy(&again.stderr);
     assert!(text.contains("1 built, 3 fresh"), "{text}");
@@ -304,19 +306,11 @@ fn a_run_after_a_killed_controller_adopts_its_job() {
     }
     let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let store = tmpdir("slurm", "adopt");
-    let long = [
-        "--executor",
-        "slurm",
-        "--stage",
-        "sft",
-        "--param",
-        "sft_steps=60",
-    ];
-    let mut c = spawn(&store, &long);
+    let mut c = spawn(&store, LONG_SFT);
     let job = building(&store, "sft", &mut c);
     c.kill().unwrap();
     let _ = c.wait();
-    let again = run(&store, &long);
+    let again = run(&store, LONG_SFT);
     assert!(again.status.success(), "{}", describe(&again));
     let text = String::from_utf8_lossy(&again.stderr);
     assert!(

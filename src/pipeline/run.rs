@@ -505,22 +505,16 @@ fn run_stage(
         return (report(None, Outcome::WouldBuild), BTreeMap::new());
     };
     let key = key_of(&pre);
-    let outs_of = |rec: &Record| -> BTreeMap<String, String> {
-        rec.outputs
-            .iter()
-            .map(|(o, r)| (format!("{}.{o}", s.name), r.digest.clone()))
-            .collect()
-    };
     if opts.dry_run {
         return match store.record(&key) {
-            Some(rec) if !forced => (report(Some(key), Outcome::Cached), outs_of(&rec)),
+            Some(rec) if !forced => (report(Some(key), Outcome::Cached), outs_of(s, &rec)),
             _ => (report(Some(key), Outcome::WouldBuild), BTreeMap::new()),
         };
     }
     if !forced && let Some(rec) = store.record(&key) {
         finish_stage(p, s, store, &key, &pre, &rec, say);
         log.event(json!({"event": "stage", "stage": s.name, "key": key, "outcome": "cached"}));
-        return (report(Some(key), Outcome::Cached), outs_of(&rec));
+        return (report(Some(key), Outcome::Cached), outs_of(s, &rec));
     }
     let note = format!(
         "pid {} (pipeline `{}`, stage `{}`)",
@@ -555,7 +549,7 @@ fn run_stage(
     if !forced && let Some(rec) = store.record(&key) {
         finish_stage(p, s, store, &key, &pre, &rec, say);
         log.event(json!({"event": "stage", "stage": s.name, "key": key, "outcome": "cached"}));
-        return (report(Some(key), Outcome::Cached), outs_of(&rec));
+        return (report(Some(key), Outcome::Cached), outs_of(s, &rec));
     }
     log.event(json!({"event": "start", "stage": s.name, "key": key}));
     match build(s, store, &key, &pre, up_keys, cores, opts, started).map(|rec| Record {
@@ -565,13 +559,21 @@ fn run_stage(
         Ok(rec) => {
             finish_stage(p, s, store, &key, &pre, &rec, say);
             log.event(json!({"event": "stage", "stage": s.name, "key": key, "outcome": "built", "seconds": rec.seconds}));
-            (report(Some(key), Outcome::Built), outs_of(&rec))
+            (report(Some(key), Outcome::Built), outs_of(s, &rec))
         }
         Err(e) => {
             log.event(json!({"event": "stage", "stage": s.name, "key": key, "outcome": "failed", "error": e}));
             (report(Some(key), Outcome::Failed(e)), BTreeMap::new())
         }
     }
+}
+
+/// A stage's outputs' digests by `stage.output`, as downstream keys read them.
+fn outs_of(s: &Stage, rec: &Record) -> BTreeMap<String, String> {
+    rec.outputs
+        .iter()
+        .map(|(o, r)| (format!("{}.{o}", s.name), r.digest.clone()))
+        .collect()
 }
 
 /// Runs (or finds cached) one stage as a SLURM job; returns its report and its outputs'
@@ -608,21 +610,12 @@ fn run_stage_slurm(
             BTreeMap::new(),
         );
     };
-    let outs_of = |rec: &Record| -> BTreeMap<String, String> {
-        rec.outputs
-            .iter()
-            .map(|(o, r)| (format!("{}.{o}", s.name), r.digest.clone()))
-            .collect()
-    };
-    if !forced
-        && let Some(key) = slurm::cached_key(store, s, &pre)
-        && let Some(rec) = store.record(&key)
-    {
+    if !forced && let Some((key, rec)) = slurm::cached(store, s, &pre) {
         if !opts.dry_run {
             finish_stage(p, s, store, &key, &rec.preimage, &rec, say);
             log.event(json!({"event": "stage", "stage": s.name, "key": key, "outcome": "cached", "executor": "slurm"}));
         }
-        return (report(Some(key), Outcome::Cached, None), outs_of(&rec));
+        return (report(Some(key), Outcome::Cached, None), outs_of(s, &rec));
     }
     let (request, known) = slurm::request_of(&pre, s);
     if opts.dry_run {
@@ -645,7 +638,7 @@ fn run_stage_slurm(
             };
             finish_stage(p, s, store, &key, &rec.preimage, &rec, say);
             log.event(json!({"event": "stage", "stage": s.name, "key": key, "outcome": "built", "seconds": started.elapsed().as_secs_f64(), "executor": "slurm"}));
-            (report(Some(key), Outcome::Built, None), outs_of(&rec))
+            (report(Some(key), Outcome::Built, None), outs_of(s, &rec))
         }
         Err(e) => {
             log.event(json!({"event": "stage", "stage": s.name, "request": request, "outcome": "failed", "error": e, "executor": "slurm"}));
@@ -869,11 +862,13 @@ pub fn status(p: &Pipeline, store: &Store) -> Vec<StatusLine> {
         let (key, standing) = match pre {
             Some(pre) => {
                 // Built by a SLURM job on another machine: the key the job reported.
-                let key = Some(key_of(&pre))
-                    .filter(|k| store.record(k).is_some())
-                    .or_else(|| slurm::cached_key(store, s, &pre))
-                    .unwrap_or_else(|| key_of(&pre));
-                match store.record(&key) {
+                let here = key_of(&pre);
+                let (key, rec) = match store.record(&here) {
+                    Some(rec) => (here, Some(rec)),
+                    None => slurm::cached(store, s, &pre)
+                        .map_or((here, None), |(k, rec)| (k, Some(rec))),
+                };
+                match rec {
                     Some(rec) => {
                         for (o, r) in &rec.outputs {
                             digests.insert(format!("{}.{o}", s.name), r.digest.clone());

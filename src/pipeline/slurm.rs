@@ -120,12 +120,17 @@ fn memo(store: &Store, request: &str) -> Option<String> {
     k.starts_with("b3:").then(|| k.to_string())
 }
 
-/// The key of this stage's output in the store, when a job (or a local run, for a data
-/// stage) has built it.
-pub fn cached_key(store: &Store, s: &Stage, pre: &Json) -> Option<String> {
+/// The key a job left for `request`, when its output is in the store.
+fn built(store: &Store, request: &str) -> Option<String> {
+    memo(store, request).filter(|k| store.record(k).is_some())
+}
+
+/// The key of this stage's output in the store and its record, when a job (or a local run,
+/// for a data stage) has built it.
+pub fn cached(store: &Store, s: &Stage, pre: &Json) -> Option<(String, store::Record)> {
     let (request, known) = request_of(pre, s);
     let key = known.or_else(|| memo(store, &request))?;
-    store.record(&key).map(|_| key)
+    store.record(&key).map(|rec| (key, rec))
 }
 
 /// What a job needs to find its stage: written next to its log, read by `run-stage`.
@@ -252,7 +257,7 @@ impl Controller<'_> {
         let say = |m: String| (self.say)(&format!("  {}: {m}", s.name));
         let mut waited_on: Option<String> = None;
         loop {
-            if !forced && let Some(k) = cached_key(self.store, s, pre) {
+            if !forced && let Some((k, _)) = cached(self.store, s, pre) {
                 return Ok(k);
             }
             let held = match Lock::create(&lock_path)? {
@@ -273,10 +278,7 @@ impl Controller<'_> {
                     info.host, info.pid
                 ));
                 let end = wait(job, &state, None, &say)?;
-                if let Some(k) = memo(self.store, &request)
-                    .filter(|k| self.store.record(k).is_some())
-                    .filter(|_| !forced)
-                {
+                if !forced && let Some(k) = built(self.store, &request) {
                     return Ok(k);
                 }
                 if end != "COMPLETED" {
@@ -367,7 +369,7 @@ impl Controller<'_> {
         drop(lock);
         let end = end?;
         if end == "COMPLETED" || end == "UNKNOWN" {
-            if let Some(k) = memo(self.store, request).filter(|k| self.store.record(k).is_some()) {
+            if let Some(k) = built(self.store, request) {
                 return Ok(k);
             }
             return Err(format!(
@@ -615,11 +617,7 @@ impl Lock {
             }
             Some(i) => now().saturating_sub(i.beat) > STALE.as_secs(),
             // Unreadable: being written (fresh) or left half-written by a dead holder.
-            None => std::fs::metadata(path)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > STALE),
+            None => age(path).is_some_and(|a| a > STALE),
         }
     }
 
@@ -641,12 +639,7 @@ impl Lock {
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 // Another taker; its own mutex is stale only if it died mid-takeover.
-                let old = std::fs::metadata(&mutex)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > Duration::from_secs(30));
-                if old {
+                if age(&mutex).is_some_and(|a| a > Duration::from_secs(30)) {
                     let _ = std::fs::remove_file(&mutex);
                 }
                 std::thread::sleep(Duration::from_millis(200));
@@ -655,6 +648,16 @@ impl Lock {
             Err(e) => Err(format!("cannot create `{}`: {e}", mutex.display())),
         }
     }
+}
+
+/// How long ago a file was last written.
+fn age(path: &Path) -> Option<Duration> {
+    std::fs::metadata(path)
+        .ok()?
+        .modified()
+        .ok()?
+        .elapsed()
+        .ok()
 }
 
 impl Drop for Lock {
