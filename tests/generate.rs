@@ -291,6 +291,63 @@ fn what_users_see_is_snapshotted_and_quiet_off_a_terminal() {
     insta::assert_snapshot!("family_questions", text.join("\n"));
 }
 
+/// The fourth shipped domain (the tutorial's): one question per template as users read it,
+/// in the number of its sets, its walk filter counts, and a club's article.
+#[test]
+fn football_snapshots() {
+    let scratch = tmpdir("generate", "football");
+    let dir = scratch.join("out");
+    let o = synthpipe(&[
+        "generate",
+        "rules/football.rules",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let manifest: serde_json::Value = serde_json::from_str(&read(&dir, "manifest.json")).unwrap();
+    insta::assert_snapshot!(
+        "football_removed",
+        serde_json::to_string_pretty(&manifest["counts"]["removed"]).unwrap()
+    );
+    let club = read(&dir, "articles.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|a| a["type"] == "club")
+        .unwrap();
+    insta::assert_snapshot!("football_article", club["text"].as_str().unwrap());
+    // One question per template, the first with several answers where there is one, so the
+    // plural wording shows.
+    let mut seen = std::collections::BTreeMap::new();
+    for l in read(&dir, "questions.jsonl").lines() {
+        let q: serde_json::Value = serde_json::from_str(l).unwrap();
+        let t = q["template"].as_str().unwrap().to_string();
+        let answers = q["answers"].as_array().unwrap();
+        let many = answers.len() > 1;
+        let shown: Vec<&str> = answers
+            .iter()
+            .take(3)
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let line = format!(
+            "{} [{}]\n  -> {} of {}: {}",
+            q["text"].as_str().unwrap(),
+            q["template_id"].as_str().unwrap(),
+            shown.len(),
+            answers.len(),
+            shown.join("; ")
+        );
+        match seen.get(&t) {
+            Some((true, _)) => {}
+            Some((false, _)) if !many => {}
+            _ => {
+                seen.insert(t, (many, line));
+            }
+        }
+    }
+    let text: Vec<String> = seen.into_values().map(|(_, l)| l).collect();
+    insta::assert_snapshot!("football_questions", text.join("\n"));
+}
+
 /// Managers with and without clubs: a line whose relation is empty for some of them.
 const MANAGERS: &str = r#"
 pool names = ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay", "Gus", "Hal"];

@@ -11,7 +11,7 @@ use std::path::Path;
 use common::{jsonl as lines, root, tmpdir};
 use serde_json::Value as Json;
 use synthpipe::lang::check_file;
-use synthpipe::lang::ir::{AttrType, Ir};
+use synthpipe::lang::ir::{AnswerExpr, AttrType, Filter, Ir, SlotKindIr, TextPart};
 use synthpipe::universe::dataset::{Options, generate};
 use synthpipe::universe::params::Params;
 
@@ -284,6 +284,257 @@ fn assert_distinct_slots(q: &Json) {
     }
 }
 
+/// Text with its one placeholder replaced.
+fn fill(parts: &[TextPart], with: &str) -> String {
+    parts
+        .iter()
+        .map(|p| match p {
+            TextPart::Hole { .. } => with,
+            TextPart::Lit(l) | TextPart::Agree { singular: l, .. } => l.as_str(),
+        })
+        .collect()
+}
+
+/// Under `number agree`, rebuilds the noun phrase of every start and hop from the program
+/// and the rules' forms, independently of the composer: each phrase the text says is in the
+/// number of its set, its other-number twin is never said, and every agreement word and
+/// formless attribute noun agrees with its slot or the answer.
+fn check_wording(ir: &Ir, q: &Json) {
+    let qs = ir.questions.as_ref().unwrap();
+    if !qs.agree {
+        return;
+    }
+    let text = s(&q["text"]);
+    let steps = q["program"]["steps"].as_array().unwrap();
+    let inter = q["intermediate"].as_array().unwrap();
+    let many = |i: usize| inter[i].as_array().unwrap().len() > 1;
+    // Step → (phrase said in the text, denotes several).
+    let mut phrases: Vec<Option<(String, bool)>> = Vec::new();
+    for (i, st) in steps.iter().enumerate() {
+        let forms: Option<[String; 2]> = match s(&st["op"]) {
+            "name" => Some([s(&st["name"]).to_string(), s(&st["name"]).to_string()]),
+            "whose" => {
+                let ety = ir.entity(s(&st["type"])).unwrap();
+                let a = ety.attr(s(&st["attribute"])).unwrap();
+                let one = match &a.whose {
+                    Some(w) => fill(w, s(&st["value"])),
+                    None => format!(
+                        "the {} whose {} is {}",
+                        ety.name,
+                        a.say.as_ref().map_or(&a.name, |x| &x.0),
+                        s(&st["value"])
+                    ),
+                };
+                let several = a
+                    .whose_plural
+                    .as_ref()
+                    .map_or(one.clone(), |p| fill(p, s(&st["value"])));
+                Some([one, several])
+            }
+            "hop" => {
+                let input = st["inputs"][0].as_u64().unwrap() as usize;
+                phrases[input].as_ref().and_then(|(inner, _)| {
+                    let r = &st["relations"][0];
+                    let rel = ir.relation(s(&r["relation"])).unwrap();
+                    let to = rel.role_index(s(&r["to_role"])).unwrap();
+                    // A hop without a surface form (`rel.role(x)`) is never said.
+                    let say = rel.say_for(to)?;
+                    Some(match &say.phrase {
+                        Some([one, several]) => [fill(one, inner), fill(several, inner)],
+                        None => [
+                            format!("the {} of {inner}", say.singular),
+                            format!("the {} of {inner}", say.plural),
+                        ],
+                    })
+                })
+            }
+            _ => None,
+        };
+        let said = forms.and_then(|[one, several]| {
+            let (right, wrong) = if many(i) {
+                (several, one)
+            } else {
+                (one, several)
+            };
+            assert!(
+                right == wrong || !text.contains(&wrong),
+                "`{wrong}` is in the wrong number ({} members): {text}",
+                inter[i].as_array().unwrap().len()
+            );
+            text.contains(&right).then_some((right, many(i)))
+        });
+        phrases.push(said);
+    }
+    let tpl = qs
+        .templates
+        .iter()
+        .find(|t| t.name == s(&q["template"]))
+        .unwrap();
+    if matches!(tpl.answer, AnswerExpr::Slot(_)) {
+        assert!(
+            phrases.last().unwrap().is_some(),
+            "the answer's chain is said as composed: {text}"
+        );
+    }
+    let counts = ["count", "same"].contains(&s(&q["question_type"]));
+    let answer_many = !counts && q["answers"].as_array().unwrap().len() > 1;
+    // The words each agreement placeholder should say.
+    let chosen: Vec<Option<(&str, &str)>> = tpl
+        .text
+        .iter()
+        .map(|p| {
+            let TextPart::Agree {
+                singular,
+                plural,
+                of,
+            } = p
+            else {
+                return None;
+            };
+            let want_many = match of {
+                None => answer_many,
+                // The chain said right after the words, if any (a name is one).
+                Some(_) => phrases
+                    .iter()
+                    .flatten()
+                    .filter(|(ph, _)| {
+                        text.contains(&format!("{singular} {ph}"))
+                            || text.contains(&format!("{plural} {ph}"))
+                    })
+                    .max_by_key(|(ph, _)| ph.len())
+                    .is_some_and(|(_, m)| *m),
+            };
+            Some(if want_many {
+                (plural.as_str(), singular.as_str())
+            } else {
+                (singular.as_str(), plural.as_str())
+            })
+        })
+        .collect();
+    // The template's own text on either side of an agreement placeholder, out to the
+    // nearest slot.
+    let said = |i: usize| match &tpl.text[i] {
+        TextPart::Lit(l) => Some(l.as_str()),
+        TextPart::Agree { .. } => Some(chosen[i].unwrap().0),
+        TextPart::Hole { .. } => None,
+    };
+    let side = |range: Vec<usize>, backwards: bool| -> String {
+        let mut parts: Vec<&str> = range.into_iter().map_while(said).collect();
+        if backwards {
+            parts.reverse();
+        }
+        parts.concat()
+    };
+    for (pi, p) in tpl.text.iter().enumerate() {
+        match p {
+            TextPart::Agree { .. } => {
+                let (right, wrong) = chosen[pi].unwrap();
+                let (before, after) = (
+                    side((0..pi).rev().collect(), true),
+                    side((pi + 1..tpl.text.len()).collect(), false),
+                );
+                assert!(
+                    text.contains(&format!("{before}{right}{after}")),
+                    "`{right}` expected: {text}"
+                );
+                assert!(
+                    !text.contains(&format!("{before}{wrong}{after}")),
+                    "`{wrong}` does not agree: {text}"
+                );
+            }
+            TextPart::Hole {
+                name, form: None, ..
+            } => {
+                let Some(SlotKindIr::Attr(cands)) =
+                    tpl.slots.iter().find(|x| &x.name == name).map(|x| &x.kind)
+                else {
+                    continue;
+                };
+                for (_, a) in cands {
+                    let (one, several) = ir.attr_of(a).say.clone().unwrap();
+                    let (right, wrong) = if answer_many {
+                        (several, one)
+                    } else {
+                        (one, several)
+                    };
+                    assert!(
+                        right == wrong || !text.contains(&format!("the {wrong} of")),
+                        "attribute noun `{wrong}` does not agree with {} answers: {text}",
+                        q["answers"].as_array().unwrap().len()
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The walk filters in force for the question's template hold: no hop's set is the one two
+/// steps back, no entity answer holds a named entity (comparisons aside), and no attribute
+/// answer lists every value the files give that attribute.
+fn check_filters(ir: &Ir, f: &Files, q: &Json) {
+    let qs = ir.questions.as_ref().unwrap();
+    let tpl = qs
+        .templates
+        .iter()
+        .find(|t| t.name == s(&q["template"]))
+        .unwrap();
+    let on = |x: Filter| qs.filters.contains(&x) && !tpl.allow.contains(&x);
+    let steps = q["program"]["steps"].as_array().unwrap();
+    let inter = q["intermediate"].as_array().unwrap();
+    let input = |st: &Json| {
+        st["inputs"]
+            .get(0)
+            .and_then(Json::as_u64)
+            .map(|i| i as usize)
+    };
+    if on(Filter::Backtrack) {
+        for (i, st) in steps.iter().enumerate() {
+            if st["op"] == "hop"
+                && let Some(j) = input(st)
+                && steps[j]["op"] == "hop"
+                && let Some(k) = input(&steps[j])
+            {
+                assert!(
+                    !(st["type"] == steps[k]["type"] && inter[i] == inter[k]),
+                    "step {i} steps back onto step {k}: {}",
+                    q["text"]
+                );
+            }
+        }
+    }
+    let answers: BTreeSet<&str> = q["answers"].as_array().unwrap().iter().map(s).collect();
+    let last = steps.last().unwrap();
+    if on(Filter::StartInAnswer) && !["comparison"].contains(&s(&q["question_type"])) {
+        let answer_ty = s(&last["type"]);
+        for st in steps.iter().filter(|st| st["op"] == "name") {
+            assert!(
+                s(&st["type"]) != answer_ty || !answers.contains(s(&st["name"])),
+                "the answer holds the named `{}`: {}",
+                s(&st["name"]),
+                q["text"]
+            );
+        }
+    }
+    if on(Filter::EveryValue) && last["op"] == "attribute" && answers.len() >= 2 {
+        let j = input(last).unwrap();
+        let ty = s(&steps[j]["type"]);
+        let attr = s(&last["attribute"]);
+        let all: BTreeSet<&String> = f
+            .attrs
+            .iter()
+            .filter(|((t, _), _)| t == ty)
+            .filter_map(|(_, a)| a.get(attr))
+            .collect();
+        assert!(
+            answers.len() < all.len(),
+            "the answer lists every {attr} ({}): {}",
+            all.len(),
+            q["text"]
+        );
+    }
+}
+
 /// Checks every question in `dir`; returns how many.
 fn check_dir(ir: &Ir, dir: &Path) -> usize {
     let f = read_files(dir, ir);
@@ -332,6 +583,8 @@ fn check_dir(ir: &Ir, dir: &Path) -> usize {
         assert!(q["difficulty"].as_i64().unwrap() >= rel_weight, "{q}");
         assert!(ids.insert(s(&q["id"]).to_string()), "ids are unique");
         assert_distinct_slots(q);
+        check_wording(ir, q);
+        check_filters(ir, &f, q);
     }
     let texts: BTreeSet<&str> = qs.iter().map(|q| s(&q["text"])).collect();
     assert_eq!(texts.len(), qs.len(), "questions are de-duplicated by text");
@@ -372,6 +625,10 @@ fn every_answer_and_intermediate_set_recomputed_from_the_files() {
             "rules/academia.rules",
             sets(&[("questions_per_template", "40")]),
         ),
+        (
+            "rules/football.rules",
+            sets(&[("questions_per_template", "40"), ("question_depth", "11")]),
+        ),
         ("tests/grammar/ok/features.rules", sets(&[])),
         ("tests/grammar/ok/school.rules", sets(&[])),
     ];
@@ -405,6 +662,7 @@ fn shipped_domains_ask_every_template_they_declare() {
         "rules/family.rules",
         "rules/wiki.rules",
         "rules/academia.rules",
+        "rules/football.rules",
         "tests/grammar/ok/features.rules",
         "tests/grammar/ok/school.rules",
     ] {
@@ -737,4 +995,111 @@ relation friend_of_friend(person: person, other: person)
         "{msg}"
     );
     assert!(!dir.join("manifest.json").exists(), "nothing is written");
+}
+
+#[test]
+fn walk_filter_counts_are_in_the_manifest_only_where_filters_are_in_force() {
+    for (path, filtered) in [("rules/wiki.rules", true), ("rules/family.rules", false)] {
+        let ir = load(path);
+        let params = Params::resolve(&ir, &sets(&[("questions_per_template", "20")])).unwrap();
+        let dir = tmpdir("questions", &format!("removed-{filtered}"));
+        let m = generate(&ir, &params, &[1, 2], &dir, &Options::default())
+            .unwrap()
+            .manifest;
+        let json = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+        assert_eq!(json.contains("\"removed\""), filtered, "{path}");
+        if filtered {
+            // Every template switched on, with each of the three filters.
+            let on = m.histograms.template.len();
+            assert_eq!(m.counts.removed.len(), on);
+            for per in m.counts.removed.values() {
+                let names: Vec<&str> = per.keys().map(String::as_str).collect();
+                assert_eq!(names, ["backtrack", "every_value", "start_in_answer"]);
+            }
+            let total: usize = m.counts.removed.values().flat_map(|p| p.values()).sum();
+            assert!(total > 0, "the filters removed something at this size");
+        }
+    }
+}
+
+/// A template that cannot produce a question and a `whose` start that cannot start one are
+/// named, with why, in the manifest and as warnings.
+#[test]
+fn a_template_or_start_that_produces_nothing_says_why() {
+    let src = r#"
+pool names = ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay"];
+pool towns = ["Oslo", "Rome"];
+
+entity person count 6 {
+    name: key pool names;
+    team: enum { red } {
+        say "team";
+        whose "the person in team {value}" / "the people in team {value}";
+    }
+}
+
+entity town count 2 {
+    name: key pool towns;
+}
+
+relation lives_in(person: person, town: town) {
+    generate function(from: person);
+    say town: "home town" / "home towns";
+}
+
+relation knows(person: person, friend: person) symmetric irreflexive {
+    generate random_graph(mean_degree: 2.0);
+    say friend: "friend" / "friends";
+}
+
+bank social = knows;
+
+questions {
+    hops social;
+    max_answers 3;
+    start name;
+    start whose person.team;
+
+    template who "Who {is/are} {x}?" {
+        x: chain person;
+        answer x;
+    }
+
+    template town "Which {town/towns} {is/are} {t}?" {
+        t: chain town;
+        answer t;
+    }
+}
+"#;
+    let checked = synthpipe::lang::check_source(src, None);
+    let ir = checked
+        .ir
+        .unwrap_or_else(|| panic!("{:?}", checked.diagnostics));
+    let params = Params::resolve(&ir, &[]).unwrap();
+    let dir = tmpdir("questions", "nothing");
+    let m = generate(&ir, &params, &[1, 2], &dir, &Options::default())
+        .unwrap()
+        .manifest;
+    assert!(m.histograms.template["who"] > 0);
+    assert_eq!(m.histograms.template["town"], 0);
+    let why = &m.counts.no_questions;
+    assert_eq!(
+        why.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["start whose person.team", "town"]
+    );
+    assert!(
+        why["town"].starts_with("no variant of it fits"),
+        "{}",
+        why["town"]
+    );
+    assert!(
+        why["start whose person.team"].contains("more than `max_answers` (3)"),
+        "{}",
+        why["start whose person.team"]
+    );
+    let warnings = m.counts.warnings();
+    assert_eq!(warnings.len(), 2);
+    assert!(warnings[1].starts_with(
+        "warning[synthpipe::generate::no_questions]: template `town` produced no question: "
+    ));
 }

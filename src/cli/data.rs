@@ -60,6 +60,9 @@ pub fn generate(
         }
     };
     let c = &generated.manifest.counts;
+    for w in c.warnings() {
+        eprintln!("{w}");
+    }
     eprintln!(
         "wrote {}: {} entities, {} facts, {} articles, {} questions from {} template variants",
         out.display(),

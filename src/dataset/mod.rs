@@ -158,6 +158,36 @@ pub struct Counts {
     /// ("Who was born first, X or X?") came out the same; every template switched on, 0
     /// included. A template that can never be filled that way has 0 questions and a count here.
     pub degenerate: BTreeMap<String, usize>,
+    /// Template → walk filter in force → what it removed over all universes: hops the walk
+    /// steered away from (`backtrack`) or drawn questions dropped (the others). Absent when
+    /// no filter is in force (PhantomWiki's family).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub removed: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Each template switched on, and each `whose` start (`start whose T.a`), that produced no
+    /// question in any universe, with why. Absent when everything produced questions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub no_questions: BTreeMap<String, String>,
+}
+
+impl Counts {
+    /// One warning per template or `whose` start that produced no question, as
+    /// `generate` and the pipeline print them.
+    pub fn warnings(&self) -> Vec<String> {
+        self.no_questions
+            .iter()
+            .map(|(what, why)| {
+                let what = match what.strip_prefix("start whose ") {
+                    Some(s) => format!("`start whose {s}`"),
+                    None => format!("template `{what}`"),
+                };
+                format!(
+                    "warning[synthpipe::generate::no_questions]: {what} produced no question: {why}\n  \
+                     help: the manifest lists it under `counts.no_questions`; see docs/rules.md, \
+                     \"When a template produces nothing\""
+                )
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

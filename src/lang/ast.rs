@@ -132,7 +132,8 @@ pub struct AttrDecl {
     pub unique: Option<Span>,
     pub source: Source,
     pub say: Option<(Str, Option<Str>)>,
-    pub whose: Option<Str>,
+    /// The `whose` phrase, and its plural for a start that picks several entities.
+    pub whose: Option<(Str, Option<Str>)>,
     pub span: Span,
 }
 
@@ -335,6 +336,9 @@ pub struct SayDecl {
     pub role: Name,
     pub singular: Str,
     pub plural: Str,
+    /// A hop phrase of its own, singular and plural, with the other role as placeholder:
+    /// `phrase "the player managed by {manager}" / "the players managed by {manager}"`.
+    pub phrase: Option<(Str, Str)>,
     /// Gendered (or otherwise conditional) forms: `when gender = female: "wife" / "wives"`.
     pub when: Vec<SayWhen>,
     pub span: Span,
@@ -397,6 +401,10 @@ pub struct QuestionsDecl {
     pub max_answers: Option<Lit>,
     /// A bank name or a `$param` of type bank.
     pub hops: Option<Lit>,
+    /// `number singular;` or `number agree;`.
+    pub number: Option<Name>,
+    /// `allow backtrack, start_in_answer, every_value;`: walk filters switched off.
+    pub allow: Vec<Name>,
     pub starts: Vec<StartDecl>,
     pub templates: Vec<TemplateDecl>,
     pub span: Span,
@@ -429,6 +437,8 @@ pub struct TemplateDecl {
     pub name: Name,
     pub text: Str,
     pub when: Option<Lit>,
+    /// Walk filters this template switches off, besides the block's.
+    pub allow: Vec<Name>,
     pub slots: Vec<SlotDecl>,
     pub answer: Expr,
     pub span: Span,

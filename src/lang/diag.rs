@@ -55,6 +55,8 @@ pub enum Code {
     InvalidRange,
     InvalidDate,
     UniqueTooSmall,
+    UnknownOption,
+    Agreement,
 }
 
 impl Code {
@@ -99,6 +101,8 @@ impl Code {
         Code::InvalidRange,
         Code::InvalidDate,
         Code::UniqueTooSmall,
+        Code::UnknownOption,
+        Code::Agreement,
     ];
 
     pub fn name(self) -> &'static str {
@@ -143,6 +147,8 @@ impl Code {
             Code::InvalidRange => "invalid_range",
             Code::InvalidDate => "invalid_date",
             Code::UniqueTooSmall => "unique_too_small",
+            Code::UnknownOption => "unknown_option",
+            Code::Agreement => "agreement",
         }
     }
 
@@ -153,7 +159,9 @@ impl Code {
 
     pub fn severity(self) -> Severity {
         match self {
-            Code::SingletonVariable | Code::UnusedSlot | Code::UniqueTooSmall => Severity::Warning,
+            Code::SingletonVariable | Code::UnusedSlot | Code::UniqueTooSmall | Code::Agreement => {
+                Severity::Warning
+            }
             _ => Severity::Error,
         }
     }

@@ -248,13 +248,17 @@ impl Printer<'_> {
                 self.w(";");
                 self.end_line(p.as_ref().unwrap_or(s).span.end + 1);
             }
-            if let Some(w) = &a.whose {
+            if let Some((w, p)) = &a.whose {
                 self.comments_before(w.span.start);
                 self.pad();
                 self.w("whose ");
                 self.str_lit(w);
+                if let Some(p) = p {
+                    self.w(" / ");
+                    self.str_lit(p);
+                }
                 self.w(";");
-                self.end_line(w.span.end + 1);
+                self.end_line(p.as_ref().unwrap_or(w).span.end + 1);
             }
             self.close(a.span.end);
         }
@@ -373,6 +377,14 @@ impl Printer<'_> {
                     self.w(" / ");
                     self.str_lit(&s.plural);
                     self.indent += 1;
+                    if let Some((ps, pp)) = &s.phrase {
+                        self.out.push('\n');
+                        self.pad();
+                        self.w("phrase ");
+                        self.str_lit(ps);
+                        self.w(" / ");
+                        self.str_lit(pp);
+                    }
                     for w in &s.when {
                         self.out.push('\n');
                         self.pad();
@@ -477,6 +489,18 @@ impl Printer<'_> {
         }
     }
 
+    /// `allow a, b;` on one line, when any are given.
+    fn allow(&mut self, names: &[Name]) {
+        if let (Some(first), Some(last)) = (names.first(), names.last()) {
+            self.comments_before(first.span.start);
+            self.pad();
+            self.w("allow ");
+            self.names(names);
+            self.w(";");
+            self.end_line(last.span.end + 1);
+        }
+    }
+
     fn questions(&mut self, q: &QuestionsDecl) {
         self.w("questions");
         self.open();
@@ -497,6 +521,13 @@ impl Printer<'_> {
                 self.end_line(v.span.end + 1);
             }
         }
+        if let Some(n) = &q.number {
+            self.comments_before(n.span.start);
+            self.pad();
+            self.w(&format!("number {};", n.text));
+            self.end_line(n.span.end + 1);
+        }
+        self.allow(&q.allow);
         for s in &q.starts {
             self.comments_before(s.span().start);
             self.pad();
@@ -523,6 +554,7 @@ impl Printer<'_> {
                 self.lit(w);
             }
             self.open();
+            self.allow(&t.allow);
             for s in &t.slots {
                 self.comments_before(s.span.start);
                 self.pad();

@@ -616,6 +616,9 @@ pub struct Attribute {
     pub say: Option<(String, String)>,
     /// Chain start phrase with `{value}`, e.g. "the person whose job is {value}".
     pub whose: Option<Vec<TextPart>>,
+    /// The `whose` form for several entities; absent in files that give none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whose_plural: Option<Vec<TextPart>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -643,6 +646,13 @@ pub enum TextPart {
         /// What the placeholder reads; the name alone spells it in the canonical JSON.
         #[serde(skip)]
         to: Hole,
+    },
+    /// `{is/are}` or `{does/do:x}`: words that agree in number with the answer, or with
+    /// slot `of` (question templates only).
+    Agree {
+        singular: String,
+        plural: String,
+        of: Option<String>,
     },
 }
 
@@ -777,6 +787,10 @@ pub struct Say {
     pub of: usize,
     pub singular: String,
     pub plural: String,
+    /// A hop phrase of its own, singular and plural, whose one placeholder is the chain
+    /// read from: "the players managed by {manager}".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phrase: Option<[Vec<TextPart>; 2]>,
     /// Forms chosen by an enum attribute of the entity in `role` (e.g. wife/husband).
     pub when: Vec<SayWhenIr>,
 }
@@ -849,8 +863,46 @@ pub struct Questions {
     pub max_answers: Num,
     /// Relations chains may hop along; `None` means every relation with a surface form.
     pub hops: Option<HopSet>,
+    /// Chains and verbs agree in number with the sets they denote (`number agree`, the
+    /// default); false keeps PhantomWiki's always-singular wording. Left out of the JSON when
+    /// false, the wording every file had before the choice existed, so such files keep
+    /// their digest.
+    #[serde(skip_serializing_if = "is_false")]
+    pub agree: bool,
+    /// Walk filters in force for every template (see [`Filter`]); empty in the JSON of a
+    /// file that allows them all, as every file did before they existed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<Filter>,
     pub starts: Vec<Start>,
     pub templates: Vec<Template>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// What a clean walk leaves out; `allow NAME;` switches one off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Filter {
+    /// A hop whose set is the set two steps back ("the tenant club of the home ground of X").
+    Backtrack,
+    /// An answer set that holds an entity the question names.
+    StartInAnswer,
+    /// An attribute answer that lists every value the attribute takes (two or more).
+    EveryValue,
+}
+
+impl Filter {
+    pub const ALL: [Filter; 3] = [Filter::Backtrack, Filter::StartInAnswer, Filter::EveryValue];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Filter::Backtrack => "backtrack",
+            Filter::StartInAnswer => "start_in_answer",
+            Filter::EveryValue => "every_value",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -866,6 +918,9 @@ pub struct Template {
     pub text: Vec<TextPart>,
     /// A bool parameter that switches this template on.
     pub when: Option<String>,
+    /// Filters of the block this template switches off (`allow` in the template).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<Filter>,
     pub slots: Vec<Slot>,
     pub answer: AnswerExpr,
     pub answer_type: AnswerType,

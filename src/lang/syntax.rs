@@ -37,6 +37,123 @@ pub fn parse(src: &str) -> Result<RuleFile, Diagnostic> {
     })
 }
 
+/// Every syntax error of a file that does not parse, recovering at statement boundaries:
+/// after each error the broken statement (from the previous `;`, `{` or `}` to its own `;`,
+/// or its block) is blanked out — spans and line numbers kept — and the file parsed again,
+/// so one run reports each broken line. An error that only follows from an earlier blanking
+/// (nothing left to blank) ends the search; at most `MAX` are reported.
+pub fn syntax_errors(src: &str) -> Vec<Diagnostic> {
+    const MAX: usize = 50;
+    let mut text = src.to_string();
+    let mut out: Vec<Diagnostic> = Vec::new();
+    let mut last = None;
+    while out.len() < MAX {
+        if RulesParser::parse(Rule::file, &text).is_ok() {
+            break;
+        }
+        let d = detailed_error(&text);
+        let pos = d.span.start;
+        let Some((start, end)) = statement_around(&text, pos) else {
+            if out.is_empty() {
+                out.push(d);
+            }
+            break;
+        };
+        if last.is_some_and(|l| pos <= l) {
+            break;
+        }
+        last = Some(pos);
+        // Only statements before the error were blanked, so its message quotes the source.
+        out.push(d);
+        text = blank(&text, start, end);
+    }
+    out
+}
+
+/// The statement containing byte `pos`: from just after the previous `;`, `{` or `}` to the
+/// end of the statement (its `;`, or its closing `}` when it opens a block), strings and
+/// comments skipped. `None` when it holds nothing but blanks.
+fn statement_around(src: &str, pos: usize) -> Option<(usize, usize)> {
+    let marks = boundaries(src);
+    let start = marks
+        .iter()
+        .rev()
+        .find(|(i, _)| *i < pos)
+        .map_or(0, |(i, _)| i + 1);
+    let mut depth = 0usize;
+    let mut end = src.len();
+    for &(i, c) in marks.iter().filter(|(i, _)| *i >= pos) {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => {
+                end = i;
+                break;
+            }
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = i + 1;
+                    break;
+                }
+            }
+            ';' if depth == 0 => {
+                end = i + 1;
+                break;
+            }
+            _ => {}
+        }
+    }
+    let span = src.get(start..end)?;
+    (!span.trim().is_empty()).then_some((start, end))
+}
+
+/// Positions of `;`, `{` and `}` outside strings and comments.
+fn boundaries(src: &str) -> Vec<(usize, char)> {
+    let mut out = Vec::new();
+    let mut chars = src.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => {
+                // A string ends at its closing quote, or (unterminated) at the line's end.
+                while let Some((_, c)) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' | '\n' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '/' if chars.peek().is_some_and(|&(_, n)| n == '/') => {
+                for (_, c) in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            ';' | '{' | '}' => out.push((i, c)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `src` with bytes `start..end` replaced by spaces, newlines kept.
+fn blank(src: &str, start: usize, end: usize) -> String {
+    let mut out = String::with_capacity(src.len());
+    out.push_str(&src[..start]);
+    for c in src[start..end].chars() {
+        if c == '\n' {
+            out.push('\n');
+        } else {
+            out.extend(std::iter::repeat_n(' ', c.len_utf8()));
+        }
+    }
+    out.push_str(&src[end..]);
+    out
+}
+
 /// Re-parses a file known to be invalid with pest's attempt tracking on, so the error points
 /// at the exact token rather than the start of the enclosing rule. Tracking doubles parse
 /// time, so valid files are parsed without it. The switch is process-global: a count of
@@ -183,6 +300,30 @@ fn hint(src: &str, pos: usize, expected: &[&str]) -> Option<String> {
             .next()
             .unwrap_or("")
     });
+    // The statement so far, from the previous `;`, `{` or `}`.
+    let stmt_start = boundaries(src)
+        .iter()
+        .rev()
+        .find(|(i, _)| *i < pos)
+        .map_or(0, |(i, _)| i + 1);
+    let stmt = src
+        .get(stmt_start..pos.min(src.len()))
+        .unwrap_or("")
+        .trim_start();
+    if stmt.starts_with("say") && stmt.contains(':') && expected.contains(&"`/`") {
+        return Some(
+            "a relation's `say` gives the singular and the plural: \
+             `say friend: \"friend\" / \"friends\";`"
+                .into(),
+        );
+    }
+    if stmt.starts_with("answer") && src[pos.min(src.len())..].starts_with('|') {
+        return Some(
+            "answers combine sets with `&` (the entities in both); `|` separates the bodies \
+             of a derived relation, not answer terms"
+                .into(),
+        );
+    }
     if matches!(word, "key" | "unique") {
         return Some(format!(
             "`key` and `unique` go before the attribute's source: `name: {word} pool names;`"
@@ -249,6 +390,7 @@ fn describe(rule: Rule) -> &'static str {
         | Rule::attr_say
         | Rule::attr_whose => "a relation statement (`each`, `generate`, `say`, `weight`)",
         Rule::say_when => "`when`",
+        Rule::say_phrase => "`phrase`",
         Rule::card_range => "a cardinality like `0..2` or `1`",
         Rule::gen_arg => "a generator argument `name: value`",
         Rule::title_decl | Rule::section_decl | Rule::line_decl | Rule::facts_decl => {
@@ -259,6 +401,8 @@ fn describe(rule: Rule) -> &'static str {
         | Rule::unanswerable_decl
         | Rule::max_answers_decl
         | Rule::hops_decl
+        | Rule::number_decl
+        | Rule::allow_decl
         | Rule::start_decl
         | Rule::template_decl => {
             "a questions statement (`depth`, `per_template`, `unanswerable`, `max_answers`, `hops`, `start`, `template`)"
@@ -320,6 +464,9 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_attr => "`attr`",
         Rule::kw_answer => "`answer`",
         Rule::kw_in => "`in`",
+        Rule::kw_number => "`number`",
+        Rule::kw_allow => "`allow`",
+        Rule::kw_phrase => "`phrase`",
         Rule::file
         | Rule::item
         | Rule::WHITESPACE
@@ -556,7 +703,8 @@ fn attr_decl(p: P) -> AttrDecl {
                         Rule::attr_whose => {
                             let mut s = b.into_inner();
                             skip_kw(&mut s);
-                            whose = Some(string(s.next().expect("whose text")));
+                            let sing = string(s.next().expect("whose text"));
+                            whose = Some((sing, s.next().map(string)));
                         }
                         _ => {}
                     }
@@ -852,6 +1000,15 @@ fn say_decl(p: P) -> SayDecl {
     let role = name(it.next().expect("role"));
     let singular = string(it.next().expect("singular"));
     let plural = string(it.next().expect("plural"));
+    let mut it = it.peekable();
+    let phrase = it.next_if(|p| p.as_rule() == Rule::say_phrase).map(|p| {
+        let mut r = p.into_inner();
+        skip_kw(&mut r);
+        (
+            string(r.next().expect("singular phrase")),
+            string(r.next().expect("plural phrase")),
+        )
+    });
     let when = it
         .map(|w| {
             let mut r = w.into_inner();
@@ -868,6 +1025,7 @@ fn say_decl(p: P) -> SayDecl {
         role,
         singular,
         plural,
+        phrase,
         when,
         span: sp,
     }
@@ -951,6 +1109,8 @@ fn questions_decl(p: P) -> QuestionsDecl {
         unanswerable: None,
         max_answers: None,
         hops: None,
+        number: None,
+        allow: Vec::new(),
         starts: Vec::new(),
         templates: Vec::new(),
         span: sp,
@@ -990,11 +1150,26 @@ fn questions_decl(p: P) -> QuestionsDecl {
                     });
                 }
             }
+            Rule::number_decl => {
+                let mut r = s.into_inner();
+                skip_kw(&mut r);
+                q.number = Some(name(r.next().expect("number mode")));
+            }
+            Rule::allow_decl => q.allow.extend(allow_decl(s)),
             Rule::template_decl => q.templates.push(template_decl(s)),
             _ => {}
         }
     }
     q
+}
+
+/// The names of `allow a, b;`.
+fn allow_decl(p: P) -> Vec<Name> {
+    let mut r = p.into_inner();
+    skip_kw(&mut r);
+    r.next()
+        .map(|l| l.into_inner().map(name).collect())
+        .unwrap_or_default()
 }
 
 fn attr_path(p: P) -> AttrPath {
@@ -1015,6 +1190,7 @@ fn template_decl(p: P) -> TemplateDecl {
     let text = string(it.next().expect("template text"));
     let mut when = None;
     let mut slots = Vec::new();
+    let mut allow = Vec::new();
     let mut answer = None;
     for q in it {
         match q.as_rule() {
@@ -1024,6 +1200,7 @@ fn template_decl(p: P) -> TemplateDecl {
                 when = Some(lit(w.next().expect("param")));
             }
             Rule::slot_decl => slots.push(slot_decl(q)),
+            Rule::allow_decl => allow.extend(allow_decl(q)),
             Rule::answer_decl => {
                 let mut a = q.into_inner();
                 skip_kw(&mut a);
@@ -1036,6 +1213,7 @@ fn template_decl(p: P) -> TemplateDecl {
         name,
         text,
         when,
+        allow,
         slots,
         answer: answer.expect("grammar requires an answer"),
         span: sp,
@@ -1125,6 +1303,34 @@ mod tests {
         let d = parse(src).unwrap_err();
         assert_eq!(d.code, Code::Syntax);
         assert_eq!(&src[d.span.start..d.span.end], "key");
+    }
+
+    #[test]
+    fn every_broken_statement_is_reported_once() {
+        let src = "pool names = [\"a\", \"b\"];\n\
+                   entity person count 2 {\n\
+                   \x20   name key pool names;\n\
+                   \x20   age: int 1..9\n\
+                   \x20   born: date 1990-01-01..1999-12-31;\n\
+                   \x20   job pool names;\n\
+                   }\n\
+                   relation knows(a: person, b: person) { say b: \"friend\"; }\n";
+        let ds = syntax_errors(src);
+        let lines: Vec<usize> = ds
+            .iter()
+            .map(|d| src[..d.span.start].matches('\n').count() + 1)
+            .collect();
+        assert_eq!(lines, [3, 5, 6, 8], "{ds:#?}");
+        assert!(
+            ds[3]
+                .help
+                .as_deref()
+                .unwrap()
+                .contains("singular and the plural")
+        );
+        // A valid file has none; a file broken once has one.
+        assert!(syntax_errors("pool p = [\"x\"];").is_empty());
+        assert_eq!(syntax_errors("pool p = [\"x\"]").len(), 1);
     }
 
     #[test]

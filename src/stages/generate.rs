@@ -74,7 +74,10 @@ pub fn execute(p: &Params, io: &Io) -> Result<(), StageError> {
         derived: p.derived,
         progress: io.progress,
     };
-    dataset::generate(&ir, &params, &p.seeds, io.output("dataset")?, &opts)
-        .map(|_| ())
-        .map_err(|e| StageError(e.render()))
+    let generated = dataset::generate(&ir, &params, &p.seeds, io.output("dataset")?, &opts)
+        .map_err(|e| StageError(e.render()))?;
+    for w in generated.manifest.counts.warnings() {
+        eprintln!("{w}");
+    }
+    Ok(())
 }

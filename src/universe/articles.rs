@@ -115,7 +115,8 @@ impl<'a> Writer<'a> {
         let mut out = String::new();
         for p in parts {
             match p {
-                TextPart::Lit(l) => out.push_str(l),
+                // The checker allows agreement only in question templates.
+                TextPart::Lit(l) | TextPart::Agree { singular: l, .. } => out.push_str(l),
                 TextPart::Hole { to, .. } => {
                     if let Hole::Attr(ai) = *to {
                         let v = self.value_at(t, ai, e);

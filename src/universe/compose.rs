@@ -17,8 +17,8 @@ use super::solve::Solver;
 use super::world::{AttrVal, World, render};
 use crate::dataset::{Program, Question, Reading, Step};
 use crate::lang::ir::{
-    AnswerExpr, AnswerType, HopSet, Ir, Questions, RelationRef, SlotKindIr, Start, Template,
-    TextPart, Value,
+    AnswerExpr, AnswerType, Filter, HopSet, Ir, Questions, RelationRef, SlotKindIr, Start,
+    Template, TextPart, Value,
 };
 use crate::util::rng::Rng;
 
@@ -99,6 +99,96 @@ struct Attempt {
     sigs: Vec<String>,
     /// Set when slots that must denote different entities came out the same.
     degenerate: bool,
+    /// Chain slot → whether it denotes several entities (its words agree with that).
+    plural: HashMap<String, bool>,
+    /// The walk filters in force for this template.
+    filters: Vec<Filter>,
+    /// Why this draw came to nothing, and what the filters removed on the way.
+    tally: Tally,
+}
+
+/// What happened to a variant's draws: how many filled no question and why, and what each
+/// walk filter removed (hops avoided for `backtrack`, questions for the others).
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    /// Variants of the template within the depth.
+    pub variants: usize,
+    pub draws: usize,
+    /// No hop relation led on from a set (or every image was empty).
+    pub no_walk: usize,
+    /// Every way on exceeded `max_answers`.
+    pub over_limit: usize,
+    /// Draws dropped because slots that must differ came out the same.
+    pub degenerate: usize,
+    pub removed: std::collections::BTreeMap<Filter, usize>,
+}
+
+impl Tally {
+    pub fn add(&mut self, o: &Tally) {
+        self.variants += o.variants;
+        self.draws += o.draws;
+        self.no_walk += o.no_walk;
+        self.over_limit += o.over_limit;
+        self.degenerate += o.degenerate;
+        for (f, n) in &o.removed {
+            *self.removed.entry(*f).or_default() += n;
+        }
+    }
+
+    /// Why a template with these draws produced no question, in words.
+    pub fn why_none(&self, max_answers: &str) -> String {
+        if self.variants == 0 {
+            return "no variant of it fits: within the question depth no start leads to a \
+                    chain slot's type along the hop relations (check `hops`), or a chain that \
+                    is the answer has no room for its hop"
+                .into();
+        }
+        let mut reasons: Vec<(usize, String)> = vec![
+            (
+                self.no_walk,
+                format!(
+                    "{} of {} draws found no hop relation leading on to the slot's type \
+                     (check `hops` and the bank it names)",
+                    self.no_walk, self.draws
+                ),
+            ),
+            (
+                self.over_limit,
+                format!(
+                    "{} of {} draws only had sets larger than `max_answers` ({max_answers})",
+                    self.over_limit, self.draws
+                ),
+            ),
+            (
+                self.degenerate,
+                format!(
+                    "{} of {} draws named one entity twice where two must differ",
+                    self.degenerate, self.draws
+                ),
+            ),
+        ];
+        for (f, n) in &self.removed {
+            if *f != Filter::Backtrack {
+                reasons.push((
+                    *n,
+                    format!(
+                        "the `{}` filter removed {n} of {} draws (`allow {};` keeps them)",
+                        f.name(),
+                        self.draws,
+                        f.name()
+                    ),
+                ));
+            }
+        }
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.0));
+        match reasons.first() {
+            Some((n, why)) if *n > 0 => why.clone(),
+            _ => format!(
+                "none of its {} draws had an answer of the kind asked",
+                self.draws
+            ),
+        }
+    }
 }
 
 /// What an answer reads from each entity of a set: a relation in one direction, or an
@@ -115,6 +205,8 @@ pub struct Composed {
     pub questions: Vec<Question>,
     /// Template name → drawn questions dropped as degenerate (every template switched on).
     pub degenerate: std::collections::BTreeMap<String, usize>,
+    /// Template name → what its draws met (every template switched on).
+    pub tallies: std::collections::BTreeMap<String, Tally>,
 }
 
 pub struct Composer<'a> {
@@ -137,6 +229,8 @@ pub struct Composer<'a> {
     name_start: bool,
     /// `whose` starts: entity type, attribute, entities by value.
     whose: Vec<(usize, usize, HashMap<AttrVal, Vec<u32>>)>,
+    /// Entity type → attribute → how many distinct values it takes (for `every_value`).
+    distinct: Vec<Vec<usize>>,
 }
 
 impl<'a> Composer<'a> {
@@ -205,6 +299,25 @@ impl<'a> Composer<'a> {
                 }
             }
         }
+        // Counting values costs a pass over every column: only when the filter can use it.
+        let every_value = q.filters.contains(&Filter::EveryValue)
+            && q.templates
+                .iter()
+                .any(|t| !t.allow.contains(&Filter::EveryValue));
+        let distinct = if every_value {
+            world
+                .types
+                .iter()
+                .map(|td| {
+                    td.columns
+                        .iter()
+                        .map(|c| c.iter().collect::<HashSet<_>>().len())
+                        .collect()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Composer {
             ir,
             world,
@@ -221,6 +334,7 @@ impl<'a> Composer<'a> {
             all,
             name_start,
             whose,
+            distinct,
         })
     }
 
@@ -358,7 +472,7 @@ impl<'a> Composer<'a> {
     /// first in variant order) and orders the rest by id. `tick` is called once per finished variant.
     pub fn compose(&self, tick: &(dyn Fn() + Sync)) -> Composed {
         let variants = self.variants();
-        let per: Vec<(Vec<Question>, usize)> = variants
+        let per: Vec<(Vec<Question>, Tally)> = variants
             .par_iter()
             .map(|v| {
                 let qs = self.variant_questions(v);
@@ -366,18 +480,33 @@ impl<'a> Composer<'a> {
                 qs
             })
             .collect();
-        let mut degenerate: std::collections::BTreeMap<String, usize> = self
+        let mut tallies: std::collections::BTreeMap<String, Tally> = self
             .q
             .templates
             .iter()
             .filter(|t| t.when.as_ref().is_none_or(|p| self.params.bool(p)))
-            .map(|t| (t.name.clone(), 0))
+            .map(|t| {
+                let removed = self.filters(t).into_iter().map(|f| (f, 0)).collect();
+                (
+                    t.name.clone(),
+                    Tally {
+                        removed,
+                        ..Tally::default()
+                    },
+                )
+            })
             .collect();
         for (v, (_, d)) in variants.iter().zip(&per) {
-            *degenerate
+            let t = tallies
                 .entry(self.q.templates[v.tpl].name.clone())
-                .or_default() += d;
+                .or_default();
+            t.add(d);
+            t.variants += 1;
         }
+        let degenerate = tallies
+            .iter()
+            .map(|(n, t)| (n.clone(), t.degenerate))
+            .collect();
         let mut seen = HashSet::new();
         let mut qs: Vec<Question> = per
             .into_iter()
@@ -390,20 +519,70 @@ impl<'a> Composer<'a> {
         Composed {
             questions: qs,
             degenerate,
+            tallies,
         }
+    }
+
+    /// The walk filters in force for template `t`.
+    fn filters(&self, t: &Template) -> Vec<Filter> {
+        self.q
+            .filters
+            .iter()
+            .copied()
+            .filter(|f| !t.allow.contains(f))
+            .collect()
+    }
+
+    /// Each `whose` start (`start whose T.a`) with `None` when one of `questions` starts from
+    /// it, else why none did.
+    pub fn idle_starts(&self, questions: &[Question]) -> Vec<(String, Option<String>)> {
+        let any_whose = self
+            .variants()
+            .iter()
+            .any(|v| v.shapes.iter().any(|(_, s)| s.whose));
+        self.whose
+            .iter()
+            .map(|(t, ai, by)| {
+                let (ty, attr) = (&self.ir.entities[*t].name, &self.ir.entities[*t].attrs[*ai].name);
+                let name = format!("start whose {ty}.{attr}");
+                let used = questions.iter().any(|q| {
+                    q.program
+                        .steps
+                        .iter()
+                        .any(|s| s.op == "whose" && &s.ty == ty && &s.attribute == attr)
+                });
+                let why = if used {
+                    None
+                } else if !any_whose {
+                    Some("no template variant within the depth starts a chain with `whose` (a `whose` start adds 1 to a chain's depth)".to_string())
+                } else if by.values().all(|m| m.len() > self.max_answers) {
+                    Some(format!(
+                        "every value of `{attr}` is shared by more than `max_answers` ({}) entities",
+                        self.max_answers
+                    ))
+                } else {
+                    Some(format!(
+                        "no chain from it reached a template's slot along the hop relations, or \
+                         the walk filters removed what did (a `{ty}` must lead on by a hop \
+                         relation)"
+                    ))
+                };
+                (name, why)
+            })
+            .collect()
     }
 
     pub fn variant_count(&self) -> usize {
         self.variants().len()
     }
 
-    /// A variant's questions, and how many drawn ones were dropped as degenerate.
-    fn variant_questions(&self, v: &Variant) -> (Vec<Question>, usize) {
+    /// A variant's questions, and what its draws met.
+    fn variant_questions(&self, v: &Variant) -> (Vec<Question>, Tally) {
         let tpl = &self.q.templates[v.tpl];
         let mut rng = Rng::stream(self.seed, &format!("question/{}", v.id));
         let mut out = Vec::new();
         let mut texts = HashSet::new();
-        let mut degenerate = 0;
+        let mut tally = Tally::default();
         let budget = self.per_template * 30 + 30;
         // An empty answer needs a hop that can come out empty, or an intersection.
         let can_be_empty = matches!(
@@ -418,20 +597,23 @@ impl<'a> Composer<'a> {
             let want_empty =
                 can_be_empty && self.unanswerable > 0.0 && rng.chance(self.unanswerable);
             let sub = Rng::new(rng.next_u64());
-            match self.attempt(v, tpl, sub, want_empty) {
+            let (drawn, t) = self.attempt(v, tpl, sub, want_empty);
+            tally.add(&t);
+            tally.draws += 1;
+            match drawn {
                 Drawn::Question(q) => {
                     if texts.insert(q.text.clone()) {
                         out.push(*q);
                     }
                 }
-                Drawn::Degenerate => degenerate += 1,
+                Drawn::Degenerate => tally.degenerate += 1,
                 Drawn::Nothing => {}
             }
         }
-        (out, degenerate)
+        (out, tally)
     }
 
-    fn attempt(&self, v: &Variant, tpl: &Template, rng: Rng, want_empty: bool) -> Drawn {
+    fn attempt(&self, v: &Variant, tpl: &Template, rng: Rng, want_empty: bool) -> (Drawn, Tally) {
         let empty_slot = if want_empty {
             v.shapes
                 .iter()
@@ -455,12 +637,16 @@ impl<'a> Composer<'a> {
             extra_difficulty: 0,
             sigs: Vec::new(),
             degenerate: false,
+            plural: HashMap::new(),
+            filters: self.filters(tpl),
+            tally: Tally::default(),
         };
-        match self.draw(v, tpl, &mut a) {
+        let drawn = match self.draw(v, tpl, &mut a) {
             Some(q) => Drawn::Question(Box::new(q)),
             None if a.degenerate => Drawn::Degenerate,
             None => Drawn::Nothing,
-        }
+        };
+        (drawn, a.tally)
     }
 
     /// Instantiates one question into a fresh attempt; `None` when this draw has no answer of
@@ -481,8 +667,17 @@ impl<'a> Composer<'a> {
             _ => true,
         });
         if !capped {
+            a.tally.over_limit += 1;
             return None;
         }
+        if let Some(f) = self.filtered(a, tpl, &result) {
+            *a.tally.removed.entry(f).or_default() += 1;
+            return None;
+        }
+        // A count reads as one number, whatever it counts.
+        let answer_plural = self.q.agree
+            && result.size() > 1
+            && !matches!(question_type(&tpl.answer), "count" | "same");
         // Slots that only the text mentions still need a value.
         for s in &tpl.slots {
             if a.fills.contains_key(&s.name) {
@@ -497,6 +692,7 @@ impl<'a> Composer<'a> {
                     }
                     let e = a.rng.below(n as u64) as u32;
                     a.fills.insert(s.name.clone(), Fill::Text(self.name(t, e)));
+                    a.plural.insert(s.name.clone(), false);
                 }
                 SlotKindIr::Attr(c) => {
                     let (_, at) = c.get(a.rng.index(c.len().max(1)))?;
@@ -519,17 +715,31 @@ impl<'a> Composer<'a> {
                 SlotKindIr::Chain(_) => return None,
             }
         }
+        // Words agree with the slot they name (a chain's set), or else with the answer; an
+        // attribute or relation slot without a form names what the answer holds.
+        let plural_of = |of: &Option<String>| match of {
+            Some(s) => a.plural.get(s).copied().unwrap_or(answer_plural),
+            None => answer_plural,
+        };
         let mut text = String::new();
         for p in &tpl.text {
             match p {
                 TextPart::Lit(l) => text.push_str(l),
+                TextPart::Agree {
+                    singular,
+                    plural,
+                    of,
+                } => text.push_str(if plural_of(of) { plural } else { singular }),
                 TextPart::Hole { name, form, .. } => match a.fills.get(name)? {
                     Fill::Text(t) => text.push_str(t),
-                    Fill::Forms(s, pl) => text.push_str(if form.as_deref() == Some("plural") {
-                        pl
-                    } else {
-                        s
-                    }),
+                    Fill::Forms(s, pl) => {
+                        let plural = match form.as_deref() {
+                            Some("plural") => true,
+                            Some(_) => false,
+                            None => answer_plural,
+                        };
+                        text.push_str(if plural { pl } else { s })
+                    }
                 },
             }
         }
@@ -569,6 +779,84 @@ impl<'a> Composer<'a> {
             },
             intermediate,
         })
+    }
+
+    /// The filter in force that removes this draw, if any: an answer set holding an entity
+    /// the question names (not a comparison's, which picks among the named), or an attribute
+    /// answer listing every value the attribute takes.
+    fn filtered(&self, a: &Attempt, tpl: &Template, result: &Set) -> Option<Filter> {
+        // A hop of the answer (`coauthor(x)`) can step back too; the walk's own hops avoid it.
+        if a.filters.contains(&Filter::Backtrack) && self.backtracks(a) {
+            return Some(Filter::Backtrack);
+        }
+        let comparison = matches!(
+            tpl.answer,
+            AnswerExpr::ArgMin { .. } | AnswerExpr::ArgMax { .. }
+        );
+        if a.filters.contains(&Filter::StartInAnswer)
+            && !comparison
+            && let Set::Ents(t, answer) = result
+        {
+            let named = a.steps.iter().zip(&a.outs).any(|(s, o)| {
+                s.op == "name"
+                    && matches!(o, Set::Ents(nt, es) if nt == t
+                        && es.iter().any(|e| answer.binary_search(e).is_ok()))
+            });
+            if named {
+                return Some(Filter::StartInAnswer);
+            }
+        }
+        if a.filters.contains(&Filter::EveryValue)
+            && let Set::Vals(vals) = result
+            && vals.len() >= 2
+            && let Some(last) = a.steps.last()
+            && last.op == "attribute"
+            && let Some(Set::Ents(t, _)) = last.inputs.first().and_then(|&i| a.outs.get(i))
+            && let Some(ai) = self.ir.entities[*t]
+                .attrs
+                .iter()
+                .position(|x| x.name == last.attribute)
+            && vals.len() >= self.distinct[*t][ai]
+        {
+            return Some(Filter::EveryValue);
+        }
+        None
+    }
+
+    /// Whether some hop's set is the set two steps back, its input's input.
+    fn backtracks(&self, a: &Attempt) -> bool {
+        a.steps.iter().enumerate().any(|(i, s)| {
+            if s.op != "hop" {
+                return false;
+            }
+            let Some(&j) = s.inputs.first() else {
+                return false;
+            };
+            let Some(&k) = a.steps[j].inputs.first() else {
+                return false;
+            };
+            a.steps[j].op == "hop"
+                && matches!((&a.outs[i], &a.outs[k]),
+                    (Set::Ents(ti, si), Set::Ents(tk, sk)) if ti == tk && si == sk)
+        })
+    }
+
+    /// "the friends of P", or the relation's own phrase, in the number of the hop's set.
+    fn hop_phrase(&self, d: &Dir, plural: bool, inner: &str) -> String {
+        let say = &self.ir.relations[d.rel].says[d.say];
+        match &say.phrase {
+            Some(forms) => forms[usize::from(plural)]
+                .iter()
+                .map(|p| match p {
+                    TextPart::Hole { .. } => inner,
+                    TextPart::Lit(l) | TextPart::Agree { singular: l, .. } => l.as_str(),
+                })
+                .collect(),
+            None => format!(
+                "the {} of {inner}",
+                if plural { &say.plural } else { &say.singular }
+            ),
+        }
     }
 
     fn render_set(&self, s: &Set) -> Vec<String> {
@@ -1139,15 +1427,22 @@ impl<'a> Composer<'a> {
                     break;
                 }
             }
-            let (t, ai, val, members) = found?;
+            let Some((t, ai, val, members)) = found else {
+                a.tally.over_limit += 1;
+                return None;
+            };
             let ety = &self.ir.entities[t];
             let attr = &ety.attrs[ai];
             let value = render(self.ir, ety, ai, &val);
-            phrase = match &attr.whose {
+            let form = match &attr.whose_plural {
+                Some(p) if self.q.agree && members.len() > 1 => Some(p),
+                _ => attr.whose.as_ref(),
+            };
+            phrase = match form {
                 Some(parts) => parts
                     .iter()
                     .map(|p| match p {
-                        TextPart::Lit(l) => l.clone(),
+                        TextPart::Lit(l) | TextPart::Agree { singular: l, .. } => l.clone(),
                         TextPart::Hole { .. } => value.clone(),
                     })
                     .collect(),
@@ -1183,6 +1478,9 @@ impl<'a> Composer<'a> {
             idx = self.push(a, step, Set::Ents(ty, set.clone()));
         }
         let empty_last = a.empty_slot.as_deref() == Some(slot);
+        let backtrack = !a.filters.contains(&Filter::Backtrack);
+        // The set before the previous hop: a hop back onto it is a backtrack.
+        let mut before: Option<(usize, Vec<u32>)> = None;
         for i in 0..shape.hops {
             let remaining = shape.hops - i - 1;
             let last = remaining == 0;
@@ -1194,6 +1492,7 @@ impl<'a> Composer<'a> {
                 .collect();
             a.rng.shuffle(&mut dirs);
             let mut chosen = None;
+            let mut too_big = false;
             for d in dirs {
                 let img = self.solver.image_set(d.rel, d.from, &set);
                 let fits = if last && empty_last {
@@ -1201,14 +1500,31 @@ impl<'a> Composer<'a> {
                 } else {
                     !img.is_empty() && img.len() <= self.max_answers
                 };
+                too_big |= img.len() > self.max_answers;
+                if fits
+                    && !backtrack
+                    && before
+                        .as_ref()
+                        .is_some_and(|(bt, bs)| *bt == d.to_ty && *bs == img)
+                {
+                    *a.tally.removed.entry(Filter::Backtrack).or_default() += 1;
+                    continue;
+                }
                 if fits {
                     chosen = Some((d, img));
                     break;
                 }
             }
-            let (d, img) = chosen?;
+            let Some((d, img)) = chosen else {
+                if too_big {
+                    a.tally.over_limit += 1;
+                } else {
+                    a.tally.no_walk += 1;
+                }
+                return None;
+            };
             let r = &self.ir.relations[d.rel];
-            phrase = format!("the {} of {phrase}", r.says[d.say].singular);
+            phrase = self.hop_phrase(&d, self.q.agree && img.len() > 1, &phrase);
             let step = Step {
                 op: "hop".into(),
                 inputs: vec![idx],
@@ -1218,11 +1534,13 @@ impl<'a> Composer<'a> {
             };
             a.extra_hops += 1;
             a.extra_difficulty += r.weight;
+            before = Some((ty, std::mem::replace(&mut set, img)));
             ty = d.to_ty;
-            set = img;
             idx = self.push(a, step, Set::Ents(ty, set.clone()));
         }
         a.fills.insert(slot.to_string(), Fill::Text(phrase));
+        a.plural
+            .insert(slot.to_string(), self.q.agree && set.len() > 1);
         Some((Set::Ents(ty, set), idx))
     }
 }

@@ -187,6 +187,7 @@ pub fn generate(
     ];
     let mut histograms = Histograms::default();
     let mut counts = Counts::default();
+    let mut seen = Seen::default();
     let mut universes = Vec::new();
     for (i, &seed) in seeds.iter().enumerate() {
         if i > 0 {
@@ -204,8 +205,31 @@ pub fn generate(
             &mut clock,
             &mut counts,
             &mut histograms,
+            &mut seen,
         )?;
         universes.push(uid);
+    }
+    for (t, tally) in &seen.tallies {
+        if !tally.removed.is_empty() {
+            counts.removed.insert(
+                t.clone(),
+                tally
+                    .removed
+                    .iter()
+                    .map(|(f, n)| (f.name().to_string(), *n))
+                    .collect(),
+            );
+        }
+        if histograms.template.get(t).copied().unwrap_or(0) == 0 {
+            counts
+                .no_questions
+                .insert(t.clone(), tally.why_none(&seen.max_answers));
+        }
+    }
+    for (start, (used, why)) in &seen.starts {
+        if *used == 0 {
+            counts.no_questions.insert(start.clone(), why.clone());
+        }
     }
 
     let mut done = Vec::new();
@@ -239,6 +263,15 @@ pub fn generate(
     })
 }
 
+/// What the draws of every universe met, summed for the manifest.
+#[derive(Default)]
+struct Seen {
+    tallies: BTreeMap<String, crate::universe::compose::Tally>,
+    /// `start whose T.a` → questions that started from it, and why none would.
+    starts: BTreeMap<String, (usize, String)>,
+    max_answers: String,
+}
+
 /// Builds one universe and appends its records to the four files.
 #[allow(clippy::too_many_arguments)]
 fn write_universe(
@@ -252,6 +285,7 @@ fn write_universe(
     clock: &mut Stopwatch,
     counts: &mut Counts,
     histograms: &mut Histograms,
+    seen: &mut Seen,
 ) -> Result<(), GenError> {
     let w = world::build(ir, params, seed)?;
     let solver = Solver::new(ir, &w, params)?;
@@ -268,6 +302,17 @@ fn write_universe(
                 histograms.template.entry(t.clone()).or_insert(0);
                 *counts.degenerate.entry(t).or_default() += n;
             }
+            for (t, tally) in &composed.tallies {
+                seen.tallies.entry(t.clone()).or_default().add(tally);
+            }
+            for (start, why) in c.idle_starts(&composed.questions) {
+                let e = seen.starts.entry(start).or_default();
+                match why {
+                    None => e.0 += 1,
+                    Some(w) => e.1 = w,
+                }
+            }
+            seen.max_answers = params.int(&q.max_answers).to_string();
             composed.questions
         }
         None => Vec::new(),

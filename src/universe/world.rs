@@ -779,7 +779,8 @@ fn draw_source(
             let mut s = String::new();
             for p in parts {
                 match p {
-                    TextPart::Lit(l) => s.push_str(l),
+                    // The checker allows agreement only in question templates.
+                    TextPart::Lit(l) | TextPart::Agree { singular: l, .. } => s.push_str(l),
                     TextPart::Hole { to, .. } => {
                         if let Hole::Attr(i) = *to
                             && let Some(v) = row.get(i).and_then(|v| v.as_ref())

@@ -5,6 +5,12 @@ use super::*;
 impl Cx<'_> {
     /// Splits a string literal into text and `{placeholder}`s, with spans into the source.
     pub(super) fn text_parts(&mut self, s: &Str) -> Vec<(TextPart, Span)> {
+        self.text_parts_in(s, false)
+    }
+
+    /// As [`Self::text_parts`]; `agree` admits `{is/are}` and `{does/do:x}` (question
+    /// templates).
+    pub(super) fn text_parts_in(&mut self, s: &Str, agree: bool) -> Vec<(TextPart, Span)> {
         let raw_start = s.span.start + 1;
         let raw = self
             .src
@@ -53,6 +59,46 @@ impl Cx<'_> {
                     };
                     let inner = &rest[..close];
                     let span = Span::new(raw_start + i, raw_start + i + close + 2);
+                    if let Some((sing, plur)) = inner.split_once('/') {
+                        let (plur, of) = match plur.split_once(':') {
+                            Some((p, o)) => (p, Some(o.trim().to_string())),
+                            None => (plur, None),
+                        };
+                        let words_ok = !sing.trim().is_empty()
+                            && !plur.trim().is_empty()
+                            && !plur.contains('/')
+                            && of.as_deref().is_none_or(|o| {
+                                !o.is_empty()
+                                    && o.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                            });
+                        if !agree {
+                            self.push(
+                                Diagnostic::new(Code::TemplatePlaceholder, span, format!("`{{{inner}}}`: agreement is only for question templates"))
+                                    .label("not available here")
+                                    .help("`{singular/plural}` words agree with a question's answer or slot; here write the text once"),
+                            );
+                        } else if !words_ok {
+                            self.push(
+                                Diagnostic::new(Code::TemplatePlaceholder, span, format!("`{{{inner}}}` is not an agreement placeholder"))
+                                    .label("malformed")
+                                    .help("write `{is/are}` (agrees with the answer) or `{does/do:x}` (agrees with slot `x`)"),
+                            );
+                        } else {
+                            flush(&mut lit, &mut out);
+                            out.push((
+                                TextPart::Agree {
+                                    singular: sing.to_string(),
+                                    plural: plur.to_string(),
+                                    of,
+                                },
+                                span,
+                            ));
+                        }
+                        for _ in 0..inner.chars().count() + 1 {
+                            chars.next();
+                        }
+                        continue;
+                    }
                     let (name, form) = match inner.split_once('.') {
                         Some((n, f)) => (n, Some(f.to_string())),
                         None => (inner, None),

@@ -27,25 +27,12 @@ impl Cx<'_> {
                     keys.push((a, k));
                 }
                 let (source, ty) = self.source(t, e, &a.source, pools);
-                let whose = a.whose.as_ref().map(|w| {
-                    let parts = self.text_parts(w);
-                    for (part, span) in &parts {
-                        if let TextPart::Hole { name, .. } = part
-                            && name != "value"
-                        {
-                            self.push(
-                                Diagnostic::new(
-                                    Code::TemplatePlaceholder,
-                                    *span,
-                                    format!("`{{{name}}}` is not available in a `whose` form"),
-                                )
-                                .label("unknown placeholder")
-                                .help("a `whose` form has one placeholder, `{value}`"),
-                            );
-                        }
-                    }
-                    parts.into_iter().map(|(p, _)| p).collect()
-                });
+                let whose = a.whose.as_ref().map(|(w, _)| self.whose_text(w));
+                let whose_plural = a
+                    .whose
+                    .as_ref()
+                    .and_then(|(_, p)| p.as_ref())
+                    .map(|p| self.whose_text(p));
                 attrs.push(Attribute {
                     name: a.name.text.clone(),
                     ty,
@@ -59,6 +46,7 @@ impl Cx<'_> {
                         )
                     }),
                     whose,
+                    whose_plural,
                 });
             }
             // Text templates and matches may refer to attributes declared later, but not in a cycle.
@@ -100,6 +88,27 @@ impl Cx<'_> {
             });
         }
         out
+    }
+
+    /// A `whose` form: text with one placeholder, `{value}`.
+    fn whose_text(&mut self, w: &Str) -> Vec<TextPart> {
+        let parts = self.text_parts(w);
+        for (part, span) in &parts {
+            if let TextPart::Hole { name, .. } = part
+                && name != "value"
+            {
+                self.push(
+                    Diagnostic::new(
+                        Code::TemplatePlaceholder,
+                        *span,
+                        format!("`{{{name}}}` is not available in a `whose` form"),
+                    )
+                    .label("unknown placeholder")
+                    .help("a `whose` form has one placeholder, `{value}`"),
+                );
+            }
+        }
+        parts.into_iter().map(|(p, _)| p).collect()
     }
 
     pub(super) fn source(
@@ -468,7 +477,7 @@ impl Cx<'_> {
                         .find(|a| &a.name == name)
                         .and_then(|a| cap(&a.source, attrs, pools, depth + 1))
                         .map(|c| acc.saturating_mul(c)),
-                    TextPart::Lit(_) => Some(acc),
+                    TextPart::Lit(_) | TextPart::Agree { .. } => Some(acc),
                 }),
                 _ => None,
             }

@@ -84,10 +84,10 @@ fn read_pool_files(
 pub fn check_source(src: &str, base_dir: Option<&Path>) -> Checked {
     let file = match syntax::parse(src) {
         Ok(f) => f,
-        Err(d) => {
+        Err(_) => {
             return Checked {
                 ir: None,
-                diagnostics: vec![d],
+                diagnostics: syntax::syntax_errors(src),
             };
         }
     };

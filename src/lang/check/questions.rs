@@ -82,6 +82,26 @@ impl Cx<'_> {
                 None
             }
         });
+        let agree = match &q.number {
+            None => true,
+            Some(n) if n.text == "agree" => true,
+            Some(n) if n.text == "singular" => false,
+            Some(n) => {
+                self.unknown(
+                    Code::UnknownOption,
+                    "`number` setting",
+                    n,
+                    ["agree", "singular"],
+                    "`number agree;` (the default) or `number singular;` (PhantomWiki's wording)",
+                );
+                true
+            }
+        };
+        let allowed = self.filters(&q.allow);
+        let filters: Vec<Filter> = Filter::ALL
+            .into_iter()
+            .filter(|f| !allowed.contains(f))
+            .collect();
         let mut starts = Vec::new();
         for s in &q.starts {
             match s {
@@ -95,6 +115,21 @@ impl Cx<'_> {
                         let Some((ety, a)) = self.attr_path(t, entities, p) else {
                             continue;
                         };
+                        if agree
+                            && !a.unique
+                            && a.whose_plural.is_none()
+                            && (a.whose.is_some() || a.say.is_some())
+                        {
+                            let one = match &a.whose {
+                                Some(_) => "a `whose` form".to_string(),
+                                None => format!("only the default `the {} whose ..`", ety.name),
+                            };
+                            self.push(
+                                Diagnostic::new(Code::MissingSurfaceForm, p.span, format!("attribute `{}.{}` starts chains that may denote several entities, but has {one} in the singular", ety.name, a.name))
+                                    .label("no plural to agree with")
+                                    .help(format!("give both forms: `whose \"the {t} whose .. is {{value}}\" / \"the {t}s whose .. is {{value}}\";` (or `number singular;`)", t = ety.name)),
+                            );
+                        }
                         if a.whose.is_none() && a.say.is_none() {
                             self.push(
                                 Diagnostic::new(Code::MissingSurfaceForm, p.span, format!("attribute `{}.{}` has no surface form for a `whose` start", ety.name, a.name))
@@ -143,6 +178,9 @@ impl Cx<'_> {
             }
             seen.insert(tp.name.text.clone(), tp.name.span);
             if let Some(tpl) = self.template(t, tp, entities, relations, banks, &hop_rels) {
+                if agree {
+                    self.bare_verbs(tp, &tpl.text, &tpl.slots);
+                }
                 templates.push(tpl);
             }
         }
@@ -152,9 +190,29 @@ impl Cx<'_> {
             unanswerable,
             max_answers,
             hops,
+            agree,
+            filters,
             starts,
             templates,
         })
+    }
+
+    /// The walk filters `allow` names.
+    fn filters(&mut self, names: &[Name]) -> Vec<Filter> {
+        let mut out = Vec::new();
+        for n in names {
+            match Filter::ALL.into_iter().find(|f| f.name() == n.text) {
+                Some(f) => out.push(f),
+                None => self.unknown(
+                    Code::UnknownOption,
+                    "walk filter",
+                    n,
+                    Filter::ALL.map(Filter::name),
+                    "`allow` takes backtrack, start_in_answer and every_value",
+                ),
+            }
+        }
+        out
     }
 
     pub(super) fn need_says(
@@ -301,10 +359,30 @@ impl Cx<'_> {
             ));
         }
         // Text placeholders refer to slots.
-        let parts = self.text_parts(&tp.text);
+        let allow = self.filters(&tp.allow);
+        let parts = self.text_parts_in(&tp.text, true);
         let mut used = BTreeSet::new();
         let mut text = Vec::new();
         for (p, span) in parts {
+            if let TextPart::Agree { of: Some(of), .. } = &p
+                && !slots.iter().any(|(s, _)| &s.name == of)
+            {
+                self.push(
+                    Diagnostic::new(
+                        Code::TemplatePlaceholder,
+                        span,
+                        format!("`{of}` is not a slot of template `{}`", tp.name.text),
+                    )
+                    .label("agrees with nothing")
+                    .help(
+                        did_you_mean(of, slots.iter().map(|(s, _)| s.name.as_str()))
+                            .unwrap_or_else(|| {
+                                "name a slot after `:`, or leave it out to agree with the answer"
+                                    .into()
+                            }),
+                    ),
+                );
+            }
             if let TextPart::Hole { name, form, .. } = &p {
                 let Some((slot, _)) = slots.iter().find(|(s, _)| &s.name == name) else {
                     let n = Name {
@@ -364,9 +442,66 @@ impl Cx<'_> {
             name: tp.name.text.clone(),
             text,
             when,
+            allow,
             slots,
             answer,
             answer_type,
         })
+    }
+}
+
+/// Verbs that change with number; written bare in a template, they cannot agree. (`have`
+/// is left out: after `{does/do}` it is the bare form, right in both numbers.)
+const AUXILIARIES: [(&str, &str); 7] = [
+    ("is", "is/are"),
+    ("are", "is/are"),
+    ("was", "was/were"),
+    ("were", "was/were"),
+    ("does", "does/do"),
+    ("do", "does/do"),
+    ("has", "has/have"),
+];
+
+impl Cx<'_> {
+    /// Warns about a bare auxiliary in a template with a chain slot: the chain (and so the
+    /// answer) may denote several entities, and the verb then reads wrong.
+    fn bare_verbs(&mut self, tp: &TemplateDecl, text: &[TextPart], slots: &[Slot]) {
+        let Some(chain) = slots
+            .iter()
+            .find(|s| matches!(s.kind, SlotKindIr::Chain(_)))
+        else {
+            return;
+        };
+        for p in text {
+            let TextPart::Lit(l) = p else { continue };
+            for w in l.split(|c: char| !c.is_ascii_alphabetic()) {
+                let lower = w.to_ascii_lowercase();
+                let Some((_, both)) = AUXILIARIES.iter().find(|(a, _)| *a == lower) else {
+                    continue;
+                };
+                // Underline the word itself: its first whole-word occurrence in the string.
+                let raw = self
+                    .src
+                    .get(tp.text.span.start..tp.text.span.end)
+                    .unwrap_or("");
+                let at = raw
+                    .match_indices(w)
+                    .find(|(i, _)| {
+                        let before = raw[..*i].chars().next_back();
+                        let after = raw[i + w.len()..].chars().next();
+                        !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '{')
+                            && !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '/')
+                    })
+                    .map_or(tp.text.span, |(i, _)| {
+                        Span::new(tp.text.span.start + i, tp.text.span.start + i + w.len())
+                    });
+                self.push(
+                    Diagnostic::new(Code::Agreement, at, format!("`{w}` in template `{}` cannot agree in number", tp.name.text))
+                        .label(format!("`{w}` stays as written"))
+                        .help(format!("slot `{}` may denote several entities: write `{{{both}}}` to agree with the answer, or `{{{both}:{}}}` to agree with the slot (`number singular;` keeps every question in the singular)", chain.name, chain.name)),
+                );
+                return;
+            }
+        }
     }
 }

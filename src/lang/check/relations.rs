@@ -666,11 +666,41 @@ impl Cx<'_> {
                 }
             }
             spans.push(s.role.span);
+            let phrase = s.phrase.as_ref().map(|(ps, pp)| {
+                [ps, pp].map(|x| {
+                    let parts = self.text_parts(x);
+                    let holes = parts
+                        .iter()
+                        .filter(|(p, _)| matches!(p, TextPart::Hole { .. }))
+                        .count();
+                    let other = &roles[1 - i].name;
+                    for (p, span) in &parts {
+                        if let TextPart::Hole { name, .. } = p
+                            && name != other
+                        {
+                            self.push(
+                                Diagnostic::new(Code::TemplatePlaceholder, *span, format!("`{{{name}}}` is not the role a hop starts from"))
+                                    .label("unknown placeholder")
+                                    .help(format!("a hop phrase has one placeholder, the other role: `{{{other}}}`")),
+                            );
+                        }
+                    }
+                    if holes != 1 {
+                        self.push(
+                            Diagnostic::new(Code::TemplatePlaceholder, x.span, format!("a hop phrase needs exactly one placeholder `{{{other}}}`, found {holes}"))
+                                .label("where does the chain go?")
+                                .help(format!("write e.g. `phrase \"the {} of {{{other}}}\" / \"the {} of {{{other}}}\"`", s.singular.value, s.plural.value)),
+                        );
+                    }
+                    parts.into_iter().map(|(p, _)| p).collect::<Vec<_>>()
+                })
+            });
             out.push(Say {
                 role: i,
                 of: 1 - i,
                 singular: s.singular.value.clone(),
                 plural: s.plural.value.clone(),
+                phrase,
                 when,
             });
         }

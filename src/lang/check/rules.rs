@@ -379,10 +379,41 @@ impl Cx<'_> {
                     )),
                 );
             } else if let Some(first) = v.uses.first() {
+                // Only under `not`: usually "no such entity at all" was meant, which is `_`.
+                let negated: Vec<Span> = b
+                    .lits
+                    .iter()
+                    .filter_map(|l| match l {
+                        BodyLit::Atom {
+                            atom,
+                            negated: Some(_),
+                        } => Some(atom.span),
+                        _ => None,
+                    })
+                    .collect();
+                let only_negated = v
+                    .uses
+                    .iter()
+                    .all(|u| negated.iter().any(|n| n.start <= u.start && u.end <= n.end));
+                let help = if only_negated {
+                    format!(
+                        "`{0}` occurs only under `not`: if any entity is meant (\"has no such partner\"), write `_` instead of `{0}`; otherwise bind `{0}` in an atom that is not negated",
+                        v.name
+                    )
+                } else {
+                    format!(
+                        "bind `{}` in a relation atom that is not negated; tests and `not` only filter",
+                        v.name
+                    )
+                };
                 self.push(
-                    Diagnostic::new(Code::UngroundedVariable, *first, format!("variable `{}` is not bound by any positive atom", v.name))
-                        .label("ungrounded")
-                        .help(format!("bind `{}` in a relation atom that is not negated; tests and `not` only filter", v.name)),
+                    Diagnostic::new(
+                        Code::UngroundedVariable,
+                        *first,
+                        format!("variable `{}` is not bound by any positive atom", v.name),
+                    )
+                    .label("ungrounded")
+                    .help(help),
                 );
             }
         }
