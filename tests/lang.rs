@@ -382,7 +382,9 @@ fn references_are_ids_of_the_declarations_they_name() {
             | AnswerExpr::AttrSlot { arg, .. }
             | AnswerExpr::Count(arg)
             | AnswerExpr::CountEach(arg) => answer_ok(ir, arg),
-            AnswerExpr::Intersect(xs) => xs.iter().all(|x| answer_ok(ir, x)),
+            AnswerExpr::Intersect(xs) | AnswerExpr::Union(xs) | AnswerExpr::Difference(xs) => {
+                xs.iter().all(|x| answer_ok(ir, x))
+            }
             AnswerExpr::ArgMin { attr, args } | AnswerExpr::ArgMax { attr, args } => {
                 attr_ok(ir, attr) && args.iter().all(|x| answer_ok(ir, x))
             }

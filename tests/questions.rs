@@ -160,6 +160,11 @@ fn step(ir: &Ir, f: &Files, st: &Json, outs: &[BTreeSet<String>]) -> BTreeSet<St
             }
             acc
         }
+        "union" => {
+            let n = st["inputs"].as_array().unwrap().len();
+            (0..n).flat_map(|i| input(i).iter().cloned()).collect()
+        }
+        "difference" => input(0).difference(input(1)).cloned().collect(),
         op @ ("argmin" | "argmax") => {
             let t = ty.unwrap();
             let a = s(&st["attribute"]);
@@ -270,7 +275,7 @@ fn assert_distinct_slots(q: &Json) {
                     }
                 }
             }
-            "same" | "intersect" => {
+            "same" | "intersect" | "union" | "difference" => {
                 let ops: BTreeSet<String> = inputs.iter().map(|&i| what(i)).collect();
                 assert_eq!(
                     ops.len(),

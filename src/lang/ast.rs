@@ -472,10 +472,33 @@ pub enum Expr {
         args: Vec<Expr>,
         span: Span,
     },
+    /// `a & b`, `a | b` or `a - b`: one operator over all parts.
     Intersect {
+        op: SetOp,
         parts: Vec<Expr>,
         span: Span,
     },
+}
+
+/// A set operator of answer expressions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum SetOp {
+    /// `&`: the entities in every part.
+    And,
+    /// `|`: the entities in any part.
+    Or,
+    /// `-`: the entities of the left part that are not in the right one.
+    Minus,
+}
+
+impl SetOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            SetOp::And => "&",
+            SetOp::Or => "|",
+            SetOp::Minus => "-",
+        }
+    }
 }
 
 impl Expr {

@@ -610,10 +610,10 @@ impl Printer<'_> {
                 }
                 self.w(")");
             }
-            Expr::Intersect { parts, .. } => {
+            Expr::Intersect { op, parts, .. } => {
                 for (i, p) in parts.iter().enumerate() {
                     if i > 0 {
-                        self.w(" & ");
+                        self.w(&format!(" {} ", op.symbol()));
                     }
                     self.expr(p);
                 }

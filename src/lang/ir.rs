@@ -467,7 +467,9 @@ impl Linker {
             | AnswerExpr::AttrSlot { arg, .. }
             | AnswerExpr::Count(arg)
             | AnswerExpr::CountEach(arg) => self.answer(arg),
-            AnswerExpr::Intersect(args) => {
+            AnswerExpr::Intersect(args)
+            | AnswerExpr::Union(args)
+            | AnswerExpr::Difference(args) => {
                 for a in args {
                     self.answer(a);
                 }
@@ -971,6 +973,10 @@ pub enum AnswerExpr {
     /// entities or values it gives that one entity: PhantomWiki's "How many".
     CountEach(Box<AnswerExpr>),
     Intersect(Vec<AnswerExpr>),
+    /// The entities in any of the parts.
+    Union(Vec<AnswerExpr>),
+    /// The entities of the first part that are not in the second.
+    Difference(Vec<AnswerExpr>),
     ArgMin {
         attr: AttrRef,
         args: Vec<AnswerExpr>,

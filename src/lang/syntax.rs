@@ -317,10 +317,10 @@ fn hint(src: &str, pos: usize, expected: &[&str]) -> Option<String> {
                 .into(),
         );
     }
-    if stmt.starts_with("answer") && src[pos.min(src.len())..].starts_with('|') {
+    if stmt.starts_with("answer") && src[pos.min(src.len())..].starts_with(['&', '|', '-']) {
         return Some(
-            "answers combine sets with `&` (the entities in both); `|` separates the bodies \
-             of a derived relation, not answer terms"
+            "one kind of set operator per answer: `a & b & c` (in all), `a | b | c` (in \
+             any) or `a - b` (in a, not in b)"
                 .into(),
         );
     }
@@ -415,6 +415,9 @@ fn describe(rule: Rule) -> &'static str {
         }
         Rule::answer_decl => "`answer`",
         Rule::expr | Rule::term | Rule::call | Rule::callee => "an expression",
+        Rule::and_op => "`&`",
+        Rule::or_op => "`|`",
+        Rule::minus_op => "`-`",
         Rule::template_when => "`when`",
         Rule::pool_file | Rule::pool_list => "`file \"..\"` or a list `[\"..\"]`",
         Rule::param_range => "`in LO..HI`",
@@ -1252,11 +1255,24 @@ fn slot_decl(p: P) -> SlotDecl {
 
 fn expr(p: P) -> Expr {
     let sp = span(&p);
-    let mut parts: Vec<Expr> = p.into_inner().map(term).collect();
+    let mut op = SetOp::And;
+    let mut parts: Vec<Expr> = Vec::new();
+    for q in p.into_inner() {
+        match q.as_rule() {
+            Rule::and_op => op = SetOp::And,
+            Rule::or_op => op = SetOp::Or,
+            Rule::minus_op => op = SetOp::Minus,
+            _ => parts.push(term(q)),
+        }
+    }
     if parts.len() == 1 {
         parts.pop().expect("one part")
     } else {
-        Expr::Intersect { parts, span: sp }
+        Expr::Intersect {
+            op,
+            parts,
+            span: sp,
+        }
     }
 }
 

@@ -1101,11 +1101,21 @@ impl<'a> Composer<'a> {
                 let out = Set::Count(n);
                 Some((out.clone(), self.push(a, step, out)))
             }
-            AnswerExpr::Intersect(terms) => {
+            AnswerExpr::Intersect(terms)
+            | AnswerExpr::Union(terms)
+            | AnswerExpr::Difference(terms) => {
+                let (op, and) = match e {
+                    AnswerExpr::Union(_) => ("union", false),
+                    AnswerExpr::Difference(_) => ("difference", false),
+                    _ => ("intersect", true),
+                };
                 let mut inputs = Vec::new();
                 let mut acc: Option<Set> = None;
                 for term in terms {
-                    if !a.want_empty
+                    // Steer an intersection towards a shared member; a union or difference
+                    // has one by chance.
+                    if and
+                        && !a.want_empty
                         && let Some(Set::Ents(t, s)) = &acc
                         && let Some(&z) = a.rng.pick(s)
                     {
@@ -1116,8 +1126,18 @@ impl<'a> Composer<'a> {
                     inputs.push(xi);
                     acc = Some(match (acc, x) {
                         (None, x) => x,
-                        (Some(Set::Ents(t, l)), Set::Ents(_, r)) => Set::Ents(t, intersect(&l, &r)),
-                        (Some(Set::Vals(l)), Set::Vals(r)) => Set::Vals(
+                        (Some(Set::Ents(t, l)), Set::Ents(_, r)) => Set::Ents(
+                            t,
+                            match op {
+                                "union" => union(&l, &r),
+                                "difference" => l
+                                    .into_iter()
+                                    .filter(|x| r.binary_search(x).is_err())
+                                    .collect(),
+                                _ => intersect(&l, &r),
+                            },
+                        ),
+                        (Some(Set::Vals(l)), Set::Vals(r)) if and => Set::Vals(
                             l.into_iter()
                                 .filter(|x| r.binary_search(x).is_ok())
                                 .collect(),
@@ -1131,7 +1151,7 @@ impl<'a> Composer<'a> {
                 }
                 let out = acc?;
                 let step = Step {
-                    op: "intersect".into(),
+                    op: op.into(),
                     inputs,
                     ty: match &out {
                         Set::Ents(t, _) => self.ir.entities[*t].name.clone(),
@@ -1162,8 +1182,18 @@ impl<'a> Composer<'a> {
                     a.degenerate = true;
                     return None;
                 }
-                a.extra_hops += all.len();
-                a.extra_difficulty += all.len() as i64;
+                if args.len() == 1 {
+                    // The oldest of one set: a choice needs two members, and costs one read
+                    // of the attribute, however large the set.
+                    if all.len() < 2 {
+                        return None;
+                    }
+                    a.extra_hops += 1;
+                    a.extra_difficulty += 1;
+                } else {
+                    a.extra_hops += all.len();
+                    a.extra_difficulty += all.len() as i64;
+                }
                 let ai = attr.index();
                 let col = &self.world.types[t].columns[ai];
                 let best = if max {
@@ -1554,6 +1584,14 @@ enum Drawn {
     Nothing,
 }
 
+/// The sorted union of two sorted sets.
+fn union(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out: Vec<u32> = a.iter().chain(b).copied().collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
     a.iter()
         .copied()
@@ -1563,7 +1601,9 @@ fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
 
 fn has_intersection(e: &AnswerExpr) -> bool {
     match e {
-        AnswerExpr::Intersect(_) => true,
+        // Operands that can leave nothing: an empty answer need not come from a hop.
+        AnswerExpr::Intersect(_) | AnswerExpr::Difference(_) => true,
+        AnswerExpr::Union(args) => args.iter().any(has_intersection),
         AnswerExpr::Slot(_) => false,
         AnswerExpr::Hop { arg, .. }
         | AnswerExpr::HopSlot { arg, .. }
@@ -1592,6 +1632,8 @@ fn question_type(e: &AnswerExpr) -> &'static str {
         AnswerExpr::Attr { .. } | AnswerExpr::AttrSlot { .. } => "attribute",
         AnswerExpr::Count(_) | AnswerExpr::CountEach(_) => "count",
         AnswerExpr::Intersect(_) => "intersection",
+        AnswerExpr::Union(_) => "union",
+        AnswerExpr::Difference(_) => "difference",
         AnswerExpr::ArgMin { .. } | AnswerExpr::ArgMax { .. } => "comparison",
         AnswerExpr::Same(..) => "same",
         AnswerExpr::Related(..) => "related",

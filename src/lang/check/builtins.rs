@@ -41,7 +41,13 @@ impl Cx<'_> {
                     }
                 }
             }
-            Expr::Intersect { parts, span } => {
+            Expr::Intersect { op, parts, span } => {
+                let sym = op.symbol();
+                let what = match op {
+                    SetOp::And => "intersects",
+                    SetOp::Or => "joins",
+                    SetOp::Minus => "subtracts",
+                };
                 let mut out = Vec::new();
                 let mut ty: Option<EntityRef> = None;
                 for p in parts {
@@ -52,12 +58,12 @@ impl Cx<'_> {
                                 Code::TypeMismatch,
                                 p.span(),
                                 format!(
-                                    "`&` intersects sets of entities, but this is {}",
+                                    "`{sym}` {what} sets of entities, but this is {}",
                                     xt.describe()
                                 ),
                             )
                             .label("not entities")
-                            .help("intersect chains or relation hops"),
+                            .help(format!("`{sym}` combines chains or relation hops")),
                         );
                         return None;
                     };
@@ -68,20 +74,24 @@ impl Cx<'_> {
                             Diagnostic::new(
                                 Code::TypeMismatch,
                                 *span,
-                                format!("`&` mixes `{prev}` and `{et}` entities"),
+                                format!("`{sym}` mixes `{prev}` and `{et}` entities"),
                             )
                             .label("different types")
-                            .help("both sides of `&` must denote entities of one type"),
+                            .help(format!(
+                                "both sides of `{sym}` must denote entities of one type"
+                            )),
                         );
                         return None;
                     }
                     ty = Some(et);
                     out.push(x);
                 }
-                Some((
-                    AnswerExpr::Intersect(out),
-                    AnswerType::Entities(ty.unwrap_or_default()),
-                ))
+                let e = match op {
+                    SetOp::And => AnswerExpr::Intersect(out),
+                    SetOp::Or => AnswerExpr::Union(out),
+                    SetOp::Minus => AnswerExpr::Difference(out),
+                };
+                Some((e, AnswerType::Entities(ty.unwrap_or_default())))
             }
             Expr::Call {
                 callee,
@@ -230,15 +240,15 @@ impl Cx<'_> {
                 ));
             }
             "argmin" | "argmax" => {
-                if args.len() < 3 {
+                if args.len() < 2 {
                     self.push(
                         Diagnostic::new(
                             Code::AtomArity,
                             span,
-                            format!("`{c}` takes an attribute and at least two candidates"),
+                            format!("`{c}` takes an attribute and a set or candidates"),
                         )
                         .label("too few arguments")
-                        .help(format!("write `{c}(dob, x, y)`")),
+                        .help(format!("write `{c}(dob, x, y)` (which of x and y) or `{c}(dob, players(x))` (which of a set)")),
                     );
                     return None;
                 }
