@@ -1108,3 +1108,39 @@ questions {
         "warning[synthpipe::generate::no_questions]: template `town` produced no question: "
     ));
 }
+
+/// `one_to_one`: every manager gets a club of its own, no club two managers, in every
+/// universe; too few clubs is a coded error, never a shared club.
+#[test]
+fn one_to_one_gives_each_its_own_partner_or_explains() {
+    let ir = load("rules/football.rules");
+    for seed in 1..=5u64 {
+        let params = Params::resolve(&ir, &sets(&[("managers", "20"), ("clubs", "20")])).unwrap();
+        let dir = tmpdir("questions", &format!("one-to-one-{seed}"));
+        generate(&ir, &params, &[seed], &dir, &Options::default()).unwrap();
+        let mut clubs = BTreeSet::new();
+        let mut managers = BTreeSet::new();
+        for f in lines(&dir, "facts.jsonl") {
+            if f["relation"] == "manages" {
+                let role = |r: &str| {
+                    let a = f["args"].as_array().unwrap();
+                    s(&a.iter().find(|x| x["role"] == r).unwrap()["entity"]).to_string()
+                };
+                assert!(managers.insert(role("manager")), "a manager twice: {f}");
+                assert!(clubs.insert(role("club")), "a club with two managers: {f}");
+            }
+        }
+        assert_eq!(
+            (managers.len(), clubs.len()),
+            (20, 20),
+            "every manager has a club"
+        );
+    }
+    let params = Params::resolve(&ir, &sets(&[("managers", "25"), ("clubs", "24")])).unwrap();
+    let dir = tmpdir("questions", "one-to-one-short");
+    let err = generate(&ir, &params, &[1], &dir, &Options::default())
+        .err()
+        .expect("25 managers cannot have 24 clubs of their own");
+    assert_eq!(err.code(), "synthpipe::generate::invalid");
+    assert!(err.to_string().contains("only 24 exist"), "{err}");
+}

@@ -723,6 +723,8 @@ pub enum GenKind {
     RandomGraph,
     Function,
     Assign,
+    /// Each `from` entity gets its own partner, never shared: each partner has at most one.
+    OneToOne,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -186,6 +186,44 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
                 };
                 random_graph(&mut rng, n0, n1, d, r.symmetric, r.irreflexive && t0 == t1)
             }
+            GenKind::OneToOne => {
+                let from = match g.args.get("from") {
+                    Some(GenArg::Name(f)) => r.role_index(f),
+                    _ => None,
+                }
+                .ok_or_else(|| {
+                    GenError::Internal(format!(
+                        "relation `{}`: the generator's `from` names no role",
+                        r.name
+                    ))
+                })?;
+                let (nf, nt) = if from == 0 { (n0, n1) } else { (n1, n0) };
+                if nf > nt {
+                    return Err(GenError::Invalid(format!(
+                        "relation `{}`: `one_to_one` gives each of the {nf} `{}` its own `{}`, but only {nt} exist",
+                        r.name,
+                        r.roles[from].name,
+                        r.roles[1 - from].name
+                    )));
+                }
+                let mut perm: Vec<usize> = (0..nt).collect();
+                rng.shuffle(&mut perm);
+                // Over one type an irreflexive pairing never pairs an entity with itself:
+                // swapping with the next slot moves it without creating another.
+                if r.irreflexive && t0 == t1 && nt > 1 {
+                    for f in 0..nf {
+                        if perm[f] == f {
+                            perm.swap(f, (f + 1) % nt);
+                        }
+                    }
+                }
+                (0..nf)
+                    .map(|f| {
+                        let (a, b) = (f as u32, perm[f] as u32);
+                        if from == 0 { (a, b) } else { (b, a) }
+                    })
+                    .collect()
+            }
             GenKind::Function | GenKind::Assign => {
                 let from = match g.args.get("from") {
                     Some(GenArg::Name(f)) => r.role_index(f),

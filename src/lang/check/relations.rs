@@ -162,7 +162,7 @@ impl Cx<'_> {
                 "generator",
                 &g.generator,
                 GEN_SPECS.iter().map(|s| s.name),
-                "generators are family_tree, random_graph, function and assign",
+                "generators are family_tree, random_graph, function, one_to_one and assign",
             );
             return Generator {
                 kind: GenKind::Function,
@@ -242,6 +242,14 @@ impl Cx<'_> {
                     .label("roles differ in type")
                     .related(r.head_span, "roles")
                     .help("family trees relate entities of one type, e.g. `parent(child: person, parent: person)`"),
+            );
+        }
+        if spec.kind == GenKind::OneToOne && r.symmetric.is_some() {
+            self.push(
+                Diagnostic::new(Code::GeneratorArgs, g.generator.span, format!("`one_to_one` cannot generate the symmetric relation `{}`", r.name.text))
+                    .label("pairs one side with the other")
+                    .related(r.head_span, "declared symmetric")
+                    .help("`one_to_one` gives each `from` entity its own partner of the other role; drop `symmetric`, or use `random_graph` for a symmetric relation"),
             );
         }
         Generator {
@@ -486,7 +494,7 @@ impl Cx<'_> {
                         .map(|pi| (1 - pi, 0, Some(2), "up to two parents".to_string())),
                     _ => None,
                 },
-                GenKind::Function => match g.args.get("from") {
+                GenKind::Function | GenKind::OneToOne => match g.args.get("from") {
                     Some(GenArg::Name(f)) => roles
                         .iter()
                         .position(|x| &x.name == f)
@@ -542,8 +550,27 @@ impl Cx<'_> {
                 (Some((role, ..)), false) => Some(*role),
                 _ => None,
             };
+            // `one_to_one` also bounds the other side: each partner has at most one.
+            let other = bounded
+                .filter(|_| g.kind == GenKind::OneToOne)
+                .map(|b| 1 - b);
             for (c, span) in &out {
                 if Some(c.role) == bounded || (c.lo == 0 && c.hi.is_none()) {
+                    continue;
+                }
+                if Some(c.role) == other {
+                    if c.lo > 0 || c.hi.is_some_and(|h| h < 1) {
+                        self.push(
+                            Diagnostic::new(
+                                Code::ContradictoryCardinality,
+                                *span,
+                                format!("`one_to_one` gives each `{}` at most one partner, possibly none, which this cardinality does not allow", roles[c.role].name),
+                            )
+                            .label("contradicts the generator")
+                            .related(gen_decl.span, "generator")
+                            .help(format!("write `each {} has 0..1 {};`", roles[c.role].name, roles[1 - c.role].name)),
+                        );
+                    }
                     continue;
                 }
                 let gen_name = GEN_SPECS
@@ -755,6 +782,11 @@ pub(super) const GEN_SPECS: &[GenSpec] = &[
     GenSpec {
         name: "function",
         kind: GenKind::Function,
+        args: &[("from", ArgKind::Role, true)],
+    },
+    GenSpec {
+        name: "one_to_one",
+        kind: GenKind::OneToOne,
         args: &[("from", ArgKind::Role, true)],
     },
     GenSpec {
