@@ -171,13 +171,13 @@ fn step(ir: &Ir, f: &Files, st: &Json, outs: &[BTreeSet<String>]) -> BTreeSet<St
             let is_int = matches!(ir.entity(t).unwrap().attr(a).unwrap().ty, AttrType::Int);
             let n = st["inputs"].as_array().unwrap().len();
             let all: BTreeSet<String> = (0..n).flat_map(|i| input(i).iter().cloned()).collect();
-            // Dates are ISO strings: ordering them as text orders them in time.
+            // ISO dates order as text; "4 March 1921" is read back to ISO, "2,826,880" to digits.
             let key = |e: &String| {
                 let v = attr_of(t, e, a);
                 if is_int {
-                    (v.parse::<i64>().unwrap(), String::new())
+                    (v.replace(',', "").parse::<i64>().unwrap(), String::new())
                 } else {
-                    (0, v)
+                    (0, iso_date(&v))
                 }
             };
             let best = if op == "argmin" {
@@ -286,6 +286,39 @@ fn assert_distinct_slots(q: &Json) {
             }
             _ => {}
         }
+    }
+}
+
+/// A date as written in text (`1921-03-04`, `4 March 1921` or `March 4, 1921`) in ISO form.
+fn iso_date(v: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let words: Vec<&str> = v.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+    let month = |w: &str| MONTHS.iter().position(|m| *m == w).map(|i| i + 1);
+    match words.as_slice() {
+        [d, m, y] if month(m).is_some() => format!(
+            "{y}-{:02}-{:02}",
+            month(m).unwrap(),
+            d.parse::<u32>().unwrap()
+        ),
+        [m, d, y] if month(m).is_some() => format!(
+            "{y}-{:02}-{:02}",
+            month(m).unwrap(),
+            d.parse::<u32>().unwrap()
+        ),
+        _ => v.to_string(),
     }
 }
 
@@ -1138,9 +1171,9 @@ fn one_to_one_gives_each_its_own_partner_or_explains() {
     }
     let params = Params::resolve(&ir, &sets(&[("managers", "25"), ("clubs", "24")])).unwrap();
     let dir = tmpdir("questions", "one-to-one-short");
-    let err = generate(&ir, &params, &[1], &dir, &Options::default())
-        .err()
-        .expect("25 managers cannot have 24 clubs of their own");
+    let Err(err) = generate(&ir, &params, &[1], &dir, &Options::default()) else {
+        panic!("25 managers cannot have 24 clubs of their own");
+    };
     assert_eq!(err.code(), "synthpipe::generate::invalid");
     assert!(err.to_string().contains("only 24 exist"), "{err}");
 }

@@ -134,6 +134,8 @@ pub struct AttrDecl {
     pub say: Option<(Str, Option<Str>)>,
     /// The `whose` phrase, and its plural for a start that picks several entities.
     pub whose: Option<(Str, Option<Str>)>,
+    /// `format long;`: how a value reads in text.
+    pub format: Option<Name>,
     pub span: Span,
 }
 

@@ -230,7 +230,7 @@ impl Printer<'_> {
                 self.w("unique ");
             }
             self.source(&a.source);
-            if a.say.is_none() && a.whose.is_none() {
+            if a.say.is_none() && a.whose.is_none() && a.format.is_none() {
                 self.w(";");
                 self.end_line(a.span.end);
                 continue;
@@ -259,6 +259,12 @@ impl Printer<'_> {
                 }
                 self.w(";");
                 self.end_line(p.as_ref().unwrap_or(w).span.end + 1);
+            }
+            if let Some(f) = &a.format {
+                self.comments_before(f.span.start);
+                self.pad();
+                self.w(&format!("format {};", f.text));
+                self.end_line(f.span.end + 1);
             }
             self.close(a.span.end);
         }

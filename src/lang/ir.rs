@@ -621,6 +621,21 @@ pub struct Attribute {
     /// The `whose` form for several entities; absent in files that give none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub whose_plural: Option<Vec<TextPart>>,
+    /// How values read in text, where not the default (ISO dates, plain digits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+}
+
+/// How an int or date attribute's values read in questions, answers and articles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// "4 March 1921".
+    Long,
+    /// "March 4, 1921".
+    Us,
+    /// "2,826,880".
+    Grouped,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -388,7 +388,10 @@ fn describe(rule: Rule) -> &'static str {
         | Rule::rel_say
         | Rule::weight_decl
         | Rule::attr_say
-        | Rule::attr_whose => "a relation statement (`each`, `generate`, `say`, `weight`)",
+        | Rule::attr_whose
+        | Rule::attr_format => {
+            "a statement (`say`, `whose`, `format`, `each`, `generate`, `weight`)"
+        }
         Rule::say_when => "`when`",
         Rule::say_phrase => "`phrase`",
         Rule::card_range => "a cardinality like `0..2` or `1`",
@@ -470,6 +473,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_number => "`number`",
         Rule::kw_allow => "`allow`",
         Rule::kw_phrase => "`phrase`",
+        Rule::kw_format => "`format`",
         Rule::file
         | Rule::item
         | Rule::WHITESPACE
@@ -683,6 +687,7 @@ fn attr_decl(p: P) -> AttrDecl {
     let mut source_ast = None;
     let mut say = None;
     let mut whose = None;
+    let mut format = None;
     for q in it {
         match q.as_rule() {
             Rule::attr_mod => {
@@ -709,6 +714,11 @@ fn attr_decl(p: P) -> AttrDecl {
                             let sing = string(s.next().expect("whose text"));
                             whose = Some((sing, s.next().map(string)));
                         }
+                        Rule::attr_format => {
+                            let mut s = b.into_inner();
+                            skip_kw(&mut s);
+                            format = Some(self::name(s.next().expect("format name")));
+                        }
                         _ => {}
                     }
                 }
@@ -723,6 +733,7 @@ fn attr_decl(p: P) -> AttrDecl {
         source: source_ast.expect("grammar requires a source"),
         say,
         whose,
+        format,
         span: sp,
     }
 }

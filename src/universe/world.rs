@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use super::GenError;
 use super::params::Params;
 use crate::lang::ir::{
-    AttrSource, AttrType, DateBound, GenArg, GenKind, Hole, Ir, RelationDef, TextPart,
+    AttrSource, AttrType, DateBound, Format, GenArg, GenKind, Hole, Ir, RelationDef, TextPart,
 };
 use crate::util::rng::Rng;
 
@@ -69,9 +69,54 @@ pub fn render(ir: &Ir, ty: &crate::lang::ir::EntityType, attr: usize, v: &AttrVa
             .cloned()
             .unwrap_or_default(),
         AttrVal::Text(s) => s.to_string(),
-        AttrVal::Int(i) => i.to_string(),
-        AttrVal::Date(d) => format_date(*d),
+        AttrVal::Int(i) => match ty.attrs[attr].format {
+            Some(Format::Grouped) => grouped(*i),
+            _ => i.to_string(),
+        },
+        AttrVal::Date(d) => match ty.attrs[attr].format {
+            Some(f @ (Format::Long | Format::Us)) => {
+                let iso = format_date(*d);
+                let (y, rest) = iso.split_at(4);
+                let m: usize = rest[1..3].parse().unwrap_or(1);
+                let day: u32 = rest[4..6].parse().unwrap_or(1);
+                let month = MONTHS[m.clamp(1, 12) - 1];
+                if f == Format::Long {
+                    format!("{day} {month} {y}")
+                } else {
+                    format!("{month} {day}, {y}")
+                }
+            }
+            _ => format_date(*d),
+        },
     }
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// `2826880` as "2,826,880".
+fn grouped(i: i64) -> String {
+    let digits = i.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (k, c) in digits.chars().enumerate() {
+        if k > 0 && (digits.len() - k).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if i < 0 { format!("-{out}") } else { out }
 }
 
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date (proleptic Gregorian).
@@ -852,6 +897,19 @@ mod tests {
         assert_eq!(parse_date("1969-12-31"), Some(-1));
         assert_eq!(parse_date("2001-02-29"), None);
         assert_eq!(parse_date("2001-2-09"), None);
+    }
+
+    #[test]
+    fn numbers_group_by_thousands() {
+        for (i, s) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (2_826_880, "2,826,880"),
+            (-12_345, "-12,345"),
+        ] {
+            assert_eq!(grouped(i), s);
+        }
     }
 
     #[test]

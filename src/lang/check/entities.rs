@@ -28,6 +28,7 @@ impl Cx<'_> {
                 }
                 let (source, ty) = self.source(t, e, &a.source, pools);
                 let whose = a.whose.as_ref().map(|(w, _)| self.whose_text(w));
+                let format = a.format.as_ref().and_then(|f| self.format(f, &ty));
                 let whose_plural = a
                     .whose
                     .as_ref()
@@ -47,6 +48,7 @@ impl Cx<'_> {
                     }),
                     whose,
                     whose_plural,
+                    format,
                 });
             }
             // Text templates and matches may refer to attributes declared later, but not in a cycle.
@@ -88,6 +90,47 @@ impl Cx<'_> {
             });
         }
         out
+    }
+
+    /// The format `format NAME;` names for an attribute of type `ty`; the defaults (`iso`,
+    /// `plain`) are `None`.
+    fn format(&mut self, f: &Name, ty: &AttrType) -> Option<Format> {
+        let names: &[&str] = match ty {
+            AttrType::Date => &["iso", "long", "us"],
+            AttrType::Int => &["plain", "grouped"],
+            _ => &[],
+        };
+        match f.text.as_str() {
+            "long" if names.contains(&"long") => Some(Format::Long),
+            "us" if names.contains(&"us") => Some(Format::Us),
+            "grouped" if names.contains(&"grouped") => Some(Format::Grouped),
+            t if names.contains(&t) => None,
+            _ if names.is_empty() => {
+                self.push(
+                    Diagnostic::new(
+                        Code::TypeMismatch,
+                        f.span,
+                        format!(
+                            "`format` applies to int and date attributes, not {}",
+                            ty.describe()
+                        ),
+                    )
+                    .label("nothing to format")
+                    .help("remove it; enum, pool and text values read as written"),
+                );
+                None
+            }
+            _ => {
+                self.unknown(
+                    Code::UnknownOption,
+                    &format!("format for {}", ty.describe()),
+                    f,
+                    names.iter().copied(),
+                    &format!("formats for {}: {}", ty.describe(), names.join(", ")),
+                );
+                None
+            }
+        }
     }
 
     /// A `whose` form: text with one placeholder, `{value}`.
