@@ -388,6 +388,10 @@ fn references_are_ids_of_the_declarations_they_name() {
             AnswerExpr::ArgMin { attr, args } | AnswerExpr::ArgMax { attr, args } => {
                 attr_ok(ir, attr) && args.iter().all(|x| answer_ok(ir, x))
             }
+            AnswerExpr::ArgCount { relation, args, .. } => {
+                ir.relation_of(relation).name == relation.name()
+                    && args.iter().all(|x| answer_ok(ir, x))
+            }
             AnswerExpr::Same(a, b) | AnswerExpr::Related(a, b) => {
                 answer_ok(ir, a) && answer_ok(ir, b)
             }

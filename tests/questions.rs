@@ -165,6 +165,31 @@ fn step(ir: &Ir, f: &Files, st: &Json, outs: &[BTreeSet<String>]) -> BTreeSet<St
             (0..n).flat_map(|i| input(i).iter().cloned()).collect()
         }
         "difference" => input(0).difference(input(1)).cloned().collect(),
+        op @ ("argmin_count" | "argmax_count") => {
+            let r = &st["relations"][0];
+            let (from, to) = (s(&r["from_role"]), s(&r["to_role"]));
+            let facts = f.facts.get(s(&r["relation"]));
+            let n = st["inputs"].as_array().unwrap().len();
+            let all: BTreeSet<String> = (0..n).flat_map(|i| input(i).iter().cloned()).collect();
+            let count = |e: &String| {
+                facts
+                    .into_iter()
+                    .flatten()
+                    .filter(|args| &args[from] == e)
+                    .map(|args| &args[to])
+                    .collect::<BTreeSet<_>>()
+                    .len()
+            };
+            let best = if op == "argmin_count" {
+                all.iter().map(count).min()
+            } else {
+                all.iter().map(count).max()
+            };
+            all.iter()
+                .filter(|e| Some(count(e)) == best)
+                .cloned()
+                .collect()
+        }
         op @ ("argmin" | "argmax") => {
             let t = ty.unwrap();
             let a = s(&st["attribute"]);
@@ -264,7 +289,7 @@ fn assert_distinct_slots(q: &Json) {
             .map(|x| x.as_u64().unwrap() as usize)
             .collect();
         match s(&st["op"]) {
-            "argmin" | "argmax" | "related" => {
+            "argmin" | "argmax" | "argmin_count" | "argmax_count" | "related" => {
                 for (k, &a) in inputs.iter().enumerate() {
                     for &b in &inputs[k + 1..] {
                         assert!(

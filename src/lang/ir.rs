@@ -480,6 +480,12 @@ impl Linker {
                     self.answer(a);
                 }
             }
+            AnswerExpr::ArgCount { relation, args, .. } => {
+                self.relation(relation);
+                for a in args {
+                    self.answer(a);
+                }
+            }
             AnswerExpr::Same(a, b) | AnswerExpr::Related(a, b) => {
                 self.answer(a);
                 self.answer(b);
@@ -1004,6 +1010,14 @@ pub enum AnswerExpr {
     },
     Same(Box<AnswerExpr>, Box<AnswerExpr>),
     Related(Box<AnswerExpr>, Box<AnswerExpr>),
+    /// The candidate(s) with the most (`max`) or fewest partners along a relation, read to
+    /// role `to`: "Which club has more players, X or Y?".
+    ArgCount {
+        relation: RelationRef,
+        to: usize,
+        max: bool,
+        args: Vec<AnswerExpr>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -791,7 +791,7 @@ impl<'a> Composer<'a> {
         }
         let comparison = matches!(
             tpl.answer,
-            AnswerExpr::ArgMin { .. } | AnswerExpr::ArgMax { .. }
+            AnswerExpr::ArgMin { .. } | AnswerExpr::ArgMax { .. } | AnswerExpr::ArgCount { .. }
         );
         if a.filters.contains(&Filter::StartInAnswer)
             && !comparison
@@ -1219,6 +1219,58 @@ impl<'a> Composer<'a> {
                 let out = Set::Ents(t, out);
                 Some((out.clone(), self.push(a, step, out)))
             }
+            AnswerExpr::ArgCount {
+                relation,
+                to,
+                max,
+                args,
+            } => {
+                let mut inputs = Vec::new();
+                let mut all = Vec::new();
+                let mut ty = None;
+                for arg in args {
+                    let (x, xi) = self.eval(a, v, tpl, arg)?;
+                    let Set::Ents(t, xs) = x else { return None };
+                    ty = Some(t);
+                    inputs.push(xi);
+                    all.extend(xs);
+                }
+                let t = ty?;
+                all.sort_unstable();
+                let drawn = all.len();
+                all.dedup();
+                if all.len() < drawn {
+                    a.degenerate = true;
+                    return None;
+                }
+                if all.len() < 2 {
+                    return None;
+                }
+                let (rel, from) = (relation.id(), 1 - *to);
+                let count = |e: u32| self.solver.image(rel, from, e).len();
+                let best = if *max {
+                    all.iter().map(|&e| count(e)).max()
+                } else {
+                    all.iter().map(|&e| count(e)).min()
+                };
+                let out: Vec<u32> = all
+                    .iter()
+                    .copied()
+                    .filter(|&e| Some(count(e)) == best)
+                    .collect();
+                // Counting each candidate's partners is a hop per candidate.
+                a.extra_hops += all.len();
+                a.extra_difficulty += all.len() as i64 * self.ir.relations[rel].weight;
+                let step = Step {
+                    op: if *max { "argmax_count" } else { "argmin_count" }.into(),
+                    inputs,
+                    ty: self.ir.entities[t].name.clone(),
+                    relations: vec![self.reading_of(rel, from)],
+                    ..Step::default()
+                };
+                let out = Set::Ents(t, out);
+                Some((out.clone(), self.push(a, step, out)))
+            }
             AnswerExpr::Same(l, r) => {
                 let (x, xi) = self.eval(a, v, tpl, l)?;
                 // Half the time steer towards "yes", which random picks rarely give.
@@ -1611,9 +1663,9 @@ fn has_intersection(e: &AnswerExpr) -> bool {
         | AnswerExpr::AttrSlot { arg, .. }
         | AnswerExpr::Count(arg)
         | AnswerExpr::CountEach(arg) => has_intersection(arg),
-        AnswerExpr::ArgMin { args, .. } | AnswerExpr::ArgMax { args, .. } => {
-            args.iter().any(has_intersection)
-        }
+        AnswerExpr::ArgMin { args, .. }
+        | AnswerExpr::ArgMax { args, .. }
+        | AnswerExpr::ArgCount { args, .. } => args.iter().any(has_intersection),
         AnswerExpr::Same(l, r) | AnswerExpr::Related(l, r) => {
             has_intersection(l) || has_intersection(r)
         }
@@ -1634,7 +1686,9 @@ fn question_type(e: &AnswerExpr) -> &'static str {
         AnswerExpr::Intersect(_) => "intersection",
         AnswerExpr::Union(_) => "union",
         AnswerExpr::Difference(_) => "difference",
-        AnswerExpr::ArgMin { .. } | AnswerExpr::ArgMax { .. } => "comparison",
+        AnswerExpr::ArgMin { .. } | AnswerExpr::ArgMax { .. } | AnswerExpr::ArgCount { .. } => {
+            "comparison"
+        }
         AnswerExpr::Same(..) => "same",
         AnswerExpr::Related(..) => "related",
     }

@@ -285,6 +285,26 @@ impl Cx<'_> {
                 }
                 let ty = ty.unwrap_or_default();
                 let ety = env.entities.iter().find(|e| e.name == ty)?;
+                // A relation instead of an attribute ranks by the number of partners.
+                if ety.attr(&attr.text).is_none()
+                    && let Some(r) = env.relations.iter().find(|r| r.name == attr.text)
+                {
+                    let Some(say) = r.says.iter().find(|s| r.roles[s.of].ty == ty) else {
+                        self.push(
+                            Diagnostic::new(Code::MissingSurfaceForm, attr.span, format!("`{}` has no surface form read from a `{ty}`, so its partners cannot be counted", r.name))
+                                .label("nothing to count")
+                                .help(format!("give `{}` a `say` for the role seen from `{ty}`", r.name)),
+                        );
+                        return None;
+                    };
+                    let e = AnswerExpr::ArgCount {
+                        relation: Ref::named(&r.name),
+                        to: say.role,
+                        max: c == "argmax",
+                        args: xs,
+                    };
+                    return Some((e, AnswerType::Entities(ty)));
+                }
                 let Some(a) = ety.attr(&attr.text) else {
                     self.unknown(
                         Code::UnknownAttribute,
