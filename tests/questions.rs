@@ -558,9 +558,13 @@ fn check_filters(ir: &Ir, f: &Files, q: &Json) {
                 && steps[j]["op"] == "hop"
                 && let Some(k) = input(&steps[j])
             {
+                let within = |a: &Json, b: &Json| {
+                    let b: BTreeSet<&str> = b.as_array().unwrap().iter().map(s).collect();
+                    a.as_array().unwrap().iter().all(|x| b.contains(s(x)))
+                };
                 assert!(
-                    !(st["type"] == steps[k]["type"] && inter[i] == inter[k]),
-                    "step {i} steps back onto step {k}: {}",
+                    !(st["type"] == steps[k]["type"] && within(&inter[i], &inter[k])),
+                    "step {i} goes back within step {k}: {}",
                     q["text"]
                 );
             }
@@ -575,6 +579,18 @@ fn check_filters(ir: &Ir, f: &Files, q: &Json) {
                 s(&st["type"]) != answer_ty || !answers.contains(s(&st["name"])),
                 "the answer holds the named `{}`: {}",
                 s(&st["name"]),
+                q["text"]
+            );
+        }
+    }
+    if on(Filter::StartInAnswer) && last["op"] == "attribute" {
+        let ty = &steps[input(last).unwrap()]["type"];
+        for st in steps.iter().filter(|st| st["op"] == "whose") {
+            assert!(
+                !(st["type"] == *ty
+                    && st["attribute"] == last["attribute"]
+                    && answers.contains(s(&st["value"]))),
+                "the answer repeats the value the question starts from: {}",
                 q["text"]
             );
         }

@@ -910,9 +910,11 @@ fn is_false(b: &bool) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Filter {
-    /// A hop whose set is the set two steps back ("the tenant club of the home ground of X").
+    /// A hop whose set lies within the set two steps back ("the tenant club of the home
+    /// ground of X").
     Backtrack,
-    /// An answer set that holds an entity the question names.
+    /// An answer set that holds an entity the question names, or an attribute answer that
+    /// holds the value its `whose` start names.
     StartInAnswer,
     /// An attribute answer that lists every value the attribute takes (two or more).
     EveryValue,

@@ -310,6 +310,15 @@ fn hint(src: &str, pos: usize, expected: &[&str]) -> Option<String> {
         .get(stmt_start..pos.min(src.len()))
         .unwrap_or("")
         .trim_start();
+    if stmt.starts_with("entity")
+        && (src[pos.min(src.len())..].starts_with(':') || matches!(word, "extends" | "is"))
+    {
+        return Some(
+            "an entity type cannot extend another yet (there are no supertypes): declare the \
+             shared attributes in each type, and relate each type on its own"
+                .into(),
+        );
+    }
     if stmt.starts_with("say") && stmt.contains(':') && expected.contains(&"`/`") {
         return Some(
             "a relation's `say` gives the singular and the plural: \

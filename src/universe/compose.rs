@@ -806,6 +806,21 @@ impl<'a> Composer<'a> {
                 return Some(Filter::StartInAnswer);
             }
         }
+        // An attribute answer that repeats the value its `whose` start names ("What is the
+        // h-index of the researchers whose h-index is 5?") gives itself away.
+        if a.filters.contains(&Filter::StartInAnswer)
+            && let (Set::Vals(vals), Some(last)) = (result, a.steps.last())
+            && last.op == "attribute"
+            && let Some(Set::Ents(t, _)) = last.inputs.first().and_then(|&i| a.outs.get(i))
+            && a.steps.iter().any(|s| {
+                s.op == "whose"
+                    && s.ty == self.ir.entities[*t].name
+                    && s.attribute == last.attribute
+                    && vals.contains(&s.value)
+            })
+        {
+            return Some(Filter::StartInAnswer);
+        }
         if a.filters.contains(&Filter::EveryValue)
             && let Set::Vals(vals) = result
             && vals.len() >= 2
@@ -823,7 +838,7 @@ impl<'a> Composer<'a> {
         None
     }
 
-    /// Whether some hop's set is the set two steps back, its input's input.
+    /// Whether some hop's set lies within the set two steps back, its input's input.
     fn backtracks(&self, a: &Attempt) -> bool {
         a.steps.iter().enumerate().any(|(i, s)| {
             if s.op != "hop" {
@@ -837,7 +852,7 @@ impl<'a> Composer<'a> {
             };
             a.steps[j].op == "hop"
                 && matches!((&a.outs[i], &a.outs[k]),
-                    (Set::Ents(ti, si), Set::Ents(tk, sk)) if ti == tk && si == sk)
+                    (Set::Ents(ti, si), Set::Ents(tk, sk)) if ti == tk && subset(si, sk))
         })
     }
 
@@ -1587,7 +1602,7 @@ impl<'a> Composer<'a> {
                     && !backtrack
                     && before
                         .as_ref()
-                        .is_some_and(|(bt, bs)| *bt == d.to_ty && *bs == img)
+                        .is_some_and(|(bt, bs)| *bt == d.to_ty && subset(&img, bs))
                 {
                     *a.tally.removed.entry(Filter::Backtrack).or_default() += 1;
                     continue;
@@ -1634,6 +1649,13 @@ enum Drawn {
     Degenerate,
     /// No answer of the wanted kind here.
     Nothing,
+}
+
+/// Whether sorted set `a` lies within sorted set `b`: two hops that reach nothing beyond
+/// where they started ("the patients of the admissions of P", "the tenant club of the home
+/// ground of X") went back, not on.
+fn subset(a: &[u32], b: &[u32]) -> bool {
+    a.iter().all(|x| b.binary_search(x).is_ok())
 }
 
 /// The sorted union of two sorted sets.
