@@ -999,6 +999,37 @@ impl<'a> Composer<'a> {
         }
     }
 
+    /// The candidates of a comparison: their type, every entity of its arguments (sorted),
+    /// and the arguments' steps. `None`, marked degenerate, when two arguments share an
+    /// entity ("Who was born first, X or X?").
+    fn candidates(
+        &self,
+        a: &mut Attempt,
+        v: &Variant,
+        tpl: &Template,
+        args: &[AnswerExpr],
+    ) -> Option<(usize, Vec<u32>, Vec<usize>)> {
+        let mut inputs = Vec::new();
+        let mut all = Vec::new();
+        let mut ty = None;
+        for arg in args {
+            let (x, xi) = self.eval(a, v, tpl, arg)?;
+            let Set::Ents(t, xs) = x else { return None };
+            ty = Some(t);
+            inputs.push(xi);
+            all.extend(xs);
+        }
+        let t = ty?;
+        all.sort_unstable();
+        let drawn = all.len();
+        all.dedup();
+        if all.len() < drawn {
+            a.degenerate = true;
+            return None;
+        }
+        Some((t, all, inputs))
+    }
+
     fn eval(
         &self,
         a: &mut Attempt,
@@ -1178,25 +1209,7 @@ impl<'a> Composer<'a> {
             }
             AnswerExpr::ArgMin { attr, args } | AnswerExpr::ArgMax { attr, args } => {
                 let max = matches!(e, AnswerExpr::ArgMax { .. });
-                let mut inputs = Vec::new();
-                let mut all = Vec::new();
-                let mut ty = None;
-                for arg in args {
-                    let (x, xi) = self.eval(a, v, tpl, arg)?;
-                    let Set::Ents(t, xs) = x else { return None };
-                    ty = Some(t);
-                    inputs.push(xi);
-                    all.extend(xs);
-                }
-                let t = ty?;
-                all.sort_unstable();
-                let drawn = all.len();
-                all.dedup();
-                // "Who was born first, X or X?": candidates must be different entities.
-                if all.len() < drawn {
-                    a.degenerate = true;
-                    return None;
-                }
+                let (t, all, inputs) = self.candidates(a, v, tpl, args)?;
                 if args.len() == 1 {
                     // The oldest of one set: a choice needs two members, and costs one read
                     // of the attribute, however large the set.
@@ -1240,24 +1253,7 @@ impl<'a> Composer<'a> {
                 max,
                 args,
             } => {
-                let mut inputs = Vec::new();
-                let mut all = Vec::new();
-                let mut ty = None;
-                for arg in args {
-                    let (x, xi) = self.eval(a, v, tpl, arg)?;
-                    let Set::Ents(t, xs) = x else { return None };
-                    ty = Some(t);
-                    inputs.push(xi);
-                    all.extend(xs);
-                }
-                let t = ty?;
-                all.sort_unstable();
-                let drawn = all.len();
-                all.dedup();
-                if all.len() < drawn {
-                    a.degenerate = true;
-                    return None;
-                }
+                let (t, all, inputs) = self.candidates(a, v, tpl, args)?;
                 if all.len() < 2 {
                     return None;
                 }

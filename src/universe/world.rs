@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use super::GenError;
 use super::params::Params;
 use crate::lang::ir::{
-    AttrSource, AttrType, DateBound, Format, GenArg, GenKind, Hole, Ir, RelationDef, TextPart,
+    AttrSource, AttrType, DateBound, Format, GenArg, GenKind, Generator, Hole, Ir, Relation,
+    RelationDef, TextPart,
 };
 use crate::util::rng::Rng;
 
@@ -232,16 +233,7 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
                 random_graph(&mut rng, n0, n1, d, r.symmetric, r.irreflexive && t0 == t1)
             }
             GenKind::OneToOne => {
-                let from = match g.args.get("from") {
-                    Some(GenArg::Name(f)) => r.role_index(f),
-                    _ => None,
-                }
-                .ok_or_else(|| {
-                    GenError::Internal(format!(
-                        "relation `{}`: the generator's `from` names no role",
-                        r.name
-                    ))
-                })?;
+                let from = from_role(r, g)?;
                 let (nf, nt) = if from == 0 { (n0, n1) } else { (n1, n0) };
                 if nf > nt {
                     return Err(GenError::Invalid(format!(
@@ -270,16 +262,7 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
                     .collect()
             }
             GenKind::Function | GenKind::Assign => {
-                let from = match g.args.get("from") {
-                    Some(GenArg::Name(f)) => r.role_index(f),
-                    _ => None,
-                }
-                .ok_or_else(|| {
-                    GenError::Internal(format!(
-                        "relation `{}`: the generator's `from` names no role",
-                        r.name
-                    ))
-                })?;
+                let from = from_role(r, g)?;
                 let (lo, hi) = if g.kind == GenKind::Function {
                     (1, 1)
                 } else {
@@ -330,6 +313,20 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
 }
 
 /// `k` distinct values of `0..n`, skipping `skip`, in random order.
+/// The role a `function`, `one_to_one` or `assign` generator generates from.
+fn from_role(r: &Relation, g: &Generator) -> Result<usize, GenError> {
+    match g.args.get("from") {
+        Some(GenArg::Name(f)) => r.role_index(f),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        GenError::Internal(format!(
+            "relation `{}`: the generator's `from` names no role",
+            r.name
+        ))
+    })
+}
+
 fn sample_distinct(rng: &mut Rng, n: usize, k: usize, skip: Option<usize>) -> Vec<usize> {
     let mut out: Vec<usize> = Vec::with_capacity(k);
     if k * 4 >= n {
