@@ -346,6 +346,53 @@ fn football_snapshots() {
     }
     let text: Vec<String> = seen.into_values().map(|(_, l)| l).collect();
     insta::assert_snapshot!("football_questions", text.join("\n"));
+
+    // Supertypes: each person is listed once, as a player or a manager, with the attributes
+    // it inherits; a relation on people holds for both kinds, and the managers' articles
+    // are their own.
+    let entities: Vec<serde_json::Value> = read(&dir, "entities.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |t: &str| entities.iter().filter(|e| e["type"] == t).count();
+    assert_eq!((of("player"), of("manager"), of("person")), (300, 24, 0));
+    let kind: std::collections::BTreeMap<&str, &str> = entities
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["type"].as_str().unwrap()))
+        .collect();
+    assert!(entities.iter().filter(|e| e["type"] == "manager").all(|e| {
+        let names: Vec<&str> = e["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        names == ["first", "last", "name", "born"]
+    }));
+    let mut nationals = std::collections::BTreeSet::new();
+    let mut years = 0;
+    for l in read(&dir, "facts.jsonl").lines() {
+        let f: serde_json::Value = serde_json::from_str(l).unwrap();
+        if f["relation"] == "nationality" {
+            nationals.insert(kind[f["args"][0]["entity"].as_str().unwrap()]);
+        }
+        if f["relation"] == "plays_for" {
+            let y: i64 = f["attributes"][0]["value"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((2008..=2024).contains(&y), "{f}");
+            years += 1;
+        }
+    }
+    assert_eq!(nationals, ["manager", "player"].into());
+    assert_eq!(years, 300, "every signing has its year");
+    let managers = read(&dir, "articles.jsonl")
+        .lines()
+        .filter(|l| l.contains(r#""type":"manager""#))
+        .count();
+    assert_eq!(managers, 24);
 }
 
 /// Managers with and without clubs: a line whose relation is empty for some of them.

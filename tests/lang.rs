@@ -367,9 +367,19 @@ fn references_are_ids_of_the_declarations_they_name() {
             TextPart::Hole { name, to, .. } => match *to {
                 Hole::Attr(i) => ety.attrs[i].name == *name,
                 Hole::Relation(r) => ir.relations[r].name == *name,
+                Hole::FactAttr(r, a) => {
+                    ir.relations[r].name == *name
+                        && p_form(p).is_some_and(|f| ir.relations[r].attrs[a].name == f)
+                }
                 Hole::Filled => false,
             },
         })
+    }
+    fn p_form(p: &TextPart) -> Option<&str> {
+        match p {
+            TextPart::Hole { form, .. } => form.as_deref(),
+            _ => None,
+        }
     }
     fn answer_ok(ir: &Ir, e: &AnswerExpr) -> bool {
         match e {
@@ -392,6 +402,17 @@ fn references_are_ids_of_the_declarations_they_name() {
                 ir.relation_of(relation).name == relation.name()
                     && args.iter().all(|x| answer_ok(ir, x))
             }
+            AnswerExpr::FactAttr {
+                relation,
+                attr,
+                args,
+                ..
+            } => {
+                let r = ir.relation_of(relation);
+                r.name == relation.name()
+                    && *attr < r.attrs.len()
+                    && args.iter().all(|x| answer_ok(ir, x))
+            }
             AnswerExpr::Same(a, b) | AnswerExpr::Related(a, b) => {
                 answer_ok(ir, a) && answer_ok(ir, b)
             }
@@ -406,6 +427,9 @@ fn references_are_ids_of_the_declarations_they_name() {
         let rel = |r: &RelationRef| ir.relation_of(r).name == r.name();
         for e in &ir.entities {
             assert!(attr_ok(&ir, &e.key), "{p}: key of {}", e.name);
+            if let Some(s) = &e.extends {
+                assert!(ent(s), "{p}: supertype of {}", e.name);
+            }
             for a in &e.attrs {
                 if let AttrSource::Text(parts) = &a.source {
                     assert!(holes_ok(&ir, e, parts), "{p}: template of {}", a.name);

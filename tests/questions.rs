@@ -64,15 +64,29 @@ fn read_files(dir: &Path, ir: &Ir) -> Files {
                 )
             })
             .collect();
+        // A fact's own attributes sit beside its roles, as `@name`.
+        let own: Vec<(String, String)> = f["attributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|kv| {
+                (
+                    format!("@{}", kv["name"].as_str().unwrap()),
+                    kv["value"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
         let r = ir.relation(&rel).unwrap();
         let v = facts.entry(rel).or_default();
-        v.push(args.iter().cloned().collect());
+        v.push(args.iter().cloned().chain(own.iter().cloned()).collect());
         if r.symmetric {
             // Listed once per pair; it holds both ways.
-            v.push(BTreeMap::from([
+            let mut back = BTreeMap::from([
                 (args[0].0.clone(), args[1].1.clone()),
                 (args[1].0.clone(), args[0].1.clone()),
-            ]));
+            ]);
+            back.extend(own);
+            v.push(back);
         }
     }
     Files { attrs, facts }
@@ -87,8 +101,18 @@ fn s(v: &Json) -> &str {
 fn step(ir: &Ir, f: &Files, st: &Json, outs: &[BTreeSet<String>]) -> BTreeSet<String> {
     let input = |i: usize| &outs[st["inputs"][i].as_u64().unwrap() as usize];
     let ty = st["type"].as_str();
+    // An entity is listed under its most specific type; a person may be a player.
+    let is_a = |a: &str, b: &str| {
+        let i = |n: &str| ir.entities.iter().position(|e| e.name == n).unwrap();
+        ir.is_a(i(a), i(b))
+    };
     let attr_of = |t: &str, e: &str, a: &str| -> String {
-        f.attrs[&(t.to_string(), e.to_string())][a].clone()
+        let (_, attrs) = f
+            .attrs
+            .iter()
+            .find(|((ty, n), _)| n == e && is_a(ty, t))
+            .unwrap_or_else(|| panic!("no `{t}` named {e}"));
+        attrs[a].clone()
     };
     // Type of a set: every entity name is unique within its type; find it.
     let type_of = |names: &BTreeSet<String>| -> Option<String> {
@@ -98,13 +122,13 @@ fn step(ir: &Ir, f: &Files, st: &Json, outs: &[BTreeSet<String>]) -> BTreeSet<St
     match s(&st["op"]) {
         "name" => {
             let n = s(&st["name"]).to_string();
-            assert!(f.attrs.contains_key(&(ty.unwrap().to_string(), n.clone())));
+            assert!(f.attrs.keys().any(|(t, e)| *e == n && is_a(t, ty.unwrap())));
             BTreeSet::from([n])
         }
         "whose" => f
             .attrs
             .iter()
-            .filter(|((t, _), a)| t == ty.unwrap() && a[s(&st["attribute"])] == s(&st["value"]))
+            .filter(|((t, _), a)| is_a(t, ty.unwrap()) && a[s(&st["attribute"])] == s(&st["value"]))
             .map(|((_, e), _)| e.clone())
             .collect(),
         "hop" => {
@@ -127,6 +151,20 @@ fn step(ir: &Ir, f: &Files, st: &Json, outs: &[BTreeSet<String>]) -> BTreeSet<St
             let t = type_of(xs);
             xs.iter()
                 .map(|e| attr_of(t.as_deref().unwrap(), e, s(&st["attribute"])))
+                .collect()
+        }
+        "fact_attribute" => {
+            let r = &st["relations"][0];
+            let (from, to) = (s(&r["from_role"]), s(&r["to_role"]));
+            let key = format!("@{}", s(&st["attribute"]));
+            let ys = st["inputs"].as_array().unwrap().get(1).map(|_| input(1));
+            f.facts
+                .get(s(&r["relation"]))
+                .into_iter()
+                .flatten()
+                .filter(|args| input(0).contains(&args[from]))
+                .filter(|args| ys.is_none_or(|ys| ys.contains(&args[to])))
+                .map(|args| args[&key].clone())
                 .collect()
         }
         "count" => BTreeSet::from([input(0).len().to_string()]),

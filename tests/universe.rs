@@ -271,7 +271,7 @@ fn every_derived_relation_matches_the_brute_force_oracle() {
                     fwd.entry(a).or_default().insert(b);
                     bwd.entry(b).or_default().insert(a);
                 }
-                for x in 0..w.types[t0].len as u32 {
+                for x in 0..w.types[t0].space as u32 {
                     let want: Vec<u32> = fwd
                         .get(&x)
                         .map(|s| s.iter().copied().collect())
@@ -284,7 +284,7 @@ fn every_derived_relation_matches_the_brute_force_oracle() {
                     );
                     checked_pairs += want.len();
                 }
-                for y in 0..w.types[t1].len as u32 {
+                for y in 0..w.types[t1].space as u32 {
                     let want: Vec<u32> = bwd
                         .get(&y)
                         .map(|s| s.iter().copied().collect())
@@ -311,8 +311,12 @@ fn family_trees_have_plausible_shape() {
     let params = Params::resolve(&ir, &sets(&[("trees", "20"), ("max_tree_size", "50")])).unwrap();
     let w = world::build(&ir, &params, 11).unwrap();
     let people = &w.types[w.type_index("person").unwrap()];
-    assert!(people.len >= 20 * 10, "trees grow: {} people", people.len);
-    assert!(people.len <= 20 * 50, "trees stay within max_size");
+    assert!(
+        people.space >= 20 * 10,
+        "trees grow: {} people",
+        people.space
+    );
+    assert!(people.space <= 20 * 50, "trees stay within max_size");
     let parent = ir
         .relations
         .iter()
@@ -353,7 +357,7 @@ fn family_trees_have_plausible_shape() {
         assert_eq!(g.len(), 2, "the two parents differ in gender");
     }
     // Names are unique.
-    let names: BTreeSet<_> = (0..people.len)
+    let names: BTreeSet<_> = (0..people.space)
         .map(|e| {
             render(
                 &ir,
@@ -363,7 +367,7 @@ fn family_trees_have_plausible_shape() {
             )
         })
         .collect();
-    assert_eq!(names.len(), people.len);
+    assert_eq!(names.len(), people.space);
 }
 
 #[test]

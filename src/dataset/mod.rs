@@ -40,6 +40,9 @@ pub struct Attribute {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fact {
     pub args: [Arg; 2],
+    /// The fact's own attributes (a signing's year); absent where the relation has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<Attribute>,
     pub derived: bool,
     pub relation: String,
     pub universe: String,

@@ -120,6 +120,8 @@ pub struct PoolDecl {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EntityDecl {
     pub name: Name,
+    /// `extends person`: the supertype whose attributes and relations this type shares.
+    pub extends: Option<Name>,
     pub count: Option<Lit>,
     pub attrs: Vec<AttrDecl>,
     pub span: Span,
@@ -200,6 +202,8 @@ pub struct RelationDecl {
     pub cards: Vec<CardDecl>,
     pub generate: Vec<GenerateDecl>,
     pub says: Vec<SayDecl>,
+    /// Attributes of each fact (a base relation's): `since: int 1990..2024;`.
+    pub attrs: Vec<AttrDecl>,
     pub weight: Option<(i64, Span)>,
     /// Span of the head `name(roles)`, where most relation-level diagnostics point.
     pub head_span: Span,

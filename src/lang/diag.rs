@@ -57,6 +57,7 @@ pub enum Code {
     UniqueTooSmall,
     UnknownOption,
     Agreement,
+    RelationAttribute,
 }
 
 impl Code {
@@ -103,6 +104,7 @@ impl Code {
         Code::UniqueTooSmall,
         Code::UnknownOption,
         Code::Agreement,
+        Code::RelationAttribute,
     ];
 
     pub fn name(self) -> &'static str {
@@ -149,6 +151,7 @@ impl Code {
             Code::UniqueTooSmall => "unique_too_small",
             Code::UnknownOption => "unknown_option",
             Code::Agreement => "agreement",
+            Code::RelationAttribute => "relation_attribute",
         }
     }
 

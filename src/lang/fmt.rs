@@ -214,6 +214,9 @@ impl Printer<'_> {
 
     fn entity(&mut self, e: &EntityDecl) {
         self.w(&format!("entity {}", e.name.text));
+        if let Some(s) = &e.extends {
+            self.w(&format!(" extends {}", s.text));
+        }
         if let Some(c) = &e.count {
             self.w(" count ");
             self.lit(c);
@@ -222,53 +225,58 @@ impl Printer<'_> {
         for a in &e.attrs {
             self.comments_before(a.span.start);
             self.pad();
-            self.w(&format!("{}: ", a.name.text));
-            if a.key.is_some() {
-                self.w("key ");
-            }
-            if a.unique.is_some() {
-                self.w("unique ");
-            }
-            self.source(&a.source);
-            if a.say.is_none() && a.whose.is_none() && a.format.is_none() {
-                self.w(";");
-                self.end_line(a.span.end);
-                continue;
-            }
-            self.open();
-            if let Some((s, p)) = &a.say {
-                self.comments_before(s.span.start);
-                self.pad();
-                self.w("say ");
-                self.str_lit(s);
-                if let Some(p) = p {
-                    self.w(" / ");
-                    self.str_lit(p);
-                }
-                self.w(";");
-                self.end_line(p.as_ref().unwrap_or(s).span.end + 1);
-            }
-            if let Some((w, p)) = &a.whose {
-                self.comments_before(w.span.start);
-                self.pad();
-                self.w("whose ");
-                self.str_lit(w);
-                if let Some(p) = p {
-                    self.w(" / ");
-                    self.str_lit(p);
-                }
-                self.w(";");
-                self.end_line(p.as_ref().unwrap_or(w).span.end + 1);
-            }
-            if let Some(f) = &a.format {
-                self.comments_before(f.span.start);
-                self.pad();
-                self.w(&format!("format {};", f.text));
-                self.end_line(f.span.end + 1);
-            }
-            self.close(a.span.end);
+            self.attr(a);
         }
         self.close(e.span.end);
+    }
+
+    /// One attribute, entity or relation: `name: key source { say ..; }`.
+    fn attr(&mut self, a: &AttrDecl) {
+        self.w(&format!("{}: ", a.name.text));
+        if a.key.is_some() {
+            self.w("key ");
+        }
+        if a.unique.is_some() {
+            self.w("unique ");
+        }
+        self.source(&a.source);
+        if a.say.is_none() && a.whose.is_none() && a.format.is_none() {
+            self.w(";");
+            self.end_line(a.span.end);
+            return;
+        }
+        self.open();
+        if let Some((s, p)) = &a.say {
+            self.comments_before(s.span.start);
+            self.pad();
+            self.w("say ");
+            self.str_lit(s);
+            if let Some(p) = p {
+                self.w(" / ");
+                self.str_lit(p);
+            }
+            self.w(";");
+            self.end_line(p.as_ref().unwrap_or(s).span.end + 1);
+        }
+        if let Some((w, p)) = &a.whose {
+            self.comments_before(w.span.start);
+            self.pad();
+            self.w("whose ");
+            self.str_lit(w);
+            if let Some(p) = p {
+                self.w(" / ");
+                self.str_lit(p);
+            }
+            self.w(";");
+            self.end_line(p.as_ref().unwrap_or(w).span.end + 1);
+        }
+        if let Some(f) = &a.format {
+            self.comments_before(f.span.start);
+            self.pad();
+            self.w(&format!("format {};", f.text));
+            self.end_line(f.span.end + 1);
+        }
+        self.close(a.span.end);
     }
 
     fn source(&mut self, s: &Source) {
@@ -329,6 +337,7 @@ impl Printer<'_> {
         let has_block = !(r.cards.is_empty()
             && r.generate.is_empty()
             && r.says.is_empty()
+            && r.attrs.is_empty()
             && r.weight.is_none());
         if !has_block {
             self.w(";");
@@ -349,6 +358,7 @@ impl Printer<'_> {
         stmts.extend(r.cards.iter().map(|c| (c.span.start, Stmt::Card(c))));
         stmts.extend(r.generate.iter().map(|g| (g.span.start, Stmt::Gen(g))));
         stmts.extend(r.says.iter().map(|s| (s.span.start, Stmt::Say(s))));
+        stmts.extend(r.attrs.iter().map(|a| (a.span.start, Stmt::Attr(a))));
         if let Some((w, s)) = &r.weight {
             stmts.push((s.start, Stmt::Weight(*w, *s)));
         }
@@ -407,6 +417,7 @@ impl Printer<'_> {
                     self.w(&format!("weight {w};"));
                     self.end_line(s.end + 1);
                 }
+                Stmt::Attr(a) => self.attr(a),
             }
         }
         self.close(r.span.end);
@@ -632,5 +643,6 @@ enum Stmt<'a> {
     Card(&'a CardDecl),
     Gen(&'a GenerateDecl),
     Say(&'a SayDecl),
+    Attr(&'a AttrDecl),
     Weight(i64, Span),
 }

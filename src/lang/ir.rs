@@ -61,6 +61,36 @@ impl Ir {
         &self.entities[r.owner()].attrs[r.index()]
     }
 
+    /// Whether entity type `a` is `b` or extends it, directly or not.
+    pub fn is_a(&self, a: usize, b: usize) -> bool {
+        let mut t = Some(a);
+        while let Some(x) = t {
+            if x == b {
+                return true;
+            }
+            t = self.entities[x].extends.as_ref().map(Ref::id);
+        }
+        false
+    }
+
+    /// The most specific type both `a` and `b` are (players and managers: persons).
+    pub fn join(&self, a: usize, b: usize) -> Option<usize> {
+        let mut t = Some(a);
+        while let Some(x) = t {
+            if self.is_a(b, x) {
+                return Some(x);
+            }
+            t = self.entities[x].extends.as_ref().map(Ref::id);
+        }
+        None
+    }
+
+    /// Whether sets of types `a` and `b` can meet: one extends the other, so they share
+    /// entities (a hop from people along a players' relation reaches from the players).
+    pub fn meets(&self, a: usize, b: usize) -> bool {
+        self.is_a(a, b) || self.is_a(b, a)
+    }
+
     /// Look-ups by name, for what arrives as text: a dataset's records, a parameter's
     /// value (a bank parameter names its bank at generation time).
     pub fn entity(&self, name: &str) -> Option<&EntityType> {
@@ -265,11 +295,19 @@ impl Ir {
                 .map(|e| index(e.attrs.iter().map(|a| &a.name).collect()))
                 .collect(),
             relations: index(self.relations.iter().map(|r| &r.name).collect()),
+            rel_attrs: self
+                .relations
+                .iter()
+                .map(|r| index(r.attrs.iter().map(|a| &a.name).collect()))
+                .collect(),
             banks: index(self.banks.iter().map(|b| &b.name).collect()),
             pools: index(self.pools.iter().map(|p| &p.name).collect()),
             missing: Vec::new(),
         };
         for (ei, e) in self.entities.iter_mut().enumerate() {
+            if let Some(s) = &mut e.extends {
+                l.entity(s);
+            }
             l.attr(&mut e.key);
             for a in &mut e.attrs {
                 l.source(ei, &mut a.source);
@@ -301,6 +339,11 @@ impl Ir {
             for say in &mut r.says {
                 for w in &mut say.when {
                     l.attr(&mut w.attr);
+                }
+            }
+            for a in &mut r.attrs {
+                if let AttrSource::Pool(p) = &mut a.source {
+                    l.pool(p);
                 }
             }
         }
@@ -360,6 +403,8 @@ struct Linker {
     /// Per entity type, attribute name → index.
     attrs: Vec<BTreeMap<String, usize>>,
     relations: BTreeMap<String, usize>,
+    /// Per relation, fact attribute name → index.
+    rel_attrs: Vec<BTreeMap<String, usize>>,
     banks: BTreeMap<String, usize>,
     pools: BTreeMap<String, usize>,
     missing: Vec<(&'static str, String)>,
@@ -402,13 +447,25 @@ impl Linker {
     /// an `owner` (its attributes first, then relations read from it).
     fn holes(&mut self, owner: usize, parts: &mut [TextPart], relations: bool) {
         for p in parts {
-            let TextPart::Hole { name, to, .. } = p else {
+            let TextPart::Hole { name, to, form } = p else {
                 continue;
             };
             let attr = self.attrs.get(owner).and_then(|m| m.get(name.as_str()));
-            *to = match (attr, self.relations.get(name.as_str())) {
+            let rel = self.relations.get(name.as_str()).copied();
+            let fact_attr = match (rel, form.as_ref()) {
+                (Some(r), Some(f)) => self.rel_attrs.get(r).and_then(|m| m.get(f.as_str())),
+                _ => None,
+            };
+            *to = match (attr, rel) {
+                (None, Some(r)) if relations && form.is_some() => match fact_attr {
+                    Some(&a) => Hole::FactAttr(r, a),
+                    None => {
+                        self.missing.push(("placeholder", name.clone()));
+                        continue;
+                    }
+                },
                 (Some(&i), _) => Hole::Attr(i),
-                (None, Some(&r)) if relations => Hole::Relation(r),
+                (None, Some(r)) if relations => Hole::Relation(r),
                 _ => {
                     self.missing.push(("placeholder", name.clone()));
                     continue;
@@ -480,7 +537,8 @@ impl Linker {
                     self.answer(a);
                 }
             }
-            AnswerExpr::ArgCount { relation, args, .. } => {
+            AnswerExpr::ArgCount { relation, args, .. }
+            | AnswerExpr::FactAttr { relation, args, .. } => {
                 self.relation(relation);
                 for a in args {
                     self.answer(a);
@@ -578,11 +636,23 @@ pub struct Pool {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EntityType {
     pub name: String,
-    /// How many to create; `None` when a generator (family trees) creates them.
+    /// The supertype this type extends: its entities are entities of the supertype too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extends: Option<EntityRef>,
+    /// How many to create, besides those of its subtypes; `None` when a generator (family
+    /// trees) creates them, or when only subtypes have members.
     pub count: Option<Num>,
     /// The attribute that names an entity (unique).
     pub key: AttrRef,
+    /// Own attributes after the inherited ones: the first `inherited` are the supertype's,
+    /// in its order, and read the same values.
     pub attrs: Vec<Attribute>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub inherited: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl EntityType {
@@ -688,6 +758,8 @@ pub enum Hole {
     Filled,
     Attr(usize),
     Relation(usize),
+    /// `{rel.attr}` in an article: relation, fact attribute.
+    FactAttr(usize, usize),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -714,6 +786,9 @@ pub struct Relation {
     pub cards: Vec<Card>,
     pub def: RelationDef,
     pub says: Vec<Say>,
+    /// Attributes of each fact (base relations only): a signing's year, a transfer's fee.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attrs: Vec<Attribute>,
     pub weight: i64,
     /// Evaluation stratum: every relation a rule negates lies in a lower stratum.
     pub stratum: usize,
@@ -1012,6 +1087,15 @@ pub enum AnswerExpr {
     },
     Same(Box<AnswerExpr>, Box<AnswerExpr>),
     Related(Box<AnswerExpr>, Box<AnswerExpr>),
+    /// The values of fact attribute `attr` (an index into the relation's `attrs`) over the
+    /// facts from the first argument's entities in role `from`, and with the second's in
+    /// the other role when there is one: "When did X sign for Y?".
+    FactAttr {
+        relation: RelationRef,
+        attr: usize,
+        from: usize,
+        args: Vec<AnswerExpr>,
+    },
     /// The candidate(s) with the most (`max`) or fewest partners along a relation, read to
     /// role `to`: "Which club has more players, X or Y?".
     ArgCount {

@@ -311,11 +311,11 @@ fn hint(src: &str, pos: usize, expected: &[&str]) -> Option<String> {
         .unwrap_or("")
         .trim_start();
     if stmt.starts_with("entity")
-        && (src[pos.min(src.len())..].starts_with(':') || matches!(word, "extends" | "is"))
+        && (src[pos.min(src.len())..].starts_with(':') || matches!(word, "is" | "extends"))
     {
         return Some(
-            "an entity type cannot extend another yet (there are no supertypes): declare the \
-             shared attributes in each type, and relate each type on its own"
+            "a type extends another with `extends`, before its count: \
+             `entity doctor extends staff count 20 { .. }`"
                 .into(),
         );
     }
@@ -434,6 +434,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::pool_file | Rule::pool_list => "`file \"..\"` or a list `[\"..\"]`",
         Rule::param_range => "`in LO..HI`",
         Rule::entity_count => "`count`",
+        Rule::entity_extends => "`extends`",
         Rule::match_arm => "a match arm `variant => source`",
         Rule::boolean => "`true` or `false`",
         Rule::star => "`*`",
@@ -442,6 +443,7 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_file => "`file`",
         Rule::kw_entity => "`entity`",
         Rule::kw_count => "`count`",
+        Rule::kw_extends => "`extends`",
         Rule::kw_key => "`key`",
         Rule::kw_unique => "`unique`",
         Rule::kw_enum => "`enum`",
@@ -667,9 +669,15 @@ fn entity_decl(p: P) -> EntityDecl {
     skip_kw(&mut it);
     let name = name(it.next().expect("entity name"));
     let mut count = None;
+    let mut extends = None;
     let mut attrs = Vec::new();
     for q in it {
         match q.as_rule() {
+            Rule::entity_extends => {
+                let mut c = q.into_inner();
+                skip_kw(&mut c);
+                extends = Some(self::name(c.next().expect("supertype name")));
+            }
             Rule::entity_count => {
                 let mut c = q.into_inner();
                 skip_kw(&mut c);
@@ -681,6 +689,7 @@ fn entity_decl(p: P) -> EntityDecl {
     }
     EntityDecl {
         name,
+        extends,
         count,
         attrs,
         span: sp,
@@ -819,6 +828,7 @@ fn relation_decl(p: P) -> RelationDecl {
     let mut cards = Vec::new();
     let mut generate = Vec::new();
     let mut says = Vec::new();
+    let mut attrs = Vec::new();
     let mut weight = None;
     for q in it {
         match q.as_rule() {
@@ -844,6 +854,7 @@ fn relation_decl(p: P) -> RelationDecl {
                         Rule::card_decl => cards.push(card_decl(s)),
                         Rule::generate_decl => generate.push(generate_decl(s)),
                         Rule::rel_say => says.push(say_decl(s)),
+                        Rule::attr_decl => attrs.push(attr_decl(s)),
                         Rule::weight_decl => {
                             let mut w = s.into_inner();
                             skip_kw(&mut w);
@@ -868,6 +879,7 @@ fn relation_decl(p: P) -> RelationDecl {
         cards,
         generate,
         says,
+        attrs,
         weight,
         head_span,
         span: sp,

@@ -2,7 +2,7 @@
 //! the facts it states as structured data.
 
 use super::solve::Solver;
-use super::world::{World, render};
+use super::world::{World, render, render_value};
 use crate::dataset::{Article as ArticleRecord, ArticleFact};
 use crate::lang::ir::{Article, ArticlePartIr, FactRef, Hole, Ir, Say, TextPart};
 
@@ -127,6 +127,14 @@ impl<'a> Writer<'a> {
                             return None;
                         }
                         out.push_str(&v);
+                    } else if let Hole::FactAttr(rel, ai) = *to
+                        && let Some(say) = self.hole_say(t, rel)
+                    {
+                        let vals = self.fact_values(rel, ai, say.of, e);
+                        if vals.is_empty() {
+                            return None;
+                        }
+                        out.push_str(&join(&vals));
                     } else if let Hole::Relation(rel) = *to
                         && let Some(say) = self.hole_say(t, rel)
                     {
@@ -169,10 +177,77 @@ impl<'a> Writer<'a> {
     /// The surface form reading relation `rel`, named by a placeholder of an article about
     /// type `t`, from `t`.
     fn hole_say(&self, t: usize, rel: usize) -> Option<&Say> {
-        self.ir.relations[rel]
-            .says
+        // As the checker chose: a role of this very type, else of a supertype.
+        let says = &self.ir.relations[rel].says;
+        let from = |s: &&Say| self.solver.role_types[rel][s.of];
+        says.iter()
+            .find(|s| from(s) == t)
+            .or_else(|| says.iter().find(|s| self.ir.is_a(t, from(s))))
+    }
+
+    /// Fact attribute `ai` of `e`'s facts in relation `rel` (`e` in role `of`): distinct
+    /// values in partner-name order.
+    fn fact_values(&self, rel: usize, ai: usize, of: usize, e: u32) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (_, b) in self.named_partners(rel, of, e) {
+            if let Some(v) = self.fact_value(rel, ai, of, e, b)
+                && !out.contains(&v)
+            {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    /// Partners of `e` (in role `of`) through `rel`, sorted by name.
+    fn named_partners(&self, rel: usize, of: usize, e: u32) -> Vec<(String, u32)> {
+        let ty = self.solver.role_types[rel][1 - of];
+        let mut img: Vec<(String, u32)> = self
+            .solver
+            .image(rel, of, e)
+            .into_iter()
+            .map(|b| (self.name(ty, b), b))
+            .collect();
+        img.sort();
+        img
+    }
+
+    /// The rendered fact attribute `ai` of the fact between `e` (in role `of`) and `b`.
+    fn fact_value(&self, rel: usize, ai: usize, of: usize, e: u32, b: u32) -> Option<String> {
+        let r = &self.ir.relations[rel];
+        let (p, q) = if of == 0 { (e, b) } else { (b, e) };
+        let (p, q) = if r.symmetric && p > q { (q, p) } else { (p, q) };
+        let v = self.w.base[rel].as_ref()?.value(ai, p, q)?;
+        Some(render_value(self.ir, &r.attrs[ai], v))
+    }
+
+    /// "Dravost United (year of signing: 2014)": a partner's name with its fact's
+    /// attributes, so that articles state what questions on fact attributes ask.
+    fn with_fact_attrs(&self, rel: usize, of: usize, e: u32, name: &str) -> String {
+        let r = &self.ir.relations[rel];
+        if r.attrs.is_empty() {
+            return name.to_string();
+        }
+        let ty = self.solver.role_types[rel][1 - of];
+        let Some(b) = self
+            .solver
+            .image(rel, of, e)
+            .into_iter()
+            .find(|&b| self.name(ty, b) == name)
+        else {
+            return name.to_string();
+        };
+        let said: Vec<String> = r
+            .attrs
             .iter()
-            .find(|s| self.solver.role_types[rel][s.of] == t)
+            .enumerate()
+            .filter_map(|(ai, a)| {
+                let v = self.fact_value(rel, ai, of, e, b)?;
+                let noun = a.say.as_ref().map_or(a.name.as_str(), |s| s.0.as_str());
+                Some(format!("{noun}: {v}"))
+            })
+            .collect();
+        format!("{name} ({})", said.join("; "))
     }
 
     fn attr_fact(&self, t: usize, ai: usize, v: String) -> ArticleFact {
@@ -239,10 +314,14 @@ impl<'a> Writer<'a> {
                             FactRef::Relation { relation, role, of } => {
                                 let rel = relation.id();
                                 for g in self.partners(rel, *role, *of, e) {
-                                    sentences.push(match g.2.len() {
+                                    let named: Vec<String> =
+                                        g.2.iter()
+                                            .map(|n| self.with_fact_attrs(rel, *of, e, n))
+                                            .collect();
+                                    sentences.push(match named.len() {
                                         0 => format!("{who} has no {}.", g.1),
-                                        1 => format!("The {} of {who} is {}.", g.0, g.2[0]),
-                                        _ => format!("The {} of {who} are {}.", g.1, join(&g.2)),
+                                        1 => format!("The {} of {who} is {}.", g.0, named[0]),
+                                        _ => format!("The {} of {who} are {}.", g.1, join(&named)),
                                     });
                                     push_fact(&mut doc.facts, self.rel_fact(rel, *role, g));
                                 }

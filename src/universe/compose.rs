@@ -14,7 +14,7 @@ use super::GenError;
 use super::articles::noun_of;
 use super::params::Params;
 use super::solve::Solver;
-use super::world::{AttrVal, World, render};
+use super::world::{AttrVal, World, render, render_value};
 use crate::dataset::{Program, Question, Reading, Step};
 use crate::lang::ir::{
     AnswerExpr, AnswerType, Filter, HopSet, Ir, Questions, RelationRef, SlotKindIr, Start,
@@ -292,8 +292,11 @@ impl<'a> Composer<'a> {
                 Start::Whose { entity, attr } => {
                     let (t, a) = (entity.id(), attr.index());
                     let mut by: HashMap<AttrVal, Vec<u32>> = HashMap::new();
-                    for (e, v) in world.types[t].columns[a].iter().enumerate() {
-                        by.entry(v.clone()).or_default().push(e as u32);
+                    let td = &world.types[t];
+                    for e in td.ids() {
+                        by.entry(td.columns[a][e as usize].clone())
+                            .or_default()
+                            .push(e);
                     }
                     whose.push((t, a, by));
                 }
@@ -311,7 +314,7 @@ impl<'a> Composer<'a> {
                 .map(|td| {
                     td.columns
                         .iter()
-                        .map(|c| c.iter().collect::<HashSet<_>>().len())
+                        .map(|c| c[td.members.clone()].iter().collect::<HashSet<_>>().len())
                         .collect()
                 })
                 .collect()
@@ -357,11 +360,21 @@ impl<'a> Composer<'a> {
     /// `reach[k][t]`: a chain of exactly `k` hops from type `t` can end at type `target`.
     fn reach(&self, target: usize, max: usize) -> Vec<Vec<bool>> {
         let n = self.world.types.len();
-        let mut r = vec![(0..n).map(|t| t == target).collect::<Vec<bool>>()];
+        // A chain of players ends where a person is wanted; a set of people hops along a
+        // players' relation (reaching from its players).
+        let mut r = vec![
+            (0..n)
+                .map(|t| self.ir.is_a(t, target))
+                .collect::<Vec<bool>>(),
+        ];
         for k in 1..=max {
             let prev = &r[k - 1];
             let row = (0..n)
-                .map(|t| self.hops.iter().any(|d| d.from_ty == t && prev[d.to_ty]))
+                .map(|t| {
+                    self.hops
+                        .iter()
+                        .any(|d| self.ir.meets(d.from_ty, t) && prev[d.to_ty])
+                })
                 .collect();
             r.push(row);
         }
@@ -369,7 +382,7 @@ impl<'a> Composer<'a> {
     }
 
     fn start_types(&self, shape: Shape, reach: &[Vec<bool>]) -> Vec<usize> {
-        let ok = |t: usize| reach[shape.hops][t] && self.world.types[t].len > 0;
+        let ok = |t: usize| reach[shape.hops][t] && !self.world.types[t].members.is_empty();
         if shape.whose {
             (0..self.whose.len())
                 .filter(|&i| ok(self.whose[i].0))
@@ -686,11 +699,11 @@ impl<'a> Composer<'a> {
             match &s.kind {
                 SlotKindIr::Name(t) => {
                     let t = t.id();
-                    let n = self.world.types[t].len;
-                    if n == 0 {
+                    let td = &self.world.types[t];
+                    if td.members.is_empty() {
                         return None;
                     }
-                    let e = a.rng.below(n as u64) as u32;
+                    let e = td.draw(&mut a.rng);
                     a.fills.insert(s.name.clone(), Fill::Text(self.name(t, e)));
                     a.plural.insert(s.name.clone(), false);
                 }
@@ -799,7 +812,7 @@ impl<'a> Composer<'a> {
         {
             let named = a.steps.iter().zip(&a.outs).any(|(s, o)| {
                 s.op == "name"
-                    && matches!(o, Set::Ents(nt, es) if nt == t
+                    && matches!(o, Set::Ents(nt, es) if self.ir.meets(*nt, *t)
                         && es.iter().any(|e| answer.binary_search(e).is_ok()))
             });
             if named {
@@ -984,11 +997,13 @@ impl<'a> Composer<'a> {
         let yt = yt.id();
         let mut dirs: Vec<Dir> = dirs
             .into_iter()
-            .filter(|d| d.to_ty == z_ty && d.from_ty == yt)
+            .filter(|d| self.ir.meets(d.to_ty, z_ty) && self.ir.meets(d.from_ty, yt))
             .collect();
         a.rng.shuffle(&mut dirs);
+        let yts = &self.world.types[yt].members;
         for d in dirs {
-            let back = self.solver.image(d.rel, d.to, z);
+            let mut back = self.solver.image(d.rel, d.to, z);
+            back.retain(|&e| yts.contains(&(e as usize)));
             if let Some(&e) = a.rng.pick(&back) {
                 a.names.insert(y.to_string(), (yt, e));
                 if let AnswerExpr::HopSlot { slot, .. } = term {
@@ -1015,7 +1030,8 @@ impl<'a> Composer<'a> {
         for arg in args {
             let (x, xi) = self.eval(a, v, tpl, arg)?;
             let Set::Ents(t, xs) = x else { return None };
-            ty = Some(t);
+            // Candidates of two subtypes compare as their common supertype.
+            ty = Some(ty.map_or(t, |p| self.ir.join(p, t).unwrap_or(p)));
             inputs.push(xi);
             all.extend(xs);
         }
@@ -1052,11 +1068,11 @@ impl<'a> Composer<'a> {
                         let (t, e) = match a.names.get(s) {
                             Some(&x) => x,
                             None => {
-                                let n = self.world.types[t].len;
-                                if n == 0 {
+                                let td = &self.world.types[t];
+                                if td.members.is_empty() {
                                     return None;
                                 }
-                                (t, a.rng.below(n as u64) as u32)
+                                (t, td.draw(&mut a.rng))
                             }
                         };
                         a.names.insert(s.clone(), (t, e));
@@ -1172,8 +1188,14 @@ impl<'a> Composer<'a> {
                     inputs.push(xi);
                     acc = Some(match (acc, x) {
                         (None, x) => x,
-                        (Some(Set::Ents(t, l)), Set::Ents(_, r)) => Set::Ents(
-                            t,
+                        (Some(Set::Ents(t, l)), Set::Ents(u, r)) => Set::Ents(
+                            // As the checker typed it: players | managers are people,
+                            // people & players are players.
+                            match op {
+                                "union" => self.ir.join(t, u).unwrap_or(t),
+                                "intersect" if self.ir.is_a(u, t) => u,
+                                _ => t,
+                            },
                             match op {
                                 "union" => union(&l, &r),
                                 "difference" => l
@@ -1282,6 +1304,69 @@ impl<'a> Composer<'a> {
                 let out = Set::Ents(t, out);
                 Some((out.clone(), self.push(a, step, out)))
             }
+            AnswerExpr::FactAttr {
+                relation,
+                attr,
+                from,
+                args,
+            } => {
+                let (rel, from) = (relation.id(), *from);
+                let (x, xi) = self.eval(a, v, tpl, &args[0])?;
+                let Set::Ents(_, xs) = x else { return None };
+                // "When did X sign for Y?": a name slot Y is drawn among X's partners, as a
+                // random one would rarely have a fact with X.
+                if let Some(AnswerExpr::Slot(y)) = args.get(1)
+                    && !a.names.contains_key(y)
+                    && let Some(SlotKindIr::Name(yt)) = Self::slot_kind(tpl, y)
+                    && let Some(&e) = a.rng.pick(&xs)
+                {
+                    let yt = yt.id();
+                    let members = &self.world.types[yt].members;
+                    let mut img = self.solver.image(rel, from, e);
+                    img.retain(|&z| members.contains(&(z as usize)));
+                    if let Some(&z) = a.rng.pick(&img) {
+                        a.names.insert(y.clone(), (yt, z));
+                    }
+                }
+                let mut inputs = vec![xi];
+                let ys = match args.get(1) {
+                    Some(arg) => {
+                        let (y, yi) = self.eval(a, v, tpl, arg)?;
+                        let Set::Ents(_, ys) = y else { return None };
+                        inputs.push(yi);
+                        Some(ys)
+                    }
+                    None => None,
+                };
+                let r = &self.ir.relations[rel];
+                let facts = self.world.base[rel].as_ref()?;
+                let mut vals = Vec::new();
+                for &e in &xs {
+                    for z in self.solver.image(rel, from, e) {
+                        if ys.as_ref().is_some_and(|ys| ys.binary_search(&z).is_err()) {
+                            continue;
+                        }
+                        let (p, q) = if from == 0 { (e, z) } else { (z, e) };
+                        let key = if r.symmetric && p > q { (q, p) } else { (p, q) };
+                        if let Some(val) = facts.value(*attr, key.0, key.1) {
+                            vals.push(render_value(self.ir, &r.attrs[*attr], val));
+                        }
+                    }
+                }
+                vals.sort();
+                vals.dedup();
+                a.extra_hops += 1;
+                a.extra_difficulty += r.weight;
+                let step = Step {
+                    op: "fact_attribute".into(),
+                    inputs,
+                    attribute: r.attrs[*attr].name.clone(),
+                    relations: vec![self.reading_of(rel, from)],
+                    ..Step::default()
+                };
+                let out = Set::Vals(vals);
+                Some((out.clone(), self.push(a, step, out)))
+            }
             AnswerExpr::Same(l, r) => {
                 let (x, xi) = self.eval(a, v, tpl, l)?;
                 // Half the time steer towards "yes", which random picks rarely give.
@@ -1322,11 +1407,13 @@ impl<'a> Composer<'a> {
                         .hops
                         .iter()
                         .copied()
-                        .filter(|d| d.from_ty == tx && d.to_ty == yt)
+                        .filter(|d| self.ir.meets(d.from_ty, tx) && self.ir.meets(d.to_ty, yt))
                         .collect();
                     a.rng.shuffle(&mut dirs);
+                    let yts = &self.world.types[yt].members;
                     for d in dirs {
-                        let img = self.solver.image(d.rel, d.from, e);
+                        let mut img = self.solver.image(d.rel, d.from, e);
+                        img.retain(|&z| yts.contains(&(z as usize)));
                         if let Some(&z) = a.rng.pick(&img) {
                             a.names.insert(y.clone(), (yt, z));
                             break;
@@ -1336,7 +1423,7 @@ impl<'a> Composer<'a> {
                 let (y, yi) = self.eval(a, v, tpl, r)?;
                 let Set::Ents(ty, ys) = y else { return None };
                 // "How is X related to X?" asks nothing.
-                if tx == ty && !intersect(&xs, &ys).is_empty() {
+                if self.ir.meets(tx, ty) && !intersect(&xs, &ys).is_empty() {
                     a.degenerate = true;
                     return None;
                 }
@@ -1344,7 +1431,7 @@ impl<'a> Composer<'a> {
                     .hops
                     .iter()
                     .copied()
-                    .filter(|d| d.from_ty == tx && d.to_ty == ty)
+                    .filter(|d| self.ir.meets(d.from_ty, tx) && self.ir.meets(d.to_ty, ty))
                     .collect();
                 let mut nouns = Vec::new();
                 let mut weight = 0;
@@ -1397,7 +1484,7 @@ impl<'a> Composer<'a> {
                         let mut dirs: Vec<Dir> = self
                             .slot_dirs(c)
                             .copied()
-                            .filter(|d| d.from_ty == t)
+                            .filter(|d| self.ir.meets(d.from_ty, t))
                             .collect();
                         a.rng.shuffle(&mut dirs);
                         let first = *dirs.first()?;
@@ -1511,8 +1598,7 @@ impl<'a> Composer<'a> {
             let mut found = None;
             for wi in order {
                 let (t, ai, by) = &self.whose[wi];
-                let n = self.world.types[*t].len;
-                let e = a.rng.below(n as u64) as usize;
+                let e = self.world.types[*t].draw(&mut a.rng) as usize;
                 let val = &self.world.types[*t].columns[*ai][e];
                 let members = by.get(val)?;
                 if members.len() <= self.max_answers {
@@ -1559,7 +1645,7 @@ impl<'a> Composer<'a> {
             idx = self.push(a, step, Set::Ents(t, set.clone()));
         } else {
             ty = *a.rng.pick(&starts)?;
-            let e = a.rng.below(self.world.types[ty].len as u64) as u32;
+            let e = self.world.types[ty].draw(&mut a.rng);
             phrase = self.name(ty, e);
             let step = Step {
                 op: "name".into(),
@@ -1581,7 +1667,7 @@ impl<'a> Composer<'a> {
                 .hops
                 .iter()
                 .copied()
-                .filter(|d| d.from_ty == ty && reach[remaining][d.to_ty])
+                .filter(|d| self.ir.meets(d.from_ty, ty) && reach[remaining][d.to_ty])
                 .collect();
             a.rng.shuffle(&mut dirs);
             let mut chosen = None;
@@ -1598,7 +1684,7 @@ impl<'a> Composer<'a> {
                     && !backtrack
                     && before
                         .as_ref()
-                        .is_some_and(|(bt, bs)| *bt == d.to_ty && subset(&img, bs))
+                        .is_some_and(|(bt, bs)| self.ir.meets(*bt, d.to_ty) && subset(&img, bs))
                 {
                     *a.tally.removed.entry(Filter::Backtrack).or_default() += 1;
                     continue;
@@ -1683,7 +1769,8 @@ fn has_intersection(e: &AnswerExpr) -> bool {
         | AnswerExpr::CountEach(arg) => has_intersection(arg),
         AnswerExpr::ArgMin { args, .. }
         | AnswerExpr::ArgMax { args, .. }
-        | AnswerExpr::ArgCount { args, .. } => args.iter().any(has_intersection),
+        | AnswerExpr::ArgCount { args, .. }
+        | AnswerExpr::FactAttr { args, .. } => args.iter().any(has_intersection),
         AnswerExpr::Same(l, r) | AnswerExpr::Related(l, r) => {
             has_intersection(l) || has_intersection(r)
         }
@@ -1699,7 +1786,9 @@ fn has_duplicate<'s>(xs: impl Iterator<Item = &'s String>) -> bool {
 fn question_type(e: &AnswerExpr) -> &'static str {
     match e {
         AnswerExpr::Slot(_) | AnswerExpr::Hop { .. } | AnswerExpr::HopSlot { .. } => "entity",
-        AnswerExpr::Attr { .. } | AnswerExpr::AttrSlot { .. } => "attribute",
+        AnswerExpr::Attr { .. } | AnswerExpr::AttrSlot { .. } | AnswerExpr::FactAttr { .. } => {
+            "attribute"
+        }
         AnswerExpr::Count(_) | AnswerExpr::CountEach(_) => "count",
         AnswerExpr::Intersect(_) => "intersection",
         AnswerExpr::Union(_) => "union",

@@ -16,7 +16,7 @@ use super::articles;
 use super::compose::Composer;
 use super::params::Params;
 use super::solve::Solver;
-use super::world::{self, World, render};
+use super::world::{self, World, render, render_value};
 use crate::dataset::{Arg, Attribute, Counts, Entity, FILES, Fact, Histograms, Manifest, Question};
 use crate::lang::ir::{Ir, RelationDef};
 use crate::util::progress::Progress;
@@ -333,8 +333,11 @@ fn write_universe(
     let [ents, facts, arts, qs] = outs;
     for (t, ety) in ir.entities.iter().enumerate() {
         let td = &w.types[t];
-        *counts.entities.entry(ety.name.clone()).or_default() += td.len;
-        write_par(ents, td.len, |e, s| {
+        // Each entity once, under its most specific type.
+        let first = td.own.start;
+        *counts.entities.entry(ety.name.clone()).or_default() += td.own.len();
+        write_par(ents, td.own.len(), |e, s| {
+            let e = first + e;
             let attributes: Vec<Attribute> = ety
                 .attrs
                 .iter()
@@ -375,15 +378,29 @@ fn write_universe(
             }
         };
         let [t0, t1] = solver.role_types[ri];
+        let facts_of = w.base[ri].as_ref();
         let mut lines: Vec<String> = pairs
             .par_iter()
             .map(|&(a, b)| {
+                let attributes = r
+                    .attrs
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(ai, attr)| {
+                        let v = facts_of?.value(ai, a, b)?;
+                        Some(Attribute {
+                            name: attr.name.clone(),
+                            value: render_value(ir, attr, v),
+                        })
+                    })
+                    .collect();
                 let arg = |role: usize, ty: usize, e: u32| Arg {
                     entity: name_of(ir, &w, ty, e),
                     role: r.roles[role].name.clone(),
                 };
                 let fact = Fact {
                     args: [arg(0, t0, a), arg(1, t1, b)],
+                    attributes,
                     derived: !is_base,
                     relation: r.name.clone(),
                     universe: uid.to_string(),
@@ -404,9 +421,19 @@ fn write_universe(
     let writer = articles::Writer::new(ir, &w, &solver, uid);
     for art in &ir.articles {
         let t = art.entity.id();
-        counts.articles += w.types[t].len;
-        write_par(arts, w.types[t].len, |e, s| {
-            line(s, &writer.article(art, t, e as u32));
+        // An entity gets the article of its most specific type that has one.
+        let mine: Vec<u32> = w.types[t]
+            .ids()
+            .filter(|&e| {
+                !ir.articles.iter().any(|o| {
+                    let s = o.entity.id();
+                    s != t && ir.is_a(s, t) && w.types[s].members.contains(&(e as usize))
+                })
+            })
+            .collect();
+        counts.articles += mine.len();
+        write_par(arts, mine.len(), |i, s| {
+            line(s, &writer.article(art, t, mine[i]));
         })?;
     }
 

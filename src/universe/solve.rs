@@ -211,8 +211,8 @@ impl<'a> Solver<'a> {
                 world.base[i].as_ref().map(|f| {
                     let [t0, t1] = role_types[i];
                     Index::build(
-                        world.types[t0].len,
-                        world.types[t1].len,
+                        world.types[t0].space,
+                        world.types[t1].space,
                         &f.pairs,
                         r.symmetric,
                     )
@@ -317,8 +317,8 @@ impl<'a> Solver<'a> {
         for (ri, r) in self.ir.relations.iter().enumerate() {
             for c in &r.cards {
                 let t = self.role_types[ri][c.role];
-                let n = self.world.types[t].len as u32;
-                let bad = (0..n).into_par_iter().find_first(|&e| {
+                let members = self.world.types[t].members.clone();
+                let bad = members.into_par_iter().map(|e| e as u32).find_first(|&e| {
                     let k = self.image(ri, c.role, e).len() as u64;
                     k < c.lo || c.hi.is_some_and(|h| k > h)
                 });
@@ -352,7 +352,7 @@ impl<'a> Solver<'a> {
 
     /// All facts of a relation as `(role 0, role 1)` pairs, both orders for symmetric ones.
     pub fn all_pairs(&self, rel: usize) -> Vec<(u32, u32)> {
-        let n0 = self.world.types[self.role_types[rel][0]].len;
+        let n0 = self.world.types[self.role_types[rel][0]].space;
         let mut out = Vec::new();
         for a in 0..n0 as u32 {
             for b in self.image(rel, 0, a) {
@@ -369,8 +369,8 @@ impl<'a> Solver<'a> {
             let pos = group.iter().position(|&g| g == rel).unwrap_or(0);
             let [t0, t1] = self.role_types[rel];
             Index::build(
-                self.world.types[t0].len,
-                self.world.types[t1].len,
+                self.world.types[t0].space,
+                self.world.types[t1].space,
                 &pairs[pos],
                 false,
             )
@@ -383,7 +383,7 @@ impl<'a> Solver<'a> {
     fn bottom_up(&self, group: &[usize]) -> Vec<Vec<(u32, u32)>> {
         let size = |r: usize| {
             let [t0, t1] = self.role_types[r];
-            (self.world.types[t0].len, self.world.types[t1].len)
+            (self.world.types[t0].space, self.world.types[t1].space)
         };
         let mut total: Vec<Adj> = group
             .iter()
@@ -655,7 +655,7 @@ impl<'a> Solver<'a> {
                     (Some(x), None) => self.partners(*rel, src, 0, x).is_empty(),
                     (None, Some(y)) => self.partners(*rel, src, 1, y).is_empty(),
                     (None, None) => {
-                        let n0 = self.world.types[self.role_types[*rel][0]].len as u32;
+                        let n0 = self.world.types[self.role_types[*rel][0]].space as u32;
                         (0..n0).all(|x| self.partners(*rel, src, 0, x).is_empty())
                     }
                 }

@@ -2,6 +2,7 @@
 //! built from the IR by its generators (family trees, random graphs, functions, assignments).
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use super::GenError;
 use super::params::Params;
@@ -27,13 +28,71 @@ pub enum AttrVal {
 }
 
 /// The entities of one type, attribute values stored column by column.
+///
+/// A type and the types that extend it share one index space (the root supertype's): a
+/// player is the same index as a player and as a person, so sets, relations and answers
+/// cross the hierarchy without translation. A type's members are one contiguous range of
+/// that space, its own entities first, then each subtype's in declaration order.
 #[derive(Debug)]
 pub struct TypeData {
     pub name: String,
-    pub len: usize,
-    /// `columns[a][e]`: attribute `a` (in declaration order) of entity `e`.
+    /// The size of the index space: the number of entities of the root supertype.
+    pub space: usize,
+    /// The entities of this type, subtypes' included.
+    pub members: Range<usize>,
+    /// The entities of this type and of no subtype.
+    pub own: Range<usize>,
+    /// `columns[a][e]`: attribute `a` (inherited ones first, then in declaration order) of
+    /// entity `e`, for every index of the space; outside `members` it means nothing.
     pub columns: Vec<Vec<AttrVal>>,
     pub key: usize,
+}
+
+impl TypeData {
+    /// Entity indices of this type, subtypes' included.
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.members.clone().map(|e| e as u32)
+    }
+    /// A uniformly drawn member (the type has at least one).
+    pub fn draw(&self, rng: &mut Rng) -> u32 {
+        (self.members.start as u64 + rng.below(self.members.len() as u64)) as u32
+    }
+}
+
+/// Where each type lies in its hierarchy's index space: (space size, members, own).
+fn layout(ir: &Ir, own: &[usize]) -> Vec<(usize, Range<usize>, Range<usize>)> {
+    let n = ir.entities.len();
+    let children: Vec<Vec<usize>> = (0..n)
+        .map(|p| {
+            (0..n)
+                .filter(|&c| ir.entities[c].extends.as_ref().is_some_and(|s| s.id() == p))
+                .collect()
+        })
+        .collect();
+    fn place(
+        t: usize,
+        at: usize,
+        own: &[usize],
+        children: &[Vec<usize>],
+        out: &mut [(usize, Range<usize>, Range<usize>)],
+    ) -> usize {
+        let mut end = at + own[t];
+        for &c in &children[t] {
+            end = place(c, end, own, children, out);
+        }
+        out[t] = (0, at..end, at..at + own[t]);
+        end
+    }
+    let mut out = vec![(0, 0..0, 0..0); n];
+    for root in (0..n).filter(|&t| ir.entities[t].extends.is_none()) {
+        let space = place(root, 0, own, &children, &mut out);
+        for (t, o) in out.iter_mut().enumerate() {
+            if ir.is_a(t, root) {
+                o.0 = space;
+            }
+        }
+    }
+    out
 }
 
 /// Base facts of one relation as `(role 0, role 1)` index pairs, sorted and unique. For a
@@ -41,6 +100,16 @@ pub struct TypeData {
 #[derive(Debug, Default, Clone)]
 pub struct Facts {
     pub pairs: Vec<(u32, u32)>,
+    /// `values[a][i]`: fact attribute `a` of fact `pairs[i]`.
+    pub values: Vec<Vec<AttrVal>>,
+}
+
+impl Facts {
+    /// Fact attribute `a` of the fact `(x, y)` as stored (a symmetric pair smaller first).
+    pub fn value(&self, a: usize, x: u32, y: u32) -> Option<&AttrVal> {
+        let i = self.pairs.binary_search(&(x, y)).ok()?;
+        self.values.get(a)?.get(i)
+    }
 }
 
 #[derive(Debug)]
@@ -58,8 +127,13 @@ impl World {
 
 /// Renders an attribute value as text, the way articles, questions and answers show it.
 pub fn render(ir: &Ir, ty: &crate::lang::ir::EntityType, attr: usize, v: &AttrVal) -> String {
+    render_value(ir, &ty.attrs[attr], v)
+}
+
+/// Renders a value of attribute `a`, an entity's or a fact's.
+pub fn render_value(ir: &Ir, a: &crate::lang::ir::Attribute, v: &AttrVal) -> String {
     match v {
-        AttrVal::Enum(i) => match &ty.attrs[attr].ty {
+        AttrVal::Enum(i) => match &a.ty {
             AttrType::Enum(vs) => vs.get(*i as usize).cloned().unwrap_or_default(),
             _ => String::new(),
         },
@@ -70,11 +144,11 @@ pub fn render(ir: &Ir, ty: &crate::lang::ir::EntityType, attr: usize, v: &AttrVa
             .cloned()
             .unwrap_or_default(),
         AttrVal::Text(s) => s.to_string(),
-        AttrVal::Int(i) => match ty.attrs[attr].format {
+        AttrVal::Int(i) => match a.format {
             Some(Format::Grouped) => grouped(*i),
             _ => i.to_string(),
         },
-        AttrVal::Date(d) => match ty.attrs[attr].format {
+        AttrVal::Date(d) => match a.format {
             Some(f @ (Format::Long | Format::Us)) => {
                 let iso = format_date(*d);
                 let (y, rest) = iso.split_at(4);
@@ -187,9 +261,9 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
             trees.insert(ti, out);
         }
     }
-    let mut types = Vec::with_capacity(ir.entities.len());
+    let mut own = Vec::with_capacity(ir.entities.len());
     for (ti, ety) in ir.entities.iter().enumerate() {
-        let len = match (&ety.count, trees.get(&ti)) {
+        own.push(match (&ety.count, trees.get(&ti)) {
             (_, Some(t)) => t.len,
             (Some(n), None) => {
                 let n = params.int(n);
@@ -198,9 +272,47 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
                 })?
             }
             (None, None) => 0,
+        });
+    }
+    let layout = layout(ir, &own);
+    // Supertypes come before their subtypes (the checker makes sure), so a subtype copies
+    // the values it inherits and draws only its own.
+    let mut types: Vec<TypeData> = Vec::with_capacity(ir.entities.len());
+    for (ti, ety) in ir.entities.iter().enumerate() {
+        let (space, members, own) = layout[ti].clone();
+        let mut td = match &ety.extends {
+            None => {
+                let fixed = trees.get(&ti).map(|t| &t.fixed);
+                entities(ir, ti, space, fixed, params, seed)?
+            }
+            Some(parent) => {
+                let parent = &types[parent.id()];
+                let fixed: HashMap<usize, Vec<AttrVal>> = (0..ety.inherited)
+                    .map(|a| (a, parent.columns[a][members.clone()].to_vec()))
+                    .collect();
+                let mine = entities(ir, ti, members.len(), Some(&fixed), params, seed)?;
+                let columns = mine
+                    .columns
+                    .into_iter()
+                    .enumerate()
+                    .map(|(a, col)| {
+                        if a < ety.inherited {
+                            return parent.columns[a].clone();
+                        }
+                        // Entities outside the type never read its own attributes.
+                        let filler = col.first().cloned().unwrap_or(AttrVal::Int(0));
+                        let mut full = vec![filler; space];
+                        full[members.clone()].clone_from_slice(&col);
+                        full
+                    })
+                    .collect();
+                TypeData { columns, ..mine }
+            }
         };
-        let fixed = trees.get(&ti).map(|t| &t.fixed);
-        types.push(entities(ir, ti, len, fixed, params, seed)?);
+        td.space = space;
+        td.members = members;
+        td.own = own;
+        types.push(td);
     }
     let mut base = Vec::with_capacity(ir.relations.len());
     for r in &ir.relations {
@@ -209,7 +321,12 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
             continue;
         };
         let (t0, t1) = (r.roles[0].ty.id(), r.roles[1].ty.id());
-        let (n0, n1) = (types[t0].len, types[t1].len);
+        // Generators draw local indices among each role's members, shifted into the space.
+        let (n0, n1) = (types[t0].members.len(), types[t1].members.len());
+        let (o0, o1) = (
+            types[t0].members.start as u32,
+            types[t1].members.start as u32,
+        );
         let mut rng = Rng::stream(seed, &format!("relation/{}", r.name));
         let mut pairs: Vec<(u32, u32)> = match g.kind {
             GenKind::FamilyTree => {
@@ -298,6 +415,15 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
                 out
             }
         };
+        if (o0, o1) != (0, 0) {
+            for p in &mut pairs {
+                *p = (p.0 + o0, p.1 + o1);
+            }
+            // Roles of types that share entities (a person and a player) meet here first.
+            if r.irreflexive && t0 != t1 {
+                pairs.retain(|p| p.0 != p.1);
+            }
+        }
         if r.symmetric {
             for p in &mut pairs {
                 if p.0 > p.1 {
@@ -307,7 +433,24 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
         }
         pairs.sort_unstable();
         pairs.dedup();
-        base.push(Some(Facts { pairs }));
+        // Each fact attribute draws from a stream of its own, fact by fact in pair order.
+        let mut values = Vec::with_capacity(r.attrs.len());
+        for a in &r.attrs {
+            let mut rng = Rng::stream(seed, &format!("relation/{}/{}", r.name, a.name));
+            let col = pairs
+                .iter()
+                .map(|_| draw_source(ir, None, &a.source, &[], params, &mut rng))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| match e {
+                    GenError::Invalid(m) => GenError::Invalid(format!(
+                        "relation `{}`, attribute `{}`: {m}",
+                        r.name, a.name
+                    )),
+                    e => e,
+                })?;
+            values.push(col);
+        }
+        base.push(Some(Facts { pairs, values }));
     }
     Ok(World { types, base })
 }
@@ -718,7 +861,9 @@ fn entities(
     }
     Ok(TypeData {
         name: ety.name.clone(),
-        len,
+        space: len,
+        members: 0..len,
+        own: 0..len,
         columns,
         key,
     })
@@ -798,12 +943,14 @@ fn draw(
     params: &Params,
     rng: &mut Rng,
 ) -> Result<AttrVal, GenError> {
-    draw_source(ir, ety, &ety.attrs[a].source, row, params, rng)
+    draw_source(ir, Some(ety), &ety.attrs[a].source, row, params, rng)
 }
 
+/// One value of a source; `ety` is the entity type whose row a `match` or text template
+/// reads (a fact attribute has neither).
 fn draw_source(
     ir: &Ir,
-    ety: &crate::lang::ir::EntityType,
+    ety: Option<&crate::lang::ir::EntityType>,
     s: &AttrSource,
     row: &[Option<AttrVal>],
     params: &Params,
@@ -841,8 +988,8 @@ fn draw_source(
         AttrSource::Match { on, arms } => {
             let oi = on.index();
             let variant = match row.get(oi).and_then(|v| v.as_ref()) {
-                Some(AttrVal::Enum(i)) => match &ety.attrs[oi].ty {
-                    AttrType::Enum(vs) => vs.get(*i as usize).cloned().unwrap_or_default(),
+                Some(AttrVal::Enum(i)) => match ety.map(|e| &e.attrs[oi].ty) {
+                    Some(AttrType::Enum(vs)) => vs.get(*i as usize).cloned().unwrap_or_default(),
                     _ => String::new(),
                 },
                 _ => String::new(),
@@ -863,6 +1010,7 @@ fn draw_source(
                     TextPart::Lit(l) | TextPart::Agree { singular: l, .. } => s.push_str(l),
                     TextPart::Hole { to, .. } => {
                         if let Hole::Attr(i) = *to
+                            && let Some(ety) = ety
                             && let Some(v) = row.get(i).and_then(|v| v.as_ref())
                         {
                             s.push_str(&render(ir, ety, i, v));

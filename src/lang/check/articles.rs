@@ -231,7 +231,14 @@ impl Cx<'_> {
             return Some(FactRef::Attr(AttrRef::named(&ety.name, &n.text)));
         }
         if let Some(r) = relations.iter().find(|r| r.name == n.text) {
-            if let Some(s) = r.says.iter().find(|s| r.roles[s.of].ty == ety.name) {
+            // A player's article reads people's relations too (`born_in(person, ..)`).
+            let from = |s: &&Say| r.roles[s.of].ty.name().to_string();
+            if let Some(s) = r
+                .says
+                .iter()
+                .find(|s| from(s) == ety.name)
+                .or_else(|| r.says.iter().find(|s| t.is_a(&ety.name, &from(s))))
+            {
                 return Some(FactRef::Relation {
                     relation: Ref::named(&r.name),
                     role: s.role,
@@ -287,6 +294,18 @@ impl Cx<'_> {
                 };
                 let known = ety.attr(name).is_some()
                     || (allow_relations && relations.iter().any(|r| &r.name == name));
+                // `{plays_for.since}`: the fact attribute of the entity's facts in a line.
+                if allow_relations
+                    && ety.attr(name).is_none()
+                    && let Some(f) = form
+                    && let Some(r) = relations.iter().find(|r| &r.name == name)
+                    && r.attrs.iter().any(|a| &a.name == f)
+                {
+                    if self.fact_ref(&n, ety, relations, t).is_some() {
+                        out.push(p);
+                    }
+                    continue;
+                }
                 if known && let Some(f) = form {
                     self.push(
                         Diagnostic::new(

@@ -67,9 +67,23 @@ impl Cx<'_> {
                         );
                         return None;
                     };
-                    if let Some(prev) = &ty
-                        && *prev != et
-                    {
+                    // `|` joins players and managers into people; `&` and `-` need sets
+                    // that can share entities, and keep the narrower or the first type.
+                    let next = match &ty {
+                        None => Some(et.name().to_string()),
+                        Some(prev) => match op {
+                            SetOp::Or => env.t.join(prev.name(), et.name()),
+                            SetOp::And if env.t.is_a(et.name(), prev.name()) => {
+                                Some(et.name().to_string())
+                            }
+                            _ if env.t.meets(prev.name(), et.name()) => {
+                                Some(prev.name().to_string())
+                            }
+                            _ => None,
+                        },
+                    };
+                    let Some(next) = next else {
+                        let prev = ty.unwrap_or_default();
                         self.push(
                             Diagnostic::new(
                                 Code::TypeMismatch,
@@ -78,12 +92,12 @@ impl Cx<'_> {
                             )
                             .label("different types")
                             .help(format!(
-                                "both sides of `{sym}` must denote entities of one type"
+                                "both sides of `{sym}` must denote entities of one type, or of types one of which extends the other"
                             )),
                         );
                         return None;
-                    }
-                    ty = Some(et);
+                    };
+                    ty = Some(Ref::named(next));
                     out.push(x);
                 }
                 let e = match op {
@@ -204,7 +218,14 @@ impl Cx<'_> {
                 }
                 let (a, at) = self.expr(env, &args[0])?;
                 let (b, bt) = self.expr(env, &args[1])?;
-                if at != bt {
+                // A player and a manager compare as people.
+                let shared = match (&at, &bt) {
+                    (AnswerType::Entities(x), AnswerType::Entities(y)) => {
+                        env.t.join(x.name(), y.name()).is_some()
+                    }
+                    _ => at == bt,
+                };
+                if !shared {
                     self.push(
                         Diagnostic::new(
                             Code::TypeMismatch,
@@ -268,7 +289,11 @@ impl Cx<'_> {
                 let mut ty: Option<EntityRef> = None;
                 for a in &args[1..] {
                     let (x, et) = self.entities_arg(env, a, &format!("`{c}`"))?;
-                    if ty.as_ref().is_some_and(|p| *p != et) {
+                    let joined = match &ty {
+                        None => Some(et.name().to_string()),
+                        Some(p) => env.t.join(p.name(), et.name()),
+                    };
+                    let Some(joined) = joined else {
                         self.push(
                             Diagnostic::new(
                                 Code::TypeMismatch,
@@ -276,11 +301,11 @@ impl Cx<'_> {
                                 format!("`{c}` compares entities of one type"),
                             )
                             .label("different type")
-                            .help("pass candidates of one entity type"),
+                            .help("pass candidates of one entity type, or of types that extend a common one"),
                         );
                         return None;
-                    }
-                    ty = Some(et);
+                    };
+                    ty = Some(Ref::named(joined));
                     xs.push(x);
                 }
                 let ty = ty.unwrap_or_default();
@@ -289,7 +314,7 @@ impl Cx<'_> {
                 if ety.attr(&attr.text).is_none()
                     && let Some(r) = env.relations.iter().find(|r| r.name == attr.text)
                 {
-                    let Some(say) = r.says.iter().find(|s| r.roles[s.of].ty == ty) else {
+                    let Some(say) = say_from(env, r, &ty) else {
                         self.push(
                             Diagnostic::new(Code::MissingSurfaceForm, attr.span, format!("`{}` has no surface form read from a `{ty}`, so its partners cannot be counted", r.name))
                                 .label("nothing to count")
@@ -355,7 +380,11 @@ impl Cx<'_> {
                         let Some(r) = env.relations.iter().find(|r| r.name == name) else {
                             continue;
                         };
-                        for s in r.says.iter().filter(|s| r.roles[s.of].ty == ty) {
+                        for s in r
+                            .says
+                            .iter()
+                            .filter(|s| env.t.meets(ty.name(), r.roles[s.of].ty.name()))
+                        {
                             let to = r.roles[s.role].ty.clone();
                             if out_ty.as_ref().is_some_and(|o| *o != to) {
                                 self.push(
@@ -436,6 +465,13 @@ impl Cx<'_> {
                 }
             };
         }
+        if let Some(r) = env.relations.iter().find(|r| r.name == c)
+            && let Some(rn) = role
+            && r.role_index(&rn.text).is_none()
+            && let Some(ai) = r.attrs.iter().position(|a| a.name == rn.text)
+        {
+            return self.fact_attr(env, r, ai, rn, args, span);
+        }
         if let Some(r) = env.relations.iter().find(|r| r.name == c) {
             if !self.arity(callee, args, 1, span, &format!("{c}(x)")) {
                 return None;
@@ -455,7 +491,7 @@ impl Cx<'_> {
                         return None;
                     }
                 },
-                None => match r.says.iter().find(|s| r.roles[s.of].ty == ty) {
+                None => match say_from(env, r, &ty) {
                     Some(s) => s.role,
                     None => {
                         let decl = env.t.relation(c).map_or(callee.span, |d| d.head_span);
@@ -469,7 +505,7 @@ impl Cx<'_> {
                     }
                 },
             };
-            if r.roles[1 - to].ty != ty {
+            if !env.t.meets(ty.name(), r.roles[1 - to].ty.name()) {
                 self.push(
                     Diagnostic::new(
                         Code::TypeMismatch,
@@ -539,6 +575,104 @@ impl Cx<'_> {
         );
         None
     }
+}
+
+impl Cx<'_> {
+    /// `rel.attr(x)` or `rel.attr(x, y)`: a fact attribute over the facts from `x` (to `y`).
+    fn fact_attr(
+        &mut self,
+        env: &ExprEnv,
+        r: &Relation,
+        ai: usize,
+        attr: &Name,
+        args: &[Expr],
+        span: Span,
+    ) -> Option<(AnswerExpr, AnswerType)> {
+        let c = format!("{}.{}", r.name, attr.text);
+        if args.is_empty() || args.len() > 2 {
+            self.push(
+                Diagnostic::new(
+                    Code::AtomArity,
+                    span,
+                    format!("`{c}` reads the facts of one set, or between two"),
+                )
+                .label(plural(args.len(), "argument", "arguments"))
+                .help(format!("write `{c}(x)` or `{c}(x, y)`")),
+            );
+            return None;
+        }
+        let mut xs = Vec::new();
+        let mut tys = Vec::new();
+        for a in args {
+            let (x, t) = self.entities_arg(env, a, &format!("`{c}`"))?;
+            xs.push(x);
+            tys.push(t);
+        }
+        // The first argument's role: of its very type, else a supertype's, else a subtype's;
+        // the second argument takes the other role.
+        let fits = |role: usize, ty: &EntityRef, exact: bool| {
+            let rt = r.roles[role].ty.name();
+            if exact {
+                rt == ty.name()
+            } else {
+                env.t.meets(ty.name(), rt)
+            }
+        };
+        let from = [true, false].iter().find_map(|&exact| {
+            (0..2).find(|&i| {
+                fits(i, &tys[0], exact) && tys.get(1).is_none_or(|t| fits(1 - i, t, false))
+            })
+        });
+        let Some(from) = from else {
+            let roles = r
+                .roles
+                .iter()
+                .map(|x| format!("`{}: {}`", x.name, x.ty))
+                .collect::<Vec<_>>()
+                .join(" and ");
+            self.push(
+                Diagnostic::new(
+                    Code::TypeMismatch,
+                    span,
+                    format!(
+                        "`{c}` reads facts of {roles}, but its {} {}",
+                        if args.len() == 1 {
+                            "argument is"
+                        } else {
+                            "arguments are"
+                        },
+                        tys.iter()
+                            .map(|t| format!("a `{t}`"))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    ),
+                )
+                .label("no role fits")
+                .help("pass entities of the relation's role types"),
+            );
+            return None;
+        };
+        Some((
+            AnswerExpr::FactAttr {
+                relation: Ref::named(&r.name),
+                attr: ai,
+                from,
+                args: xs,
+            },
+            AnswerType::Values(r.attrs[ai].ty.clone()),
+        ))
+    }
+}
+
+/// The surface form reading `r` from a set of `ty`: from a role of that very type first,
+/// then from a supertype's role (players along `born_in(person, ..)`), then a subtype's.
+fn say_from<'r>(env: &ExprEnv, r: &'r Relation, ty: &EntityRef) -> Option<&'r Say> {
+    let from = |s: &&Say| r.roles[s.of].ty.name().to_string();
+    r.says
+        .iter()
+        .find(|s| from(s) == ty.name())
+        .or_else(|| r.says.iter().find(|s| env.t.is_a(ty.name(), &from(s))))
+        .or_else(|| r.says.iter().find(|s| env.t.is_a(&from(s), ty.name())))
 }
 
 pub(super) struct ExprEnv<'a> {

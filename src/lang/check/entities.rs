@@ -26,34 +26,51 @@ impl Cx<'_> {
                 if let Some(k) = a.key {
                     keys.push((a, k));
                 }
-                let (source, ty) = self.source(t, e, &a.source, pools);
-                let whose = a.whose.as_ref().map(|(w, _)| self.whose_text(w));
-                let format = a.format.as_ref().and_then(|f| self.format(f, &ty));
-                let whose_plural = a
-                    .whose
-                    .as_ref()
-                    .and_then(|(_, p)| p.as_ref())
-                    .map(|p| self.whose_text(p));
-                attrs.push(Attribute {
-                    name: a.name.text.clone(),
-                    ty,
-                    source,
-                    unique: a.key.is_some() || a.unique.is_some(),
-                    say: a.say.as_ref().map(|(s, p)| {
-                        (
-                            s.value.clone(),
-                            p.as_ref()
-                                .map_or_else(|| format!("{}s", s.value), |p| p.value.clone()),
-                        )
-                    }),
-                    whose,
-                    whose_plural,
-                    format,
-                });
+                let attr = self.attribute(t, e, a, pools);
+                attrs.push(attr);
             }
             // Text templates and matches may refer to attributes declared later, but not in a cycle.
             self.attr_cycles(e);
+            let parent = e
+                .extends
+                .as_ref()
+                .and_then(|s| self.supertype(t, e, s, &out));
+            if let Some(p) = parent {
+                let p: &EntityType = &out[p];
+                for a in &e.attrs {
+                    if p.attr(&a.name.text).is_some() {
+                        self.push(
+                            Diagnostic::new(Code::DuplicateDefinition, a.name.span, format!("attribute `{}` is inherited from `{}`", a.name.text, p.name))
+                                .label("declared again")
+                                .related(e.extends.as_ref().map_or(e.name.span, |s| s.span), "inherited from here")
+                                .help("a subtype reads its supertype's attributes as they are; remove this one or rename it"),
+                        );
+                    }
+                }
+                for (a, k) in &keys {
+                    self.push(
+                        Diagnostic::new(Code::KeyAttribute, *k, format!("`{}` is named by `{}`, the key it inherits from `{}`", e.name.text, p.key, p.name))
+                            .label("second key")
+                            .related(a.name.span, "declared here")
+                            .help("remove `key`: names must differ across the whole supertype; mark it `unique` if it must differ too"),
+                    );
+                }
+                let mut all = p.attrs.clone();
+                let inherited = all.len();
+                all.extend(attrs.into_iter().filter(|a| p.attr(&a.name).is_none()));
+                out.push(EntityType {
+                    name: e.name.text.clone(),
+                    extends: Some(Ref::named(&p.name)),
+                    count,
+                    key: AttrRef::named(&e.name.text, p.key.name()),
+                    attrs: all,
+                    inherited,
+                });
+                continue;
+            }
             let key = match keys.as_slice() {
+                // A subtype whose supertype is unknown is reported once, there.
+                [] if e.extends.is_some() => String::new(),
                 [] => {
                     self.push(
                         Diagnostic::new(Code::KeyAttribute, e.name.span, format!("entity type `{}` has no key attribute", e.name.text))
@@ -84,12 +101,95 @@ impl Cx<'_> {
             }
             out.push(EntityType {
                 name: e.name.text.clone(),
+                extends: None,
                 count,
                 key: AttrRef::named(&e.name.text, key),
                 attrs,
+                inherited: 0,
             });
         }
         out
+    }
+
+    /// The index in `done` of the supertype `s` that `e` extends: a type declared earlier,
+    /// so that the hierarchy has no cycle and a supertype's values exist before its
+    /// subtypes read them.
+    fn supertype(
+        &mut self,
+        t: &Tables,
+        e: &EntityDecl,
+        s: &Name,
+        done: &[EntityType],
+    ) -> Option<usize> {
+        if let Some(i) = done.iter().position(|d| d.name == s.text) {
+            return Some(i);
+        }
+        let (label, help) = if s.text == e.name.text {
+            (
+                "extends itself".to_string(),
+                "a type extends another type".to_string(),
+            )
+        } else if t.entity(&s.text).is_some() {
+            (
+                "declared later".to_string(),
+                format!("declare `{}` before `{}`", s.text, e.name.text),
+            )
+        } else {
+            return {
+                self.unknown(
+                    Code::UnknownType,
+                    "entity type",
+                    s,
+                    t.entity_names(),
+                    "a type extends an entity type declared before it",
+                );
+                None
+            };
+        };
+        self.push(
+            Diagnostic::new(
+                Code::UnknownType,
+                s.span,
+                format!("`{}` cannot extend `{}`", e.name.text, s.text),
+            )
+            .label(label)
+            .help(help),
+        );
+        None
+    }
+
+    /// One attribute of entity type `e` (or of a relation, seen as one).
+    pub(super) fn attribute(
+        &mut self,
+        t: &Tables,
+        e: &EntityDecl,
+        a: &AttrDecl,
+        pools: &[Pool],
+    ) -> Attribute {
+        let (source, ty) = self.source(t, e, &a.source, pools);
+        let whose = a.whose.as_ref().map(|(w, _)| self.whose_text(w));
+        let format = a.format.as_ref().and_then(|f| self.format(f, &ty));
+        let whose_plural = a
+            .whose
+            .as_ref()
+            .and_then(|(_, p)| p.as_ref())
+            .map(|p| self.whose_text(p));
+        Attribute {
+            name: a.name.text.clone(),
+            ty,
+            source,
+            unique: a.key.is_some() || a.unique.is_some(),
+            say: a.say.as_ref().map(|(s, p)| {
+                (
+                    s.value.clone(),
+                    p.as_ref()
+                        .map_or_else(|| format!("{}s", s.value), |p| p.value.clone()),
+                )
+            }),
+            whose,
+            whose_plural,
+            format,
+        }
     }
 
     /// The format `format NAME;` names for an attribute of type `ty`; the defaults (`iso`,

@@ -210,6 +210,36 @@ impl<'a> Tables<'a> {
             _ => None,
         }
     }
+    /// Type `a` and its supertypes, most specific first (a cycle, reported elsewhere, ends
+    /// the walk).
+    fn lineage(&self, a: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut t = Some(a);
+        while let Some(x) = t {
+            if out.iter().any(|o| o == x) {
+                break;
+            }
+            out.push(x.to_string());
+            t = self
+                .entity(x)
+                .and_then(|d| d.extends.as_ref())
+                .map(|s| s.text.as_str());
+        }
+        out
+    }
+    /// Whether type `a` is `b` or extends it.
+    fn is_a(&self, a: &str, b: &str) -> bool {
+        self.lineage(a).iter().any(|x| x == b)
+    }
+    /// Whether sets of `a` and of `b` can share entities: one type extends the other.
+    fn meets(&self, a: &str, b: &str) -> bool {
+        self.is_a(a, b) || self.is_a(b, a)
+    }
+    /// The most specific type both `a` and `b` are (players and managers: people).
+    fn join(&self, a: &str, b: &str) -> Option<String> {
+        let up = self.lineage(b);
+        self.lineage(a).into_iter().find(|x| up.contains(x))
+    }
     fn entity_names(&self) -> Vec<&'a str> {
         self.entities.iter().map(|e| e.name.text.as_str()).collect()
     }
@@ -240,7 +270,7 @@ impl<'s> Cx<'s> {
         let pools = self.pools(&t);
         let entities = self.entities(&t, &pools);
         let heads = self.heads(&t);
-        let mut relations = self.relations(&t, &entities, &heads);
+        let mut relations = self.relations(&t, &entities, &heads, &pools);
         self.stratify(&t, &mut relations);
         self.populated(&t, &relations);
         let banks = self.banks(&t);

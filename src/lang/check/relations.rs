@@ -51,6 +51,7 @@ impl Cx<'_> {
         t: &Tables,
         entities: &[EntityType],
         heads: &BTreeMap<String, Vec<Role>>,
+        pools: &[Pool],
     ) -> Vec<Relation> {
         let mut out = Vec::new();
         for r in &t.relations {
@@ -132,6 +133,7 @@ impl Cx<'_> {
                 Some((w, _)) => w,
                 None => 1,
             };
+            let attrs = self.fact_attrs(t, r, &role_arr, &def, pools);
             out.push(Relation {
                 name: r.name.text.clone(),
                 roles: role_arr,
@@ -140,10 +142,87 @@ impl Cx<'_> {
                 cards,
                 def,
                 says,
+                attrs,
                 weight,
                 stratum: 0,
                 recursive: false,
             });
+        }
+        out
+    }
+
+    /// A base relation's fact attributes: plain values drawn for each fact (an enum, a
+    /// pool, an int or date range), read as `rel.attr(x)` in answers and `{rel.attr}` in
+    /// articles.
+    fn fact_attrs(
+        &mut self,
+        t: &Tables,
+        r: &RelationDecl,
+        roles: &[Role; 2],
+        def: &RelationDef,
+        pools: &[Pool],
+    ) -> Vec<Attribute> {
+        let mut out: Vec<Attribute> = Vec::new();
+        // Seen as an entity type of its own, so sources check as entity attributes do.
+        let holder = EntityDecl {
+            name: r.name.clone(),
+            extends: None,
+            count: None,
+            attrs: r.attrs.clone(),
+            span: r.span,
+        };
+        for a in &r.attrs {
+            let fault = if matches!(def, RelationDef::Derived(_)) {
+                Some((a.name.span, "a derived relation's facts come from its rule, which gives them no values".to_string(), "move the attribute to the base relation the rule reads, or generate this relation".to_string()))
+            } else if let Some(k) = a.key.or(a.unique) {
+                Some((
+                    k,
+                    "facts have no names, so a fact attribute is neither `key` nor `unique`".into(),
+                    "remove the modifier".into(),
+                ))
+            } else if matches!(
+                a.source,
+                ast::Source::Match { .. } | ast::Source::Text { .. }
+            ) {
+                Some((
+                    a.source.span(),
+                    "a fact attribute draws its own value: an enum, a pool, an int or a date range"
+                        .into(),
+                    "draw it from a range or a pool".into(),
+                ))
+            } else if let Some((w, _)) = &a.whose {
+                Some((
+                    w.span,
+                    "`whose` starts a chain at entities; facts are not entities".into(),
+                    "remove `whose`".into(),
+                ))
+            } else if roles.iter().any(|x| x.name == a.name.text)
+                || out.iter().any(|x| x.name == a.name.text)
+            {
+                Some((
+                    a.name.span,
+                    format!(
+                        "`{}` is already a role or an attribute of `{}`",
+                        a.name.text, r.name.text
+                    ),
+                    "give the attribute a name of its own".into(),
+                ))
+            } else {
+                None
+            };
+            if let Some((span, why, help)) = fault {
+                self.push(
+                    Diagnostic::new(
+                        Code::RelationAttribute,
+                        span,
+                        format!("`{}.{}`: {why}", r.name.text, a.name.text),
+                    )
+                    .label("not a fact attribute")
+                    .help(help),
+                );
+                continue;
+            }
+            out.push(self.attribute(t, &holder, a, pools));
         }
         out
     }
@@ -234,6 +313,20 @@ impl Cx<'_> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 )),
+            );
+        }
+        if spec.kind == GenKind::FamilyTree
+            && let Some(ty) = roles.first().map(|r| r.ty.name())
+            && t.entities.iter().any(|e| {
+                e.name.text == ty && e.extends.is_some()
+                    || e.extends.as_ref().is_some_and(|s| s.text == ty)
+            })
+        {
+            self.push(
+                Diagnostic::new(Code::GeneratorArgs, g.generator.span, format!("`family_tree` cannot create `{ty}`, a type in a hierarchy"))
+                    .label("a tree decides how many there are")
+                    .related(r.head_span, "roles")
+                    .help("family trees create the people of a type of their own: neither extending another type nor extended"),
             );
         }
         if spec.kind == GenKind::FamilyTree && roles[0].ty != roles[1].ty {

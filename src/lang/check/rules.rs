@@ -134,8 +134,14 @@ impl Cx<'_> {
                 let want = target_roles[ri].ty.name();
                 match &vars[vi].ty {
                     None => vars[vi].ty = Some((want.to_string(), v.span)),
+                    // A person in a players' role is a player: the narrower type holds.
+                    Some((have, first)) if t.is_a(want, have) && have != want => {
+                        vars[vi].ty = Some((want.to_string(), *first));
+                    }
                     Some((have, first))
-                        if have != want && t.entity(want).is_some() && t.entity(have).is_some() =>
+                        if !t.meets(have, want)
+                            && t.entity(want).is_some()
+                            && t.entity(have).is_some() =>
                     {
                         let first = *first;
                         self.push(
@@ -608,7 +614,12 @@ impl Cx<'_> {
             .collect();
         for e in &t.entities {
             let tree = by_tree.contains(e.name.text.as_str());
-            if e.count.is_none() && !tree {
+            // A supertype without a count is made of its subtypes' entities.
+            let extended = t
+                .entities
+                .iter()
+                .any(|x| x.extends.as_ref().is_some_and(|s| s.text == e.name.text));
+            if e.count.is_none() && !tree && !extended {
                 self.push(
                     Diagnostic::new(Code::UnpopulatedType, e.name.span, format!("nothing creates `{}` entities", e.name.text))
                         .label("no count and no family tree")
