@@ -334,6 +334,8 @@ pub struct CardDecl {
 pub struct GenerateDecl {
     pub generator: Name,
     pub args: Vec<(Name, Lit)>,
+    /// `where BODY`: a partner is drawn only among those for which the body holds.
+    pub given: Option<RuleBody>,
     pub span: Span,
 }
 

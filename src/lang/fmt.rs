@@ -384,7 +384,17 @@ impl Printer<'_> {
                         self.w(&format!("{}: ", n.text));
                         self.lit(v);
                     }
-                    self.w(");");
+                    self.w(")");
+                    // The clause goes on a line of its own, as a rule body does.
+                    if let Some(b) = &g.given {
+                        self.indent += 1;
+                        self.out.push('\n');
+                        self.pad();
+                        self.w("where ");
+                        self.body(b);
+                        self.indent -= 1;
+                    }
+                    self.w(";");
                     self.end_line(g.span.end);
                 }
                 Stmt::Say(s) => {

@@ -317,7 +317,11 @@ impl Ir {
             for role in &mut r.roles {
                 l.entity(&mut role.ty);
             }
-            if let RelationDef::Derived(rules) = &mut r.def {
+            let rules: Vec<&mut RuleIr> = match &mut r.def {
+                RelationDef::Derived(rules) => rules.iter_mut().collect(),
+                RelationDef::Base(g) => g.given.iter_mut().collect(),
+            };
+            {
                 for rule in rules {
                     for (_, ty) in &mut rule.vars {
                         l.entity(ty);
@@ -837,6 +841,10 @@ pub enum GenArg {
 pub struct Generator {
     pub kind: GenKind,
     pub args: BTreeMap<String, GenArg>,
+    /// `where BODY`: the rule a drawn pair must satisfy, over base relations generated
+    /// before this one (head variables 0 and 1 are the roles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub given: Option<RuleIr>,
 }
 
 /// One alternative of a derived relation: head roles are variables 0 and 1.

@@ -249,6 +249,11 @@ fn syntax_error(src: &str, e: pest::error::Error<Rule>) -> Diagnostic {
             } else {
                 tokens.iter().map(String::as_str).collect()
             };
+            // After a generator's `)` the optional `where` is attempted last, so pest
+            // reports it alone; the statement may as well end there.
+            if words == ["`where`"] {
+                words.insert(0, "`;`");
+            }
             words.sort();
             words.dedup();
             let expected = match words.len() {
@@ -444,6 +449,8 @@ fn describe(rule: Rule) -> &'static str {
         Rule::kw_entity => "`entity`",
         Rule::kw_count => "`count`",
         Rule::kw_extends => "`extends`",
+        Rule::kw_where => "`where`",
+        Rule::gen_where => "`where`",
         Rule::kw_key => "`key`",
         Rule::kw_unique => "`unique`",
         Rule::kw_enum => "`enum`",
@@ -1013,17 +1020,24 @@ fn generate_decl(p: P) -> GenerateDecl {
     let mut it = p.into_inner();
     skip_kw(&mut it);
     let generator = name(it.next().expect("generator"));
-    let args = it
-        .map(|a| {
-            let mut r = a.into_inner();
-            let n = name(r.next().expect("arg name"));
-            let v = lit(r.next().expect("arg value"));
-            (n, v)
-        })
-        .collect();
+    let mut args = Vec::new();
+    let mut given = None;
+    for a in it {
+        if a.as_rule() == Rule::gen_where {
+            let mut w = a.into_inner();
+            skip_kw(&mut w);
+            given = w.next().map(rule_body);
+            continue;
+        }
+        let mut r = a.into_inner();
+        let n = name(r.next().expect("arg name"));
+        let v = lit(r.next().expect("arg value"));
+        args.push((n, v));
+    }
     GenerateDecl {
         generator,
         args,
+        given,
         span: sp,
     }
 }

@@ -314,145 +314,415 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
         td.own = own;
         types.push(td);
     }
-    let mut base = Vec::with_capacity(ir.relations.len());
-    for r in &ir.relations {
-        let RelationDef::Base(g) = &r.def else {
-            base.push(None);
+    // Base relations are generated in declaration order, except that one with a `where`
+    // waits for the relations its clause reads (the checker rules out cycles).
+    let base = ir
+        .relations
+        .iter()
+        .map(|r| matches!(r.def, RelationDef::Base(_)).then(Facts::default))
+        .collect();
+    let mut world = World { types, base };
+    let mut done = vec![false; ir.relations.len()];
+    while let Some(ri) = (0..ir.relations.len()).find(|&i| {
+        !done[i]
+            && match &ir.relations[i].def {
+                RelationDef::Base(g) => reads(g).iter().all(|&d| done[d]),
+                RelationDef::Derived(_) => false,
+            }
+    }) {
+        done[ri] = true;
+        let RelationDef::Base(g) = &ir.relations[ri].def else {
             continue;
         };
-        let (t0, t1) = (r.roles[0].ty.id(), r.roles[1].ty.id());
-        // Generators draw local indices among each role's members, shifted into the space.
-        let (n0, n1) = (types[t0].members.len(), types[t1].members.len());
-        let (o0, o1) = (
-            types[t0].members.start as u32,
-            types[t1].members.start as u32,
-        );
-        let mut rng = Rng::stream(seed, &format!("relation/{}", r.name));
-        let mut pairs: Vec<(u32, u32)> = match g.kind {
-            GenKind::FamilyTree => {
-                let child_role = match g.args.get("parent") {
-                    Some(GenArg::Name(p)) if *p == r.roles[0].name => 1,
-                    _ => 0,
-                };
-                let t = trees
-                    .get(&t0)
-                    .map(|t| t.parent_of.as_slice())
-                    .unwrap_or(&[]);
-                t.iter()
-                    .map(|&(c, p)| if child_role == 0 { (c, p) } else { (p, c) })
-                    .collect()
+        let cands = match &g.given {
+            Some(rule) => Some(where_candidates(ir, &mut world, ri, rule, g, params)?),
+            None => None,
+        };
+        let facts = relation_facts(ir, &world, ri, g, &trees, params, seed, cands.as_deref())?;
+        world.base[ri] = Some(facts);
+    }
+    if let Some(ri) = (0..ir.relations.len())
+        .find(|&i| !done[i] && matches!(ir.relations[i].def, RelationDef::Base(_)))
+    {
+        return Err(GenError::Internal(format!(
+            "relation `{}` waits on a `where` cycle the checker should have refused",
+            ir.relations[ri].name
+        )));
+    }
+    Ok(world)
+}
+
+/// Pairs (by index among each role's members) drawn as the generator would, each `from`
+/// entity's partners taken only from `cands`, what its `where` admits.
+fn constrained(
+    ir: &Ir,
+    world: &World,
+    ri: usize,
+    g: &Generator,
+    params: &Params,
+    rng: &mut Rng,
+    cands: &[Vec<usize>],
+) -> Result<Vec<(u32, u32)>, GenError> {
+    let r = &ir.relations[ri];
+    let (t0, t1) = (r.roles[0].ty.id(), r.roles[1].ty.id());
+    let from = match g.kind {
+        GenKind::RandomGraph => 0,
+        _ => from_role(r, g)?,
+    };
+    let pair = |f: usize, t: usize| {
+        let (a, b) = (f as u32, t as u32);
+        if from == 0 { (a, b) } else { (b, a) }
+    };
+    let same = r.irreflexive && t0 == t1;
+    // A from entity's admitted partners, itself left out of an irreflexive relation.
+    let admitted = |f: usize| -> Vec<usize> {
+        cands[f]
+            .iter()
+            .copied()
+            .filter(|&t| !(same && t == f))
+            .collect()
+    };
+    let name = |f: usize| {
+        let td = &world.types[r.roles[from].ty.id()];
+        let e = td.members.start + f;
+        render(
+            ir,
+            &ir.entities[r.roles[from].ty.id()],
+            td.key,
+            &td.columns[td.key][e],
+        )
+    };
+    let short = |f: usize, k: usize, have: usize| {
+        GenError::Invalid(format!(
+            "relation `{}`: `{}` {} needs {k} `{}` its `where` admits, but only {have} exist",
+            r.name,
+            r.roles[from].name,
+            name(f),
+            r.roles[1 - from].name
+        ))
+    };
+    Ok(match g.kind {
+        GenKind::RandomGraph => {
+            let d = match g.args.get("mean_degree") {
+                Some(GenArg::Num(n)) => params.float(n),
+                _ => 0.0,
+            };
+            let mut all: Vec<(u32, u32)> = (0..cands.len())
+                .flat_map(|f| admitted(f).into_iter().map(move |t| (f, t)))
+                .map(|(f, t)| {
+                    let (a, b) = (f as u32, t as u32);
+                    if r.symmetric && a > b { (b, a) } else { (a, b) }
+                })
+                .collect();
+            all.sort_unstable();
+            all.dedup();
+            let n = cands.len() as f64;
+            let wanted = (n * d / if r.symmetric { 2.0 } else { 1.0 }).round() as usize;
+            rng.shuffle(&mut all);
+            all.truncate(wanted);
+            all
+        }
+        GenKind::OneToOne => {
+            // A random maximum matching (augmenting paths, from entities and partners
+            // in random order): every from entity gets its own partner when any such
+            // assignment exists.
+            let mut order: Vec<usize> = (0..cands.len()).collect();
+            rng.shuffle(&mut order);
+            let lists: Vec<Vec<usize>> = (0..cands.len())
+                .map(|f| {
+                    let mut l = admitted(f);
+                    rng.shuffle(&mut l);
+                    l
+                })
+                .collect();
+            let nt = world.types[r.roles[1 - from].ty.id()].members.len();
+            let mut owner: Vec<Option<usize>> = vec![None; nt];
+            fn augment(
+                f: usize,
+                lists: &[Vec<usize>],
+                owner: &mut [Option<usize>],
+                seen: &mut [bool],
+            ) -> bool {
+                for &t in &lists[f] {
+                    if seen[t] {
+                        continue;
+                    }
+                    seen[t] = true;
+                    if owner[t].is_none_or(|o| augment(o, lists, owner, seen)) {
+                        owner[t] = Some(f);
+                        return true;
+                    }
+                }
+                false
             }
-            GenKind::RandomGraph => {
-                let d = match g.args.get("mean_degree") {
-                    Some(GenArg::Num(n)) => params.float(n),
-                    _ => 0.0,
-                };
-                random_graph(&mut rng, n0, n1, d, r.symmetric, r.irreflexive && t0 == t1)
-            }
-            GenKind::OneToOne => {
-                let from = from_role(r, g)?;
-                let (nf, nt) = if from == 0 { (n0, n1) } else { (n1, n0) };
-                if nf > nt {
+            for &f in &order {
+                let mut seen = vec![false; nt];
+                if !augment(f, &lists, &mut owner, &mut seen) {
                     return Err(GenError::Invalid(format!(
-                        "relation `{}`: `one_to_one` gives each of the {nf} `{}` its own `{}`, but only {nt} exist",
+                        "relation `{}`: `one_to_one` cannot give `{}` {} a `{}` of its own that its `where` admits",
                         r.name,
                         r.roles[from].name,
+                        name(f),
                         r.roles[1 - from].name
                     )));
                 }
-                let mut perm: Vec<usize> = (0..nt).collect();
-                rng.shuffle(&mut perm);
-                // Over one type an irreflexive pairing never pairs an entity with itself:
-                // swapping with the next slot moves it without creating another.
-                if r.irreflexive && t0 == t1 && nt > 1 {
-                    for f in 0..nf {
-                        if perm[f] == f {
-                            perm.swap(f, (f + 1) % nt);
-                        }
+            }
+            let mut out: Vec<(u32, u32)> = owner
+                .iter()
+                .enumerate()
+                .filter_map(|(t, o)| o.map(|f| pair(f, t)))
+                .collect();
+            out.sort_unstable();
+            out
+        }
+        GenKind::Function | GenKind::Assign => {
+            let (lo, hi) = if g.kind == GenKind::Function {
+                (1, 1)
+            } else {
+                let get = |k: &str| match g.args.get(k) {
+                    Some(GenArg::Num(n)) => params.int(n),
+                    _ => 0,
+                };
+                (get("min"), get("max"))
+            };
+            if lo < 0 || hi < lo {
+                return Err(GenError::Invalid(format!(
+                    "relation `{}`: assign needs 0 <= min <= max, got {lo}..{hi}",
+                    r.name
+                )));
+            }
+            let mut out = Vec::new();
+            for f in 0..cands.len() {
+                let k = rng.range_i64(lo, hi) as usize;
+                let pool = admitted(f);
+                if k > pool.len() {
+                    return Err(short(f, k, pool.len()));
+                }
+                for i in sample_distinct(rng, pool.len(), k, None) {
+                    out.push(pair(f, pool[i]));
+                }
+            }
+            out
+        }
+        GenKind::FamilyTree => {
+            return Err(GenError::Internal(format!(
+                "relation `{}`: a family tree with a `where` reached generation",
+                r.name
+            )));
+        }
+    })
+}
+
+/// The base relations a generator's `where` reads.
+fn reads(g: &Generator) -> Vec<usize> {
+    g.given
+        .iter()
+        .flat_map(|rule| &rule.body)
+        .filter_map(|b| match b {
+            crate::lang::ir::BodyIr::Atom { relation, .. } => Some(relation.id()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// For each `from` entity of relation `ri` (by its index among the role type's members),
+/// the partners (by index among theirs) that its `where` admits: the clause's rule
+/// evaluated by the solver over the relations generated so far.
+fn where_candidates(
+    ir: &Ir,
+    world: &mut World,
+    ri: usize,
+    rule: &crate::lang::ir::RuleIr,
+    g: &Generator,
+    params: &Params,
+) -> Result<Vec<Vec<usize>>, GenError> {
+    let r = &ir.relations[ri];
+    let from = match g.kind {
+        GenKind::RandomGraph => 0,
+        _ => from_role(r, g)?,
+    };
+    let mut ir2 = ir.clone();
+    ir2.relations.push(Relation {
+        name: format!("{}/where", r.name),
+        symmetric: false,
+        irreflexive: false,
+        cards: Vec::new(),
+        def: RelationDef::Derived(vec![rule.clone()]),
+        says: Vec::new(),
+        attrs: Vec::new(),
+        stratum: ir.relations.iter().map(|x| x.stratum).max().unwrap_or(0) + 1,
+        recursive: false,
+        ..r.clone()
+    });
+    world.base.push(None);
+    let out = {
+        let world: &World = world;
+        super::solve::Solver::new(&ir2, world, params).map(|solver| {
+            let to = &world.types[r.roles[1 - from].ty.id()].members;
+            world.types[r.roles[from].ty.id()]
+                .ids()
+                .map(|x| {
+                    solver
+                        .image(ir.relations.len(), from, x)
+                        .into_iter()
+                        .map(|y| y as usize)
+                        .filter(|y| to.contains(y))
+                        .map(|y| y - to.start)
+                        .collect()
+                })
+                .collect()
+        })
+    };
+    world.base.pop();
+    out
+}
+
+/// The base facts of relation `ri`, drawn by its generator; `cands` restricts each `from`
+/// entity's partners to those its `where` admits.
+#[allow(clippy::too_many_arguments)]
+fn relation_facts(
+    ir: &Ir,
+    world: &World,
+    ri: usize,
+    g: &Generator,
+    trees: &HashMap<usize, TreeOut>,
+    params: &Params,
+    seed: u64,
+    cands: Option<&[Vec<usize>]>,
+) -> Result<Facts, GenError> {
+    let r = &ir.relations[ri];
+    let (t0, t1) = (r.roles[0].ty.id(), r.roles[1].ty.id());
+    // Generators draw local indices among each role's members, shifted into the space.
+    let (n0, n1) = (world.types[t0].members.len(), world.types[t1].members.len());
+    let (o0, o1) = (
+        world.types[t0].members.start as u32,
+        world.types[t1].members.start as u32,
+    );
+    let mut rng = Rng::stream(seed, &format!("relation/{}", r.name));
+    let mut pairs: Vec<(u32, u32)> = match (cands, g.kind) {
+        (Some(c), _) => constrained(ir, world, ri, g, params, &mut rng, c)?,
+        (None, GenKind::FamilyTree) => {
+            let child_role = match g.args.get("parent") {
+                Some(GenArg::Name(p)) if *p == r.roles[0].name => 1,
+                _ => 0,
+            };
+            let t = trees
+                .get(&t0)
+                .map(|t| t.parent_of.as_slice())
+                .unwrap_or(&[]);
+            t.iter()
+                .map(|&(c, p)| if child_role == 0 { (c, p) } else { (p, c) })
+                .collect()
+        }
+        (None, GenKind::RandomGraph) => {
+            let d = match g.args.get("mean_degree") {
+                Some(GenArg::Num(n)) => params.float(n),
+                _ => 0.0,
+            };
+            random_graph(&mut rng, n0, n1, d, r.symmetric, r.irreflexive && t0 == t1)
+        }
+        (None, GenKind::OneToOne) => {
+            let from = from_role(r, g)?;
+            let (nf, nt) = if from == 0 { (n0, n1) } else { (n1, n0) };
+            if nf > nt {
+                return Err(GenError::Invalid(format!(
+                    "relation `{}`: `one_to_one` gives each of the {nf} `{}` its own `{}`, but only {nt} exist",
+                    r.name,
+                    r.roles[from].name,
+                    r.roles[1 - from].name
+                )));
+            }
+            let mut perm: Vec<usize> = (0..nt).collect();
+            rng.shuffle(&mut perm);
+            // Over one type an irreflexive pairing never pairs an entity with itself:
+            // swapping with the next slot moves it without creating another.
+            if r.irreflexive && t0 == t1 && nt > 1 {
+                for f in 0..nf {
+                    if perm[f] == f {
+                        perm.swap(f, (f + 1) % nt);
                     }
                 }
-                (0..nf)
-                    .map(|f| {
-                        let (a, b) = (f as u32, perm[f] as u32);
-                        if from == 0 { (a, b) } else { (b, a) }
-                    })
-                    .collect()
             }
-            GenKind::Function | GenKind::Assign => {
-                let from = from_role(r, g)?;
-                let (lo, hi) = if g.kind == GenKind::Function {
-                    (1, 1)
-                } else {
-                    let get = |k: &str| match g.args.get(k) {
-                        Some(GenArg::Num(n)) => params.int(n),
-                        _ => 0,
-                    };
-                    (get("min"), get("max"))
+            (0..nf)
+                .map(|f| {
+                    let (a, b) = (f as u32, perm[f] as u32);
+                    if from == 0 { (a, b) } else { (b, a) }
+                })
+                .collect()
+        }
+        (None, GenKind::Function | GenKind::Assign) => {
+            let from = from_role(r, g)?;
+            let (lo, hi) = if g.kind == GenKind::Function {
+                (1, 1)
+            } else {
+                let get = |k: &str| match g.args.get(k) {
+                    Some(GenArg::Num(n)) => params.int(n),
+                    _ => 0,
                 };
-                if lo < 0 || hi < lo {
+                (get("min"), get("max"))
+            };
+            if lo < 0 || hi < lo {
+                return Err(GenError::Invalid(format!(
+                    "relation `{}`: assign needs 0 <= min <= max, got {lo}..{hi}",
+                    r.name
+                )));
+            }
+            let (nf, nt) = if from == 0 { (n0, n1) } else { (n1, n0) };
+            let irreflexive = r.irreflexive && t0 == t1;
+            let mut out = Vec::new();
+            for f in 0..nf {
+                let k = rng.range_i64(lo, hi) as usize;
+                let avail = nt - usize::from(irreflexive && f < nt);
+                if k > avail {
                     return Err(GenError::Invalid(format!(
-                        "relation `{}`: assign needs 0 <= min <= max, got {lo}..{hi}",
-                        r.name
+                        "relation `{}` needs {k} distinct partners for each `{}` but only {avail} exist",
+                        r.name, r.roles[from].name
                     )));
                 }
-                let (nf, nt) = if from == 0 { (n0, n1) } else { (n1, n0) };
-                let irreflexive = r.irreflexive && t0 == t1;
-                let mut out = Vec::new();
-                for f in 0..nf {
-                    let k = rng.range_i64(lo, hi) as usize;
-                    let avail = nt - usize::from(irreflexive && f < nt);
-                    if k > avail {
-                        return Err(GenError::Invalid(format!(
-                            "relation `{}` needs {k} distinct partners for each `{}` but only {avail} exist",
-                            r.name, r.roles[from].name
-                        )));
-                    }
-                    for t in sample_distinct(&mut rng, nt, k, irreflexive.then_some(f)) {
-                        let (a, b) = (f as u32, t as u32);
-                        out.push(if from == 0 { (a, b) } else { (b, a) });
-                    }
-                }
-                out
-            }
-        };
-        if (o0, o1) != (0, 0) {
-            for p in &mut pairs {
-                *p = (p.0 + o0, p.1 + o1);
-            }
-            // Roles of types that share entities (a person and a player) meet here first.
-            if r.irreflexive && t0 != t1 {
-                pairs.retain(|p| p.0 != p.1);
-            }
-        }
-        if r.symmetric {
-            for p in &mut pairs {
-                if p.0 > p.1 {
-                    *p = (p.1, p.0);
+                for t in sample_distinct(&mut rng, nt, k, irreflexive.then_some(f)) {
+                    let (a, b) = (f as u32, t as u32);
+                    out.push(if from == 0 { (a, b) } else { (b, a) });
                 }
             }
+            out
         }
-        pairs.sort_unstable();
-        pairs.dedup();
-        // Each fact attribute draws from a stream of its own, fact by fact in pair order.
-        let mut values = Vec::with_capacity(r.attrs.len());
-        for a in &r.attrs {
-            let mut rng = Rng::stream(seed, &format!("relation/{}/{}", r.name, a.name));
-            let col = pairs
-                .iter()
-                .map(|_| draw_source(ir, None, &a.source, &[], params, &mut rng))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| match e {
-                    GenError::Invalid(m) => GenError::Invalid(format!(
-                        "relation `{}`, attribute `{}`: {m}",
-                        r.name, a.name
-                    )),
-                    e => e,
-                })?;
-            values.push(col);
+    };
+    if (o0, o1) != (0, 0) {
+        for p in &mut pairs {
+            *p = (p.0 + o0, p.1 + o1);
         }
-        base.push(Some(Facts { pairs, values }));
     }
-    Ok(World { types, base })
+    // Roles of types that share entities (a person and a player) meet here first.
+    if r.irreflexive && t0 != t1 {
+        pairs.retain(|p| p.0 != p.1);
+    }
+    if r.symmetric {
+        for p in &mut pairs {
+            if p.0 > p.1 {
+                *p = (p.1, p.0);
+            }
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    // Each fact attribute draws from a stream of its own, fact by fact in pair order.
+    let mut values = Vec::with_capacity(r.attrs.len());
+    for a in &r.attrs {
+        let mut rng = Rng::stream(seed, &format!("relation/{}/{}", r.name, a.name));
+        let col = pairs
+            .iter()
+            .map(|_| draw_source(ir, None, &a.source, &[], params, &mut rng))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| match e {
+                GenError::Invalid(m) => GenError::Invalid(format!(
+                    "relation `{}`, attribute `{}`: {m}",
+                    r.name, a.name
+                )),
+                e => e,
+            })?;
+        values.push(col);
+    }
+    Ok(Facts { pairs, values })
 }
 
 /// `k` distinct values of `0..n`, skipping `skip`, in random order.

@@ -272,6 +272,7 @@ impl<'s> Cx<'s> {
         let heads = self.heads(&t);
         let mut relations = self.relations(&t, &entities, &heads, &pools);
         self.stratify(&t, &mut relations);
+        self.generation_order(&t, &relations);
         self.populated(&t, &relations);
         let banks = self.banks(&t);
         let articles = self.articles(&t, &entities, &relations);
