@@ -486,7 +486,8 @@ impl Linker {
                     self.source(owner, arm);
                 }
             }
-            AttrSource::Text(parts) => self.holes(owner, parts, false),
+            // A relation placeholder names the entity's one partner ("{based_in} United").
+            AttrSource::Text(parts) => self.holes(owner, parts, true),
             AttrSource::Enum(_) | AttrSource::Int(..) | AttrSource::Date(..) => {}
         }
     }

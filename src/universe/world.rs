@@ -341,6 +341,7 @@ pub fn build(ir: &Ir, params: &Params, seed: u64) -> Result<World, GenError> {
         let facts = relation_facts(ir, &world, ri, g, &trees, params, seed, cands.as_deref())?;
         world.base[ri] = Some(facts);
     }
+    fill_late(ir, &mut world, params, seed)?;
     if let Some(ri) = (0..ir.relations.len())
         .find(|&i| !done[i] && matches!(ir.relations[i].def, RelationDef::Base(_)))
     {
@@ -511,6 +512,146 @@ fn constrained(
             )));
         }
     })
+}
+
+/// Whether an attribute is built from a relation (`"{based_in} {suffix}"`).
+fn is_late(a: &crate::lang::ir::Attribute) -> bool {
+    matches!(&a.source, AttrSource::Text(parts) if parts
+        .iter()
+        .any(|p| matches!(p, TextPart::Hole { to: Hole::Relation(_), .. })))
+}
+
+/// Fills the attributes built from relations, now that the relations exist: each entity's
+/// one partner is named in the text. A key or `unique` one that collides redraws the
+/// entity's own attributes the template reads ("Dravost Rovers" for a second "Dravost
+/// United"), from a stream of its own.
+fn fill_late(ir: &Ir, world: &mut World, params: &Params, seed: u64) -> Result<(), GenError> {
+    for (ti, ety) in ir.entities.iter().enumerate() {
+        for a in ety.inherited..ety.attrs.len() {
+            let AttrSource::Text(parts) = &ety.attrs[a].source else {
+                continue;
+            };
+            if !is_late(&ety.attrs[a]) {
+                continue;
+            }
+            let unique = ety.attrs[a].unique || a == ety.key.index();
+            let own: Vec<usize> = parts
+                .iter()
+                .filter_map(|p| match p {
+                    TextPart::Hole {
+                        to: Hole::Attr(i), ..
+                    } if !is_late(&ety.attrs[*i]) => Some(*i),
+                    _ => None,
+                })
+                .collect();
+            // Each entity's one partner through each relation the template names.
+            let mut partners: HashMap<usize, Vec<Option<u32>>> = HashMap::new();
+            for p in parts {
+                let TextPart::Hole {
+                    to: Hole::Relation(r),
+                    ..
+                } = p
+                else {
+                    continue;
+                };
+                let rel = &ir.relations[*r];
+                let from = match &rel.def {
+                    RelationDef::Base(g) => from_role(rel, g)?,
+                    RelationDef::Derived(_) => 0,
+                };
+                let mut v = vec![None; world.types[ti].space];
+                for &(x, y) in world.base[*r].as_ref().map_or(&[][..], |f| &f.pairs[..]) {
+                    let (me, other) = if from == 0 { (x, y) } else { (y, x) };
+                    if let Some(slot) = v.get_mut(me as usize) {
+                        *slot = Some(other);
+                    }
+                }
+                partners.insert(*r, v);
+            }
+            let mut rng = Rng::stream(seed, &format!("late/{}/{}", ety.name, ety.attrs[a].name));
+            let mut used: HashSet<String> = HashSet::new();
+            for e in world.types[ti].members.clone() {
+                let mut tries = 0;
+                loop {
+                    let text = late_text(ir, world, ti, parts, e, &partners);
+                    if !unique || used.insert(text.clone()) {
+                        set_value(ir, world, ti, a, e, AttrVal::Text(text.into()));
+                        break;
+                    }
+                    tries += 1;
+                    if tries > 10_000 || own.is_empty() {
+                        return Err(GenError::Invalid(format!(
+                            "could not give the `{}` entities distinct `{}` values: `{text}` comes again; add values to the pools the template reads",
+                            ety.name, ety.attrs[a].name
+                        )));
+                    }
+                    let row: Vec<Option<AttrVal>> = (0..ety.attrs.len())
+                        .map(|i| Some(world.types[ti].columns[i][e].clone()))
+                        .collect();
+                    for &i in &own {
+                        let v = draw(ir, ety, i, &row, params, &mut rng)?;
+                        set_value(ir, world, ti, i, e, v);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The text of attribute template `parts` for entity `e` of type `ti`.
+fn late_text(
+    ir: &Ir,
+    world: &World,
+    ti: usize,
+    parts: &[TextPart],
+    e: usize,
+    partners: &HashMap<usize, Vec<Option<u32>>>,
+) -> String {
+    let ety = &ir.entities[ti];
+    let mut s = String::new();
+    for p in parts {
+        match p {
+            TextPart::Lit(l) | TextPart::Agree { singular: l, .. } => s.push_str(l),
+            TextPart::Hole {
+                to: Hole::Attr(i), ..
+            } => {
+                s.push_str(&render(ir, ety, *i, &world.types[ti].columns[*i][e]));
+            }
+            TextPart::Hole {
+                to: Hole::Relation(r),
+                ..
+            } => {
+                let rel = &ir.relations[*r];
+                let from = match &rel.def {
+                    RelationDef::Base(g) => from_role(rel, g).unwrap_or(0),
+                    RelationDef::Derived(_) => 0,
+                };
+                let partner = partners.get(r).and_then(|v| v.get(e).copied().flatten());
+                if let Some(o) = partner {
+                    let t = rel.roles[1 - from].ty.id();
+                    let td = &world.types[t];
+                    s.push_str(&render(
+                        ir,
+                        &ir.entities[t],
+                        td.key,
+                        &td.columns[td.key][o as usize],
+                    ));
+                }
+            }
+            TextPart::Hole { .. } => {}
+        }
+    }
+    s
+}
+
+/// Sets attribute `a` of entity `e` in type `ti` and in every subtype that inherits it.
+fn set_value(ir: &Ir, world: &mut World, ti: usize, a: usize, e: usize, v: AttrVal) {
+    for s in 0..ir.entities.len() {
+        if ir.is_a(s, ti) {
+            world.types[s].columns[a][e] = v.clone();
+        }
+    }
 }
 
 /// The base relations a generator's `where` reads.
@@ -1075,8 +1216,10 @@ fn entities(
     let n_attrs = ety.attrs.len();
     let order = attr_order(ety);
     let key = ety.key.index();
+    // Attributes built from relations are filled once the relations exist (`fill_late`).
+    let late: Vec<bool> = ety.attrs.iter().map(is_late).collect();
     let unique: Vec<usize> = (0..n_attrs)
-        .filter(|&a| ety.attrs[a].unique || a == key)
+        .filter(|&a| (ety.attrs[a].unique || a == key) && !late[a])
         .collect();
     // Which attributes each unique attribute is built from, so a collision redraws only them.
     let deps: Vec<Vec<usize>> = (0..n_attrs)
@@ -1100,7 +1243,11 @@ fn entities(
         let is_fixed = |a: usize| fixed.is_some_and(|f| f.contains_key(&a));
         for &a in &order {
             if row[a].is_none() {
-                row[a] = Some(draw(ir, ety, a, &row, params, &mut rng)?);
+                row[a] = Some(if late[a] {
+                    AttrVal::Text("".into())
+                } else {
+                    draw(ir, ety, a, &row, params, &mut rng)?
+                });
             }
         }
         for (ui, &u) in unique.iter().enumerate() {
@@ -1118,7 +1265,7 @@ fn entities(
                     row[d] = None;
                 }
                 for &a in &order {
-                    if row[a].is_none() {
+                    if row[a].is_none() && !late[a] {
                         row[a] = Some(draw(ir, ety, a, &row, params, &mut rng)?);
                     }
                 }

@@ -468,6 +468,14 @@ impl Cx<'_> {
                                 .label("unknown form")
                                 .help(format!("write `{{{name}}}`")),
                             );
+                        } else if form.is_none()
+                            && !e.attrs.iter().any(|a| &a.name.text == name)
+                            && t.relation(name).is_some_and(|r| {
+                                r.roles.iter().any(|x| t.is_a(&e.name.text, &x.ty.text))
+                            })
+                        {
+                            // The name of the one partner through a relation ("{based_in}
+                            // United"); `related_keys` checks that there is exactly one.
                         } else if form.is_some() || !e.attrs.iter().any(|a| &a.name.text == name) {
                             let n = Name {
                                 text: name.clone(),
@@ -476,7 +484,7 @@ impl Cx<'_> {
                             self.push(
                                 Diagnostic::new(Code::TemplatePlaceholder, *span, format!("`{{{name}}}` is not an attribute of `{}`", e.name.text))
                                     .label("unknown placeholder")
-                                    .help(did_you_mean(&n.text, e.attrs.iter().map(|a| a.name.text.as_str())).unwrap_or_else(|| "a text attribute may use the entity's other attributes as `{name}`".into())),
+                                    .help(did_you_mean(&n.text, e.attrs.iter().map(|a| a.name.text.as_str())).unwrap_or_else(|| "a text attribute may use the entity's other attributes as `{name}`, and a relation that gives it one partner as `{relation}`".into())),
                             );
                         }
                     }

@@ -273,6 +273,7 @@ impl<'s> Cx<'s> {
         let mut relations = self.relations(&t, &entities, &heads, &pools);
         self.stratify(&t, &mut relations);
         self.generation_order(&t, &relations);
+        self.related_keys(&t, &entities, &relations);
         self.populated(&t, &relations);
         let banks = self.banks(&t);
         let articles = self.articles(&t, &entities, &relations);
