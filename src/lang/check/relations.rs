@@ -163,6 +163,9 @@ impl Cx<'_> {
         pools: &[Pool],
     ) -> Vec<Attribute> {
         let mut out: Vec<Attribute> = Vec::new();
+        if r.attrs.is_empty() {
+            return out;
+        }
         // Seen as an entity type of its own, so sources check as entity attributes do.
         let holder = EntityDecl {
             name: r.name.clone(),
@@ -453,6 +456,9 @@ impl Cx<'_> {
             }
         };
         for r in relations {
+            if !matches!(&r.def, RelationDef::Base(g) if g.given.is_some()) {
+                continue;
+            }
             let Some(decl) = t.relation(&r.name) else {
                 continue;
             };

@@ -135,11 +135,12 @@ impl Cx<'_> {
                 match &vars[vi].ty {
                     None => vars[vi].ty = Some((want.to_string(), v.span)),
                     // A person in a players' role is a player: the narrower type holds.
-                    Some((have, first)) if t.is_a(want, have) && have != want => {
+                    Some((have, first)) if have != want && t.is_a(want, have) => {
                         vars[vi].ty = Some((want.to_string(), *first));
                     }
                     Some((have, first))
-                        if !t.meets(have, want)
+                        if have != want
+                            && !t.meets(have, want)
                             && t.entity(want).is_some()
                             && t.entity(have).is_some() =>
                     {
