@@ -246,29 +246,11 @@ impl Printer<'_> {
             return;
         }
         self.open();
-        if let Some((s, p)) = &a.say {
-            self.comments_before(s.span.start);
-            self.pad();
-            self.w("say ");
-            self.str_lit(s);
-            if let Some(p) = p {
-                self.w(" / ");
-                self.str_lit(p);
-            }
-            self.w(";");
-            self.end_line(p.as_ref().unwrap_or(s).span.end + 1);
+        if let Some(forms) = &a.say {
+            self.forms("say", forms);
         }
-        if let Some((w, p)) = &a.whose {
-            self.comments_before(w.span.start);
-            self.pad();
-            self.w("whose ");
-            self.str_lit(w);
-            if let Some(p) = p {
-                self.w(" / ");
-                self.str_lit(p);
-            }
-            self.w(";");
-            self.end_line(p.as_ref().unwrap_or(w).span.end + 1);
+        if let Some(forms) = &a.whose {
+            self.forms("whose", forms);
         }
         if let Some(f) = &a.format {
             self.comments_before(f.span.start);
@@ -277,6 +259,20 @@ impl Printer<'_> {
             self.end_line(f.span.end + 1);
         }
         self.close(a.span.end);
+    }
+
+    /// `say "one" / "many";` or `whose ..;`: a singular and an optional plural.
+    fn forms(&mut self, keyword: &str, (s, p): &(Str, Option<Str>)) {
+        self.comments_before(s.span.start);
+        self.pad();
+        self.w(&format!("{keyword} "));
+        self.str_lit(s);
+        if let Some(p) = p {
+            self.w(" / ");
+            self.str_lit(p);
+        }
+        self.w(";");
+        self.end_line(p.as_ref().unwrap_or(s).span.end + 1);
     }
 
     fn source(&mut self, s: &Source) {

@@ -69,16 +69,10 @@ impl<'a> Writer<'a> {
         let Some(say) = r.says.iter().find(|s| s.role == role && s.of == of) else {
             return Vec::new();
         };
+        // A surface form reads one role from the other: `role` is `1 - of`.
         let ty = self.solver.role_types[rel][role];
-        let mut img: Vec<(String, u32)> = self
-            .solver
-            .image(rel, of, e)
-            .into_iter()
-            .map(|b| (self.name(ty, b), b))
-            .collect();
-        img.sort();
         let mut groups: Vec<(String, String, Vec<String>)> = Vec::new();
-        for (n, b) in img {
+        for (n, b) in self.named_partners(rel, of, e) {
             let (s, p) = noun_of(self.ir, self.w, say, ty, b);
             match groups.iter_mut().find(|g| g.0 == s) {
                 Some(g) => g.2.push(n),
@@ -215,28 +209,29 @@ impl<'a> Writer<'a> {
     /// The rendered fact attribute `ai` of the fact between `e` (in role `of`) and `b`.
     fn fact_value(&self, rel: usize, ai: usize, of: usize, e: u32, b: u32) -> Option<String> {
         let r = &self.ir.relations[rel];
-        let (p, q) = if of == 0 { (e, b) } else { (b, e) };
-        let (p, q) = if r.symmetric && p > q { (q, p) } else { (p, q) };
-        let v = self.w.base[rel].as_ref()?.value(ai, p, q)?;
+        let v = self.w.base[rel]
+            .as_ref()?
+            .value_between(ai, of, e, b, r.symmetric)?;
         Some(render_value(self.ir, &r.attrs[ai], v))
     }
 
     /// "Dravost United (year of signing: 2014)": a partner's name with its fact's
     /// attributes, so that articles state what questions on fact attributes ask.
-    fn with_fact_attrs(&self, rel: usize, of: usize, e: u32, name: &str) -> String {
+    /// `ids` are `e`'s partners sorted by name (`named_partners`), empty when the relation
+    /// has no fact attributes.
+    fn with_fact_attrs(
+        &self,
+        rel: usize,
+        of: usize,
+        e: u32,
+        name: &str,
+        ids: &[(String, u32)],
+    ) -> String {
         let r = &self.ir.relations[rel];
-        if r.attrs.is_empty() {
-            return name.to_string();
-        }
-        let ty = self.solver.role_types[rel][1 - of];
-        let Some(b) = self
-            .solver
-            .image(rel, of, e)
-            .into_iter()
-            .find(|&b| self.name(ty, b) == name)
-        else {
+        let Ok(i) = ids.binary_search_by(|(n, _)| n.as_str().cmp(name)) else {
             return name.to_string();
         };
+        let b = ids[i].1;
         let said: Vec<String> = r
             .attrs
             .iter()
@@ -313,10 +308,17 @@ impl<'a> Writer<'a> {
                             }
                             FactRef::Relation { relation, role, of } => {
                                 let rel = relation.id();
+                                // Partners by name, to find each one's fact; only a relation
+                                // with fact attributes needs them.
+                                let ids = if self.ir.relations[rel].attrs.is_empty() {
+                                    Vec::new()
+                                } else {
+                                    self.named_partners(rel, *of, e)
+                                };
                                 for g in self.partners(rel, *role, *of, e) {
                                     let named: Vec<String> =
                                         g.2.iter()
-                                            .map(|n| self.with_fact_attrs(rel, *of, e, n))
+                                            .map(|n| self.with_fact_attrs(rel, *of, e, n, &ids))
                                             .collect();
                                     sentences.push(match named.len() {
                                         0 => format!("{who} has no {}.", g.1),

@@ -1346,9 +1346,7 @@ impl<'a> Composer<'a> {
                         if ys.as_ref().is_some_and(|ys| ys.binary_search(&z).is_err()) {
                             continue;
                         }
-                        let (p, q) = if from == 0 { (e, z) } else { (z, e) };
-                        let key = if r.symmetric && p > q { (q, p) } else { (p, q) };
-                        if let Some(val) = facts.value(*attr, key.0, key.1) {
+                        if let Some(val) = facts.value_between(*attr, from, e, z, r.symmetric) {
                             vals.push(render_value(self.ir, &r.attrs[*attr], val));
                         }
                     }

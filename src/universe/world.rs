@@ -110,6 +110,20 @@ impl Facts {
         let i = self.pairs.binary_search(&(x, y)).ok()?;
         self.values.get(a)?.get(i)
     }
+
+    /// Fact attribute `a` of the fact between `e`, in role `from`, and its partner `b`.
+    pub fn value_between(
+        &self,
+        a: usize,
+        from: usize,
+        e: u32,
+        b: u32,
+        symmetric: bool,
+    ) -> Option<&AttrVal> {
+        let (x, y) = if from == 0 { (e, b) } else { (b, e) };
+        let (x, y) = if symmetric && x > y { (y, x) } else { (x, y) };
+        self.value(a, x, y)
+    }
 }
 
 #[derive(Debug)]
@@ -366,10 +380,7 @@ fn constrained(
 ) -> Result<Vec<(u32, u32)>, GenError> {
     let r = &ir.relations[ri];
     let (t0, t1) = (r.roles[0].ty.id(), r.roles[1].ty.id());
-    let from = match g.kind {
-        GenKind::RandomGraph => 0,
-        _ => from_role(r, g)?,
-    };
+    let from = drawing_role(r, g)?;
     let pair = |f: usize, t: usize| {
         let (a, b) = (f as u32, t as u32);
         if from == 0 { (a, b) } else { (b, a) }
@@ -477,21 +488,7 @@ fn constrained(
             out
         }
         GenKind::Function | GenKind::Assign => {
-            let (lo, hi) = if g.kind == GenKind::Function {
-                (1, 1)
-            } else {
-                let get = |k: &str| match g.args.get(k) {
-                    Some(GenArg::Num(n)) => params.int(n),
-                    _ => 0,
-                };
-                (get("min"), get("max"))
-            };
-            if lo < 0 || hi < lo {
-                return Err(GenError::Invalid(format!(
-                    "relation `{}`: assign needs 0 <= min <= max, got {lo}..{hi}",
-                    r.name
-                )));
-            }
+            let (lo, hi) = partner_bounds(r, g, params)?;
             let mut out = Vec::new();
             for f in 0..cands.len() {
                 let k = rng.range_i64(lo, hi) as usize;
@@ -678,10 +675,7 @@ fn where_candidates(
     params: &Params,
 ) -> Result<Vec<Vec<usize>>, GenError> {
     let r = &ir.relations[ri];
-    let from = match g.kind {
-        GenKind::RandomGraph => 0,
-        _ => from_role(r, g)?,
-    };
+    let from = drawing_role(r, g)?;
     let mut ir2 = ir.clone();
     ir2.relations.push(Relation {
         name: format!("{}/where", r.name),
@@ -793,21 +787,7 @@ fn relation_facts(
         }
         (None, GenKind::Function | GenKind::Assign) => {
             let from = from_role(r, g)?;
-            let (lo, hi) = if g.kind == GenKind::Function {
-                (1, 1)
-            } else {
-                let get = |k: &str| match g.args.get(k) {
-                    Some(GenArg::Num(n)) => params.int(n),
-                    _ => 0,
-                };
-                (get("min"), get("max"))
-            };
-            if lo < 0 || hi < lo {
-                return Err(GenError::Invalid(format!(
-                    "relation `{}`: assign needs 0 <= min <= max, got {lo}..{hi}",
-                    r.name
-                )));
-            }
+            let (lo, hi) = partner_bounds(r, g, params)?;
             let (nf, nt) = if from == 0 { (n0, n1) } else { (n1, n0) };
             let irreflexive = r.irreflexive && t0 == t1;
             let mut out = Vec::new();
@@ -866,7 +846,6 @@ fn relation_facts(
     Ok(Facts { pairs, values })
 }
 
-/// `k` distinct values of `0..n`, skipping `skip`, in random order.
 /// The role a `function`, `one_to_one` or `assign` generator generates from.
 fn from_role(r: &Relation, g: &Generator) -> Result<usize, GenError> {
     match g.args.get("from") {
@@ -881,6 +860,35 @@ fn from_role(r: &Relation, g: &Generator) -> Result<usize, GenError> {
     })
 }
 
+/// The role whose entities draw partners: `from`, or role 0 for a random graph.
+fn drawing_role(r: &Relation, g: &Generator) -> Result<usize, GenError> {
+    match g.kind {
+        GenKind::RandomGraph => Ok(0),
+        _ => from_role(r, g),
+    }
+}
+
+/// How many partners `function` (exactly one) and `assign` (`min..=max`) give each entity.
+fn partner_bounds(r: &Relation, g: &Generator, params: &Params) -> Result<(i64, i64), GenError> {
+    let (lo, hi) = if g.kind == GenKind::Function {
+        (1, 1)
+    } else {
+        let get = |k: &str| match g.args.get(k) {
+            Some(GenArg::Num(n)) => params.int(n),
+            _ => 0,
+        };
+        (get("min"), get("max"))
+    };
+    if lo < 0 || hi < lo {
+        return Err(GenError::Invalid(format!(
+            "relation `{}`: assign needs 0 <= min <= max, got {lo}..{hi}",
+            r.name
+        )));
+    }
+    Ok((lo, hi))
+}
+
+/// `k` distinct values of `0..n`, skipping `skip`, in random order.
 fn sample_distinct(rng: &mut Rng, n: usize, k: usize, skip: Option<usize>) -> Vec<usize> {
     let mut out: Vec<usize> = Vec::with_capacity(k);
     if k * 4 >= n {
