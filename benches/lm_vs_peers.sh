@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prefill (1,000 tokens, chunks of 512) and greedy decoding (128 tokens) of the real
 # Qwen2.5-Coder-0.5B-Instruct (tests/models/fetch.sh) on the same f32 weights, side by side on
-# this machine in one run: synthpipe's `lm bench` (flex), PyTorch + transformers
+# this machine in one run (and on the Q4_K_M file the f32 weights come from): synthpipe's
+# `lm bench` (flex), PyTorch + transformers
 # (benches/lm/torch_bench.py) and llama.cpp (llama-cpp-python, built from source for this CPU;
 # benches/lm/llama_cpp_bench.py). The peers live in a throw-away virtual environment, never
 # needed by the tests. Prints the CPU and one JSON line per engine.
@@ -27,9 +28,13 @@ lscpu | grep -o -m1 -E "avx512f|amx_bf16" | sort -u | tr '\n' ' '; echo
 # dequantised by llama.cpp's own package (llama.cpp, and synthpipe on it too).
 [ -d "$work/qwen" ] || $sp lm convert "$gguf" --out "$work/qwen" >/dev/null
 [ -f "$work/qwen-f32.gguf" ] || "$venv/bin/python" benches/lm/dequantise_gguf.py "$gguf" "$work/qwen-f32.gguf"
-for model in "$work/qwen-f32.gguf" "$work/qwen"; do
+# The Q4_K_M file itself as well: synthpipe decodes from its blocks (model::packed), whose
+# values are those of the f32 files bit for bit; llama.cpp computes in its own 8-bit dot
+# products there, so its row is the quantised engine's, not the same arithmetic.
+for model in "$work/qwen-f32.gguf" "$work/qwen" "$gguf"; do
   $sp lm bench "$model" --backend flex --prompt-tokens 1000 --new-tokens 128 --repeat "$repeat" --json
 done
 "$venv/bin/python" benches/lm/torch_bench.py "$work/qwen" 1000 128 "$threads" "$repeat"
 "$venv/bin/python" benches/lm/torch_bench.py "$work/qwen" 1000 128 "$threads" "$repeat" bfloat16
 "$venv/bin/python" benches/lm/llama_cpp_bench.py "$work/qwen-f32.gguf" 1000 128 "$threads" "$repeat"
+"$venv/bin/python" benches/lm/llama_cpp_bench.py "$gguf" 1000 128 "$threads" "$repeat"

@@ -371,6 +371,14 @@ impl Gguf {
 
     /// A tensor dequantised to f32, with its row-major shape.
     pub fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), LoadError> {
+        let (shape, enc, raw) = self.read_raw(name)?;
+        let mut out = vec![0f32; shape.iter().product()];
+        quant::dequantize(enc, &raw, &mut out);
+        Ok((shape, out))
+    }
+
+    /// A tensor's bytes as the file stores them, with its row-major shape and encoding.
+    pub fn read_raw(&self, name: &str) -> Result<(Vec<usize>, Encoding, Vec<u8>), LoadError> {
         let t = self.tensor(name).ok_or_else(|| {
             LoadError::new(
                 LoadCode::MissingTensor,
@@ -405,9 +413,7 @@ impl Gguf {
                 "the download is incomplete or the file is damaged; fetch it again",
             )
         })?;
-        let mut out = vec![0f32; t.len() as usize];
-        quant::dequantize(enc, &raw, &mut out);
-        Ok((t.shape(), out))
+        Ok((t.shape(), enc, raw))
     }
 }
 

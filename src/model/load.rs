@@ -1,6 +1,7 @@
 //! Building a `Transformer` from a checkpoint — a Hugging Face folder (config.json,
 //! safetensors, tokenizer) or a GGUF file — one tensor at a time, so peak memory stays near
-//! the f32 model's size; and saving a model in Hugging Face's layout.
+//! the f32 model's size (a GGUF's block-quantised projections are also kept packed, for
+//! decoding); and saving a model in Hugging Face's layout.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ use super::config::{Arch, Config};
 use super::error::{LoadCode, LoadError};
 use super::gguf::Gguf;
 use super::net::{Adapter, Attention, AttnLora, Block, Mlp, MlpLora, Transformer};
+use super::packed::Packed;
 use super::safetensors::{self, Checkpoint};
 use super::tokenizer::Tokenizer;
 
@@ -161,6 +163,32 @@ impl Weights {
         }
         Ok(values)
     }
+
+    /// As [`Weights::read`], with the tensor's blocks packed where it is a GGUF tensor in a
+    /// block format (see [`Packed`]).
+    fn read_packed(
+        &self,
+        n: &Name,
+        layer: usize,
+        want: &[usize],
+    ) -> Result<(Vec<f32>, Option<Packed>), LoadError> {
+        let Weights::Gguf(g) = self else {
+            return Ok((self.read(n, layer, want)?, None));
+        };
+        let name = self.name(n, layer);
+        let (shape, enc, raw) = g.read_raw(&name)?;
+        if shape != want {
+            // The shape error, worded once.
+            return Ok((self.read(n, layer, want)?, None));
+        }
+        let mut values = vec![0f32; shape.iter().product()];
+        super::quant::dequantize(enc, &raw, &mut values);
+        let packed = match want {
+            [out, inp] => Packed::from_blocks(enc, &raw, *out, *inp, &values),
+            _ => None,
+        };
+        Ok((values, packed))
+    }
 }
 
 /// `len` draws from N(0, std²) by Box–Muller on the stream named `name`.
@@ -193,19 +221,26 @@ pub(crate) fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// llama.cpp stores Llama's q/k projections with each head's rows interleaved for its RoPE
 /// kernel; this undoes that so the rotate-half RoPE of Hugging Face applies.
 fn unpermute(v: &[f32], heads: usize, rows: usize, cols: usize) -> Vec<f32> {
-    let hd = rows / heads;
     let mut out = vec![0f32; v.len()];
+    for (dst, src) in unpermuted_rows(heads, rows).into_iter().enumerate() {
+        out[dst * cols..(dst + 1) * cols].copy_from_slice(&v[src * cols..(src + 1) * cols]);
+    }
+    out
+}
+
+/// For each row in Hugging Face's order, its row in llama.cpp's interleaved order.
+fn unpermuted_rows(heads: usize, rows: usize) -> Vec<usize> {
+    let hd = rows / heads;
+    let mut order = vec![0; rows];
     for h in 0..heads {
         for i in 0..hd / 2 {
             for two in 0..2 {
                 // Source row in GGUF order: (h, i, two); destination in HF order: (h, two, i).
-                let src = h * hd + i * 2 + two;
-                let dst = h * hd + two * (hd / 2) + i;
-                out[dst * cols..(dst + 1) * cols].copy_from_slice(&v[src * cols..(src + 1) * cols]);
+                order[h * hd + two * (hd / 2) + i] = h * hd + i * 2 + two;
             }
         }
     }
-    out
+    order
 }
 
 fn param2(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Param<Tensor<2>> {
@@ -303,18 +338,24 @@ fn build(cfg: &Config, w: &Weights, device: &Device) -> Result<Transformer, Load
         cfg.num_kv_heads * cfg.head_dim,
     );
     let gguf_llama = matches!(w, Weights::Gguf(_)) && cfg.arch == Arch::Llama;
-    // A projection stored `[out, in]`, kept as `[in, out]`.
+    let packs = std::cell::RefCell::new(std::collections::HashMap::new());
+    // A projection stored `[out, in]`, kept as `[in, out]` (and packed where it can be).
     let proj = |n: &Name,
                 l: usize,
                 out: usize,
                 inp: usize,
                 heads: Option<usize>|
      -> Result<Param<Tensor<2>>, LoadError> {
-        let mut values = w.read(n, l, &[out, inp])?;
+        let (mut values, mut packed) = w.read_packed(n, l, &[out, inp])?;
         if let (true, Some(heads)) = (gguf_llama, heads) {
             values = unpermute(&values, heads, out, inp);
+            packed = packed.map(|p| p.rows_in_order(&unpermuted_rows(heads, out)));
         }
-        Ok(param2(transpose(&values, out, inp), [inp, out], device))
+        let param = param2(transpose(&values, out, inp), [inp, out], device);
+        if let Some(p) = packed {
+            packs.borrow_mut().insert(param.id, p);
+        }
+        Ok(param)
     };
     let vec1 = |n: &Name, l: usize, len: usize| -> Result<Param<Tensor<1>>, LoadError> {
         Ok(param1(w.read(n, l, &[len])?, device))
@@ -371,11 +412,23 @@ fn build(cfg: &Config, w: &Weights, device: &Device) -> Result<Transformer, Load
     } else {
         None
     };
+    let (values, embed_packed) = if lm_head.is_none() {
+        w.read_packed(&EMBED, 0, &[v, h])?
+    } else {
+        (w.read(&EMBED, 0, &[v, h])?, None)
+    };
+    let embed = param2(values, [v, h], device);
+    let mut packs = packs.into_inner();
+    // A tied output head is the embedding itself, `[vocab, hidden]`: its packed rows serve.
+    if let (None, Some(p)) = (&lm_head, embed_packed) {
+        packs.insert(embed.id, p);
+    }
     Ok(Transformer {
-        embed: param2(w.read(&EMBED, 0, &[v, h])?, [v, h], device),
+        embed,
         blocks,
         norm: vec1(&NORM, 0, h)?,
         lm_head,
+        packed: std::sync::Arc::new(packs),
     })
 }
 

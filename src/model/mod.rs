@@ -1,7 +1,8 @@
 //! Language models: reading checkpoints (GGUF with its quantised encodings, Hugging Face
 //! safetensors folders) into f32 tensors, architecture configs, tokenizers and chat templates,
 //! with coded errors for every way a file can be wrong; LoRA adapters (`lora`); the CPU's
-//! products of a few rows with a weight matrix (`skinny`).
+//! products of a few rows with a weight matrix (`skinny`), and with a GGUF's weights kept in
+//! their quantised blocks (`packed`).
 
 pub mod attend;
 pub mod chat;
@@ -15,6 +16,7 @@ pub mod load;
 pub mod lora;
 pub mod machine;
 pub mod net;
+pub mod packed;
 pub mod quant;
 pub mod safetensors;
 pub mod skinny;

@@ -14,6 +14,7 @@ use burn::tensor::{Bool, Int, TensorData};
 use rayon::prelude::*;
 
 use super::config::Config;
+use super::packed::{Packed, Packs};
 use crate::util::rng::Rng;
 
 #[derive(Module, Debug)]
@@ -86,6 +87,10 @@ pub struct Transformer {
     pub norm: Param<Tensor<1>>,
     /// `[hidden, vocab]`; `None` when tied to `embed`.
     pub lm_head: Option<Param<Tensor<2>>>,
+    /// A GGUF's projections (and tied head) in their quantised blocks, by parameter, for
+    /// the products of decoding (see [`super::packed`]); empty for other checkpoints.
+    #[module(skip)]
+    pub packed: Packs,
 }
 
 /// The score added for a key a query must not see: −∞, so its weight is exactly 0 (and the
@@ -237,8 +242,9 @@ fn linear(
     w: &Param<Tensor<2>>,
     b: Option<&Param<Tensor<1>>>,
     lora: Option<&Adapter>,
-    drop: bool,
+    pass: &Pass,
 ) -> Tensor<3> {
+    let drop = pass.dropout.is_some();
     let delta = lora.map(|ad| {
         // PEFT's `nn.Dropout` in train mode; the device's stream, seeded per layer by the
         // pass, draws the mask, so a recomputed layer draws the same one.
@@ -253,17 +259,24 @@ fn linear(
             .matmul(ad.b.val().unsqueeze_dim(0))
             .mul_scalar(ad.scale)
     });
-    let y = dense(x, w, b);
+    let y = dense(x, w, b, pass.packed.get(&w.id));
     match delta {
         Some(d) => y + d,
         None => y,
     }
 }
 
-/// `x · w (+ b)` for `x: [.., in]`, `w: [in, out]`.
-fn dense(x: Tensor<3>, w: &Param<Tensor<2>>, b: Option<&Param<Tensor<1>>>) -> Tensor<3> {
+/// `x · w (+ b)` for `x: [.., in]`, `w: [in, out]`; `packed`: `w`'s blocks, if any.
+fn dense(
+    x: Tensor<3>,
+    w: &Param<Tensor<2>>,
+    b: Option<&Param<Tensor<1>>>,
+    packed: Option<&Packed>,
+) -> Tensor<3> {
     let [batch, t, _] = x.dims();
-    let y = if let Some(y) = few_rows(&x, w) {
+    let y = if let Some(y) = packed.and_then(|p| from_blocks(&x, &w.val(), p, true)) {
+        y
+    } else if let Some(y) = few_rows(&x, w) {
         y
     } else if batch * t <= SPLIT_ROWS {
         // Split over the input dimension: a block of rows of `w` is contiguous, so no
@@ -349,6 +362,29 @@ fn few_rows(x: &Tensor<3>, w: &Param<Tensor<2>>) -> Option<Tensor<3>> {
     ))
 }
 
+/// `x · w` from `w`'s packed blocks for up to [`FEW_ROWS`] rows of f32 on the CPU outside
+/// autodiff (decoding), while `w` (`[in, out]`, or `[out, in]` where not `transposed`) still
+/// holds the values it was packed from. `None` otherwise.
+fn from_blocks(x: &Tensor<3>, w: &Tensor<2>, p: &Packed, transposed: bool) -> Option<Tensor<3>> {
+    use burn::backend::Flex;
+    let [batch, t, inp] = x.dims();
+    let [out, _] = p.dims();
+    if !(1..=FEW_ROWS).contains(&(batch * t)) {
+        return None;
+    }
+    let flex = |t: burn::tensor::Tensor<2>| t.try_into_primitive::<Flex>().ok();
+    let wp = flex(w.clone())?;
+    if !p.mirrors(wp.as_slice::<f32>()?, transposed) {
+        return None;
+    }
+    let xp = flex(x.clone().reshape([batch * t, inp]))?;
+    let y = p.matmul(xp.as_slice::<f32>()?, batch * t)?;
+    Some(Tensor::from_data(
+        TensorData::new(y, [batch, t, out]),
+        &x.device(),
+    ))
+}
+
 /// Blocks a split projection is cut into: fixed, not the thread count, so that results are
 /// the same on any machine; enough to keep 8 cores busy.
 const SPLIT_BLOCKS: usize = 8;
@@ -385,6 +421,8 @@ pub struct Pass {
     valid: std::sync::Arc<Vec<Vec<bool>>>,
     /// Training passes with dropout: the seed each layer's masks are drawn from.
     dropout: Option<u64>,
+    /// The model's packed weights.
+    packed: Packs,
 }
 
 impl Transformer {
@@ -511,18 +549,26 @@ impl Transformer {
             blocked,
             valid: std::sync::Arc::new(cache.valid.clone()),
             dropout,
+            packed: self.packed.clone(),
         }
     }
     /// Projects hidden states to logits over the vocabulary.
     pub fn logits(&self, h: Tensor<3>) -> Tensor<3> {
         match &self.lm_head {
-            Some(w) => dense(h, w, None),
+            Some(w) => dense(h, w, None, self.packed.get(&w.id)),
             // (E · hᵀ)ᵀ rather than h · Eᵀ: the embedding stays in its row-major layout, so
             // the largest matrix of the model is never transposed into a copy. Few rows
             // (decoding): vocabulary blocks on separate threads, as in `linear`.
             None => {
-                let [b, t, d] = h.dims();
                 let e = self.embed.val();
+                if let Some(y) = self
+                    .packed
+                    .get(&self.embed.id)
+                    .and_then(|p| from_blocks(&h, &e, p, false))
+                {
+                    return y;
+                }
+                let [b, t, d] = h.dims();
                 let v = e.dims()[0];
                 let ht = h.reshape([b * t, d]).transpose();
                 let y = if b * t <= SPLIT_ROWS {
@@ -551,7 +597,6 @@ impl Block {
         layer: usize,
         kv: &mut Option<Kv>,
     ) -> Tensor<3> {
-        let drop = pass.dropout.is_some();
         if let Some(seed) = pass.dropout {
             x.device()
                 .seed(Rng::stream(seed, &format!("layer/{layer}")).next_u64());
@@ -560,9 +605,9 @@ impl Block {
         let x = x + self.attn.forward(cfg, a, pass, kv);
         let m = rms_norm(x.clone(), &self.mlp_norm, cfg.rms_norm_eps);
         let (mlp, ad) = (&self.mlp, &self.mlp.lora);
-        let m = silu(linear(m.clone(), &mlp.gate, None, ad.gate.as_ref(), drop))
-            * linear(m, &mlp.up, None, ad.up.as_ref(), drop);
-        x + linear(m, &mlp.down, None, ad.down.as_ref(), drop)
+        let m = silu(linear(m.clone(), &mlp.gate, None, ad.gate.as_ref(), pass))
+            * linear(m, &mlp.up, None, ad.up.as_ref(), pass);
+        x + linear(m, &mlp.down, None, ad.down.as_ref(), pass)
     }
 }
 
@@ -576,14 +621,14 @@ impl Attention {
     ) -> Tensor<3> {
         let [b, t, _] = x.dims();
         let (h, kvh, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
-        let (ad, drop) = (&self.lora, pass.dropout.is_some());
+        let ad = &self.lora;
         let (cos, sin, mask) = (&pass.cos, &pass.sin, &pass.mask);
         let q = linear(
             x.clone(),
             &self.q,
             self.q_bias.as_ref(),
             ad.q.as_ref(),
-            drop,
+            pass,
         )
         .reshape([b, t, h, hd]);
         let k = linear(
@@ -591,11 +636,11 @@ impl Attention {
             &self.k,
             self.k_bias.as_ref(),
             ad.k.as_ref(),
-            drop,
+            pass,
         )
         .reshape([b, t, kvh, hd]);
         let v =
-            linear(x, &self.v, self.v_bias.as_ref(), ad.v.as_ref(), drop).reshape([b, t, kvh, hd]);
+            linear(x, &self.v, self.v_bias.as_ref(), ad.v.as_ref(), pass).reshape([b, t, kvh, hd]);
         let (q, k) = match (&self.q_norm, &self.k_norm) {
             (Some(qn), Some(kn)) => (
                 rms_norm(q, qn, cfg.rms_norm_eps),
@@ -614,7 +659,7 @@ impl Attention {
         if t > 1 && !q.is_autodiff() && q.device() == Device::flex() {
             // Prefill on the CPU: the causal kernel skips the keys no query may see.
             if let Some(out) = causal_on_cpu(&q, &k, &v, pass) {
-                return linear(out, &self.o, None, ad.o.as_ref(), drop);
+                return linear(out, &self.o, None, ad.o.as_ref(), pass);
             }
             // Prefill outside autodiff: the CPU backend's fused attention (grouped-query heads
             // as they are, scores in tiles with an online softmax) never holds the scores of
@@ -634,7 +679,7 @@ impl Attention {
                 },
             );
             let out = out.swap_dims(1, 2).reshape([b, t, h * hd]);
-            return linear(out, &self.o, None, ad.o.as_ref(), drop);
+            return linear(out, &self.o, None, ad.o.as_ref(), pass);
         }
         // Grouped-query attention without copying keys and values per query head: the
         // `rep` query heads sharing a key/value head are stacked as extra query rows
@@ -653,6 +698,6 @@ impl Attention {
             .reshape([b, h, t, hd])
             .swap_dims(1, 2)
             .reshape([b, t, h * hd]);
-        linear(out, &self.o, None, ad.o.as_ref(), drop)
+        linear(out, &self.o, None, ad.o.as_ref(), pass)
     }
 }

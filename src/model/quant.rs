@@ -161,7 +161,7 @@ fn q8_0(b: &[u8], y: &mut [f32]) {
 }
 
 /// The 6-bit scale and minimum of sub-block `j` (0..8) packed into 12 bytes.
-fn scale_min(j: usize, s: &[u8]) -> (f32, f32) {
+pub(crate) fn scale_min(j: usize, s: &[u8]) -> (f32, f32) {
     let (sc, m) = if j < 4 {
         (s[j] & 63, s[j + 4] & 63)
     } else {

@@ -14,7 +14,8 @@ pub const KIND: KindSpec = KindSpec {
     // 4: answers are read as PhantomWiki's regex reads them (no line break in a span).
     // 5: prompts are batched in token order (shared prefixes together), so the samples
     //    drawn differ; `limit` applies to datasets too.
-    version: 5,
+    // 6: a GGUF's decoding reads its packed blocks (model::packed; sums in another order).
+    version: 6,
     doc: "Answer a synthpipe dataset's questions (the training prompts) or a real benchmark's (reading comprehension with worked examples) with a model, sampling with the paper's evaluation settings, and score them: predictions.jsonl and metrics.json (EM, F1 ± s.e.m. overall and by stratum; for benchmarks also the composition probe).",
     params: &[
         p(
