@@ -207,7 +207,8 @@ fn text_hash(text: &str) -> String {
 /// Extra prompt tokens a batch may prefill rather than end early.
 const SPLIT_COST: usize = 256;
 
-/// The prompts' indices in token order, cut into batches of at most `batch`. A batch also
+/// The prompts' indices in token order (those that share only what all share: by length),
+/// cut into batches of at most `batch`. A batch also
 /// ends where taking the next prompt would make the prompts already in it prefill more
 /// than [`SPLIT_COST`] tokens that they would otherwise share (with each other, or with
 /// the batch before, whose prefix is kept): the prompts of one universe stay together,
@@ -219,6 +220,21 @@ fn batches(prompts: &[Vec<u32>], batch: usize) -> Vec<Vec<usize>> {
         let (a, b) = (&prompts[a], &prompts[b]);
         a.iter().zip(b).take_while(|(x, y)| x == y).count()
     };
+    // A batch pads its prompts to its longest after what they share. Prompts that share no
+    // more with their neighbours than every prompt shares (a benchmark's: the instruction)
+    // gain nothing from token order, so they go by length: less padding.
+    let next: Vec<usize> = order.windows(2).map(|w| lcp(w[0], w[1])).collect();
+    let common = next.iter().copied().min().unwrap_or(0);
+    let lone = |k: usize| {
+        let before = k.checked_sub(1).map_or(0, |j| next[j]);
+        let after = next.get(k).copied().unwrap_or(0);
+        before.max(after) <= common + SPLIT_COST
+    };
+    let mut alone: Vec<usize> = (0..order.len()).filter(|&k| lone(k)).collect();
+    // By length, ties in token order (positions `k` in `order`).
+    alone.sort_by_key(|&k| (prompts[order[k]].len(), k));
+    let grouped = (0..order.len()).filter(|&k| !lone(k));
+    let order: Vec<usize> = grouped.chain(alone).map(|k| order[k]).collect();
     let mut out: Vec<Vec<usize>> = Vec::new();
     // What the current batch's prompts share: with each other, or for a lone prompt, with
     // the batch before.
@@ -519,5 +535,23 @@ mod tests {
         // Prompts that share only an instruction fill whole batches, in token order.
         let lone: Vec<Vec<u32>> = (0..6u32).rev().map(|q| vec![7, 7, 500 + q, 1, 2]).collect();
         assert_eq!(batches(&lone, 4), vec![vec![5, 4, 3, 2], vec![1, 0]]);
+        // A benchmark's prompts (one shared instruction, evidence of any length) go by
+        // length, so a batch pads little.
+        let lens = [100, 500, 120, 480, 110, 520, 90, 510];
+        let bench: Vec<Vec<u32>> = lens
+            .iter()
+            .enumerate()
+            .map(|(q, &n)| {
+                let mut p = vec![7; 10];
+                p.extend(std::iter::repeat_n(1000 + q as u32, n));
+                p
+            })
+            .collect();
+        assert_eq!(batches(&bench, 4), vec![vec![6, 0, 4, 2], vec![3, 1, 7, 5]]);
+        // Universes and lone prompts together: the universes' batches as before, then the
+        // rest by length.
+        let mut mixed: Vec<Vec<u32>> = (0..3).map(|q| prompt(2, q)).collect();
+        mixed.extend(bench[..3].iter().cloned());
+        assert_eq!(batches(&mixed, 4), vec![vec![0, 1, 2], vec![3, 5, 4]]);
     }
 }

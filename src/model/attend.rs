@@ -356,10 +356,10 @@ fn weigh_any<S: Simd>(
     }
 }
 
-/// eˣ of a vector to about 2 ulp (x ≤ 0 here): 2ⁿ·eʳ with n = round(x / ln 2), |r| ≤ ln 2 / 2,
-/// eʳ by its Taylor polynomial of degree 6, 2ⁿ built in the exponent bits.
+/// eˣ of a vector to about 2 ulp (x clamped to [−87, 88]): 2ⁿ·eʳ with n = round(x / ln 2),
+/// |r| ≤ ln 2 / 2, eʳ by its Taylor polynomial of degree 6, 2ⁿ built in the exponent bits.
 #[inline(always)]
-fn exp<S: Simd>(simd: S, x: S::f32s) -> S::f32s {
+pub(crate) fn exp<S: Simd>(simd: S, x: S::f32s) -> S::f32s {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;

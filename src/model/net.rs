@@ -385,6 +385,23 @@ fn from_blocks(x: &Tensor<3>, w: &Tensor<2>, p: &Packed, transposed: bool) -> Op
     ))
 }
 
+/// `silu(g)·u`: on the CPU outside autodiff (f32, contiguous) in one vectorised pass
+/// ([`super::swiglu`]), else by burn's operations.
+fn swiglu(g: Tensor<3>, u: Tensor<3>) -> Tensor<3> {
+    use burn::backend::Flex;
+    let flex = |t: &Tensor<3>| t.clone().try_into_primitive::<Flex>().ok();
+    if let (Some(gp), Some(up)) = (flex(&g), flex(&u)) {
+        let y = gp
+            .as_slice::<f32>()
+            .zip(up.as_slice::<f32>())
+            .and_then(|(gs, us)| super::swiglu::silu_times(gs, us));
+        if let Some(y) = y {
+            return Tensor::from_data(TensorData::new(y, g.dims()), &g.device());
+        }
+    }
+    silu(g) * u
+}
+
 /// Blocks a split projection is cut into: fixed, not the thread count, so that results are
 /// the same on any machine; enough to keep 8 cores busy.
 const SPLIT_BLOCKS: usize = 8;
@@ -605,9 +622,9 @@ impl Block {
         let x = x + self.attn.forward(cfg, a, pass, kv);
         let m = rms_norm(x.clone(), &self.mlp_norm, cfg.rms_norm_eps);
         let (mlp, ad) = (&self.mlp, &self.mlp.lora);
-        let m = silu(linear(m.clone(), &mlp.gate, None, ad.gate.as_ref(), pass))
-            * linear(m, &mlp.up, None, ad.up.as_ref(), pass);
-        x + linear(m, &mlp.down, None, ad.down.as_ref(), pass)
+        let gate = linear(m.clone(), &mlp.gate, None, ad.gate.as_ref(), pass);
+        let up = linear(m, &mlp.up, None, ad.up.as_ref(), pass);
+        x + linear(swiglu(gate, up), &mlp.down, None, ad.down.as_ref(), pass)
     }
 }
 

@@ -15,7 +15,9 @@ pub const KIND: KindSpec = KindSpec {
     // 5: prompts are batched in token order (shared prefixes together), so the samples
     //    drawn differ; `limit` applies to datasets too.
     // 6: a GGUF's decoding reads its packed blocks (model::packed; sums in another order).
-    version: 6,
+    // 7: the MLP's gate outside autodiff by model::swiglu (a vector exponential), and
+    //    prompts that share only the instruction (a benchmark's) batched by length.
+    version: 7,
     doc: "Answer a synthpipe dataset's questions (the training prompts) or a real benchmark's (reading comprehension with worked examples) with a model, sampling with the paper's evaluation settings, and score them: predictions.jsonl and metrics.json (EM, F1 ± s.e.m. overall and by stratum; for benchmarks also the composition probe).",
     params: &[
         p(

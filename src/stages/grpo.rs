@@ -16,7 +16,8 @@ pub const KIND: KindSpec = KindSpec {
     // 6: rollouts' few-row products by model::skinny (float sums in another order), and
     //    finished completions leave the batch.
     // 7: a GGUF's rollouts read its packed blocks (model::packed; sums in another order).
-    version: 7,
+    // 8: the MLP's gate outside autodiff (rollouts) by model::swiglu (a vector exponential).
+    version: 8,
     doc: "GRPO with verifiable rewards (TRL 0.21 semantics; defaults are the paper's recipe): groups of sampled completions per question, set-F1 rewards of the last <answer> span, group-normalised advantages, the clipped objective, AdamW with linear decay. Resumes from its last checkpoint when killed.",
     params: &[
         MODEL_IN,
