@@ -123,6 +123,111 @@ fn batched_generation_agrees_with_one_prompt_at_a_time() {
 }
 
 #[test]
+fn overlapped_chunks_compute_what_chunks_in_turn_compute() {
+    // The CPU's prefill runs chunk c's layer l beside chunk c − 1's layer l + 1: the hidden
+    // states and every layer's keys and values must be those of running the chunks in turn,
+    // bit for bit, with a padded row.
+    use burn::tensor::{Int, TensorData};
+    use synthpipe::model::net::Cache;
+    for arch in ARCHS {
+        let m = load(&tiny(arch));
+        let full = ids(&reference(arch)["ids"]);
+        let device = Device::flex();
+        let rows = [full.clone(), full[2..].to_vec()];
+        let width = rows[0].len();
+        let run = |overlap: bool| {
+            let mut cache = Cache::new(m.cfg.num_layers, 2);
+            let chunks = (0..width)
+                .step_by(3)
+                .map(|at| {
+                    let end = (at + 3).min(width);
+                    let mut flat = Vec::new();
+                    let mut valid = Vec::new();
+                    for r in &rows {
+                        let pad = width - r.len();
+                        let ok: Vec<bool> = (at..end).map(|i| i >= pad).collect();
+                        flat.extend(
+                            (at..end).map(|i| i64::from(if i >= pad { r[i - pad] } else { 0 })),
+                        );
+                        valid.push(ok);
+                    }
+                    let ids = Tensor::<1, Int>::from_data(
+                        TensorData::new(flat, [2 * (end - at)]),
+                        &device,
+                    )
+                    .reshape([2, end - at]);
+                    (ids, valid)
+                })
+                .collect::<Vec<_>>();
+            assert!(chunks.len() >= 3, "{arch}: too few chunks to overlap");
+            let h = m
+                .net
+                .hidden_chunks(&m.cfg, chunks, &mut cache, overlap)
+                .unwrap();
+            let kv: Vec<Vec<f32>> = cache
+                .layers
+                .iter()
+                .flat_map(|l| {
+                    let (k, v) = l.clone().unwrap();
+                    [
+                        k.into_data().try_to_vec::<f32>().unwrap(),
+                        v.into_data().try_to_vec::<f32>().unwrap(),
+                    ]
+                })
+                .collect();
+            (
+                h.into_data().try_to_vec::<f32>().unwrap(),
+                kv,
+                cache.valid,
+                cache.next_pos,
+            )
+        };
+        assert_eq!(run(true), run(false), "{arch}");
+    }
+}
+
+#[test]
+fn rows_of_very_different_lengths_decode_together_as_alone() {
+    // Long rows are prefilled apart (two at a time on the CPU) and short ones together, then
+    // joined into one cache with masked gaps; with and without a shared prefix, each row
+    // must decode as it does alone.
+    let m = load(&tiny("qwen2"));
+    let full = ids(&reference("qwen2")["ids"]);
+    let long = |n: usize, shift: usize| -> Vec<u32> {
+        full.iter().cycle().skip(shift).take(n).copied().collect()
+    };
+    let suffixes = [
+        long(300, 1),
+        long(5, 2),
+        long(620, 3),
+        long(40, 4),
+        long(280, 5),
+    ];
+    let head = long(24, 0);
+    for prefix in [Vec::new(), head] {
+        let prompts: Vec<Vec<u32>> = suffixes
+            .iter()
+            .map(|s| prefix.iter().chain(s).copied().collect())
+            .collect();
+        let (batch, _) = m.generate(&prompts, &greedy(5)).unwrap();
+        let mut kept = None;
+        let (reused, _) = m
+            .generate_reusing(&prompts, &greedy(5), Some(&mut kept))
+            .unwrap();
+        for (i, p) in prompts.iter().enumerate() {
+            let (one, _) = m.generate(std::slice::from_ref(p), &greedy(5)).unwrap();
+            assert_eq!(
+                one[0].tokens,
+                batch[i].tokens,
+                "row {i}, prefix {}",
+                prefix.len()
+            );
+            assert_eq!(one[0].tokens, reused[i].tokens, "row {i}, kept prefix");
+        }
+    }
+}
+
+#[test]
 fn rows_that_finish_early_leave_the_batch_without_changing_the_others() {
     let m = load(&tiny("qwen2"));
     let full = ids(&reference("qwen2")["ids"]);

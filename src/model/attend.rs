@@ -10,6 +10,8 @@
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
+use super::simd::Isa;
+
 /// Query rows per parallel task, and rows scored together (each key vector loaded is used
 /// this many times).
 const BLOCK: usize = 32;
@@ -109,47 +111,6 @@ pub fn causal(
         }
     }
     Some(y)
-}
-
-#[derive(Clone, Copy)]
-enum Isa {
-    #[cfg(target_arch = "x86_64")]
-    V4(pulp::x86::V4),
-    #[cfg(target_arch = "x86_64")]
-    V3(pulp::x86::V3),
-}
-
-impl Isa {
-    fn detect() -> Option<Isa> {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if let Some(s) = pulp::x86::V4::try_new() {
-                return Some(Isa::V4(s));
-            }
-            if let Some(s) = pulp::x86::V3::try_new() {
-                return Some(Isa::V3(s));
-            }
-        }
-        None
-    }
-
-    fn lanes(self) -> usize {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::V4(_) => 16,
-            #[cfg(target_arch = "x86_64")]
-            Isa::V3(_) => 8,
-        }
-    }
-
-    fn run(self, block: Block<'_>) {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::V4(s) => Simd::vectorize(s, block),
-            #[cfg(target_arch = "x86_64")]
-            Isa::V3(s) => Simd::vectorize(s, block),
-        }
-    }
 }
 
 /// The queries `first..` (up to [`BLOCK`] rows of one head) against their keys.
@@ -490,19 +451,18 @@ mod tests {
         let xs: Vec<f32> = (0..4096)
             .map(|i| -80.0 + i as f32 * (80.0 / 4096.0))
             .collect();
-        let isa = Isa::detect().expect("no AVX2 or AVX-512 found");
-        let got = match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::V4(s) => Simd::vectorize(s, E(xs.clone())),
-            #[cfg(target_arch = "x86_64")]
-            Isa::V3(s) => Simd::vectorize(s, E(xs.clone())),
-        };
-        for (x, g) in xs.iter().zip(got) {
-            let want = (*x as f64).exp();
-            assert!(
-                ((g as f64) - want).abs() <= 4e-7 * want,
-                "exp({x}) = {g}, not {want}"
-            );
+        let isas = Isa::available();
+        assert!(!isas.is_empty(), "no AVX2 or AVX-512 found");
+        for isa in isas {
+            let got = isa.run(E(xs.clone()));
+            for (x, g) in xs.iter().zip(got) {
+                let want = (*x as f64).exp();
+                assert!(
+                    ((g as f64) - want).abs() <= 4e-7 * want,
+                    "exp({x}) = {g}, not {want}, {} lanes",
+                    isa.lanes()
+                );
+            }
         }
     }
 }

@@ -6,9 +6,10 @@
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, TensorData};
+use rayon::prelude::*;
 
 use super::load::Model;
-use super::net::Cache;
+use super::net::{Cache, Chunk};
 use crate::util::rng::Rng;
 
 #[derive(Clone, Debug)]
@@ -202,6 +203,44 @@ fn reusable(prefix: &[u32], prompts: &[Vec<u32>]) -> usize {
         .unwrap_or(0)
 }
 
+/// A group of rows' cache after its prefill, and each row's last logits.
+type Prefilled = (Cache, Vec<Vec<f32>>);
+
+/// Rows at least this long are prefilled alone on the CPU: from there a row's own products
+/// are as efficient as a batch's.
+const ALONE: usize = 256;
+
+/// The rows prefilled together, by index into `lens` (their lengths): ordered longest
+/// first, a row joins the current group while the padding the group computes (every row is
+/// padded to its longest) stays within an eighth of its real tokens, or 256 positions for
+/// short rows, which gain more from sharing a pass than they lose to padding; a row of
+/// `alone` tokens or more is a group of its own. Indices are ascending within a group, so
+/// one group is the rows in their own order.
+fn prefill_groups(lens: &[usize], alone: usize) -> Vec<Vec<usize>> {
+    let mut by_len: Vec<usize> = (0..lens.len()).collect();
+    by_len.sort_by_key(|&i| (std::cmp::Reverse(lens[i]), i));
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut real = 0;
+    for i in by_len {
+        if let Some(g) = groups.last_mut().filter(|g| lens[g[0]] < alone) {
+            let longest = lens[g[0]];
+            let padding = longest * (g.len() + 1) - (real + lens[i]);
+            if padding <= ((real + lens[i]) / 8).max(256) {
+                g.push(i);
+                real += lens[i];
+                continue;
+            }
+        }
+        groups.push(vec![i]);
+        real = lens[i];
+    }
+    for g in &mut groups {
+        // The group's longest row led it; sorting keeps its length as the group's width.
+        g.sort_unstable();
+    }
+    groups
+}
+
 impl Model {
     /// Generates a continuation for each prompt (token ids). Rows are independent: the same
     /// prompt gives the same tokens alone or in a batch (greedy), and a seed fixes sampling.
@@ -248,53 +287,24 @@ impl Model {
         .max(reuse);
         let prompts: Vec<&[u32]> = distinct.iter().map(|p| &p[shared..]).collect();
         let pad = self.tokenizer.eos_token_ids.first().copied().unwrap_or(0);
-        let longest = prompts.iter().map(|p| p.len()).max().unwrap_or(0).max(1);
-        // Left padding: every row's last prompt token is at the same column. Padding after a
-        // shared prefix sits mid-row; it is masked and advances no position.
-        let rows: Vec<Vec<u32>> = prompts
-            .iter()
-            .map(|p| {
-                let mut r = vec![pad; longest - p.len().min(longest)];
-                r.extend_from_slice(p);
-                if r.is_empty() {
-                    r.push(pad)
-                }
-                r
-            })
-            .collect();
-        let valid: Vec<Vec<bool>> = prompts
-            .iter()
-            .map(|p| {
-                let mut v = vec![false; longest - p.len().min(longest)];
-                v.extend(std::iter::repeat_n(true, p.len()));
-                if v.is_empty() {
-                    v.push(false)
-                }
-                v
-            })
-            .collect();
         timing.prompt_tokens = shared - reuse + prompts.iter().map(|p| p.len()).sum::<usize>();
         let started = std::time::Instant::now();
         let chunk = opts.prefill_chunk.max(1);
         let mut cache = match kept.as_deref() {
             Some(Some(p)) if reuse > 0 => p.cache.truncated(reuse),
-            _ => Cache::new(
-                self.cfg.num_layers,
-                if shared > 0 { 1 } else { prompts.len() },
-            ),
+            // Used only when there is a shared prefix to prefill into it.
+            _ => Cache::new(self.cfg.num_layers, 1),
         };
-        let mut at = reuse;
-        while at < shared {
-            let end = (at + chunk).min(shared);
-            let ids = vec![distinct[0][at..end].to_vec()];
-            self.net.hidden(
-                &self.cfg,
-                ids_tensor(&ids, &device),
-                &[vec![true; end - at]],
-                &mut cache,
-            );
-            at = end;
-        }
+        let cpu = self.on_cpu();
+        let chunks: Vec<Chunk> = (reuse..shared)
+            .step_by(chunk)
+            .map(|at| {
+                let end = (at + chunk).min(shared);
+                let ids = vec![distinct[0][at..end].to_vec()];
+                (ids_tensor(&ids, &device), vec![vec![true; end - at]])
+            })
+            .collect();
+        self.net.hidden_chunks(&self.cfg, chunks, &mut cache, cpu);
         if let Some(slot) = kept
             && shared > 0
         {
@@ -303,30 +313,53 @@ impl Model {
                 cache: cache.clone(),
             });
         }
-        if shared > 0 {
-            cache = cache.select_rows(&vec![0; prompts.len()]);
-        }
-        let mut logits = Vec::new();
-        let mut at = 0;
-        while at < longest {
-            let end = (at + chunk).min(longest);
-            let ids: Vec<Vec<u32>> = rows.iter().map(|r| r[at..end].to_vec()).collect();
-            let ok: Vec<Vec<bool>> = valid.iter().map(|r| r[at..end].to_vec()).collect();
-            // Only the last position's logits are needed: projecting every prompt position
-            // onto the vocabulary would cost a quarter of the prefill for nothing.
-            let h = self
-                .net
-                .hidden(&self.cfg, ids_tensor(&ids, &device), &ok, &mut cache);
-            if end == longest {
-                let [bb, tt, hh] = h.dims();
-                logits = last_logits(self.net.logits(h.slice([0..bb, tt - 1..tt, 0..hh])))?;
+        // Rows of very different lengths are prefilled in groups of similar ones, so that
+        // a short row does not compute the padding up to a long one's length, and joined
+        // for decoding.
+        let lens: Vec<usize> = prompts.iter().map(|p| p.len()).collect();
+        // On the CPU a long row fills the matrix products alone, and rows prefilled two at
+        // a time keep both cores busy through the other's serial steps (norms, copies).
+        let groups = prefill_groups(&lens, if cpu { ALONE } else { usize::MAX });
+        let prefill = |group: &Vec<usize>| -> Result<Prefilled, String> {
+            let mut part = if shared > 0 {
+                cache.select_rows(&vec![0; group.len()])
+            } else {
+                Cache::new(self.cfg.num_layers, group.len())
+            };
+            let rows: Vec<&[u32]> = group.iter().map(|&i| prompts[i]).collect();
+            let last = self.prefill_rows(&rows, pad, chunk, &mut part)?;
+            Ok((part, last))
+        };
+        let done: Vec<Result<Prefilled, String>> = if cpu && groups.len() > 1 {
+            groups.par_iter().map(prefill).collect()
+        } else {
+            groups.iter().map(prefill).collect()
+        };
+        let mut logits = vec![Vec::new(); prompts.len()];
+        let mut parts = Vec::with_capacity(groups.len());
+        for (group, d) in groups.iter().zip(done) {
+            let (part, last) = d?;
+            for (&i, l) in group.iter().zip(last) {
+                logits[i] = l;
             }
-            at = end;
+            parts.push(part);
         }
-        if prompts.len() < b {
-            cache = cache.select_rows(&row_of);
-            logits = row_of.iter().map(|&u| logits[u].clone()).collect();
+        // Row `i` of the joined cache is prompt `order[i]`.
+        let order: Vec<usize> = groups.concat();
+        cache = if parts.len() == 1 {
+            parts.pop().unwrap_or(cache)
+        } else {
+            Cache::join(parts, shared)
+        };
+        let mut at_row = vec![0; order.len()];
+        for (i, &u) in order.iter().enumerate() {
+            at_row[u] = i;
         }
+        let rows: Vec<usize> = row_of.iter().map(|&u| at_row[u]).collect();
+        if rows.iter().enumerate().any(|(i, &r)| i != r) {
+            cache = cache.select_rows(&rows);
+        }
+        let mut logits: Vec<Vec<f32>> = row_of.iter().map(|&u| logits[u].clone()).collect();
         timing.prefill_seconds = started.elapsed().as_secs_f64();
         let started = std::time::Instant::now();
         let mut rngs: Vec<Rng> = (0..b)
@@ -405,6 +438,69 @@ impl Model {
         Ok((gens, timing))
     }
 
+    /// Whether the model runs on the CPU (flex).
+    fn on_cpu(&self) -> bool {
+        self.net
+            .embed
+            .val()
+            .try_into_primitive::<burn::backend::Flex>()
+            .is_ok()
+    }
+
+    /// Prefills `rows` (after what `cache` holds), left-padded to the longest, in passes of
+    /// `chunk` positions; the last position's logits of each row.
+    fn prefill_rows(
+        &self,
+        rows: &[&[u32]],
+        pad: u32,
+        chunk: usize,
+        cache: &mut Cache,
+    ) -> Result<Vec<Vec<f32>>, String> {
+        let device = self.net.embed.val().device();
+        let longest = rows.iter().map(|p| p.len()).max().unwrap_or(0).max(1);
+        // Left padding: every row's last prompt token is at the same column. Padding after a
+        // shared prefix sits mid-row; it is masked and advances no position.
+        let padded: Vec<Vec<u32>> = rows
+            .iter()
+            .map(|p| {
+                let mut r = vec![pad; longest - p.len().min(longest)];
+                r.extend_from_slice(p);
+                if r.is_empty() {
+                    r.push(pad)
+                }
+                r
+            })
+            .collect();
+        let valid: Vec<Vec<bool>> = rows
+            .iter()
+            .map(|p| {
+                let mut v = vec![false; longest - p.len().min(longest)];
+                v.extend(std::iter::repeat_n(true, p.len()));
+                if v.is_empty() {
+                    v.push(false)
+                }
+                v
+            })
+            .collect();
+        let chunks: Vec<Chunk> = (0..longest)
+            .step_by(chunk)
+            .map(|at| {
+                let end = (at + chunk).min(longest);
+                let ids: Vec<Vec<u32>> = padded.iter().map(|r| r[at..end].to_vec()).collect();
+                let ok: Vec<Vec<bool>> = valid.iter().map(|r| r[at..end].to_vec()).collect();
+                (ids_tensor(&ids, &device), ok)
+            })
+            .collect();
+        let h = self
+            .net
+            .hidden_chunks(&self.cfg, chunks, cache, self.on_cpu())
+            .ok_or("nothing to prefill")?;
+        // Only the last position's logits are needed: projecting every prompt position onto
+        // the vocabulary would cost a quarter of the prefill for nothing.
+        let [bb, tt, hh] = h.dims();
+        last_logits(self.net.logits(h.slice([0..bb, tt - 1..tt, 0..hh])))
+    }
+
     /// Full-sequence logits `[t, vocab]` of one sequence, without a cache (for checks).
     pub fn logits(&self, ids: &[u32]) -> Result<Vec<Vec<f32>>, String> {
         let device = self.net.embed.val().device();
@@ -477,5 +573,38 @@ impl Model {
                 flat[r * len + start..r * len + start + c.len()].to_vec()
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_of_similar_length_share_a_prefill_and_long_ones_go_alone() {
+        // Short rows group while their padding stays small, in their own order.
+        assert_eq!(
+            prefill_groups(&[30, 40, 12, 35], 256),
+            vec![vec![0, 1, 2, 3]]
+        );
+        // A long row among short ones would make them compute its padding.
+        assert_eq!(
+            prefill_groups(&[30, 4000, 12], usize::MAX),
+            vec![vec![1], vec![0, 2]]
+        );
+        // Benchmark-like rows: groups within an eighth of padding, longest first.
+        assert_eq!(
+            prefill_groups(
+                &[1793, 1935, 1956, 1986, 2108, 2301, 3095, 3374],
+                usize::MAX
+            ),
+            vec![vec![6, 7], vec![1, 2, 3, 4, 5], vec![0]]
+        );
+        // On the CPU every row of `alone` tokens or more is a group of its own.
+        assert_eq!(
+            prefill_groups(&[300, 20, 256, 255], 256),
+            vec![vec![0], vec![2], vec![1, 3]]
+        );
+        assert!(prefill_groups(&[], 256).is_empty());
     }
 }

@@ -372,9 +372,15 @@ impl Gguf {
     /// A tensor dequantised to f32, with its row-major shape.
     pub fn read_f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), LoadError> {
         let (shape, enc, raw) = self.read_raw(name)?;
+        let values = Gguf::decode(&shape, enc, &raw);
+        Ok((shape, values))
+    }
+
+    /// The f32 values of a tensor's bytes as [`Gguf::read_raw`] returns them.
+    pub fn decode(shape: &[usize], enc: Encoding, raw: &[u8]) -> Vec<f32> {
         let mut out = vec![0f32; shape.iter().product()];
-        quant::dequantize(enc, &raw, &mut out);
-        Ok((shape, out))
+        quant::dequantize(enc, raw, &mut out);
+        out
     }
 
     /// A tensor's bytes as the file stores them, with its row-major shape and encoding.

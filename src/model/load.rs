@@ -135,10 +135,39 @@ impl Weights {
     }
     /// A tensor with its row-major shape, checked against `want`.
     fn read(&self, n: &Name, layer: usize, want: &[usize]) -> Result<Vec<f32>, LoadError> {
+        Ok(self.read_as(n, layer, want, false)?.0)
+    }
+
+    /// As [`Weights::read`], with the tensor's blocks packed where it is a GGUF tensor in a
+    /// block format (see [`Packed`]).
+    fn read_packed(
+        &self,
+        n: &Name,
+        layer: usize,
+        want: &[usize],
+    ) -> Result<(Vec<f32>, Option<Packed>), LoadError> {
+        self.read_as(n, layer, want, true)
+    }
+
+    fn read_as(
+        &self,
+        n: &Name,
+        layer: usize,
+        want: &[usize],
+        pack: bool,
+    ) -> Result<(Vec<f32>, Option<Packed>), LoadError> {
         let name = self.name(n, layer);
+        let mut packed = None;
         let (shape, values) = match self {
             Weights::Hf(c) => c.read_f32(&name)?,
-            Weights::Gguf(g) => g.read_f32(&name)?,
+            Weights::Gguf(g) => {
+                let (shape, enc, raw) = g.read_raw(&name)?;
+                let values = Gguf::decode(&shape, enc, &raw);
+                if let (true, [out, inp]) = (pack && shape == want, want) {
+                    packed = Packed::from_blocks(enc, &raw, *out, *inp, &values);
+                }
+                (shape, values)
+            }
             Weights::Random { seed, std } => {
                 let len = want.iter().product();
                 let values = if name.ends_with(".bias") {
@@ -161,32 +190,6 @@ impl Weights {
                 "the weights do not belong to this configuration",
             ));
         }
-        Ok(values)
-    }
-
-    /// As [`Weights::read`], with the tensor's blocks packed where it is a GGUF tensor in a
-    /// block format (see [`Packed`]).
-    fn read_packed(
-        &self,
-        n: &Name,
-        layer: usize,
-        want: &[usize],
-    ) -> Result<(Vec<f32>, Option<Packed>), LoadError> {
-        let Weights::Gguf(g) = self else {
-            return Ok((self.read(n, layer, want)?, None));
-        };
-        let name = self.name(n, layer);
-        let (shape, enc, raw) = g.read_raw(&name)?;
-        if shape != want {
-            // The shape error, worded once.
-            return Ok((self.read(n, layer, want)?, None));
-        }
-        let mut values = vec![0f32; shape.iter().product()];
-        super::quant::dequantize(enc, &raw, &mut values);
-        let packed = match want {
-            [out, inp] => Packed::from_blocks(enc, &raw, *out, *inp, &values),
-            _ => None,
-        };
         Ok((values, packed))
     }
 }

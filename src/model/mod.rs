@@ -2,7 +2,8 @@
 //! safetensors folders) into f32 tensors, architecture configs, tokenizers and chat templates,
 //! with coded errors for every way a file can be wrong; LoRA adapters (`lora`); the CPU's
 //! products of a few rows with a weight matrix (`skinny`), and with a GGUF's weights kept in
-//! their quantised blocks (`packed`); the MLP's gate in one pass (`swiglu`).
+//! their quantised blocks (`packed`); the MLP's gate in one pass (`swiglu`); the instruction
+//! set those kernels run on (`simd`).
 
 pub mod attend;
 pub mod chat;
@@ -19,6 +20,7 @@ pub mod net;
 pub mod packed;
 pub mod quant;
 pub mod safetensors;
+pub mod simd;
 pub mod skinny;
 pub mod swiglu;
 pub mod tokenizer;

@@ -102,6 +102,9 @@ const MASKED: f32 = f32::NEG_INFINITY;
 /// A layer's keys and values: `[batch, kv_heads, seen, head_dim]` each.
 pub type Kv = (Tensor<4>, Tensor<4>);
 
+/// Token ids `[batch, t]` of one prefill pass and, per row, which are real (not padding).
+pub type Chunk = (Tensor<2, Int>, Vec<Vec<bool>>);
+
 /// Keys and values of the positions seen so far, per layer, and what a pass needs to know of
 /// the rows: their real tokens, their next position, and the adapters' dropout seed.
 #[derive(Clone, Debug)]
@@ -161,6 +164,57 @@ impl Cache {
             next_pos: vec![n; self.valid.len()],
             dropout: self.dropout,
             passes: self.passes,
+        }
+    }
+
+    /// The rows of `parts`, in order, as one cache: each part's positions after the first
+    /// `shared` (a prefix every row has) are moved right by masked padding so that every
+    /// row's last position lines up, as if the rows had been prefilled left-padded together.
+    pub fn join(parts: Vec<Cache>, shared: usize) -> Cache {
+        let width = parts.iter().map(Cache::seen).max().unwrap_or(0);
+        let layers = (0..parts.first().map_or(0, |c| c.layers.len()))
+            .map(|l| {
+                let padded = |t: &Tensor<4>| {
+                    let [b, h, seen, d] = t.dims();
+                    if seen == width {
+                        return t.clone();
+                    }
+                    let gap = Tensor::zeros([b, h, width - seen, d], &t.device());
+                    Tensor::cat(
+                        vec![
+                            t.clone().slice([0..b, 0..h, 0..shared, 0..d]),
+                            gap,
+                            t.clone().slice([0..b, 0..h, shared..seen, 0..d]),
+                        ],
+                        2,
+                    )
+                };
+                let kvs: Option<Vec<&Kv>> = parts.iter().map(|c| c.layers[l].as_ref()).collect();
+                kvs.map(|kvs| {
+                    (
+                        Tensor::cat(kvs.iter().map(|(k, _)| padded(k)).collect(), 0),
+                        Tensor::cat(kvs.iter().map(|(_, v)| padded(v)).collect(), 0),
+                    )
+                })
+            })
+            .collect();
+        let valid = parts
+            .iter()
+            .flat_map(|c| {
+                c.valid.iter().map(|v| {
+                    let mut row = v[..shared].to_vec();
+                    row.resize(shared + width - v.len(), false);
+                    row.extend_from_slice(&v[shared..]);
+                    row
+                })
+            })
+            .collect();
+        Cache {
+            layers,
+            valid,
+            next_pos: parts.iter().flat_map(|c| c.next_pos.clone()).collect(),
+            dropout: parts.first().and_then(|c| c.dropout),
+            passes: parts.first().map_or(0, |c| c.passes),
         }
     }
 
@@ -471,6 +525,60 @@ impl Transformer {
             x = block.forward(cfg, x, &pass, l, &mut cache.layers[l]);
         }
         self.norm_out(cfg, x)
+    }
+
+    /// The last chunk's hidden states, through the final norm, after prefilling `chunks`
+    /// (`[batch, t]` ids and their `valid` flags) one after another into `cache`; `None`
+    /// for no chunks. With `overlap` (the CPU), chunk `c` runs layer `l` while chunk `c − 1`
+    /// runs layer `l + 1`: each needs only what the other finished a step before (its own
+    /// previous layer; the keys of the chunks before it), so the two cores stay busy
+    /// through each other's serial steps. Each block computes exactly what it computes when
+    /// the chunks run in turn.
+    pub fn hidden_chunks(
+        &self,
+        cfg: &Config,
+        chunks: Vec<Chunk>,
+        cache: &mut Cache,
+        overlap: bool,
+    ) -> Option<Tensor<3>> {
+        if !overlap || chunks.len() < 2 {
+            return chunks
+                .into_iter()
+                .map(|(ids, valid)| self.hidden(cfg, ids, &valid, cache))
+                .last();
+        }
+        let device = chunks[0].0.device();
+        // Every chunk's positions and mask depend only on the rows' tokens, not on the
+        // keys, so all passes can begin before any layer runs.
+        let passes: Vec<Pass> = chunks
+            .iter()
+            .map(|(_, valid)| self.begin(cfg, valid, cache, &device))
+            .collect();
+        let mut xs: Vec<Option<Tensor<3>>> = chunks
+            .into_iter()
+            .map(|(ids, _)| Some(self.embed_ids(ids)))
+            .collect();
+        let (n, depth) = (xs.len(), self.blocks.len());
+        for step in 0..n + depth - 1 {
+            // The (chunk, layer) pairs of this diagonal touch different layers' caches.
+            let mut slots: Vec<Option<&mut Option<Kv>>> =
+                cache.layers.iter_mut().map(Some).collect();
+            let jobs: Vec<(usize, usize, Tensor<3>, &mut Option<Kv>)> = (0..n)
+                .filter(|&c| c <= step && step - c < depth)
+                .filter_map(|c| {
+                    let l = step - c;
+                    Some((c, l, xs[c].take()?, slots[l].take()?))
+                })
+                .collect();
+            let done: Vec<(usize, Tensor<3>)> = jobs
+                .into_par_iter()
+                .map(|(c, l, x, slot)| (c, self.blocks[l].forward(cfg, x, &passes[c], l, slot)))
+                .collect();
+            for (c, x) in done {
+                xs[c] = Some(x);
+            }
+        }
+        xs.pop().flatten().map(|x| self.norm_out(cfg, x))
     }
 
     /// The embeddings `[batch, t, hidden]` of `ids` (`[batch, t]`).

@@ -18,6 +18,7 @@ use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
 use super::quant::{Encoding, f16_to_f32};
+use super::simd::Isa;
 
 /// A weight `[out, in]` (GGUF's row order: one row per output) as block integers.
 #[derive(Clone)]
@@ -177,12 +178,15 @@ impl Packed {
                 for r0 in (0..rows).step_by(GROUP) {
                     let r1 = (r0 + GROUP).min(rows);
                     let width = outs.len();
-                    isa.run(Task {
-                        p: self,
-                        x: &x[r0 * self.inp..r1 * self.inp],
-                        outs: outs.clone(),
-                        y: &mut y[r0 * width..r1 * width],
-                    });
+                    run(
+                        isa,
+                        Task {
+                            p: self,
+                            x: &x[r0 * self.inp..r1 * self.inp],
+                            outs: outs.clone(),
+                            y: &mut y[r0 * width..r1 * width],
+                        },
+                    );
                 }
                 y
             })
@@ -376,47 +380,13 @@ mod x86 {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Isa {
-    #[cfg(target_arch = "x86_64")]
-    V4(pulp::x86::V4),
-    #[cfg(target_arch = "x86_64")]
-    V3(pulp::x86::V3),
-}
-
-impl Isa {
-    fn detect() -> Option<Isa> {
+/// Runs `task` with the kernel of `isa`'s own vector type, whose operations `Lanes` names.
+fn run(isa: Isa, task: Task<'_>) {
+    match isa {
         #[cfg(target_arch = "x86_64")]
-        {
-            if let Some(s) = pulp::x86::V4::try_new() {
-                return Some(Isa::V4(s));
-            }
-            if let Some(s) = pulp::x86::V3::try_new() {
-                return Some(Isa::V3(s));
-            }
-        }
-        None
-    }
-
-    /// Every instruction set this CPU has (tests run the kernel on each).
-    #[cfg(test)]
-    fn available() -> Vec<Isa> {
-        let mut out = Vec::new();
+        Isa::V4(s) => Simd::vectorize(s, Kernel { isa: s, task }),
         #[cfg(target_arch = "x86_64")]
-        {
-            out.extend(pulp::x86::V4::try_new().map(Isa::V4));
-            out.extend(pulp::x86::V3::try_new().map(Isa::V3));
-        }
-        out
-    }
-
-    fn run(self, task: Task<'_>) {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::V4(s) => Simd::vectorize(s, Kernel { isa: s, task }),
-            #[cfg(target_arch = "x86_64")]
-            Isa::V3(s) => Simd::vectorize(s, Kernel { isa: s, task }),
-        }
+        Isa::V3(s) => Simd::vectorize(s, Kernel { isa: s, task }),
     }
 }
 

@@ -9,6 +9,8 @@
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
+use super::simd::Isa;
+
 /// Rows handled together: every weight loaded is used this many times.
 const GROUP: usize = 8;
 /// Output columns per parallel task (each task's results are independent of the others,
@@ -52,38 +54,6 @@ pub fn matmul(x: &[f32], rows: usize, w: &[f32], k: usize, n: usize) -> Option<V
         }
     }
     Some(y)
-}
-
-#[derive(Clone, Copy)]
-enum Isa {
-    #[cfg(target_arch = "x86_64")]
-    V4(pulp::x86::V4),
-    #[cfg(target_arch = "x86_64")]
-    V3(pulp::x86::V3),
-}
-
-impl Isa {
-    fn detect() -> Option<Isa> {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if let Some(s) = pulp::x86::V4::try_new() {
-                return Some(Isa::V4(s));
-            }
-            if let Some(s) = pulp::x86::V3::try_new() {
-                return Some(Isa::V3(s));
-            }
-        }
-        None
-    }
-
-    fn run(self, tile: Tile<'_>) {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::V4(s) => Simd::vectorize(s, tile),
-            #[cfg(target_arch = "x86_64")]
-            Isa::V3(s) => Simd::vectorize(s, tile),
-        }
-    }
 }
 
 /// Up to [`GROUP`] rows of `x` times the columns `cols` of `w`, added into `out`

@@ -7,6 +7,8 @@
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
+use super::simd::Isa;
+
 /// Values per parallel task: a multiple of every vector width, fixed so that results do not
 /// depend on the number of threads.
 const CHUNK: usize = 16 * 1024;
@@ -26,40 +28,6 @@ fn silu_times_on(isa: Isa, g: &[f32], u: &[f32]) -> Option<Vec<f32>> {
         .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
         .for_each(|(y, (g, u))| isa.run(Gate { g, u, y }));
     Some(y)
-}
-
-#[derive(Clone, Copy)]
-enum Isa {
-    #[cfg(target_arch = "x86_64")]
-    V4(pulp::x86::V4),
-    #[cfg(target_arch = "x86_64")]
-    V3(pulp::x86::V3),
-}
-
-impl Isa {
-    fn detect() -> Option<Isa> {
-        Isa::available().into_iter().next()
-    }
-
-    /// Every instruction set this CPU has, the widest first.
-    fn available() -> Vec<Isa> {
-        let mut out = Vec::new();
-        #[cfg(target_arch = "x86_64")]
-        {
-            out.extend(pulp::x86::V4::try_new().map(Isa::V4));
-            out.extend(pulp::x86::V3::try_new().map(Isa::V3));
-        }
-        out
-    }
-
-    fn run(self, gate: Gate<'_>) {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::V4(s) => Simd::vectorize(s, gate),
-            #[cfg(target_arch = "x86_64")]
-            Isa::V3(s) => Simd::vectorize(s, gate),
-        }
-    }
 }
 
 struct Gate<'a> {

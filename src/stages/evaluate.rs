@@ -17,7 +17,9 @@ pub const KIND: KindSpec = KindSpec {
     // 6: a GGUF's decoding reads its packed blocks (model::packed; sums in another order).
     // 7: the MLP's gate outside autodiff by model::swiglu (a vector exponential), and
     //    prompts that share only the instruction (a benchmark's) batched by length.
-    version: 7,
+    // 8: rows of a batch prefilled in groups of similar length (long rows alone, two at a
+    //    time on the CPU) and joined for decoding: other products, other roundings.
+    version: 8,
     doc: "Answer a synthpipe dataset's questions (the training prompts) or a real benchmark's (reading comprehension with worked examples) with a model, sampling with the paper's evaluation settings, and score them: predictions.jsonl and metrics.json (EM, F1 ± s.e.m. overall and by stratum; for benchmarks also the composition probe).",
     params: &[
         p(
