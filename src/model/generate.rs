@@ -327,7 +327,7 @@ impl Model {
                 Cache::new(self.cfg.num_layers, group.len())
             };
             let rows: Vec<&[u32]> = group.iter().map(|&i| prompts[i]).collect();
-            let last = self.prefill_rows(&rows, pad, chunk, &mut part)?;
+            let last = self.prefill_rows(&rows, pad, chunk, cpu, &mut part)?;
             Ok((part, last))
         };
         let done: Vec<Result<Prefilled, String>> = if cpu && groups.len() > 1 {
@@ -448,12 +448,13 @@ impl Model {
     }
 
     /// Prefills `rows` (after what `cache` holds), left-padded to the longest, in passes of
-    /// `chunk` positions; the last position's logits of each row.
+    /// `chunk` positions (overlapped on the CPU); the last position's logits of each row.
     fn prefill_rows(
         &self,
         rows: &[&[u32]],
         pad: u32,
         chunk: usize,
+        cpu: bool,
         cache: &mut Cache,
     ) -> Result<Vec<Vec<f32>>, String> {
         let device = self.net.embed.val().device();
@@ -463,22 +464,16 @@ impl Model {
         let padded: Vec<Vec<u32>> = rows
             .iter()
             .map(|p| {
-                let mut r = vec![pad; longest - p.len().min(longest)];
+                let mut r = vec![pad; longest - p.len()];
                 r.extend_from_slice(p);
-                if r.is_empty() {
-                    r.push(pad)
-                }
                 r
             })
             .collect();
         let valid: Vec<Vec<bool>> = rows
             .iter()
             .map(|p| {
-                let mut v = vec![false; longest - p.len().min(longest)];
+                let mut v = vec![false; longest - p.len()];
                 v.extend(std::iter::repeat_n(true, p.len()));
-                if v.is_empty() {
-                    v.push(false)
-                }
                 v
             })
             .collect();
@@ -493,7 +488,7 @@ impl Model {
             .collect();
         let h = self
             .net
-            .hidden_chunks(&self.cfg, chunks, cache, self.on_cpu())
+            .hidden_chunks(&self.cfg, chunks, cache, cpu)
             .ok_or("nothing to prefill")?;
         // Only the last position's logits are needed: projecting every prompt position onto
         // the vocabulary would cost a quarter of the prefill for nothing.
